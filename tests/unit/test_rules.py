@@ -1,0 +1,300 @@
+"""Pure tests of metrics.rules: the rule dict, its names, settings and the YAML text."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from metrics import names, rules
+from metrics.rules import AlertSettings, BurnWindows, RuleSettings, build_rules, render_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPORTED = {m.name for m in names.ALL}
+NAME = re.compile(r"(?<![\w:])(callpulse_\w+)")
+
+
+def _rules(settings: AlertSettings | None = None) -> list[dict]:
+    return [r for g in build_rules(settings)["groups"] for r in g["rules"]]
+
+
+def _alerts(settings: AlertSettings | None = None, name: str | None = None) -> list[dict]:
+    return [r for r in _rules(settings) if "alert" in r and name in (None, r["alert"])]
+
+
+def _all_text(rule: dict) -> str:
+    return json.dumps(rule)
+
+
+def test_every_metric_name_used_is_exported() -> None:
+    records = {r["record"] for r in _rules() if "record" in r}
+    for rule in _rules():
+        text = _all_text(rule)
+        for used in NAME.findall(text):
+            assert used in EXPORTED, f"{used} in {rule.get('alert') or rule.get('record')}"
+        for ref in re.findall(r"[\w]*:[\w:]+", rule["expr"]):
+            assert ref in records, f"{ref} is not a recording rule"
+
+
+def test_every_selector_is_exported_or_up() -> None:
+    for rule in _rules():
+        for selected in re.findall(r"([A-Za-z_][\w:]*)\{", rule["expr"]):
+            assert selected in EXPORTED | {"up"}, selected
+
+
+def test_one_alert_per_kpi_target() -> None:
+    kpi_group = next(g for g in build_rules()["groups"] if g["name"] == "callpulse-kpi")
+    assert [r["alert"] for r in kpi_group["rules"]] == list(rules.KPI_ALERTS)
+    for target in (names.TARGET_SERVICE_LEVEL, names.TARGET_ABANDON_RATE, names.TARGET_ASA,
+                   names.TARGET_OLDEST_WAIT):
+        users = [r["alert"] for r in kpi_group["rules"] if target.name in r["expr"]]
+        assert len(users) == 1, (target.name, users)
+
+
+@pytest.mark.parametrize(
+    ("alert", "kpi", "op"),
+    [
+        (rules.SERVICE_LEVEL_LOW, names.SERVICE_LEVEL, "<"),
+        (rules.ABANDON_RATE_HIGH, names.ABANDON_RATE, ">"),
+        (rules.ASA_HIGH, names.ASA, ">"),
+    ],
+)
+def test_window_kpis_use_window_and_min_calls(alert: str, kpi: names.MetricName, op: str) -> None:
+    (rule,) = _alerts(name=alert)
+    assert f'{kpi.name}{{job="callpulse",window="15m"}}\n    {op} on (queue)' in rule["expr"]
+    assert names.MIN_CALLS.name in rule["expr"]
+    assert f'{names.WINDOW_OFFERED.name}{{job="callpulse",window="15m"}}' in rule["expr"]
+
+
+def test_oldest_wait_is_live_and_not_gated_by_min_calls() -> None:
+    (rule,) = _alerts(name=rules.OLDEST_WAIT_HIGH)
+    assert names.MIN_CALLS.name not in rule["expr"]
+    assert "window" not in rule["expr"]
+
+
+@pytest.mark.parametrize(
+    ("alert", "for_", "severity"),
+    [
+        (rules.SERVICE_LEVEL_LOW, "5m", "critical"),
+        (rules.ABANDON_RATE_HIGH, "5m", "warning"),
+        (rules.ASA_HIGH, "5m", "warning"),
+        (rules.OLDEST_WAIT_HIGH, "1m", "critical"),
+        (rules.WATERMARK_LAG, "2m", "warning"),
+        (rules.DEAD_LETTERS_RISING, "5m", "warning"),
+        (rules.EXPORTER_DOWN, "2m", "critical"),
+    ],
+)
+def test_defaults(alert: str, for_: str, severity: str) -> None:
+    (rule,) = _alerts(name=alert)
+    assert rule["for"] == for_
+    assert rule["labels"]["severity"] == severity
+    assert rule["annotations"]["runbook_url"] == f"{rules.RUNBOOK_PLACEHOLDER}/{alert}"
+    assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
+
+
+def test_settings_change_for_severity_window_job_runbook() -> None:
+    s = AlertSettings(
+        window="1h",
+        job="cp-prod",
+        runbook_url="https://wiki.example.invalid/runbooks/",
+        service_level=RuleSettings("10m", "warning"),
+        oldest_wait=RuleSettings("0s", "critical"),
+        extra_labels=(("team", "contact-centre"),),
+    )
+    (sl,) = _alerts(s, rules.SERVICE_LEVEL_LOW)
+    assert sl["for"] == "10m"
+    assert sl["labels"] == {"severity": "warning", "component": "kpi", "team": "contact-centre"}
+    assert 'window="1h"' in sl["expr"] and 'window="15m"' not in sl["expr"]
+    assert 'job="cp-prod"' in sl["expr"] and 'job=\\"cp-prod\\"' in json.dumps(sl)
+    runbook = "https://wiki.example.invalid/runbooks/" + sl["alert"]
+    assert sl["annotations"]["runbook_url"] == runbook
+    (ow,) = _alerts(s, rules.OLDEST_WAIT_HIGH)
+    assert "for" not in ow
+    (down,) = _alerts(s, rules.EXPORTER_DOWN)
+    assert down["expr"] == 'up{job="cp-prod"} == 0\nor\nabsent(up{job="cp-prod"})'
+
+
+def test_runbook_placeholder_names_no_real_host() -> None:
+    host = rules.RUNBOOK_PLACEHOLDER.split("/")[2]
+    assert host.endswith(".invalid")
+
+
+def test_burn_rate_windows_are_recorded_and_paired() -> None:
+    records = {r["record"] for r in _rules() if "record" in r}
+    assert records == {rules.error_ratio_record(w) for w in ("5m", "30m", "1h", "6h", "3d")}
+    page, ticket = _alerts(name=rules.BUDGET_BURN)
+    assert page["labels"]["severity"] == "critical" and ticket["labels"]["severity"] == "warning"
+    for rule in (page, ticket):
+        for ref in re.findall(r"job_queue:callpulse_sl_errors:ratio_rate\w+", rule["expr"]):
+            assert ref in records
+    assert "ratio_rate1h" in page["expr"] and "> 14.4" in page["expr"]
+    assert "ratio_rate30m" in page["expr"] and "> 6\n" in page["expr"]
+    assert "ratio_rate3d" in ticket["expr"] and "> 1\n" in ticket["expr"]
+    for r in _rules():
+        if "record" in r:
+            assert names.CALLS_ANSWERED_IN_SL_TOTAL.name in r["expr"]
+            assert names.CALLS_OFFERED_TOTAL.name in r["expr"]
+
+
+def test_burn_windows_follow_settings() -> None:
+    s = AlertSettings(burn_page=(BurnWindows("2h", "10m", 10),), burn_ticket=())
+    assert rules.burn_windows(s) == ("10m", "2h")
+    burn = _alerts(s, rules.BUDGET_BURN)
+    assert len(burn) == 1 and "> 10\n" in burn[0]["expr"]
+
+
+def test_recording_rules_precede_the_alerts_reading_them() -> None:
+    slo = build_rules()["groups"][0]
+    kinds = ["record" if "record" in r else "alert" for r in slo["rules"]]
+    assert kinds == sorted(kinds, key=lambda k: k != "record")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"window": "10m"},
+        {"job": 'a"b'},
+        {"no_events_for": "ten minutes"},
+        {"service_level": RuleSettings("5x", "critical")},
+        {"asa": RuleSettings("5m", "")},
+        {"burn_page": (BurnWindows("5m", "1h", 14.4),)},
+        {"dead_letter_rate": -1.0},
+        {"extra_labels": (("severity", "x"),)},
+        {"extra_labels": (("bad-name", "x"),)},
+        {"job": "callpulse\n"},
+        {"burn_ticket": (BurnWindows("3d", "0s", 1.0),)},
+    ],
+)
+def test_bad_settings_raise(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        AlertSettings(**kwargs)
+
+
+def test_duration_seconds() -> None:
+    assert rules.duration_seconds("90s") == 90
+    assert rules.duration_seconds("1h30m") == 5400
+    assert rules.duration_seconds("3d") == 259200
+    with pytest.raises(ValueError):
+        rules.duration_seconds("")
+
+
+def test_render_is_deterministic() -> None:
+    a = render_rules(AlertSettings())
+    assert a == render_rules() == render_rules(AlertSettings())
+    assert a.startswith(rules.HEADER)
+    assert a.index("callpulse-slo") < a.index("callpulse-kpi") < a.index("callpulse-pipeline")
+
+
+def test_write_rules(tmp_path: Path) -> None:
+    path = rules.write_rules(tmp_path / "r.yml")
+    assert path.read_text(encoding="utf-8") == render_rules()
+
+
+# --- the tiny YAML emitter ----------------------------------------------------------
+
+
+def test_yaml_shapes() -> None:
+    doc = {
+        "groups": [
+            {"name": "g", "rules": [{"alert": "A", "expr": "a > 1\nor\nb", "for": "5m",
+                                    "labels": {"severity": "on"}, "x": 1.5, "ok": True}]},
+            {"name": "empty", "rules": []},
+        ],
+        "e": {},
+    }
+    assert rules.to_yaml(doc) == (
+        "groups:\n"
+        "  - name: g\n"
+        "    rules:\n"
+        "      - alert: A\n"
+        "        expr: |-\n"
+        "          a > 1\n"
+        "          or\n"
+        "          b\n"
+        '        for: "5m"\n'
+        "        labels:\n"
+        '          severity: "on"\n'
+        "        x: 1.5\n"
+        "        ok: true\n"
+        "  - name: empty\n"
+        "    rules: []\n"
+        "e: {}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("kpi", "kpi"),
+        ("yes", '"yes"'),
+        ("Off", '"Off"'),
+        ("null", '"null"'),
+        ("15m", '"15m"'),
+        ("", '""'),
+        ("a: b", '"a: b"'),
+        ("#x", '"#x"'),
+        ('say "hi"', '"say \\"hi\\""'),
+        ("https://h.example.invalid/x", "https://h.example.invalid/x"),
+    ],
+)
+def test_yaml_scalars(value: str, text: str) -> None:
+    assert rules._scalar(value) == text
+
+
+def test_yaml_multiline_that_cannot_be_a_block_is_quoted() -> None:
+    assert rules.to_yaml({"k": " lead\nx"}) == 'k: " lead\\nx"\n'
+    assert rules.to_yaml({"k": "trail \nx"}) == 'k: "trail \\nx"\n'
+    assert rules.to_yaml({"k": "end\n"}) == 'k: "end\\n"\n'
+
+
+@given(st.text())
+def test_yaml_scalar_is_plain_or_a_json_string(value: str) -> None:
+    text = rules._scalar(value)
+    if text.startswith('"'):
+        assert json.loads(text) == value
+    else:
+        assert text == value and re.fullmatch(r"[A-Za-z][A-Za-z0-9_./:-]*", text)
+        assert value.lower() not in {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1))
+def test_yaml_block_is_only_used_when_exact(value: str) -> None:
+    out = rules._item("k:", value, 0)
+    if out.startswith("k: |-\n"):
+        lines = out[len("k: |-\n"):].rstrip("\n").split("\n")
+        assert "\n".join(line[2:] for line in lines) == value
+        assert all(line.startswith("  ") or line == "" for line in lines)
+
+
+# --- the committed test fixtures and routing agree with the rules -------------------
+
+
+def test_promtool_fixtures_use_exported_names_and_known_alerts() -> None:
+    alerts = {r["alert"] for r in _alerts()}
+    records = {r["record"] for r in _rules() if "record" in r}
+    files = sorted((ROOT / "tests" / "promtool").glob("*.yml"))
+    assert len(files) >= 3
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        assert "rule_files:\n  - callpulse.rules.yml\n" in text, f.name
+        for used in NAME.findall(text):
+            assert used in EXPORTED, (f.name, used)
+        for used in re.findall(r"alertname: (\w+)", text):
+            assert used in alerts, (f.name, used)
+        for used in re.findall(r"job_queue:[\w:]+", text):
+            assert used in records, (f.name, used)
+
+
+def test_alertmanager_inhibitors_exist() -> None:
+    text = (ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8")
+    (inhibitors,) = re.findall(r"alertname=~\"([\w|]+)\"", text)
+    assert set(inhibitors.split("|")) == {rules.EXPORTER_DOWN, rules.NO_EVENTS}
+    for name in (rules.EXPORTER_DOWN, rules.NO_EVENTS):
+        (rule,) = _alerts(name=name)
+        # Sources carry job (the inhibition's `equal`) and no queue label.
+        assert rule["labels"]["component"] == "pipeline"
+        assert "by (job)" in rule["expr"] or "absent(" in rule["expr"]
