@@ -1,0 +1,46 @@
+# callpulse: two commands on a fresh machine — `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DURATION ?= 90
+SPEED ?= 120
+
+.PHONY: demo test unit lint bench kafka-up kafka-down test-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## Simulated call centre → pipeline → DuckDB, with a live terminal wallboard.
+demo: $(STAMP)
+	$(BIN)/callpulse demo --duration $(DURATION) --speed $(SPEED)
+
+## Every test, with the real services they need (installed and started by the project's scripts).
+test: $(STAMP) test-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$status
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+test-deps:
+	@if [ -x scripts/setup-test-deps.sh ]; then scripts/setup-test-deps.sh; fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline metrics dashboards tests
+	$(BIN)/mypy pipeline metrics
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+kafka-up: $(STAMP)
+	$(BIN)/python scripts/kafka.py up
+
+kafka-down: $(STAMP)
+	$(BIN)/python scripts/kafka.py down
+
+clean:
+	rm -rf $(VENV) data bench-out

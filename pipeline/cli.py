@@ -1,0 +1,209 @@
+"""The `callpulse` command line. Thin: it reads config, builds an engine and
+hands batches from a source to ``Engine.process``; all logic lives elsewhere."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import duckdb
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from metrics.snapshot import take_snapshot
+from pipeline import board
+from pipeline.config import Config, ConfigError, load_config, pii_key_from_env
+from pipeline.engine import Engine, Totals
+from pipeline.pii import local_demo_key
+from pipeline.records import Parsed, RawBatch
+from pipeline.sources import files
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time call-quality monitoring.")
+console = Console(stderr=True)
+log = logging.getLogger("callpulse")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)")]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default from config: data/callpulse.duckdb)")]
+
+
+def _config(path: Path | None, db: Path | None) -> Config:
+    return load_config(path).with_db(db)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _summary(totals: Totals, seconds: float) -> str:
+    rate = totals.read / seconds if seconds > 0 else 0.0
+    return (f"read {totals.read:,}  accepted {totals.accepted:,}  duplicates {totals.duplicates:,}  "
+            f"dead-lettered {totals.dead_lettered:,}  in {seconds:.1f}s ({rate:,.0f} records/s)")
+
+
+@app.command()
+def replay(
+    paths: Annotated[list[str], typer.Argument(help="Files to replay (JSON lines, CSV, Parquet; - for stdin)")],
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto | jsonl | csv | parquet")] = "auto",
+    batch_size: Annotated[int | None, typer.Option(help="Records per batch (default from config)")] = None,
+) -> None:
+    """Feed files through the pipeline; ends with accepted / duplicate / dead-lettered counts."""
+    cfg = _config(config, db)
+    key = pii_key_from_env(required=True)
+    assert key is not None
+    started = time.perf_counter()
+    with Engine.open(cfg, key) as engine, _progress() as progress:
+        task = progress.add_task("replay", total=None)
+        for path in paths:
+            if path != "-" and not Path(path).is_file():
+                _fail(f"{path}: no such file")
+            chosen = None if fmt == "auto" else fmt
+            for batch in files.read_batches(path, batch_size or cfg.batch_size, chosen):
+                engine.process(batch)
+                progress.update(task, completed=engine.totals.read,
+                                description=f"{Path(path).name}: {engine.totals.dead_lettered:,} dead-lettered")
+        totals = engine.totals
+    console.print(_summary(totals, time.perf_counter() - started))
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False, disable=not console.is_terminal)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON-lines file (default: stdout)")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same day")] = 1,
+    day: Annotated[str, typer.Option(help="First simulated day, YYYY-MM-DD")] = "2026-03-02",
+    days: Annotated[int, typer.Option(help="Number of days")] = 1,
+    scale: Annotated[float, typer.Option(help="Multiply call volumes")] = 1.0,
+    timezone: Annotated[str, typer.Option(help="Site time zone of the simulated centre")] = "Asia/Shanghai",
+) -> None:
+    """Write a realistic simulated call-centre day as JSON lines."""
+    from pipeline.sources.simulator import SimConfig, simulate as run, write_jsonl
+
+    sim = SimConfig(seed=seed, day=date.fromisoformat(day), days=days, scale=scale, tz=timezone)
+    count = write_jsonl(run(sim), out)
+    console.print(f"wrote {count:,} records" + (f" to {out}" if out else ""))
+
+
+@app.command()
+def kpis(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    window: Annotated[str, typer.Option(help="Window shown in the table")] = "15m",
+) -> None:
+    """Current KPIs per queue: rolling windows, the latest interval, live state."""
+    cfg = _config(config, db)
+    if not cfg.db.exists():
+        _fail(f"{cfg.db}: no database yet (run `callpulse replay` or `callpulse demo` first)")
+    try:
+        con = duckdb.connect(str(cfg.db), read_only=True)
+    except duckdb.IOException as exc:
+        _fail(f"{cfg.db}: cannot open read-only ({exc}); is a pipeline writing it?")
+    try:
+        snap = take_snapshot(con, cfg.windows)
+    finally:
+        con.close()
+    if fmt == "json":
+        sys.stdout.write(json.dumps(snap.to_json(), indent=2) + "\n")
+    elif fmt == "table":
+        Console().print(board.render(snap, window))
+    else:
+        _fail(f"--format: expected table or json, got {fmt!r}")
+
+
+def _paced(records: Iterator[dict[str, Any]], speed: float, batch_event_s: float) -> Iterator[list[dict[str, Any]]]:
+    """Group records into batches of ``batch_event_s`` event seconds, released in
+    event time at ``speed`` times real time (0: as fast as possible)."""
+    first_event: float | None = None
+    wall_start = time.monotonic()
+    batch: list[dict[str, Any]] = []
+    batch_end = 0.0
+    for record in records:
+        t = _event_time(record)
+        if first_event is None:
+            first_event, batch_end = t, t + batch_event_s
+        if t >= batch_end and batch:
+            if speed > 0:
+                delay = wall_start + (batch_end - first_event) / speed - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            yield batch
+            batch = []
+            while t >= batch_end:
+                batch_end += batch_event_s
+        batch.append(record)
+    if batch:
+        yield batch
+
+
+def _event_time(record: dict[str, Any]) -> float:
+    at = record["at"]
+    return float(at) if isinstance(at, (int, float)) else datetime.fromisoformat(at).timestamp()
+
+
+@app.command()
+def demo(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    duration: Annotated[float, typer.Option(help="Stop after this many seconds (0: run the whole simulation)")] = 0,
+    speed: Annotated[float, typer.Option(help="Event time per wall second (1 = real time, 0 = as fast as possible)")] = 60,
+    seed: Annotated[int, typer.Option(help="Simulator seed")] = 1,
+    max_events: Annotated[int, typer.Option(help="Stop after this many events (0: no limit)")] = 0,
+) -> None:
+    """Simulator → pipeline → DuckDB with a live terminal wallboard."""
+    from pipeline.sources.simulator import SimConfig, simulate as run
+
+    cfg = _config(config, db)
+    key = pii_key_from_env(required=False)
+    if key is None:
+        key, created = local_demo_key(cfg.db.parent)
+        console.print(f"demo: caller numbers are hashed with a local demo key kept in {cfg.db.parent}/"
+                      f" ({'created now' if created else 'reused'}); set CALLPULSE_PII_KEY outside the demo.")
+    sim = SimConfig(seed=seed)
+    batch_event_s = max(1.0, speed * 0.5) if speed > 0 else 300.0
+    started = time.monotonic()
+    last_draw = 0.0
+    events = 0
+    with Engine.open(cfg, key) as engine, Live(console=Console(), refresh_per_second=2,
+                                               transient=False) as live:
+        for number, records in enumerate(_paced(run(sim), speed, batch_event_s)):
+            items = [Parsed(f"sim:{events + i}", json.dumps(r), r) for i, r in enumerate(records)]
+            events += len(records)
+            engine.process(RawBatch.from_items("simulator", items))
+            now = time.monotonic()
+            if now - last_draw >= 0.5:
+                snap = take_snapshot(engine.store.con, cfg.windows)
+                live.update(board.render(snap, "15m", _summary(engine.totals, now - started)))
+                last_draw = now
+            if (duration and now - started >= duration) or (max_events and events >= max_events):
+                break
+        snap = take_snapshot(engine.store.con, cfg.windows)
+        live.update(board.render(snap, "15m", _summary(engine.totals, time.monotonic() - started)))
+    console.print(f"demo done: {_summary(engine.totals, time.monotonic() - started)}; database {cfg.db}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        app()
+    except ConfigError as exc:
+        console.print(f"[bold red]config error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

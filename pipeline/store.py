@@ -1,0 +1,314 @@
+"""The DuckDB store: one transaction per batch, duplicates ignored, KPIs kept current.
+
+Lifecycle: ``Store.open(path, config)`` creates the schema and writes the queue
+settings; ``apply(normalized, offsets)`` stores one batch and, in the same
+transaction, refreshes the call state and the interval aggregates the batch
+touched, advances the watermark and saves the source offsets; ``close()`` at the
+end. Nothing is written outside ``apply`` / ``sync_settings`` / ``rebuild``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipeline import sqlfiles
+from pipeline.config import Config, QueueSettings
+from pipeline.normalize import Normalized
+from pipeline.records import SourceOffset
+
+_TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS touched_calls (call_id VARCHAR, queue VARCHAR);
+CREATE TEMP TABLE IF NOT EXISTS touched_q (queue VARCHAR, interval_start TIMESTAMPTZ);
+CREATE TEMP TABLE IF NOT EXISTS touched_a (agent_id VARCHAR, interval_start TIMESTAMPTZ);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    """What one batch did: records read = accepted + duplicates + dead_lettered."""
+
+    read: int
+    accepted: int
+    duplicates: int
+    dead_lettered: int
+    dead_reasons: dict[str, int]
+    watermark: datetime | None
+
+
+class Store:
+    """A DuckDB file (or ``:memory:``) holding events, state, KPI aggregates."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, config: Config) -> None:
+        self.con = con
+        self.config = config
+        self._known_queues: set[str] = set()
+
+    @classmethod
+    def open(cls, path: Path | str, config: Config) -> Store:
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(path)
+        con.execute("SET TimeZone = 'UTC'")
+        store = cls(con, config)
+        store._init_schema()
+        return store
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- schema and settings -------------------------------------------------
+
+    def _init_schema(self) -> None:
+        self._script("schema")
+        self.con.execute(_TEMP_TABLES)
+        row = self._one("SELECT interval_s FROM pipeline_state WHERE id = 1")
+        if row is None:
+            self.con.execute(
+                "INSERT INTO pipeline_state VALUES (1, NULL, ?, ?)",
+                [self.config.interval_s, self.config.timezone],
+            )
+        self._script("views")
+        self._known_queues = {r[0] for r in self.con.execute("SELECT queue FROM queue_settings").fetchall()}
+        self.sync_settings(interval_changed=row is not None and row[0] != self.config.interval_s)
+
+    def sync_settings(self, interval_changed: bool = False) -> None:
+        """Write the config's queue settings; rebuild the aggregates if KPI settings changed."""
+        queues = set(self.config.queues) | self._known_queues
+        changed = interval_changed
+        self.con.execute("BEGIN")
+        try:
+            self.con.execute(
+                "UPDATE pipeline_state SET interval_s = ?, timezone = ? WHERE id = 1",
+                [self.config.interval_s, self.config.timezone],
+            )
+            for queue in sorted(queues):
+                changed |= self._upsert_queue(queue, self.config.for_queue(queue))
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        if changed and self._one("SELECT count(*) FROM call_events")[0]:
+            self.rebuild()
+
+    def _upsert_queue(self, queue: str, s: QueueSettings) -> bool:
+        values = [
+            queue, s.sl_threshold_s, s.sl_formula, s.short_abandon_s, s.repeat_window_s, s.min_calls,
+            s.orphan_after_s, s.targets.service_level, s.targets.abandon_rate, s.targets.asa_s,
+            s.targets.oldest_wait_s,
+        ]
+        old = self._one("SELECT * FROM queue_settings WHERE queue = ?", [queue])
+        if old is not None and list(old) == values:
+            return False
+        self.con.execute("INSERT OR REPLACE INTO queue_settings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        self._known_queues.add(queue)
+        # Targets alone don't change stored aggregates; KPI definitions do.
+        return old is not None and list(old[:7]) != values[:7]
+
+    # -- one batch -----------------------------------------------------------
+
+    def apply(
+        self,
+        batch: Normalized,
+        offsets: list[SourceOffset] | None = None,
+        received_at: datetime | None = None,
+    ) -> StoreCounts:
+        """Store a normalized batch and refresh what it touched, in one transaction."""
+        received_at = received_at or datetime.now(timezone.utc)
+        calls = batch.calls.unique(subset=["call_id", "queue", "event"], keep="first", maintain_order=True)
+        agents = batch.agents.unique(subset=["agent_id", "ts", "state"], keep="first", maintain_order=True)
+        qa = batch.qa.unique(subset=["call_id", "agent_id"], keep="first", maintain_order=True)
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            new_queues = set(calls.get_column("queue").unique().to_list()) - self._known_queues
+            for queue in sorted(new_queues):
+                self._upsert_queue(queue, self.config.for_queue(queue))
+            con.register("batch_calls", calls.to_arrow())
+            con.register("batch_agents", agents.to_arrow())
+            con.register("batch_qa", qa.to_arrow())
+            new_calls = self._frame(sqlfiles.load("new_call_events"))
+            new_agents = self._frame(sqlfiles.load("new_agent_events"))
+            new_qa = self._frame(sqlfiles.load("new_qa_evals"))
+            late_dead = pl.DataFrame(schema={"_row": pl.Int64, "reason": pl.String})
+            if new_calls.height:
+                con.register("new_calls", new_calls.to_arrow())
+                late_dead = self._frame(sqlfiles.load("call_order_violations"))
+                if late_dead.height:
+                    late_dead = late_dead.unique(subset=["_row"], keep="first", maintain_order=True)
+                    bad_rows = late_dead.get_column("_row")
+                    new_calls = new_calls.filter(~pl.col("_row").is_in(bad_rows.implode()))
+                    con.register("new_calls", new_calls.to_arrow())
+            dead = pl.concat([batch.dead, batch.dead_letters_for(late_dead)], how="vertical")
+
+            self._insert("call_events", new_calls)
+            self._insert("agent_events", new_agents)
+            self._insert("qa_evals", new_qa)
+            if dead.height:
+                con.register("batch_dead", dead.with_columns(pl.lit(received_at).alias("received_at")).to_arrow())
+                con.execute("INSERT INTO dead_letters SELECT source, position, reason, raw, received_at FROM batch_dead")
+
+            old_wm = self.watermark()
+            times = [f.get_column("ts").max() for f in (new_calls, new_agents, new_qa) if f.height]
+            new_wm = max([t for t in times if t is not None] + ([old_wm] if old_wm else []), default=None)
+            if new_wm is not None and new_wm != old_wm:
+                con.execute("UPDATE pipeline_state SET watermark = ? WHERE id = 1", [new_wm])
+
+            con.register("new_agents", new_agents.to_arrow())
+            con.register("new_qa", new_qa.to_arrow())
+            touched = new_calls.select("call_id", "queue").unique()
+            self._refresh(touched, old_wm, new_wm, agents_changed=new_agents.height > 0)
+            for off in offsets or []:
+                con.execute(
+                    "INSERT OR REPLACE INTO source_offsets VALUES (?, ?, ?, ?)",
+                    [off.source, off.partition, off.offset, received_at],
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            for name in ("batch_calls", "batch_agents", "batch_qa", "new_calls", "new_agents", "new_qa", "batch_dead"):
+                try:
+                    con.unregister(name)
+                except duckdb.Error:
+                    pass
+
+        accepted_rows = set(new_calls.get_column("_row").to_list())
+        accepted_rows.update(new_agents.get_column("_row").to_list())
+        accepted_rows.update(new_qa.get_column("_row").to_list())
+        dead_reasons: dict[str, int] = {}
+        for reason in dead.get_column("reason").to_list():
+            label = reason.split(":", 1)[0]
+            dead_reasons[label] = dead_reasons.get(label, 0) + 1
+        accepted = len(accepted_rows)
+        return StoreCounts(
+            read=batch.records,
+            accepted=accepted,
+            duplicates=batch.records - accepted - dead.height,
+            dead_lettered=dead.height,
+            dead_reasons=dead_reasons,
+            watermark=new_wm,
+        )
+
+    def _insert(self, table: str, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        cols = [c for c in frame.columns if c != "_row"]
+        self.con.register("_insert_frame", frame.select(cols).to_arrow())
+        try:
+            self.con.execute(f"INSERT INTO {sqlfiles.quote_identifier(table)} BY NAME SELECT * FROM _insert_frame")
+        finally:
+            self.con.unregister("_insert_frame")
+
+    def _refresh(self, touched: pl.DataFrame, old_wm: datetime | None, new_wm: datetime | None,
+                 agents_changed: bool) -> None:
+        """Bring call_state and the interval aggregates up to date for what changed."""
+        con = self.con
+        iv = self.config.interval_s
+        for t in ("touched_calls", "touched_q", "touched_a"):
+            con.execute(f"DELETE FROM {t}")
+        if touched.height:
+            con.register("_touched", touched.to_arrow())
+            con.execute("INSERT INTO touched_calls SELECT call_id, queue FROM _touched")
+            con.unregister("_touched")
+            self._run("touched_call_intervals", iv=iv)
+            self._run("refresh_call_state")
+            self._run("touched_call_intervals", iv=iv)
+            changed = con.execute(sqlfiles.load("refresh_next_contact")).fetchall()
+            if changed:
+                con.executemany("INSERT INTO touched_q VALUES (?, cp_bucket(?::TIMESTAMPTZ, ?))",
+                                [(q, ts, iv) for q, ts in changed if ts is not None])
+        if old_wm is not None and new_wm is not None and new_wm > old_wm:
+            con.execute(
+                "INSERT INTO touched_q " + sqlfiles.load("orphaned_call_intervals"),
+                {"iv": iv, "old_wm": old_wm, "new_wm": new_wm},
+            )
+            self._run("open_agent_ranges", iv=iv, old_wm=old_wm, new_wm=new_wm)
+        if new_wm is not None and agents_changed:
+            self._run("touched_agent_ranges", iv=iv, wm=new_wm)
+        con.execute("INSERT INTO touched_a SELECT agent_id, cp_bucket(ts, ?) FROM new_qa", [iv])
+        self._recompute(new_wm)
+
+    def _recompute(self, wm: datetime | None) -> None:
+        iv = self.config.interval_s
+        lo, hi = self._one("SELECT min(interval_start), max(interval_start) FROM touched_q")
+        if lo is not None:
+            self._run("recompute_queue_intervals", lo=lo, hi=_plus(hi, iv), iv=iv)
+        lo, hi = self._one("SELECT min(interval_start), max(interval_start) FROM touched_a")
+        if lo is not None and wm is not None:
+            self._run("recompute_agent_intervals", lo=lo, hi=_plus(hi, iv), iv=iv, wm=wm)
+
+    def rebuild(self) -> None:
+        """Recompute call state and every aggregate from the stored events alone."""
+        con = self.con
+        iv = self.config.interval_s
+        wm = self.watermark()
+        con.execute("BEGIN")
+        try:
+            for t in ("call_state", "queue_interval", "agent_interval", "touched_calls", "touched_q", "touched_a"):
+                con.execute(f"DELETE FROM {t}")
+            con.execute("INSERT INTO touched_calls SELECT DISTINCT call_id, queue FROM call_events")
+            self._run("refresh_call_state")
+            con.execute(sqlfiles.load("refresh_next_contact")).fetchall()
+            self._run("touched_call_intervals", iv=iv)
+            if wm is not None:
+                con.execute(
+                    "INSERT INTO touched_a SELECT agent_id, to_timestamp(unnest(range("
+                    "CAST(floor(epoch(min(ts)) / $iv) * $iv AS BIGINT), "
+                    "CAST(floor(epoch($wm) / $iv) * $iv AS BIGINT) + 1, CAST($iv AS BIGINT)))) "
+                    "FROM agent_events GROUP BY agent_id",
+                    {"iv": iv, "wm": wm},
+                )
+            con.execute("INSERT INTO touched_a SELECT agent_id, cp_bucket(ts, ?) FROM qa_evals", [iv])
+            self._recompute(wm)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    # -- reads ---------------------------------------------------------------
+
+    def watermark(self) -> datetime | None:
+        row = self._one("SELECT watermark FROM pipeline_state WHERE id = 1")
+        return row[0] if row else None
+
+    def offsets(self, source: str) -> dict[int, int]:
+        rows = self.con.execute(
+            'SELECT partition, "offset" FROM source_offsets WHERE source = ?', [source]
+        ).fetchall()
+        return {p: o for p, o in rows}
+
+    def query(self, name: str, **params: Any) -> pl.DataFrame:
+        """Run ``sql/<name>.sql`` with named parameters, as a polars frame."""
+        return self._frame(sqlfiles.load(name), params)
+
+    def _frame(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        result = pl.from_arrow(self.con.sql(sql, params=params or None).to_arrow_table())
+        assert isinstance(result, pl.DataFrame)
+        return result
+
+    def _one(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> tuple[Any, ...] | None:
+        """The first row of a query; the result is consumed whole (DuckDB 2 requires it)."""
+        rows = self.con.execute(sql, params or []).fetchall()
+        return rows[0] if rows else None
+
+    def _run(self, name: str, **params: Any) -> None:
+        for stmt in sqlfiles.statements(name):
+            self.con.execute(stmt, sqlfiles.params_for(stmt, params))
+
+    def _script(self, name: str) -> None:
+        for stmt in sqlfiles.statements(name):
+            self.con.execute(stmt)
+
+
+def _plus(ts: datetime, seconds: int) -> datetime:
+    from datetime import timedelta
+
+    return ts + timedelta(seconds=seconds)

@@ -1,0 +1,42 @@
+-- Replaces the agent_interval rows of the (agent, interval) pairs in touched_a with fresh aggregates.
+DELETE FROM agent_interval USING touched_a t
+WHERE agent_interval.agent_id = t.agent_id AND agent_interval.interval_start = t.interval_start;
+INSERT INTO agent_interval
+WITH t AS (
+    SELECT DISTINCT agent_id, interval_start, interval_start + to_seconds($iv) AS interval_end FROM touched_a
+),
+seg AS (
+    SELECT agent_id, state, ts AS started_at,
+           coalesce(lead(ts) OVER (PARTITION BY agent_id ORDER BY ts, state), $wm) AS ended_at
+    FROM agent_events WHERE agent_id IN (SELECT agent_id FROM t)
+),
+st AS (
+    SELECT t.agent_id, t.interval_start,
+           sum(epoch(least(seg.ended_at, t.interval_end) - greatest(seg.started_at, t.interval_start))) FILTER (WHERE seg.state = 'ready') AS ready_s,
+           sum(epoch(least(seg.ended_at, t.interval_end) - greatest(seg.started_at, t.interval_start))) FILTER (WHERE seg.state = 'busy') AS busy_s,
+           sum(epoch(least(seg.ended_at, t.interval_end) - greatest(seg.started_at, t.interval_start))) FILTER (WHERE seg.state = 'wrap') AS wrap_s,
+           sum(epoch(least(seg.ended_at, t.interval_end) - greatest(seg.started_at, t.interval_start))) FILTER (WHERE seg.state = 'not_ready') AS not_ready_s
+    FROM t JOIN seg ON seg.agent_id = t.agent_id
+                   AND seg.started_at < t.interval_end AND seg.ended_at > t.interval_start
+    GROUP BY ALL
+),
+handled AS (
+    SELECT c.agent_id, c.interval_start, count(c.handle_s) AS handled, coalesce(sum(c.handle_s), 0) AS handle_s
+    FROM calls c SEMI JOIN t USING (agent_id, interval_start)
+    WHERE c.offered_at >= $lo AND c.offered_at < $hi
+    GROUP BY ALL
+),
+qa AS (
+    SELECT q.agent_id, cp_bucket(q.ts, $iv) AS interval_start, count(*) AS qa_count, sum(q.score) AS qa_sum
+    FROM qa_evals q WHERE q.agent_id IN (SELECT agent_id FROM t) AND q.ts >= $lo AND q.ts < $hi
+    GROUP BY ALL
+)
+SELECT t.agent_id, t.interval_start,
+       coalesce(h.handled, 0), coalesce(h.handle_s, 0),
+       coalesce(st.ready_s, 0), coalesce(st.busy_s, 0), coalesce(st.wrap_s, 0), coalesce(st.not_ready_s, 0),
+       coalesce(qa.qa_count, 0), coalesce(qa.qa_sum, 0)
+FROM t
+LEFT JOIN st USING (agent_id, interval_start)
+LEFT JOIN handled h USING (agent_id, interval_start)
+LEFT JOIN qa USING (agent_id, interval_start)
+WHERE st.agent_id IS NOT NULL OR h.agent_id IS NOT NULL OR qa.agent_id IS NOT NULL;

@@ -1,0 +1,158 @@
+-- Creates every table callpulse stores (idempotent); views and macros are in views.sql.
+
+-- Raw events, one row per event key; duplicates never enter (primary keys).
+CREATE TABLE IF NOT EXISTS call_events (
+    call_id       VARCHAR NOT NULL,
+    queue         VARCHAR NOT NULL,
+    event         VARCHAR NOT NULL,   -- offered answered abandoned exited ended transferred
+    ts            TIMESTAMPTZ NOT NULL,
+    agent_id      VARCHAR,
+    caller_key    VARCHAR,            -- HMAC-SHA256 of the caller number, never the number
+    caller_masked VARCHAR,            -- e.g. +86*********01, for wallboards
+    talk_s        DOUBLE,
+    hold_s        DOUBLE,
+    wrap_s        DOUBLE,
+    case_id       VARCHAR,
+    category      VARCHAR,
+    resolved      BOOLEAN,
+    source        VARCHAR,
+    position      VARCHAR,
+    PRIMARY KEY (call_id, queue, event)
+);
+
+CREATE TABLE IF NOT EXISTS agent_events (
+    agent_id VARCHAR NOT NULL,
+    ts       TIMESTAMPTZ NOT NULL,
+    state    VARCHAR NOT NULL,        -- login logout ready not_ready busy wrap
+    reason   VARCHAR,
+    queues   VARCHAR[],
+    source   VARCHAR,
+    position VARCHAR,
+    PRIMARY KEY (agent_id, ts, state)
+);
+
+CREATE TABLE IF NOT EXISTS qa_evals (
+    call_id   VARCHAR NOT NULL,
+    agent_id  VARCHAR NOT NULL,
+    score     DOUBLE NOT NULL,
+    ts        TIMESTAMPTZ NOT NULL,
+    evaluator VARCHAR,
+    source    VARCHAR,
+    position  VARCHAR,
+    PRIMARY KEY (call_id, agent_id)
+);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    source      VARCHAR NOT NULL,
+    position    VARCHAR,
+    reason      VARCHAR NOT NULL,
+    raw         VARCHAR,              -- caller numbers hashed or masked, never in the clear
+    received_at TIMESTAMPTZ NOT NULL
+);
+
+-- How far each source got, written in the same transaction as the rows it produced.
+CREATE TABLE IF NOT EXISTS source_offsets (
+    source     VARCHAR NOT NULL,
+    partition  INTEGER NOT NULL,
+    "offset"   BIGINT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (source, partition)
+);
+
+-- One row: the watermark (newest event time seen) and the interval length in use.
+CREATE TABLE IF NOT EXISTS pipeline_state (
+    id         INTEGER PRIMARY KEY,
+    watermark  TIMESTAMPTZ,
+    interval_s INTEGER NOT NULL,
+    timezone   VARCHAR NOT NULL
+);
+
+-- KPI settings per queue (global defaults applied), written from the config.
+CREATE TABLE IF NOT EXISTS queue_settings (
+    queue                 VARCHAR PRIMARY KEY,
+    sl_threshold_s        DOUBLE NOT NULL,
+    sl_formula            VARCHAR NOT NULL,
+    short_abandon_s       DOUBLE NOT NULL,
+    repeat_window_s       DOUBLE NOT NULL,
+    min_calls             INTEGER NOT NULL,
+    orphan_after_s        DOUBLE NOT NULL,
+    target_service_level  DOUBLE NOT NULL,
+    target_abandon_rate   DOUBLE NOT NULL,
+    target_asa_s          DOUBLE NOT NULL,
+    target_oldest_wait_s  DOUBLE NOT NULL
+);
+
+-- Materialized state of each call in each queue, rebuilt from call_events for the
+-- calls a batch touches.
+CREATE TABLE IF NOT EXISTS call_state (
+    call_id            VARCHAR NOT NULL,
+    queue              VARCHAR NOT NULL,
+    caller_key         VARCHAR,
+    caller_masked      VARCHAR,
+    agent_id           VARCHAR,
+    offered_at         TIMESTAMPTZ,
+    answered_at        TIMESTAMPTZ,
+    abandoned_at       TIMESTAMPTZ,
+    exited_at          TIMESTAMPTZ,
+    ended_at           TIMESTAMPTZ,
+    transferred_at     TIMESTAMPTZ,
+    talk_s             DOUBLE,
+    hold_s             DOUBLE,
+    wrap_s             DOUBLE,
+    case_id            VARCHAR,
+    category           VARCHAR,
+    resolved           BOOLEAN,
+    contact_started_at TIMESTAMPTZ,   -- first offer of this call_id in any queue
+    next_contact_at    TIMESTAMPTZ,   -- start of the same caller's next call
+    PRIMARY KEY (call_id, queue)
+);
+
+-- Additive per-queue interval aggregates, maintained for the intervals a batch touches.
+CREATE TABLE IF NOT EXISTS queue_interval (
+    queue            VARCHAR NOT NULL,
+    interval_start   TIMESTAMPTZ NOT NULL,
+    offered          BIGINT NOT NULL,
+    answered         BIGINT NOT NULL,
+    abandoned        BIGINT NOT NULL,
+    short_abandoned  BIGINT NOT NULL,
+    exited           BIGINT NOT NULL,
+    waiting          BIGINT NOT NULL,
+    answered_in_sl   BIGINT NOT NULL,
+    abandoned_in_sl  BIGINT NOT NULL,
+    answer_wait_s    DOUBLE NOT NULL,  -- sum of waits of answered calls
+    handled          BIGINT NOT NULL,
+    handle_s         DOUBLE NOT NULL,  -- sum of talk + hold + wrap of handled calls
+    transferred      BIGINT NOT NULL,
+    max_wait_s       DOUBLE,
+    repeat_eligible  BIGINT NOT NULL,  -- answered calls with a known caller
+    repeated         BIGINT NOT NULL,
+    PRIMARY KEY (queue, interval_start)
+);
+
+-- Additive per-agent interval aggregates.
+CREATE TABLE IF NOT EXISTS agent_interval (
+    agent_id       VARCHAR NOT NULL,
+    interval_start TIMESTAMPTZ NOT NULL,
+    handled        BIGINT NOT NULL,
+    handle_s       DOUBLE NOT NULL,
+    ready_s        DOUBLE NOT NULL,
+    busy_s         DOUBLE NOT NULL,
+    wrap_s         DOUBLE NOT NULL,
+    not_ready_s    DOUBLE NOT NULL,
+    qa_count       BIGINT NOT NULL,
+    qa_sum         DOUBLE NOT NULL,
+    PRIMARY KEY (agent_id, interval_start)
+);
+
+-- Threshold breaches, opened and closed in event time.
+CREATE TABLE IF NOT EXISTS breaches (
+    queue       VARCHAR NOT NULL,
+    kpi         VARCHAR NOT NULL,
+    "window"    VARCHAR NOT NULL,
+    target      DOUBLE NOT NULL,
+    value       DOUBLE,               -- value when opened
+    worst_value DOUBLE,
+    opened_at   TIMESTAMPTZ NOT NULL,
+    closed_at   TIMESTAMPTZ,
+    PRIMARY KEY (queue, kpi, "window", opened_at)
+);

@@ -1,0 +1,211 @@
+-- Creates the KPI macros and the stable views analysts query (idempotent).
+
+-- x / y, NULL when y is not positive: undefined KPIs are NULL, never 0 or NaN.
+CREATE OR REPLACE MACRO cp_ratio(num, den) AS CASE WHEN den > 0 THEN num / den END;
+
+-- Service level by formula; short abandons are removed from offered first.
+CREATE OR REPLACE MACRO cp_service_level(formula, answered_in_sl, abandoned_in_sl, offered, short_abandoned, answered) AS
+    CASE formula
+        WHEN 'negative'         THEN cp_ratio(answered_in_sl, offered - short_abandoned)
+        WHEN 'without_abandons' THEN cp_ratio(answered_in_sl, offered - short_abandoned - abandoned_in_sl)
+        WHEN 'positive'         THEN cp_ratio(answered_in_sl + abandoned_in_sl, offered - short_abandoned)
+        WHEN 'answered_only'    THEN cp_ratio(answered_in_sl, answered)
+    END;
+
+CREATE OR REPLACE MACRO cp_abandon_rate(abandoned, short_abandoned, offered) AS
+    cp_ratio(abandoned - short_abandoned, offered - short_abandoned);
+
+CREATE OR REPLACE MACRO cp_bucket(ts, width_s) AS to_timestamp(floor(epoch(ts) / width_s) * width_s);
+
+-- One row per call and queue it was offered to, with its outcome as of the watermark.
+-- A call waiting longer than its queue's orphan_after is closed as exited then.
+CREATE OR REPLACE VIEW calls AS
+WITH base AS (
+    SELECT c.*,
+           s.sl_threshold_s, s.short_abandon_s, s.repeat_window_s,
+           (c.answered_at IS NULL AND c.abandoned_at IS NULL AND c.exited_at IS NULL
+            AND c.offered_at + to_seconds(s.orphan_after_s) < p.watermark) AS orphaned,
+           c.offered_at + to_seconds(s.orphan_after_s) AS orphan_exit_at,
+           p.interval_s
+    FROM call_state c
+    LEFT JOIN queue_settings s USING (queue)
+    CROSS JOIN pipeline_state p
+), outcomes AS (
+    SELECT *,
+           CASE WHEN answered_at IS NOT NULL THEN 'answered'
+                WHEN abandoned_at IS NOT NULL THEN 'abandoned'
+                WHEN exited_at IS NOT NULL OR orphaned THEN 'exited'
+                ELSE 'waiting' END AS outcome,
+           CASE WHEN orphaned THEN orphan_exit_at ELSE exited_at END AS exited_at_eff
+    FROM base
+), waits AS (
+    SELECT *,
+           epoch(CASE outcome WHEN 'answered' THEN answered_at
+                              WHEN 'abandoned' THEN abandoned_at
+                              WHEN 'exited' THEN exited_at_eff END - offered_at) AS wait_s,
+           CASE WHEN answered_at IS NOT NULL AND ended_at IS NOT NULL
+                THEN coalesce(talk_s, greatest(epoch(ended_at - answered_at) - coalesce(hold_s, 0), 0)) END AS talk_eff
+    FROM outcomes
+)
+SELECT call_id, queue, caller_key, agent_id, offered_at, answered_at, abandoned_at,
+       exited_at_eff AS exited_at, ended_at, outcome, wait_s,
+       talk_eff AS talk_s, hold_s, wrap_s,
+       CASE WHEN talk_eff IS NOT NULL THEN talk_eff + coalesce(hold_s, 0) + coalesce(wrap_s, 0) END AS handle_s,
+       transferred_at IS NOT NULL AS transferred, case_id, category, resolved,
+       caller_masked,
+       cp_bucket(offered_at, interval_s) AS interval_start,
+       outcome = 'abandoned' AND wait_s < short_abandon_s AS short_abandon,
+       outcome = 'answered' AND wait_s <= sl_threshold_s AS answered_in_sl,
+       outcome = 'abandoned' AND wait_s >= short_abandon_s AND wait_s <= sl_threshold_s AS abandoned_in_sl,
+       CASE WHEN outcome = 'answered' AND caller_key IS NOT NULL
+            THEN coalesce(next_contact_at <= contact_started_at + to_seconds(repeat_window_s), false) END AS repeat_contact
+FROM waits;
+
+-- Additive queue aggregates of calls offered in [lo, hi), per bucket_s-long interval
+-- (bucket_s NULL: one row per queue with interval_start = lo, for rolling windows).
+CREATE OR REPLACE MACRO queue_aggregates(lo, hi, bucket_s) AS TABLE
+SELECT queue,
+       CASE WHEN bucket_s IS NULL THEN lo ELSE cp_bucket(offered_at, bucket_s) END AS interval_start,
+       count(*)                                          AS offered,
+       count(*) FILTER (WHERE outcome = 'answered')      AS answered,
+       count(*) FILTER (WHERE outcome = 'abandoned')     AS abandoned,
+       count(*) FILTER (WHERE short_abandon)             AS short_abandoned,
+       count(*) FILTER (WHERE outcome = 'exited')        AS exited,
+       count(*) FILTER (WHERE outcome = 'waiting')       AS waiting,
+       count(*) FILTER (WHERE answered_in_sl)            AS answered_in_sl,
+       count(*) FILTER (WHERE abandoned_in_sl)           AS abandoned_in_sl,
+       coalesce(sum(wait_s) FILTER (WHERE outcome = 'answered'), 0) AS answer_wait_s,
+       count(handle_s)                                   AS handled,
+       coalesce(sum(handle_s), 0)                        AS handle_s,
+       count(*) FILTER (WHERE transferred)               AS transferred,
+       max(wait_s)                                       AS max_wait_s,
+       count(repeat_contact)                             AS repeat_eligible,
+       count(*) FILTER (WHERE repeat_contact)            AS repeated
+FROM calls
+WHERE offered_at >= lo AND offered_at < hi
+GROUP BY ALL;
+
+-- KPI ratios over a relation of additive queue aggregates (queue, interval_start,
+-- interval_s and the queue_interval sums): the one place the KPI formulas live.
+CREATE OR REPLACE MACRO kpi_queue_ratios(agg_table) AS TABLE
+SELECT g.queue, g.interval_start, g.interval_s::INTEGER AS interval_s,
+       g.offered::BIGINT AS offered, g.answered::BIGINT AS answered, g.abandoned::BIGINT AS abandoned,
+       g.short_abandoned::BIGINT AS short_abandoned, g.exited::BIGINT AS exited,
+       g.answered_in_sl::BIGINT AS answered_in_sl,
+       cp_service_level(s.sl_formula, g.answered_in_sl, g.abandoned_in_sl, g.offered, g.short_abandoned, g.answered) AS service_level,
+       cp_ratio(g.answer_wait_s, g.answered) AS asa_s,
+       cp_abandon_rate(g.abandoned, g.short_abandoned, g.offered) AS abandon_rate,
+       cp_ratio(g.handle_s, g.handled) AS aht_s,
+       cp_ratio(g.transferred, g.answered) AS transfer_rate,
+       g.max_wait_s,
+       g.waiting::BIGINT AS waiting,
+       g.abandoned_in_sl::BIGINT AS abandoned_in_sl,
+       g.handled::BIGINT AS handled,
+       g.transferred::BIGINT AS transferred,
+       cp_ratio(g.repeated, g.repeat_eligible) AS repeat_rate,
+       1 - cp_ratio(g.repeated, g.repeat_eligible) AS fcr
+FROM query_table(agg_table) g LEFT JOIN queue_settings s USING (queue);
+
+-- queue_interval summed into width-long periods in the site's time zone.
+CREATE OR REPLACE MACRO queue_interval_grouped(width) AS TABLE
+SELECT queue,
+       time_bucket(width, interval_start, (SELECT timezone FROM pipeline_state)) AS interval_start,
+       epoch(width) AS interval_s,
+       sum(offered) AS offered, sum(answered) AS answered, sum(abandoned) AS abandoned,
+       sum(short_abandoned) AS short_abandoned, sum(exited) AS exited, sum(waiting) AS waiting,
+       sum(answered_in_sl) AS answered_in_sl, sum(abandoned_in_sl) AS abandoned_in_sl,
+       sum(answer_wait_s) AS answer_wait_s, sum(handled) AS handled, sum(handle_s) AS handle_s,
+       sum(transferred) AS transferred, max(max_wait_s) AS max_wait_s,
+       sum(repeat_eligible) AS repeat_eligible, sum(repeated) AS repeated
+FROM queue_interval
+GROUP BY ALL;
+
+CREATE OR REPLACE VIEW queue_interval_agg AS
+SELECT q.*, p.interval_s FROM queue_interval q CROSS JOIN pipeline_state p;
+CREATE OR REPLACE VIEW queue_hourly_agg AS SELECT * FROM queue_interval_grouped(INTERVAL 1 HOUR);
+CREATE OR REPLACE VIEW queue_daily_agg AS SELECT * FROM queue_interval_grouped(INTERVAL 1 DAY);
+
+-- Queue KPIs per interval (the configured length), per hour and per site-local day.
+CREATE OR REPLACE VIEW kpi_queue_interval AS SELECT * FROM kpi_queue_ratios('queue_interval_agg');
+CREATE OR REPLACE VIEW kpi_queue_hourly AS SELECT * FROM kpi_queue_ratios('queue_hourly_agg');
+CREATE OR REPLACE VIEW kpi_queue_daily AS SELECT * FROM kpi_queue_ratios('queue_daily_agg');
+
+-- Agent state segments: each state lasts until the agent's next event; the current
+-- one is open (ended_at NULL, duration so far as of the watermark).
+CREATE OR REPLACE VIEW agent_states AS
+SELECT agent_id, state, reason,
+       ts AS started_at,
+       lead(ts) OVER w AS ended_at,
+       epoch(coalesce(lead(ts) OVER w, (SELECT watermark FROM pipeline_state)) - ts) AS duration_s,
+       last_value(queues IGNORE NULLS) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS queues
+FROM agent_events
+WINDOW w AS (PARTITION BY agent_id ORDER BY ts, state);
+
+-- Agent KPIs per interval: calls by the interval they were offered in, state time
+-- clipped to the interval, QA scores by evaluation time.
+CREATE OR REPLACE MACRO kpi_agent_rollup(width) AS TABLE
+WITH g AS (
+    SELECT agent_id,
+           time_bucket(width, interval_start, (SELECT timezone FROM pipeline_state)) AS interval_start,
+           sum(handled) AS handled, sum(handle_s) AS handle_s, sum(ready_s) AS ready_s,
+           sum(busy_s) AS busy_s, sum(wrap_s) AS wrap_s, sum(not_ready_s) AS not_ready_s,
+           sum(qa_count) AS qa_count, sum(qa_sum) AS qa_sum
+    FROM agent_interval GROUP BY ALL
+)
+SELECT agent_id, interval_start, epoch(width)::INTEGER AS interval_s,
+       handled::BIGINT AS handled, cp_ratio(handle_s, handled) AS aht_s,
+       ready_s, busy_s, wrap_s, not_ready_s,
+       cp_ratio(busy_s + wrap_s, busy_s + wrap_s + ready_s) AS occupancy,
+       cp_ratio(qa_sum, qa_count) AS qa_score
+FROM g;
+
+CREATE OR REPLACE VIEW kpi_agent_interval AS
+SELECT * FROM kpi_agent_rollup(to_seconds((SELECT interval_s FROM pipeline_state)));
+CREATE OR REPLACE VIEW kpi_agent_daily AS SELECT * FROM kpi_agent_rollup(INTERVAL 1 DAY);
+
+-- One row per case: first offer of any call with the case_id to the end of the call
+-- marked resolved. resolved_first_contact is NULL while the case is open.
+CREATE OR REPLACE VIEW cases AS
+WITH c AS (SELECT * FROM calls WHERE case_id IS NOT NULL AND offered_at IS NOT NULL),
+agg AS (
+    SELECT case_id,
+           arg_min(queue, offered_at) AS queue,
+           arg_min(category, offered_at) FILTER (WHERE category IS NOT NULL) AS category,
+           min(offered_at) AS first_offered_at,
+           min(ended_at) FILTER (WHERE resolved) AS resolved_at,
+           count(DISTINCT call_id) AS contacts,
+           arg_min(call_id, offered_at) AS first_call_id,
+           arg_min(call_id, ended_at) FILTER (WHERE resolved) AS resolving_call_id
+    FROM c GROUP BY case_id
+)
+SELECT case_id, queue, category, first_offered_at, resolved_at, contacts,
+       epoch(resolved_at - first_offered_at) AS resolution_s,
+       CASE WHEN resolved_at IS NOT NULL THEN resolving_call_id = first_call_id END AS resolved_first_contact
+FROM agg;
+
+-- Case resolution by queue and category: median and p90 resolution time, first-contact share.
+CREATE OR REPLACE VIEW kpi_case_resolution AS
+SELECT queue, category,
+       count(*) AS cases,
+       count(resolved_at) AS resolved,
+       median(resolution_s) AS median_resolution_s,
+       quantile_cont(resolution_s, 0.9) AS p90_resolution_s,
+       cp_ratio(count(*) FILTER (WHERE resolved_first_contact), count(resolved_at)) AS first_contact_resolution_rate
+FROM cases GROUP BY ALL;
+
+-- Centre totals per interval: a call counts once however many queues it visits; its
+-- outcome is answered if any queue answered it, else that of its last queue.
+CREATE OR REPLACE VIEW kpi_centre_interval AS
+WITH per_call AS (
+    SELECT call_id, min(offered_at) AS offered_at, min(interval_start) AS interval_start,
+           CASE WHEN bool_or(outcome = 'answered') THEN 'answered'
+                ELSE arg_max(outcome, offered_at) END AS outcome
+    FROM calls WHERE offered_at IS NOT NULL GROUP BY call_id
+)
+SELECT interval_start, (SELECT interval_s FROM pipeline_state) AS interval_s,
+       count(*) AS offered,
+       count(*) FILTER (WHERE outcome = 'answered') AS answered,
+       count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned,
+       count(*) FILTER (WHERE outcome = 'exited') AS exited,
+       count(*) FILTER (WHERE outcome = 'waiting') AS waiting
+FROM per_call GROUP BY interval_start;

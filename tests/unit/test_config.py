@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import ConfigError, config_from_dict, load_config, parse_duration
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "callpulse.example.toml"
+
+
+def test_defaults_follow_design() -> None:
+    cfg = config_from_dict({})
+    q = cfg.for_queue("any")
+    assert (q.sl_threshold_s, q.sl_formula, q.short_abandon_s, q.min_calls) == (15, "negative", 5, 10)
+    assert (q.repeat_window_s, q.orphan_after_s) == (86400, 14400)
+    assert (q.targets.service_level, q.targets.abandon_rate, q.targets.asa_s, q.targets.oldest_wait_s) == (
+        0.80, 0.05, 30, 120)
+    assert cfg.interval_s == 900
+    assert cfg.windows == (("5m", 300), ("15m", 900), ("1h", 3600))
+
+
+def test_queue_overrides_inherit_global_defaults() -> None:
+    cfg = config_from_dict({
+        "defaults": {"sl_threshold_s": 20, "targets": {"asa_s": 25}},
+        "queues": {"vip": {"sl_formula": "positive", "targets": {"service_level": 0.9}}},
+    })
+    vip = cfg.for_queue("vip")
+    assert vip.sl_formula == "positive"
+    assert vip.sl_threshold_s == 20          # from [defaults]
+    assert vip.targets.asa_s == 25           # from [defaults.targets]
+    assert vip.targets.service_level == 0.9  # own override
+    assert cfg.for_queue("other").sl_formula == "negative"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"defaults": {"sl_formula": "cisco"}}, "defaults.sl_formula: must be one of"),
+        ({"queues": {"b": {"targets": {"service_level": 1.5}}}}, "queues.b.targets.service_level: must be between 0 and 1"),
+        ({"queues": {"b": {"colour": "red"}}}, "queues.b.colour: unknown key"),
+        ({"pipeline": {"interval": "7m"}}, "pipeline.interval: must be whole minutes dividing a day"),
+        ({"defaults": {"orphan_after": "soon"}}, "defaults.orphan_after: expected a duration"),
+        ({"defaults": {"min_calls": 2.5}}, "defaults.min_calls: expected a whole number"),
+        ({"site": {"timezone": "Mars/Olympus"}}, "site.timezone: unknown time zone"),
+        ({"exporter": {"per_agent": "yes"}}, "exporter.per_agent: expected true or false"),
+        ({"typo": 1}, "typo: unknown key"),
+    ],
+)
+def test_bad_config_names_key_and_problem(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        config_from_dict(raw)
+
+
+def test_bad_toml_file_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "callpulse.toml"
+    bad.write_text("[defaults]\nsl_threshold_s = 'fifteen'\n")
+    with pytest.raises(ConfigError, match=r"callpulse.toml: defaults.sl_threshold_s: expected a number"):
+        load_config(bad)
+    bad.write_text("[defaults\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(90, 90), ("90s", 90), ("15m", 900), ("4h", 14400), ("1d", 86400)])
+def test_durations(value: object, seconds: float) -> None:
+    assert parse_duration(value, "k") == seconds
+
+
+def test_example_file_is_valid() -> None:
+    cfg = load_config(EXAMPLE)
+    assert "complaints" in cfg.queues
