@@ -1,0 +1,1 @@
+"""Helpers that install, start and stop the real services integration tests use."""
