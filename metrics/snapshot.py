@@ -129,6 +129,10 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
     agents: dict[str, dict[tuple[str, str], int]] = {}
     for r in _rows(con, "agents_live"):
         agents.setdefault(r["queue"], {})[(r["state"], r["reason"])] = int(r["agents"])
+    current_interval = None
+    if watermark is not None:
+        epoch = int(watermark.timestamp()) // int(interval_s) * int(interval_s)
+        current_interval = datetime.fromtimestamp(epoch, tz=watermark.tzinfo)
     queues: dict[str, QueueSnapshot] = {}
     for t in _rows(con, "queue_targets"):
         name = t["queue"]
@@ -142,7 +146,7 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
             ),
             windows={label: by_width.get(width, {}).get(name, QueueKpis()) for label, width in windows},
             interval=QueueKpis.from_row(lrow) if lrow else QueueKpis(),
-            interval_start=lrow["interval_start"] if lrow else None,
+            interval_start=current_interval,
             calls_waiting=int(live.get(name, {}).get("calls_waiting") or 0),
             oldest_wait_s=live.get(name, {}).get("oldest_wait_s"),
             agents=agents.get(name, {}),

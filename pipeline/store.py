@@ -151,8 +151,8 @@ class Store:
             self._insert("agent_events", new_agents)
             self._insert("qa_evals", new_qa)
             if dead.height:
-                con.register("batch_dead", dead.with_columns(pl.lit(received_at).alias("received_at")).to_arrow())
-                con.execute("INSERT INTO dead_letters SELECT source, position, reason, raw, received_at FROM batch_dead")
+                con.register("batch_dead", dead.to_arrow())
+                con.execute(sqlfiles.load("insert_dead_letters"), {"received_at": received_at})
 
             old_wm = self.watermark()
             times = [f.get_column("ts").max() for f in (new_calls, new_agents, new_qa) if f.height]
