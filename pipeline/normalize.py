@@ -165,10 +165,13 @@ def _reason(now: datetime, max_future_s: float) -> pl.Expr:
     for name in _TIME_FIELDS:
         checks.append((pl.col(f"{name}__t") > limit,
                        f"timestamp in the future (more than {max_future_s:g} s ahead of the clock): {name}"))
-    expr: pl.Expr = pl.lit(None, dtype=pl.String)
-    for cond, why in reversed(checks):
-        value = pl.lit(why) if isinstance(why, str) else why
-        expr = pl.when(cond.fill_null(False)).then(value).otherwise(expr)
+    # The first failing check wins; coalesce evaluates the checks side by side,
+    # which is far cheaper than one deeply nested when/then chain.
+    reasons = [
+        pl.when(cond.fill_null(False)).then(pl.lit(why) if isinstance(why, str) else why)
+        for cond, why in checks
+    ]
+    expr = pl.coalesce(reasons)
     return expr.alias("_reason")
 
 
@@ -196,9 +199,12 @@ def normalize(
         + [_parse_bool(n) for n in _BOOL_FIELDS]
     ).with_columns(_reason(now, max_future_s))
 
-    keys = _caller_keys(f.get_column("caller"), hasher)
+    callers = f.get_column("caller").drop_nulls().unique().to_list()
+    keys = {c: hasher.key_of(c) for c in callers}
+    masks = {c: mask_number(c) for c in callers}
     f = f.with_columns(
         pl.col("caller").replace_strict(keys, default=None, return_dtype=pl.String).alias("caller_key"),
+        pl.col("caller").replace_strict(masks, default=None, return_dtype=pl.String).alias("caller_masked"),
     )
     good = f.filter(pl.col("_reason").is_null())
     bad = f.filter(pl.col("_reason").is_not_null())
@@ -212,15 +218,6 @@ def normalize(
         records=batch.size,
         origin=good.select("_row", pl.lit(batch.source).alias("source"), "_pos", "_raw", "caller", "caller_key"),
     )
-
-
-def _caller_keys(callers: pl.Series, hasher: CallerHasher) -> dict[str, str]:
-    return {c: hasher.key_of(c) for c in callers.drop_nulls().unique().to_list()}
-
-
-def _caller_columns() -> list[pl.Expr]:
-    masked = pl.col("caller").map_elements(mask_number, return_dtype=pl.String, skip_nulls=True)
-    return [pl.col("caller_key"), masked.alias("caller_masked")]
 
 
 def _call_frame(f: pl.DataFrame, source: str, event: pl.Expr, ts: pl.Expr, **cols: pl.Expr) -> pl.DataFrame:
@@ -246,7 +243,7 @@ def _call_frame(f: pl.DataFrame, source: str, event: pl.Expr, ts: pl.Expr, **col
     base.update(cols)
     if f.height == 0:
         return pl.DataFrame(schema=CALL_EVENT_SCHEMA)
-    out = f.with_columns(_caller_columns()).select([e.alias(k) for k, e in base.items()])
+    out = f.select([e.alias(k) for k, e in base.items()])
     return out.cast(CALL_EVENT_SCHEMA)  # type: ignore[arg-type]
 
 

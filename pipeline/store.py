@@ -200,7 +200,7 @@ class Store:
     def _insert(self, table: str, frame: pl.DataFrame) -> None:
         if frame.height == 0:
             return
-        cols = [c for c in frame.columns if c != "_row"]
+        cols = [c for c in frame.columns if c not in ("_row", "position")]
         self.con.register("_insert_frame", frame.select(cols).to_arrow())
         try:
             self.con.execute(f"INSERT INTO {sqlfiles.quote_identifier(table)} BY NAME SELECT * FROM _insert_frame")
@@ -221,15 +221,9 @@ class Store:
             self._run("touched_call_intervals", iv=iv)
             self._run("refresh_call_state")
             self._run("touched_call_intervals", iv=iv)
-            changed = con.execute(sqlfiles.load("refresh_next_contact")).fetchall()
-            if changed:
-                con.executemany("INSERT INTO touched_q VALUES (?, cp_bucket(?::TIMESTAMPTZ, ?))",
-                                [(q, ts, iv) for q, ts in changed if ts is not None])
+            self._run("refresh_next_contact", iv=iv)
         if old_wm is not None and new_wm is not None and new_wm > old_wm:
-            con.execute(
-                "INSERT INTO touched_q " + sqlfiles.load("orphaned_call_intervals"),
-                {"iv": iv, "old_wm": old_wm, "new_wm": new_wm},
-            )
+            self._run("orphaned_call_intervals", iv=iv, old_wm=old_wm, new_wm=new_wm)
             self._run("open_agent_ranges", iv=iv, old_wm=old_wm, new_wm=new_wm)
         if new_wm is not None and agents_changed:
             self._run("touched_agent_ranges", iv=iv, wm=new_wm)
@@ -256,7 +250,7 @@ class Store:
                 con.execute(f"DELETE FROM {t}")
             con.execute("INSERT INTO touched_calls SELECT DISTINCT call_id, queue FROM call_events")
             self._run("refresh_call_state")
-            con.execute(sqlfiles.load("refresh_next_contact")).fetchall()
+            self._run("refresh_next_contact", iv=iv)
             self._run("touched_call_intervals", iv=iv)
             if wm is not None:
                 con.execute(

@@ -1,6 +1,6 @@
 -- Creates every table callpulse stores (idempotent); views and macros are in views.sql.
 
--- Raw events, one row per event key; duplicates never enter (primary keys).
+-- Raw events, one row per event key; duplicates never enter.
 CREATE TABLE IF NOT EXISTS call_events (
     call_id       VARCHAR NOT NULL,
     queue         VARCHAR NOT NULL,
@@ -15,9 +15,9 @@ CREATE TABLE IF NOT EXISTS call_events (
     case_id       VARCHAR,
     category      VARCHAR,
     resolved      BOOLEAN,
-    source        VARCHAR,
-    position      VARCHAR,
-    PRIMARY KEY (call_id, queue, event)
+    source        VARCHAR
+    -- key (call_id, queue, event): duplicates are filtered out by an anti-join before
+    -- insert (sql/new_call_events.sql); a primary-key index would double the write cost
 );
 
 CREATE TABLE IF NOT EXISTS agent_events (
@@ -26,9 +26,8 @@ CREATE TABLE IF NOT EXISTS agent_events (
     state    VARCHAR NOT NULL,        -- login logout ready not_ready busy wrap
     reason   VARCHAR,
     queues   VARCHAR[],
-    source   VARCHAR,
-    position VARCHAR,
-    PRIMARY KEY (agent_id, ts, state)
+    source   VARCHAR
+    -- key (agent_id, ts, state), enforced the same way
 );
 
 CREATE TABLE IF NOT EXISTS qa_evals (
@@ -37,9 +36,8 @@ CREATE TABLE IF NOT EXISTS qa_evals (
     score     DOUBLE NOT NULL,
     ts        TIMESTAMPTZ NOT NULL,
     evaluator VARCHAR,
-    source    VARCHAR,
-    position  VARCHAR,
-    PRIMARY KEY (call_id, agent_id)
+    source    VARCHAR
+    -- key (call_id, agent_id), enforced the same way
 );
 
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -82,8 +80,8 @@ CREATE TABLE IF NOT EXISTS queue_settings (
     target_oldest_wait_s  DOUBLE NOT NULL
 );
 
--- Materialized state of each call in each queue, rebuilt from call_events for the
--- calls a batch touches.
+-- Materialized state of each call in each queue (one row per call_id and queue),
+-- rebuilt from call_events for the calls a batch touches.
 CREATE TABLE IF NOT EXISTS call_state (
     call_id            VARCHAR NOT NULL,
     queue              VARCHAR NOT NULL,
@@ -103,8 +101,7 @@ CREATE TABLE IF NOT EXISTS call_state (
     category           VARCHAR,
     resolved           BOOLEAN,
     contact_started_at TIMESTAMPTZ,   -- first offer of this call_id in any queue
-    next_contact_at    TIMESTAMPTZ,   -- start of the same caller's next call
-    PRIMARY KEY (call_id, queue)
+    next_contact_at    TIMESTAMPTZ    -- start of the same caller's next call
 );
 
 -- Additive per-queue interval aggregates, maintained for the intervals a batch touches.
@@ -125,8 +122,7 @@ CREATE TABLE IF NOT EXISTS queue_interval (
     transferred      BIGINT NOT NULL,
     max_wait_s       DOUBLE,
     repeat_eligible  BIGINT NOT NULL,  -- answered calls with a known caller
-    repeated         BIGINT NOT NULL,
-    PRIMARY KEY (queue, interval_start)
+    repeated         BIGINT NOT NULL
 );
 
 -- Additive per-agent interval aggregates.
@@ -140,8 +136,7 @@ CREATE TABLE IF NOT EXISTS agent_interval (
     wrap_s         DOUBLE NOT NULL,
     not_ready_s    DOUBLE NOT NULL,
     qa_count       BIGINT NOT NULL,
-    qa_sum         DOUBLE NOT NULL,
-    PRIMARY KEY (agent_id, interval_start)
+    qa_sum         DOUBLE NOT NULL
 );
 
 -- Threshold breaches, opened and closed in event time.

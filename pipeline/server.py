@@ -1,0 +1,118 @@
+"""The small HTTP server of `callpulse demo` / `worker`: /metrics, the wallboard page
+and its JSON, on 127.0.0.1 unless told otherwise.
+
+Threads: DuckDB is only ever touched on the engine's thread. After a batch, the
+``Refresher`` (an engine listener) runs each registered job against the store and
+publishes the results; HTTP handlers only read what was published, so a slow
+client can never block or endanger ingestion.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import duckdb
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+    status: int = 200
+
+
+Route = Callable[[], Response]
+Job = Callable[[duckdb.DuckDBPyConnection], Any]
+
+
+class Published:
+    """The latest result of each refresh job, by name (replaced whole, never mutated)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def set(self, name: str, value: Any) -> None:
+        with self._lock:
+            self._values[name] = value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        with self._lock:
+            return self._values.get(name, default)
+
+
+class Refresher:
+    """Runs jobs on the engine's thread at most every ``every_s`` seconds (and on demand)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, published: Published, every_s: float = 1.0) -> None:
+        self.con = con
+        self.published = published
+        self.every_s = every_s
+        self.jobs: dict[str, Job] = {}
+        self._last = 0.0
+
+    def add(self, name: str, job: Job) -> None:
+        self.jobs[name] = job
+
+    def __call__(self, _result: object = None) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self.refresh_now()
+
+    def refresh_now(self) -> None:
+        self._last = time.monotonic()
+        for name, job in self.jobs.items():
+            self.published.set(name, job(self.con))
+
+
+class HttpServer:
+    """Serves fixed routes from a background thread; ``start()`` / ``stop()``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 9464) -> None:
+        self.routes: dict[str, Route] = {}
+        routes = self.routes
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                route = routes.get(self.path.split("?", 1)[0])
+                try:
+                    response = route() if route else Response(b"not found\n", status=404)
+                except Exception as exc:  # noqa: BLE001 - a handler bug must not kill the server
+                    response = Response(f"error: {exc.__class__.__name__}\n".encode(), status=500)
+                self.send_response(response.status)
+                self.send_header("Content-Type", response.content_type)
+                self.send_header("Content-Length", str(len(response.body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(response.body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet by default
+                return
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def add(self, path: str, route: Route) -> None:
+        self.routes[path] = route
+
+    def start(self) -> HttpServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="callpulse-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
