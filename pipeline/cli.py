@@ -24,6 +24,7 @@ from pipeline.config import Config, ConfigError, load_config, pii_key_from_env
 from pipeline.engine import Engine, Totals
 from pipeline.pii import local_demo_key
 from pipeline.records import Parsed, RawBatch
+from pipeline.runtime import start_services
 from pipeline.sources import files
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time call-quality monitoring.")
@@ -163,6 +164,7 @@ def demo(
     speed: Annotated[float, typer.Option(help="Event time per wall second (1 = real time, 0 = as fast as possible)")] = 60,
     seed: Annotated[int, typer.Option(help="Simulator seed")] = 1,
     max_events: Annotated[int, typer.Option(help="Stop after this many events (0: no limit)")] = 0,
+    serve: Annotated[bool, typer.Option(help="Serve /metrics and the wallboard page (exporter host/port from config)")] = True,
 ) -> None:
     """Simulator → pipeline → DuckDB with a live terminal wallboard."""
     from pipeline.sources.simulator import SimConfig, simulate as run
@@ -178,21 +180,28 @@ def demo(
     started = time.monotonic()
     last_draw = 0.0
     events = 0
-    with Engine.open(cfg, key) as engine, Live(console=Console(), refresh_per_second=2,
-                                               transient=False) as live:
-        for number, records in enumerate(_paced(run(sim), speed, batch_event_s)):
-            items = [Parsed(f"sim:{events + i}", json.dumps(r), r) for i, r in enumerate(records)]
-            events += len(records)
-            engine.process(RawBatch.from_items("simulator", items))
-            now = time.monotonic()
-            if now - last_draw >= 0.5:
-                snap = take_snapshot(engine.store.con, cfg.windows)
-                live.update(board.render(snap, "15m", _summary(engine.totals, now - started)))
-                last_draw = now
-            if (duration and now - started >= duration) or (max_events and events >= max_events):
-                break
-        snap = take_snapshot(engine.store.con, cfg.windows)
-        live.update(board.render(snap, "15m", _summary(engine.totals, time.monotonic() - started)))
+    with Engine.open(cfg, key) as engine:
+        services = start_services(engine, cfg, serve=serve)
+        if services.server is not None:
+            console.print(f"serving {services.server.url}/ (wallboard) and {services.server.url}/metrics")
+        try:
+            with Live(console=Console(), refresh_per_second=2, transient=False) as live:
+                for records in _paced(run(sim), speed, batch_event_s):
+                    items = [Parsed(f"sim:{events + i}", json.dumps(r), r) for i, r in enumerate(records)]
+                    events += len(records)
+                    engine.process(RawBatch.from_items("simulator", items))
+                    now = time.monotonic()
+                    if now - last_draw >= 0.5:
+                        snap = services.published.get("snapshot")
+                        live.update(board.render(snap, "15m", _summary(engine.totals, now - started)))
+                        last_draw = now
+                    if (duration and now - started >= duration) or (max_events and events >= max_events):
+                        break
+                services.refresher.refresh_now()
+                live.update(board.render(services.published.get("snapshot"), "15m",
+                                         _summary(engine.totals, time.monotonic() - started)))
+        finally:
+            services.close()
     console.print(f"demo done: {_summary(engine.totals, time.monotonic() - started)}; database {cfg.db}")
 
 

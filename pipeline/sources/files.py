@@ -55,21 +55,22 @@ def read_batches(path: str, batch_size: int = 50_000, fmt: str | None = None) ->
 
 def _jsonl_batches(handle: IO[bytes], source: str, batch_size: int) -> Iterator[RawBatch]:
     lines: list[bytes] = []
-    positions: list[int] = []
+    positions: list[str] = []
     for number, line in enumerate(handle, start=1):
         line = line.strip()
         if not line:
             continue
         lines.append(line)
-        positions.append(number)
+        positions.append(str(number))
         if len(lines) >= batch_size:
-            yield _jsonl_batch(lines, positions, source)
+            yield jsonl_batch(lines, positions, source)
             lines, positions = [], []
     if lines:
-        yield _jsonl_batch(lines, positions, source)
+        yield jsonl_batch(lines, positions, source)
 
 
-def _jsonl_batch(lines: list[bytes], positions: list[int], source: str) -> RawBatch:
+def jsonl_batch(lines: list[bytes], positions: list[str], source: str) -> RawBatch:
+    """One batch from JSON-lines values (file lines or Kafka message values), parsed together."""
     try:
         frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=RAW_SCHEMA)
         if frame.height != len(lines):
@@ -80,25 +81,25 @@ def _jsonl_batch(lines: list[bytes], positions: list[int], source: str) -> RawBa
         return _jsonl_batch_line_by_line(lines, positions, source)
     texts = [line.decode("utf-8", errors="replace") for line in lines]
     frame = frame.with_columns(
-        pl.Series("_pos", [str(p) for p in positions], dtype=pl.String),
+        pl.Series("_pos", positions, dtype=pl.String),
         pl.Series("_raw", texts, dtype=pl.String),
     )
     return RawBatch(source=source, frame=frame)
 
 
-def _jsonl_batch_line_by_line(lines: list[bytes], positions: list[int], source: str) -> RawBatch:
+def _jsonl_batch_line_by_line(lines: list[bytes], positions: list[str], source: str) -> RawBatch:
     items: list[Parsed | DeadLetter] = []
     for line, pos in zip(lines, positions, strict=True):
         text = line.decode("utf-8", errors="replace")
         try:
             value: Any = json.loads(line)
         except (ValueError, UnicodeDecodeError) as exc:
-            items.append(DeadLetter(source, str(pos), _clip(mask_phone_like(text)), f"malformed JSON: {exc.__class__.__name__}"))
+            items.append(DeadLetter(source, pos, _clip(mask_phone_like(text)), f"malformed JSON: {exc.__class__.__name__}"))
             continue
         if not isinstance(value, dict):
-            items.append(DeadLetter(source, str(pos), _clip(mask_phone_like(text)), "not a JSON object"))
+            items.append(DeadLetter(source, pos, _clip(mask_phone_like(text)), "not a JSON object"))
             continue
-        items.append(Parsed(str(pos), text, value))
+        items.append(Parsed(pos, text, value))
     return RawBatch.from_items(source, items)
 
 

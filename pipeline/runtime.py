@@ -1,0 +1,47 @@
+"""What runs beside the engine in a long-lived process (`demo`, `worker`): the
+refresher that publishes snapshots after batches, and the HTTP server.
+
+Each feature attaches itself here with one call: it adds refresh jobs (run on the
+engine's thread, the only one that touches DuckDB) and HTTP routes (which only
+read what the jobs published).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metrics.snapshot import take_snapshot
+from pipeline.config import Config
+from pipeline.engine import Engine
+from pipeline.server import HttpServer, Published, Refresher
+
+
+@dataclass(slots=True)
+class Services:
+    engine: Engine
+    config: Config
+    published: Published
+    refresher: Refresher
+    server: HttpServer | None
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def start_services(engine: Engine, config: Config, serve: bool = True, refresh_every_s: float = 1.0) -> Services:
+    """Attach the snapshot refresher (and, with ``serve``, the HTTP server) to ``engine``."""
+    published = Published()
+    refresher = Refresher(engine.store.con, published, every_s=refresh_every_s)
+    refresher.add("snapshot", lambda con: take_snapshot(con, config.windows))
+    engine.subscribe(refresher)
+    server = HttpServer(config.exporter.host, config.exporter.port) if serve else None
+    services = Services(engine, config, published, refresher, server)
+    # Features attach here, one line each (they add refresh jobs and routes).
+    # -- attach: exporter (metrics/exporter.py) --
+    # -- attach: wallboard (dashboards/wallboard.py) --
+    # -- attach: analyst snapshot (pipeline/analyst.py) --
+    refresher.refresh_now()
+    if server is not None:
+        server.start()
+    return services
