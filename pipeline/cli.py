@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -25,7 +27,8 @@ from pipeline.engine import Engine, Totals
 from pipeline.pii import local_demo_key
 from pipeline.records import Parsed, RawBatch
 from pipeline.runtime import start_services
-from pipeline.sources import files
+from pipeline.adapters.mapped import MappingError
+from pipeline.sources import adapted, files
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time call-quality monitoring.")
 console = Console(stderr=True)
@@ -52,29 +55,62 @@ def _summary(totals: Totals, seconds: float) -> str:
 
 @app.command()
 def replay(
-    paths: Annotated[list[str], typer.Argument(help="Files to replay (JSON lines, CSV, Parquet; - for stdin)")],
+    paths: Annotated[list[str], typer.Argument(help="Files to replay (- for stdin)")],
     config: ConfigOpt = None,
     db: DbOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto | jsonl | csv | parquet")] = "auto",
+    fmt: Annotated[str, typer.Option("--format", help="auto | jsonl | csv | parquet | asterisk | connect | mapped")] = "auto",
+    mapping: Annotated[str | None, typer.Option(help="Mapping for --format mapped: a file or a bundled name (anonymous_bank)")] = None,
+    follow_file: Annotated[bool, typer.Option("--follow", help="Keep reading a live file (asterisk queue_log), surviving rotation")] = False,
+    duration: Annotated[float, typer.Option(help="With --follow: stop after this many seconds (0: until interrupted)")] = 0,
     batch_size: Annotated[int | None, typer.Option(help="Records per batch (default from config)")] = None,
 ) -> None:
     """Feed files through the pipeline; ends with accepted / duplicate / dead-lettered counts."""
     cfg = _config(config, db)
     key = pii_key_from_env(required=True)
     assert key is not None
+    size = batch_size or cfg.batch_size
+    skipped: Counter[str] = Counter()
+    options: dict[str, Any] = {"timezone": cfg.timezone, "mapping": mapping or "anonymous_bank", "stats": skipped}
     started = time.perf_counter()
     with Engine.open(cfg, key) as engine, _progress() as progress:
         task = progress.add_task("replay", total=None)
         for path in paths:
-            if path != "-" and not Path(path).is_file():
+            if path != "-" and not Path(path).is_file() and not follow_file:
                 _fail(f"{path}: no such file")
-            chosen = None if fmt == "auto" else fmt
-            for batch in files.read_batches(path, batch_size or cfg.batch_size, chosen):
+            for batch in _batches(path, fmt, size, options, follow_file, duration):
                 engine.process(batch)
                 progress.update(task, completed=engine.totals.read,
                                 description=f"{Path(path).name}: {engine.totals.dead_lettered:,} dead-lettered")
         totals = engine.totals
     console.print(_summary(totals, time.perf_counter() - started))
+    not_records = {k: v for k, v in skipped.items() if k.startswith("skipped")}
+    if not_records:
+        console.print("not call records, left out by the adapter: "
+                      + ", ".join(f"{k.split(':', 1)[-1]} {v:,}" for k, v in sorted(not_records.items())))
+
+
+def _batches(path: str, fmt: str, size: int, options: dict[str, Any], follow_file: bool,
+             duration: float) -> Iterator[RawBatch]:
+    """The batches of one input: native files on the fast path, others through an adapter."""
+    if follow_file:
+        stop = threading.Event()
+        if duration:
+            threading.Timer(duration, stop.set).start()
+        try:
+            yield from adapted.followed_batches(path, "asterisk" if fmt == "auto" else fmt, options, stop)
+        except KeyboardInterrupt:
+            stop.set()
+        return
+    chosen = adapted.sniff_format(path) if fmt == "auto" else fmt
+    if chosen in files.FORMATS:
+        yield from files.read_batches(path, size, chosen)
+    elif chosen in adapted.ADAPTER_FORMATS:
+        try:
+            yield from adapted.adapted_batches(path, chosen, size, options)
+        except MappingError as exc:
+            _fail(str(exc))
+    else:
+        _fail(f"{path}: could not recognise the format from its first lines; pass --format")
 
 
 def _progress() -> Progress:
