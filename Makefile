@@ -26,8 +26,8 @@ test: $(STAMP) test-deps
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
-test-deps:
-	@if [ -x scripts/setup-test-deps.sh ]; then scripts/setup-test-deps.sh; fi
+test-deps: $(STAMP)
+	PYTHON=$(BIN)/python scripts/setup-test-deps.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline metrics dashboards tests

@@ -5,6 +5,8 @@ Pure: ``render(snapshot, window)`` returns a renderable; the CLI owns the screen
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -51,10 +53,12 @@ def _row(q: QueueSnapshot, window: str) -> list[Text]:
     ]
 
 
-def render(snapshot: KpiSnapshot, window: str = "15m", status: str = "") -> Group:
-    table = Table(title=f"callpulse wallboard — window {window}, watermark "
-                        f"{snapshot.watermark:%Y-%m-%d %H:%M:%S %Z}" if snapshot.watermark else "callpulse wallboard",
-                  expand=True)
+def render(snapshot: KpiSnapshot, window: str = "15m", status: str = "", tz: str = "UTC") -> Group:
+    title = "callpulse wallboard"
+    if snapshot.watermark:
+        local = snapshot.watermark.astimezone(ZoneInfo(tz))
+        title += f" — window {window}, as of {local:%Y-%m-%d %H:%M:%S} {tz}"
+    table = Table(title=title, expand=True)
     for name in ("queue", "waiting", "oldest wait", "service level", "ASA", "abandon rate",
                  "offered/answered/abandoned", "agents ready/busy/wrap/not ready"):
         table.add_column(name, justify="left" if name == "queue" else "right")

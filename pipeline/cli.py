@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -157,7 +158,7 @@ def kpis(
     if fmt == "json":
         sys.stdout.write(json.dumps(snap.to_json(), indent=2) + "\n")
     elif fmt == "table":
-        Console().print(board.render(snap, window))
+        Console().print(board.render(snap, window, tz=cfg.timezone))
     else:
         _fail(f"--format: expected table or json, got {fmt!r}")
 
@@ -206,12 +207,14 @@ def demo(
     from pipeline.sources.simulator import SimConfig, simulate as run
 
     cfg = _config(config, db)
+    sim = SimConfig(seed=seed)
+    if config is None and cfg.timezone == "UTC":
+        cfg = replace(cfg, timezone=sim.tz)  # the simulated centre's own time zone
     key = pii_key_from_env(required=False)
     if key is None:
         key, created = local_demo_key(cfg.db.parent)
         console.print(f"demo: caller numbers are hashed with a local demo key kept in {cfg.db.parent}/"
                       f" ({'created now' if created else 'reused'}); set CALLPULSE_PII_KEY outside the demo.")
-    sim = SimConfig(seed=seed)
     batch_event_s = max(1.0, speed * 0.5) if speed > 0 else 300.0
     started = time.monotonic()
     last_draw = 0.0
@@ -229,13 +232,13 @@ def demo(
                     now = time.monotonic()
                     if now - last_draw >= 0.5:
                         snap = services.published.get("snapshot")
-                        live.update(board.render(snap, "15m", _summary(engine.totals, now - started)))
+                        live.update(board.render(snap, "15m", _summary(engine.totals, now - started), cfg.timezone))
                         last_draw = now
                     if (duration and now - started >= duration) or (max_events and events >= max_events):
                         break
                 services.refresher.refresh_now()
                 live.update(board.render(services.published.get("snapshot"), "15m",
-                                         _summary(engine.totals, time.monotonic() - started)))
+                                         _summary(engine.totals, time.monotonic() - started), cfg.timezone))
         finally:
             services.close()
     console.print(f"demo done: {_summary(engine.totals, time.monotonic() - started)}; database {cfg.db}")
