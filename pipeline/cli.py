@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from metrics.snapshot import take_snapshot
-from pipeline import board
+from pipeline import board, kafka_cli
 from pipeline.config import Config, ConfigError, load_config, pii_key_from_env
 from pipeline.engine import Engine, Totals
 from pipeline.pii import local_demo_key
@@ -242,6 +242,14 @@ def demo(
         finally:
             services.close()
     console.print(f"demo done: {_summary(engine.totals, time.monotonic() - started)}; database {cfg.db}")
+
+
+kafka_cli.register(app)
+
+
+from dashboards.cli import register as register_dashboards  # noqa: E402 - feature CLIs register last
+
+register_dashboards(app)
 
 
 def main() -> None:

@@ -1,0 +1,133 @@
+"""`callpulse worker` and `callpulse produce`: the Kafka commands, registered on the main CLI.
+
+Environment overrides (read here, once, on top of ``[kafka]`` in the config):
+``CALLPULSE_KAFKA_BOOTSTRAP`` (host:port[,host:port]) and ``CALLPULSE_KAFKA_GROUP``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from pipeline.config import Config, load_config, pii_key_from_env
+
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)")]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default from config: data/callpulse.duckdb)")]
+BootstrapOpt = Annotated[str | None, typer.Option("--bootstrap", help="Kafka host:port (default: config, CALLPULSE_KAFKA_BOOTSTRAP)")]
+PrefixOpt = Annotated[str | None, typer.Option("--topic-prefix", help="Topic name prefix (default from config: callpulse.)")]
+
+BOOTSTRAP_ENV = "CALLPULSE_KAFKA_BOOTSTRAP"
+GROUP_ENV = "CALLPULSE_KAFKA_GROUP"
+
+
+def kafka_config(path: Path | None, db: Path | None, bootstrap: str | None = None, group: str | None = None,
+                 prefix: str | None = None) -> Config:
+    """The config with the Kafka overrides applied: options, then environment, then file."""
+    cfg = load_config(path).with_db(db)
+    k = cfg.kafka
+    k = replace(
+        k,
+        bootstrap=bootstrap or os.environ.get(BOOTSTRAP_ENV) or k.bootstrap,
+        group=group or os.environ.get(GROUP_ENV) or k.group,
+        topic_prefix=k.topic_prefix if prefix is None else prefix,
+    )
+    return replace(cfg, kafka=k)
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False, disable=not console.is_terminal)
+
+
+def worker(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    bootstrap: BootstrapOpt = None,
+    group: Annotated[str | None, typer.Option(help="Consumer group (default: config, CALLPULSE_KAFKA_GROUP)")] = None,
+    topic_prefix: PrefixOpt = None,
+    duration: Annotated[float, typer.Option(help="Stop after this many seconds (0: until interrupted)")] = 0,
+    max_events: Annotated[int, typer.Option(help="Stop after this many Kafka messages (0: no limit)")] = 0,
+    serve: Annotated[bool, typer.Option(help="Serve /metrics and the wallboard (exporter host/port from config)")] = True,
+    session_timeout: Annotated[float, typer.Option(help="Consumer-group session timeout, seconds")] = 10.0,
+) -> None:
+    """Consume the Kafka topics into DuckDB (faust-streaming), exactly once in effect."""
+    from pipeline.worker import KafkaWorker, WorkerOptions
+
+    cfg = kafka_config(config, db, bootstrap, group, topic_prefix)
+    key = pii_key_from_env(required=True)
+    assert key is not None
+    options = WorkerOptions(duration_s=duration, max_events=max_events, serve=serve,
+                            session_timeout_s=session_timeout)
+    w = KafkaWorker(cfg, key, options)
+    console.print(f"worker: {cfg.kafka.bootstrap} group {cfg.kafka.group} topics "
+                  f"{', '.join(w.topics.values())} → {cfg.db}")
+    summary = w.run()
+    totals = w.engine.totals if w.engine is not None else None
+    rate = summary.messages / summary.seconds if summary.seconds else 0.0
+    detail = (f"accepted {totals.accepted:,}  duplicates {totals.duplicates:,}  dead-lettered {totals.dead_lettered:,}  "
+              if totals else "")
+    console.print(f"worker done: messages {summary.messages:,}  {detail}redelivered-skipped {summary.skipped:,}  "
+                  f"batches {summary.batches:,}  sessions {summary.sessions}  in {summary.seconds:.1f}s "
+                  f"({rate:,.0f} messages/s)")
+
+
+def produce(
+    paths: Annotated[list[Path] | None, typer.Argument(help="JSON-lines files to produce, one message per line")] = None,
+    config: ConfigOpt = None,
+    bootstrap: BootstrapOpt = None,
+    topic_prefix: PrefixOpt = None,
+    simulate: Annotated[bool, typer.Option("--simulate", help="Produce a simulated day instead of files")] = False,
+    seed: Annotated[int, typer.Option(help="--simulate: random seed")] = 1,
+    scale: Annotated[float, typer.Option(help="--simulate: multiply call volumes")] = 1.0,
+    partitions: Annotated[int, typer.Option(help="Partitions for topics that don't exist yet")] = 3,
+) -> None:
+    """Send records to Kafka: calls/CDRs keyed by queue, agents by agent_id, qa by call_id.
+
+    Lines that are not JSON objects with a known ``type`` go to the calls topic as they
+    are, so the worker dead-letters them (nothing is silently dropped here).
+    """
+    from pipeline.sources import kafka
+
+    cfg = kafka_config(config, None, bootstrap, None, topic_prefix)
+    if not paths and not simulate:
+        console.print("[bold red]error:[/] give files to produce or --simulate")
+        raise typer.Exit(2)
+    created = kafka.ensure_topics(cfg.kafka, partitions)
+    if created:
+        console.print(f"created topics {', '.join(created)} ({partitions} partitions)")
+    started = time.perf_counter()
+    sent = 0
+    with _progress() as progress:
+        if simulate:
+            from pipeline.sources.simulator import SimConfig, simulate as run
+
+            task = progress.add_task("simulated day", total=None)
+            sent = kafka.produce_records(run(SimConfig(seed=seed, scale=scale)), cfg.kafka,
+                                         lambda n: progress.update(task, completed=n))
+        for path in paths or []:
+            if not path.is_file():
+                console.print(f"[bold red]error:[/] {path}: no such file")
+                raise typer.Exit(2)
+            with path.open("rb") as fh:
+                total = sum(1 for line in fh if line.strip())
+            task = progress.add_task(path.name, total=total)
+            with path.open("rb") as fh:
+                sent += kafka.produce_lines(fh, cfg.kafka, lambda n, t=task: progress.update(t, completed=n))
+    seconds = time.perf_counter() - started
+    console.print(f"produced {sent:,} messages to {cfg.kafka.bootstrap} in {seconds:.1f}s "
+                  f"({sent / seconds if seconds else 0:,.0f}/s)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``worker`` and ``produce`` to the ``callpulse`` command."""
+    app.command()(worker)
+    app.command()(produce)

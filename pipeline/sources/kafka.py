@@ -1,0 +1,271 @@
+"""Kafka source: topic names, message batches → ``RawBatch``, offset bookkeeping, producing.
+
+Topics (names from ``[kafka] topic_prefix``): ``<prefix>calls`` (call events and CDRs,
+keyed by queue), ``<prefix>agents`` (keyed by agent_id), ``<prefix>qa`` (keyed by call_id).
+
+Consuming (the faust worker in ``pipeline.worker`` drives this):
+  ``fresh(messages, stored)``     drop what DuckDB already holds (offset ≤ stored offset);
+  ``batch_from_messages(...)``    one ``RawBatch`` per micro-batch, decoded together with
+                                  polars, bad values dead-lettered at ``topic:partition:offset``,
+                                  the batch's highest offset per partition attached so the
+                                  store saves it in the same transaction as the rows;
+  ``seek_positions(...)``         where each assigned partition resumes: stored offset + 1.
+DuckDB's ``source_offsets`` is the truth; Kafka's committed offset only follows it.
+
+Producing: ``produce_records(records, settings)`` (the simulator, dicts) and
+``produce_lines(lines, settings)`` (files); both route by record ``type``, key, batch
+and linger with aiokafka, and return how many messages were sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import polars as pl
+
+from pipeline.config import KafkaSettings
+from pipeline.pii import mask_phone_like
+from pipeline.records import DeadLetter, RawBatch, SourceOffset
+from pipeline.sources.files import MAX_RAW, jsonl_batch
+
+# A value larger than this is not decoded but dead-lettered (clipped). Kafka's own
+# default limit is ~1 MB; a topic may allow more, the pipeline does not need it.
+MAX_VALUE_BYTES = 1_048_576
+KINDS: tuple[str, ...] = ("calls", "agents", "qa")
+# record type → (topic kind, key field)
+ROUTES: dict[str, tuple[str, str]] = {
+    "call": ("calls", "queue"),
+    "cdr": ("calls", "queue"),
+    "agent": ("agents", "agent_id"),
+    "qa": ("qa", "call_id"),
+}
+# Header carrying the producer's wall-clock send time (ms), for latency measurement.
+SENT_AT_HEADER = "callpulse-sent-ms"
+
+
+class Message(NamedTuple):
+    """One consumed Kafka message, as much of it as the pipeline uses."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    timestamp_ms: int | None = None
+
+
+def topic_names(settings: KafkaSettings) -> dict[str, str]:
+    """``{"calls": "<prefix>calls", "agents": ..., "qa": ...}``."""
+    return {kind: f"{settings.topic_prefix}{kind}" for kind in KINDS}
+
+
+def source_name(topic: str) -> str:
+    """The ``source`` of batches (and of ``source_offsets`` rows) from one topic."""
+    return f"kafka:{topic}"
+
+
+def position(message: Message) -> str:
+    return f"{message.topic}:{message.partition}:{message.offset}"
+
+
+# --------------------------------------------------------------------------- consuming
+
+
+def fresh(messages: Iterable[Message], stored: Mapping[tuple[str, int], int]) -> list[Message]:
+    """The messages DuckDB does not hold yet: offset > the stored offset of their partition.
+
+    Defends against redelivery after a crash and faust-streaming#606 (a committed
+    offset that lags, or runs ahead of, what was really stored).
+    """
+    return [m for m in messages if m.offset > stored.get((m.topic, m.partition), -1)]
+
+
+def seek_positions(assigned: Iterable[tuple[str, int]],
+                   stored: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+    """Where each assigned partition with a stored offset resumes (stored + 1).
+
+    Partitions without a stored offset are left out: they start where the consumer
+    group's committed offset (or ``auto_offset_reset=earliest``) puts them.
+    """
+    return {tp: stored[tp] + 1 for tp in assigned if tp in stored}
+
+
+def batch_offsets(messages: Sequence[Message]) -> list[SourceOffset]:
+    """The highest offset per partition in a batch, as ``SourceOffset``s."""
+    top: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic, m.partition)
+        if m.offset > top.get(key, -1):
+            top[key] = m.offset
+    return [SourceOffset(source_name(t), p, o) for (t, p), o in sorted(top.items())]
+
+
+def batch_from_messages(topic: str, messages: Sequence[Message],
+                        max_value_bytes: int = MAX_VALUE_BYTES) -> RawBatch:
+    """One ``RawBatch`` from the messages of one topic (any partitions).
+
+    Empty and oversized values become dead letters here; the rest are decoded
+    together by ``files.jsonl_batch`` (which dead-letters malformed JSON and
+    non-objects). A value spanning several lines is decoded on its own, so it can
+    never shift the rows of its neighbours.
+    """
+    source = source_name(topic)
+    dead: list[DeadLetter] = []
+    lines: list[bytes] = []
+    positions: list[str] = []
+    multiline: list[tuple[bytes, str]] = []
+    for m in messages:
+        pos = position(m)
+        value = (m.value or b"").strip()
+        if not value:
+            dead.append(DeadLetter(source, pos, "", "empty message"))
+        elif len(value) > max_value_bytes:
+            dead.append(DeadLetter(source, pos, _clip(value), f"message too large: {len(value)} bytes"))
+        elif b"\n" in value or b"\r" in value:
+            multiline.append((value, pos))
+        else:
+            lines.append(value)
+            positions.append(pos)
+    parts = [jsonl_batch(lines, positions, source)] if lines else []
+    parts += [jsonl_batch([v], [p], source) for v, p in multiline]
+    frames = [p.frame for p in parts]
+    frame = pl.concat(frames, how="vertical") if frames else RawBatch.from_items(source, []).frame
+    for part in parts:
+        dead.extend(part.dead)
+    return RawBatch(source=source, frame=frame, dead=dead, offsets=batch_offsets(messages))
+
+
+def _clip(value: bytes) -> str:
+    text = value[: MAX_RAW + 1].decode("utf-8", errors="replace")
+    if len(value) > MAX_RAW:
+        text = text[:MAX_RAW] + f"...[{len(value) - MAX_RAW} more bytes]"
+    return mask_phone_like(text)
+
+
+# --------------------------------------------------------------------------- producing
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+def route(record: Any, topics: Mapping[str, str]) -> tuple[str, bytes | None]:
+    """Topic and key of a parsed record; anything unroutable goes to the calls topic unkeyed
+    (the worker dead-letters it there, so nothing produced is silently dropped)."""
+    if isinstance(record, dict):
+        chosen = ROUTES.get(record.get("type"))  # type: ignore[arg-type]
+        if chosen is not None:
+            kind, key_field = chosen
+            key = record.get(key_field)
+            return topics[kind], None if key is None else str(key).encode("utf-8")
+    return topics["calls"], None
+
+
+def route_records(records: Iterable[dict[str, Any]], topics: Mapping[str, str]) -> Iterable[Routed]:
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    for record in records:
+        topic, key = route(record, topics)
+        yield Routed(topic, key, dumps(record).encode("utf-8"))
+
+
+def route_lines(lines: Iterable[bytes], topics: Mapping[str, str]) -> Iterable[Routed]:
+    """File lines (blank ones skipped) as routed messages, the value byte for byte as read."""
+    for line in lines:
+        value = line.strip()
+        if not value:
+            continue
+        try:
+            record: Any = json.loads(value)
+        except ValueError:
+            record = None
+        topic, key = route(record, topics)
+        yield Routed(topic, key, value)
+
+
+def ensure_topics(settings: KafkaSettings, partitions: int = 3, timeout_s: float = 30.0) -> list[str]:
+    """Create the three topics if missing (replication 1); return the ones created."""
+    return asyncio.run(_ensure_topics(settings, partitions, timeout_s))
+
+
+async def _ensure_topics(settings: KafkaSettings, partitions: int, timeout_s: float) -> list[str]:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topic_names(settings).values() if t not in existing]
+        if missing:
+            await admin.create_topics([NewTopic(name=t, num_partitions=partitions, replication_factor=1)
+                                       for t in missing], timeout_ms=int(timeout_s * 1000))
+        return missing
+    finally:
+        await admin.close()
+
+
+def produce_records(records: Iterable[dict[str, Any]], settings: KafkaSettings,
+                    progress: Callable[[int], None] | None = None, rate: float = 0.0,
+                    stamp: bool = False) -> int:
+    """Send native records (dicts) to their topics; return how many were sent.
+
+    ``rate`` > 0 paces sending to that many records per second (latency measurement);
+    ``stamp`` adds the ``callpulse-sent-ms`` header with the send time.
+    """
+    return asyncio.run(produce_async(route_records(records, topic_names(settings)), settings, progress,
+                                     rate, stamp))
+
+
+def produce_lines(lines: Iterable[bytes], settings: KafkaSettings,
+                  progress: Callable[[int], None] | None = None) -> int:
+    """Send JSON-lines file content, one message per non-blank line; return the count."""
+    return asyncio.run(produce_async(route_lines(lines, topic_names(settings)), settings, progress))
+
+
+async def produce_async(messages: Iterable[Routed], settings: KafkaSettings,
+                        progress: Callable[[int], None] | None = None, rate: float = 0.0,
+                        stamp: bool = False, max_request_bytes: int = 4 * 1_048_576) -> int:
+    """Send routed messages with one batching aiokafka producer; waits until all are acked."""
+    import time
+
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+        max_request_size=max_request_bytes,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=120_000,
+    )
+    await producer.start()
+    sent = 0
+    pending: list[asyncio.Future[Any]] = []
+    started = time.monotonic()
+    try:
+        for msg in messages:
+            if rate > 0 and sent % 100 == 0:
+                ahead = started + sent / rate - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            headers = [(SENT_AT_HEADER, str(time.time_ns() // 1_000_000).encode())] if stamp else None
+            pending.append(await producer.send(msg.topic, msg.value, key=msg.key, headers=headers))
+            sent += 1
+            if len(pending) >= 10_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                if progress is not None:
+                    progress(sent)
+        await producer.flush()
+        await asyncio.gather(*pending)
+        if progress is not None:
+            progress(sent)
+    finally:
+        await producer.stop()
+    return sent

@@ -1,0 +1,301 @@
+"""The streaming worker: a faust-streaming app on Kafka feeding ``Engine.process``.
+
+Lifecycle of ``KafkaWorker.run()``:
+  open      the engine (DuckDB) and the runtime services (refresher, /metrics, wallboard)
+            on the engine thread, the only thread that ever touches DuckDB;
+  session   a faust app + ``faust.Worker`` on a fresh event loop: one agent per topic,
+            ``concurrency=1``, micro-batches from ``stream.take_events(batch_size, within)``;
+            on partition assignment every assigned partition with a stored offset is moved
+            (Kafka commit + seek) to the stored offset + 1; each batch is filtered by
+            ``kafka.fresh`` and stored as ONE ``RawBatch`` whose offsets the store writes in
+            the same transaction as the rows. Faust acks (and later commits) the batch
+            only after it is stored, but nothing depends on that commit.
+  restart   if the faust app crashes (a broker outage can do that), a new session starts
+            after a back-off, again from the offsets in DuckDB;
+  stop      at ``duration_s`` / ``max_events`` / SIGTERM / SIGINT: the faust worker stops,
+            the batch being stored finishes, the engine closes. A SIGKILL at any moment is
+            safe: a batch is stored with its offsets, or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pipeline.config import Config, KafkaSettings
+from pipeline.engine import Engine
+from pipeline.sources.kafka import (
+    Message,
+    batch_from_messages,
+    fresh,
+    seek_positions,
+    source_name,
+    topic_names,
+)
+
+log = logging.getLogger("callpulse.worker")
+T = TypeVar("T")
+Handler = Callable[[list[Message]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """How long to run and how to talk to the consumer group."""
+
+    duration_s: float = 0.0  # 0: until stopped
+    max_events: int = 0  # Kafka messages stored or dead-lettered; 0: no limit
+    serve: bool = True
+    session_timeout_s: float = 10.0  # a killed worker's partitions move on after this
+    restart_backoff_s: float = 2.0
+
+
+@dataclass(slots=True)
+class WorkerSummary:
+    messages: int = 0  # fresh messages handed to the engine
+    skipped: int = 0  # redelivered messages DuckDB already held
+    batches: int = 0
+    sessions: int = 0
+    seconds: float = 0.0
+
+
+class EngineThread:
+    """Runs every call that touches DuckDB on one thread, one at a time."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._pool.submit(fn, *args).result()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.wrap_future(self._pool.submit(fn, *args))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class OffsetSink:
+    """Engine-thread side: the stored offsets (from DuckDB) and the one call to ``process``."""
+
+    def __init__(self, engine: Engine, topics: Iterable[str]) -> None:
+        self.engine = engine
+        self.topics = list(topics)
+        self.stored: dict[tuple[str, int], int] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Read ``source_offsets`` again (DuckDB is the truth)."""
+        self.stored = {(t, p): o for t in self.topics for p, o in self.engine.store.offsets(source_name(t)).items()}
+
+    def positions(self, assigned: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        self.reload()
+        return seek_positions(assigned, self.stored)
+
+    def handle(self, messages: list[Message]) -> tuple[int, int]:
+        """Store the fresh messages of one batch; return (stored, skipped)."""
+        new = fresh(messages, self.stored)
+        if not new:
+            return 0, len(messages)
+        batch = batch_from_messages(new[0].topic, new)
+        self.engine.process(batch)
+        for off in batch.offsets:
+            topic = off.source.removeprefix("kafka:")
+            self.stored[(topic, off.partition)] = off.offset
+        return len(new), len(messages) - len(new)
+
+
+def message_of(event: Any) -> Message:
+    """A faust event as a ``Message`` (raw value bytes)."""
+    m = event.message
+    value = event.value if isinstance(event.value, (bytes, bytearray)) else m.value
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return Message(m.topic, m.partition, m.offset, None if value is None else bytes(value), m.timestamp)
+
+
+def batch_agent(handler: Handler, batch_size: int, within_s: float) -> Callable[[Any], Awaitable[None]]:
+    """The agent body: micro-batches of events, each handed to ``handler`` as Messages.
+
+    faust acks a batch's events only after ``handler`` returns (so after it is stored).
+    """
+
+    async def consume(stream: Any) -> None:
+        async for events in stream.take_events(batch_size, within=within_s):
+            await handler([message_of(e) for e in events])
+
+    return consume
+
+
+def build_app(settings: KafkaSettings, options: WorkerOptions, datadir: str) -> Any:
+    import faust
+
+    return faust.App(
+        settings.group,
+        broker="kafka://" + settings.bootstrap,
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        web_enabled=False,
+        web_host="127.0.0.1",
+        autodiscover=False,
+        datadir=datadir,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=options.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, options.session_timeout_s / 4),
+        consumer_max_fetch_size=8 * 1_048_576,
+        stream_buffer_maxsize=max(4096, settings.batch_size * 2),
+    )
+
+
+class KafkaWorker:
+    """``callpulse worker``: see the module docstring for the lifecycle."""
+
+    def __init__(self, config: Config, pii_key: bytes, options: WorkerOptions) -> None:
+        self.config = config
+        self.pii_key = pii_key
+        self.options = options
+        self.settings = config.kafka
+        self.topics = topic_names(self.settings)
+        self.summary = WorkerSummary()
+        self._stop = threading.Event()
+        self._thread = EngineThread()
+        self.engine: Engine | None = None
+        self.sink: OffsetSink | None = None
+        self._fatal: BaseException | None = None
+
+    def stop(self) -> None:
+        """Ask the worker to stop after the batch in hand (any thread)."""
+        self._stop.set()
+
+    # -- engine thread -------------------------------------------------------
+
+    def _open(self) -> Any:
+        from pipeline.runtime import start_services
+
+        self.engine = Engine.open(self.config, self.pii_key)
+        self.sink = OffsetSink(self.engine, self.topics.values())
+        return start_services(self.engine, self.config, serve=self.options.serve)
+
+    def _close(self, services: Any) -> None:
+        try:
+            if services is not None:
+                services.refresher.refresh_now()
+                services.close()
+        finally:
+            if self.engine is not None:
+                self.engine.close()
+
+    # -- run -----------------------------------------------------------------
+
+    def run(self, on_progress: Callable[[WorkerSummary], None] | None = None) -> WorkerSummary:
+        started = time.monotonic()
+        deadline = started + self.options.duration_s if self.options.duration_s else None
+        services = self._thread.call(self._open)
+        self.services = services
+        try:
+            while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                self.summary.sessions += 1
+                crashed = self._session(deadline, on_progress)
+                if self._fatal is not None:
+                    raise self._fatal
+                if not crashed:
+                    break
+                log.warning("faust session %d ended with a crash: %r; restarting from the offsets in DuckDB",
+                            self.summary.sessions, crashed)
+                self._stop.wait(self.options.restart_backoff_s)
+        finally:
+            try:
+                self._thread.call(self._close, services)
+            finally:
+                self._thread.close()
+            self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def _session(self, deadline: float | None, on_progress: Callable[[WorkerSummary], None] | None) -> Any:
+        """One faust app on a fresh event loop; returns the crash reason, or None."""
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        datadir = tempfile.mkdtemp(prefix="callpulse-faust-")
+        try:
+            return loop.run_until_complete(self._session_async(deadline, datadir, on_progress))
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                asyncio.set_event_loop(None)
+                shutil.rmtree(datadir, ignore_errors=True)
+
+    async def _session_async(self, deadline: float | None, datadir: str,
+                             on_progress: Callable[[WorkerSummary], None] | None) -> Any:
+        import faust
+        from faust.types import TP
+
+        app = build_app(self.settings, self.options, datadir)
+        ours = set(self.topics.values())
+        summary = self.summary
+        sink = self.sink
+        assert sink is not None
+
+        async def handle(messages: list[Message]) -> None:
+            if not messages or self._stop.is_set():
+                return
+            try:
+                stored, skipped = await self._thread.run(sink.handle, messages)
+            except Exception as exc:  # a store failure is a bug or a broken disk: stop loudly
+                self._fatal = exc
+                self._stop.set()
+                raise
+            summary.messages += stored
+            summary.skipped += skipped
+            summary.batches += 1 if stored else 0
+            if on_progress is not None:
+                on_progress(summary)
+            if self.options.max_events and summary.messages >= self.options.max_events:
+                self._stop.set()
+
+        for topic in self.topics.values():
+            channel = app.topic(topic, value_serializer="raw", key_serializer="raw")
+            app.agent(channel, name=f"callpulse.{topic}", concurrency=1)(
+                batch_agent(handle, self.settings.batch_size, self.settings.batch_within_s))
+
+        @app.on_partitions_assigned.connect  # type: ignore[misc]
+        async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+            mine = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in ours)
+            positions = await self._thread.run(sink.positions, mine)
+            if not positions:
+                return
+            offsets = {TP(t, p): o for (t, p), o in positions.items()}
+            log.info("resuming from DuckDB offsets: %s", offsets)
+            # Kafka's committed offset follows DuckDB: faust seeks to the committed
+            # offset once recovery completes, so commit first, then seek as well.
+            await app.consumer._commit(offsets)
+            for tp, offset in offsets.items():
+                await app.consumer.seek(tp, offset)
+
+        worker = faust.Worker(app, loop=asyncio.get_running_loop(), quiet=True, daemon=False,
+                              override_logging=False, redirect_stdouts=False, loglevel="WARNING")
+        await worker.start()
+        try:
+            while not self._stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if app.crashed or worker.crashed:
+                    return app.crash_reason or worker.crash_reason or RuntimeError("faust crashed")
+                if worker.should_stop:  # SIGTERM / SIGINT through faust's handlers
+                    self._stop.set()
+                    break
+                await asyncio.sleep(0.1)
+            return None
+        finally:
+            await worker.stop()
