@@ -1,0 +1,1 @@
+"""The Grafana boards, one pure builder per module: ``build(config) -> dict``."""

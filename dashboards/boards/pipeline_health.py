@@ -1,0 +1,68 @@
+"""Pipeline-health board: throughput, duplicates, dead letters, watermark lag, batch time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboards.panels import (
+    GREEN,
+    RED,
+    Grid,
+    big_stat,
+    dashboard,
+    m,
+    query,
+    sel,
+    series_panel,
+    thresholds,
+)
+from metrics import names as n
+from pipeline.config import Config
+
+UID = "callpulse-pipeline"
+RATE = "[$__rate_interval]"
+
+
+def _quantile(q: float) -> str:
+    return f"histogram_quantile({q}, sum by (le) (rate({m(n.BATCH_DURATION, '_bucket')}{RATE})))"
+
+
+def build(config: Config | None = None) -> dict[str, Any]:
+    del config
+    grid = Grid()
+    ingest_rate = f"sum(rate({m(n.EVENTS_INGESTED_TOTAL)}{RATE}))"
+    grid.place(big_stat("Records stored /s", "reqps", query(ingest_rate, "A", instant=True), decimals=0)
+               .thresholds(thresholds("blue")), 6, 5)
+    grid.place(big_stat("Watermark lag", "s", query(m(n.WATERMARK_LAG), "A", instant=True), decimals=0)
+               .thresholds(thresholds(GREEN, (300, "orange"), (900, RED))), 6, 5)
+    grid.place(big_stat("Dead letters (1h)", "short",
+                        query(f"sum(increase({m(n.DEAD_LETTERS_TOTAL)}[1h]))", "A", instant=True), decimals=0)
+               .thresholds(thresholds(GREEN, (1, RED))).no_value("0"), 6, 5)
+    grid.place(big_stat("Batch time p95", "s", query(_quantile(0.95), "A", instant=True), decimals=3)
+               .thresholds(thresholds(GREEN, (1, "orange"), (5, RED))), 6, 5)
+    grid.place(series_panel(
+        "Records per second by source", "reqps",
+        query(f"sum by (source) (rate({m(n.EVENTS_INGESTED_TOTAL)}{RATE}))", "A", legend="stored {{source}}"),
+        query(f"sum by (source) (rate({m(n.EVENTS_DUPLICATE_TOTAL)}{RATE}))", "B", legend="duplicate {{source}}"),
+    ), 12, 8)
+    grid.place(series_panel(
+        "Dead letters per second by reason", "reqps",
+        query(f"sum by (source, reason) (rate({m(n.DEAD_LETTERS_TOTAL)}{RATE}))", "A",
+              legend="{{source}}: {{reason}}")), 12, 8)
+    grid.place(series_panel(
+        "Watermark lag (wall clock − newest event time)", "s",
+        query(m(n.WATERMARK_LAG), "A", legend="lag")), 12, 8)
+    grid.place(series_panel(
+        "Batch time", "s",
+        query(_quantile(0.5), "A", legend="p50"), query(_quantile(0.95), "B", legend="p95"),
+        query(_quantile(0.99), "C", legend="p99")), 12, 8)
+    grid.place(series_panel(
+        "Batches per second", "ops",
+        query(f"sum(rate({m(n.BATCH_DURATION, '_count')}{RATE}))", "A", legend="batches")), 12, 8)
+    grid.place(series_panel(
+        "Newest event time (watermark)", "dateTimeAsIso",
+        query(f"{sel(n.LAST_EVENT)} * 1000", "A", legend="watermark")), 12, 8)
+    return dashboard(
+        UID, "callpulse — pipeline health", grid, refresh="10s", time_from="now-1h",
+        description="Is the pipeline keeping up? Throughput, duplicates, dead letters, lag and batch time.",
+    )

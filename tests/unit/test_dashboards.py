@@ -1,0 +1,235 @@
+"""Grafana boards as code: deterministic, committed, schema-valid, laid out without
+overlap, and every query names only metrics the exporter has (metrics.names)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft7Validator
+
+from dashboards import build as boards
+from dashboards import publish
+from dashboards.panels import DATASOURCE_UID, FOLDER_UID
+from metrics import names
+from pipeline.config import Config, QueueSettings, Targets
+
+SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "grafana-schema" / "dashboard.jsonschema.json"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "provisioning"
+BUILT = boards.build_all()
+
+KNOWN: dict[str, names.MetricName] = {}
+for metric in names.ALL:
+    KNOWN[metric.name] = metric
+    if metric.kind == "histogram":
+        for suffix in ("_bucket", "_count", "_sum"):
+            KNOWN[metric.name + suffix] = metric
+
+_PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
+                 "bool", "offset", "inf", "nan"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names used by a PromQL expression (recording rules, with ':', left out)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    found = set()
+    for match in re.finditer(r"(?<![\w$.])([A-Za-z_:][\w:]*)\s*(\()?", text):
+        word, call = match.group(1), match.group(2)
+        if call or word.lower() in _PROMQL_WORDS or ":" in word:
+            continue
+        found.add(word)
+    return found
+
+
+def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(board["panels"])
+
+
+def queries(board: dict[str, Any]) -> list[str]:
+    exprs = [t["expr"] for p in panels(board) for t in p.get("targets", [])]
+    exprs += [a["expr"] for a in board.get("annotations", {}).get("list", []) if "expr" in a]
+    return exprs
+
+
+def test_metric_name_parser() -> None:
+    expr = ('histogram_quantile(0.95, sum by (le) (rate(callpulse_batch_duration_seconds_bucket[$__rate_interval])))'
+            ' / on (queue) group_left () job:callpulse_x:ratio5m{queue=~"a|b"} and up == bool 1')
+    assert metric_names(expr) == {"callpulse_batch_duration_seconds_bucket", "up"}
+
+
+def test_builders_are_deterministic_and_the_committed_json_is_current() -> None:
+    assert boards.build_all() == BUILT
+    for stem, board in BUILT.items():
+        path = boards.GENERATED_DIR / f"{stem}.json"
+        assert path.is_file(), f"{path} missing: run `callpulse dashboards build`"
+        assert path.read_text(encoding="utf-8") == boards.render(board), (
+            f"{path} is stale: run `callpulse dashboards build` and commit the result")
+    assert sorted(p.stem for p in boards.GENERATED_DIR.glob("*.json")) == sorted(BUILT)
+
+
+@pytest.mark.parametrize("stem", sorted(BUILT))
+def test_board_is_valid_against_the_grafana_schema(stem: str) -> None:
+    schema = json.loads(SCHEMA.read_text())
+    errors = sorted(Draft7Validator(schema).iter_errors(BUILT[stem]), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message[:300]}" for e in errors[:10])
+    assert BUILT[stem]["schemaVersion"] >= 41
+
+
+@pytest.mark.parametrize("stem", sorted(BUILT))
+def test_ids_are_unique_and_panels_do_not_overlap(stem: str) -> None:
+    ps = panels(BUILT[stem])
+    ids = [p["id"] for p in ps]
+    assert len(ids) == len(set(ids)) and all(i > 0 for i in ids)
+    for p in ps:
+        g = p["gridPos"]
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24 and g["h"] > 0 and g["w"] > 0, p["title"]
+    for a, b in itertools.combinations(ps, 2):
+        ga, gb = a["gridPos"], b["gridPos"]
+        overlap = (ga["x"] < gb["x"] + gb["w"] and gb["x"] < ga["x"] + ga["w"]
+                   and ga["y"] < gb["y"] + gb["h"] and gb["y"] < ga["y"] + ga["h"])
+        assert not overlap, f"{a['title']!r} overlaps {b['title']!r}"
+    for p in ps:
+        ref_ids = [t["refId"] for t in p.get("targets", [])]
+        assert len(ref_ids) == len(set(ref_ids)), p["title"]
+
+
+@pytest.mark.parametrize("stem", sorted(BUILT))
+def test_every_query_names_only_exported_metrics(stem: str) -> None:
+    board = BUILT[stem]
+    exprs = queries(board)
+    assert exprs
+    for expr in exprs:
+        used = metric_names(expr)
+        assert used, f"no metric in {expr!r}"
+        unknown = used - set(KNOWN)
+        assert not unknown, f"{expr!r} uses metrics not in metrics/names.py: {unknown}"
+    for var in board.get("templating", {}).get("list", []):
+        if var["type"] == "query":
+            metric = re.fullmatch(r"label_values\((\w+), *(\w+)\)", var["query"])
+            assert metric and metric.group(1) in KNOWN
+            assert metric.group(2) in KNOWN[metric.group(1)].labels
+
+
+@pytest.mark.parametrize("stem", sorted(BUILT))
+def test_datasources_are_the_provisioned_uid(stem: str) -> None:
+    board = BUILT[stem]
+    refs = [p["datasource"] for p in panels(board) if "datasource" in p]
+    refs += [t["datasource"] for p in panels(board) for t in p.get("targets", [])]
+    refs += [v["datasource"] for v in board["templating"].get("list", []) if "datasource" in v]
+    refs += [a["datasource"] for a in board.get("annotations", {}).get("list", [])]
+    assert refs and all(r == {"type": "prometheus", "uid": DATASOURCE_UID} for r in refs)
+    provisioned = (DEPLOY / "datasources" / "callpulse.yml").read_text()
+    assert re.findall(r"^\s+uid: (\S+)$", provisioned, re.M) == [DATASOURCE_UID]
+
+
+def test_uids_are_fixed_and_distinct() -> None:
+    uids = [b["uid"] for b in BUILT.values()]
+    assert len(set(uids)) == len(uids) and all(u.startswith("callpulse-") for u in uids)
+    provider = (DEPLOY / "dashboards" / "callpulse.yml").read_text()
+    assert re.findall(r"^\s+folderUid: (\S+)$", provider, re.M) == [FOLDER_UID]
+    assert "path: /var/lib/grafana/dashboards/callpulse" in provider
+
+
+def test_supervisor_wallboard_is_kiosk_ready() -> None:
+    board = BUILT["supervisor-wallboard"]
+    assert board["refresh"] == "5s"
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["queue"]["query"] == f"label_values({names.CALLS_WAITING.name}, queue)"
+    rows = [p for p in panels(board) if p["type"] == "row"]
+    assert [r.get("repeat") for r in rows] == ["queue"]
+    stats = [p for p in panels(board) if p["type"] == "stat"]
+    titles = " | ".join(p["title"] for p in stats)
+    for word in ("Calls waiting", "Oldest wait", "Service level", "ASA", "Abandon rate", "Agents ready",
+                 "Agents busy", "wrap", "Agents not ready", "reason"):
+        assert word in titles
+    for p in stats:
+        assert p["options"]["reduceOptions"]["calcs"] == ["lastNotNull"]
+        assert all(t["instant"] for t in p["targets"])
+        assert p["options"]["textMode"] in ("value", "value_and_name")
+    units = {p["title"].split(" (")[0]: p["fieldConfig"]["defaults"]["unit"] for p in stats}
+    assert units["Service level"] == units["Abandon rate"] == "percentunit"
+    assert units["ASA"] == units["Oldest wait"] == "s"
+
+
+def test_kpi_tiles_take_their_threshold_from_the_target_metric() -> None:
+    board = BUILT["supervisor-wallboard"]
+    tiles = {p["title"].split(" (")[0]: p for p in panels(board) if p["type"] == "stat"}
+    for title, target, higher_better in (
+        ("Service level", names.TARGET_SERVICE_LEVEL, True), ("ASA", names.TARGET_ASA, False),
+        ("Abandon rate", names.TARGET_ABANDON_RATE, False), ("Oldest wait", names.TARGET_OLDEST_WAIT, False),
+    ):
+        tile = tiles[title]
+        background = tile["options"]["colorMode"]
+        assert background == "background"
+        by_ref = {t["refId"]: t for t in tile["targets"]}
+        assert target.name in by_ref["T"]["expr"] and by_ref["T"]["legendFormat"] == "threshold1"
+        [transform] = tile["transformations"]
+        assert transform["id"] == "configFromData" and transform["options"]["configRefId"] == "T"
+        steps = tile["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert [s["color"] for s in steps] == (["red", "green"] if higher_better else ["green", "red"])
+        if title != "Oldest wait":  # KPIs on too few calls never breach: min_calls gates the target
+            assert names.MIN_CALLS.name in by_ref["T"]["expr"]
+
+
+def test_static_thresholds_follow_the_configured_default_targets() -> None:
+    config = Config(defaults=QueueSettings(targets=Targets(service_level=0.9, asa_s=20)))
+    board = boards.build_all(config)["supervisor-wallboard"]
+    steps = {p["title"].split(" (")[0]: p["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"]
+             for p in board["panels"] if len(p.get("fieldConfig", {}).get("defaults", {})
+                                              .get("thresholds", {}).get("steps", [])) == 2}
+    assert steps["Service level"] == 0.9 and steps["ASA"] == 20
+
+
+def test_operations_board_draws_targets_and_breaches() -> None:
+    board = BUILT["operations"]
+    exprs = queries(board)
+    for target in (names.TARGET_SERVICE_LEVEL, names.TARGET_ASA, names.TARGET_ABANDON_RATE):
+        assert any(target.name in e for e in exprs)
+    [annotation] = board["annotations"]["list"]
+    assert names.BREACH.name in annotation["expr"]
+    assert board["time"]["from"] == "now/d"
+
+
+class FakeGrafana:
+    """Records what publish() sends, answering like Grafana's folder/dashboard APIs."""
+
+    def __init__(self) -> None:
+        self.folders: dict[str, str] = {}
+        self.saved: list[dict[str, Any]] = []
+        self.folder, self.dashboard = self, self
+
+    def get_folder(self, uid: str) -> dict[str, Any]:
+        from grafana_client.client import GrafanaClientError
+
+        if uid not in self.folders:
+            raise GrafanaClientError(404, None, "Client Error 404: Folder not found")
+        return {"uid": uid, "title": self.folders[uid]}
+
+    def create_folder(self, title: str, uid: str | None = None) -> dict[str, Any]:
+        assert uid is not None and uid not in self.folders
+        self.folders[uid] = title
+        return {"uid": uid}
+
+    def update_dashboard(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.saved.append(payload)
+        return {"uid": payload["dashboard"]["uid"], "version": len(self.saved), "url": "/d/x"}
+
+
+def test_publish_is_idempotent_by_uid() -> None:
+    api = FakeGrafana()
+    publish.publish(api, BUILT)
+    publish.publish(api, BUILT)
+    assert api.folders == {FOLDER_UID: "callpulse"}
+    assert len(api.saved) == 2 * len(BUILT)
+    for payload in api.saved:
+        assert payload["overwrite"] is True and payload["folderUid"] == FOLDER_UID
+        assert payload["dashboard"]["id"] is None
+    first, second = api.saved[: len(BUILT)], api.saved[len(BUILT):]
+    assert [p["dashboard"]["uid"] for p in first] == [p["dashboard"]["uid"] for p in second]
