@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from metrics import exporter
 from metrics.snapshot import take_snapshot
 from pipeline.config import Config
 from pipeline.engine import Engine
@@ -39,6 +40,7 @@ def start_services(engine: Engine, config: Config, serve: bool = True, refresh_e
     services = Services(engine, config, published, refresher, server)
     # Features attach here, one line each (they add refresh jobs and routes).
     # -- attach: exporter (metrics/exporter.py) --
+    exporter.attach(services)
     # -- attach: wallboard (dashboards/wallboard.py) --
     # -- attach: analyst snapshot (pipeline/analyst.py) --
     refresher.refresh_now()
