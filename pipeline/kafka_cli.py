@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import TaskID, BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from pipeline.config import Config, load_config, pii_key_from_env
 
@@ -60,7 +61,7 @@ def worker(
     session_timeout: Annotated[float, typer.Option(help="Consumer-group session timeout, seconds")] = 10.0,
 ) -> None:
     """Consume the Kafka topics into DuckDB (faust-streaming), exactly once in effect."""
-    from pipeline.worker import KafkaWorker, WorkerOptions
+    from pipeline.worker import KafkaWorker, WorkerOptions, WorkerSummary
 
     cfg = kafka_config(config, db, bootstrap, group, topic_prefix)
     key = pii_key_from_env(required=True)
@@ -70,7 +71,15 @@ def worker(
     w = KafkaWorker(cfg, key, options)
     console.print(f"worker: {cfg.kafka.bootstrap} group {cfg.kafka.group} topics "
                   f"{', '.join(w.topics.values())} → {cfg.db}")
-    summary = w.run()
+    last = [0.0]
+
+    def progress(s: WorkerSummary) -> None:  # one line at most every half second (tests wait on it)
+        now = time.monotonic()
+        if now - last[0] >= 0.5:
+            last[0] = now
+            console.print(f"progress: {s.messages} messages stored in {s.batches} batches")
+
+    summary = w.run(progress)
     totals = w.engine.totals if w.engine is not None else None
     rate = summary.messages / summary.seconds if summary.seconds else 0.0
     detail = (f"accepted {totals.accepted:,}  duplicates {totals.duplicates:,}  dead-lettered {totals.dead_lettered:,}  "
@@ -121,10 +130,14 @@ def produce(
                 total = sum(1 for line in fh if line.strip())
             task = progress.add_task(path.name, total=total)
             with path.open("rb") as fh:
-                sent += kafka.produce_lines(fh, cfg.kafka, lambda n, t=task: progress.update(t, completed=n))
+                sent += kafka.produce_lines(fh, cfg.kafka, _updater(progress, task))
     seconds = time.perf_counter() - started
     console.print(f"produced {sent:,} messages to {cfg.kafka.bootstrap} in {seconds:.1f}s "
                   f"({sent / seconds if seconds else 0:,.0f}/s)")
+
+
+def _updater(progress: Progress, task: TaskID) -> Callable[[int], None]:
+    return lambda n: progress.update(task, completed=n)
 
 
 def register(app: typer.Typer) -> None:
