@@ -2,8 +2,9 @@
 
 A mapping (``mappings/*.toml``; see ``anonymous_bank.toml`` for a commented one) says:
 
-- ``delimiter``, ``header`` (or ``columns``), ``timezone`` (the site's, for naive
-  local times) and ``clip`` (answered ≥ offered, ended ≥ answered);
+- ``delimiter``, ``header`` (or ``columns``), ``timezone`` (of the export's naive
+  local times; when left out, the site's time zone from the config applies, and
+  UTC if there is none) and ``clip`` (answered ≥ offered, ended ≥ answered);
 - ``[fields]``: native field ← column, or a list of columns joined with ``-``
   (for a call id that is only unique together with another column);
 - ``[absent]``: per column, values that mean "no value" (``customer_id = ["0"]``);
@@ -76,7 +77,7 @@ class MappingSpec:
     delimiter: str = ","
     header: bool = True
     columns: tuple[str, ...] = ()
-    timezone: str = "UTC"
+    timezone: str | None = None  # None: the site's (options["timezone"]), else UTC
     clip: bool = True
     fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     absent: Mapping[str, frozenset[str]] = field(default_factory=dict)
@@ -121,9 +122,10 @@ def load_mapping(source: str | Path | Mapping[str, Any]) -> MappingSpec:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise MappingError(f"{path}: {exc}") from exc
         name = str(doc.get("name", path.stem))
+    tz = None if doc.get("timezone") is None else str(doc["timezone"])
     try:
-        tz = str(doc.get("timezone", "UTC"))
-        ZoneInfo(tz)
+        if tz is not None:
+            ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise MappingError(f"timezone: unknown zone {doc.get('timezone')!r}") from exc
     fields = {k: _strs(v, f"fields.{k}") for k, v in dict(doc.get("fields", {})).items()}
@@ -184,11 +186,15 @@ def load_mapping(source: str | Path | Mapping[str, Any]) -> MappingSpec:
 class MappedReader:
     """Reads delimited rows with a mapping; ``stats`` counts calls by outcome and skips."""
 
-    def __init__(self, spec: MappingSpec, source: str = "mapped") -> None:
+    def __init__(
+        self, spec: MappingSpec, source: str = "mapped", site_timezone: str | None = None
+    ) -> None:
         self.spec = spec
         self.source = source
         self.stats: Counter[str] = Counter()
-        self._tz = spec.timezone
+        # the mapping's own zone wins; a mapping without one takes the site's
+        self._tz = spec.timezone or site_timezone or "UTC"
+        ZoneInfo(self._tz)
 
     def parse(self, lines: Iterable[tuple[str, str]]) -> Iterator[Item]:
         spec = self.spec
@@ -437,7 +443,7 @@ def parse_mapped(
     if mapping is None:
         raise MappingError("the mapped format needs a mapping (options['mapping'])")
     spec = mapping if isinstance(mapping, MappingSpec) else load_mapping(mapping)
-    reader = MappedReader(spec, source)
+    reader = MappedReader(spec, source, opts.get("timezone"))
     try:
         yield from reader.parse(lines)
     finally:
