@@ -252,6 +252,11 @@ from dashboards.cli import register as register_dashboards  # noqa: E402 - featu
 register_dashboards(app)
 
 
+from pipeline import analyst_cli  # noqa: E402 - analysts' and operators' commands
+
+analyst_cli.register(app)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:

@@ -62,6 +62,15 @@ class ExporterSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AnalystSettings:
+    """The analysts' side (pipeline/analyst.py): snapshot freshness and path, retention."""
+
+    freshness_s: float = 60.0
+    snapshot: Path | None = None  # None: beside the database, <stem>.analyst.duckdb
+    retention_days: int | None = None  # None: keep raw events for ever
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     db: Path = Path("data/callpulse.duckdb")
     timezone: str = "UTC"
@@ -73,6 +82,7 @@ class Config:
     queues: dict[str, QueueSettings] = field(default_factory=dict)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
+    analyst: AnalystSettings = field(default_factory=AnalystSettings)
 
     def for_queue(self, queue: str) -> QueueSettings:
         return self.queues.get(queue, self.defaults)
@@ -191,9 +201,24 @@ def _exporter(raw: Any) -> ExporterSettings:
     )
 
 
+def _analyst(raw: Any) -> AnalystSettings:
+    a = _table(raw, "analyst", {"freshness", "snapshot", "retention_days"})
+    d = AnalystSettings()
+    freshness = parse_duration(a.get("freshness", d.freshness_s), "analyst.freshness")
+    if freshness < 1:
+        raise ConfigError(f"analyst.freshness: must be at least 1s, got {a.get('freshness')!r}")
+    snapshot = a.get("snapshot")
+    days = a.get("retention_days")
+    return AnalystSettings(
+        freshness_s=freshness,
+        snapshot=None if snapshot is None else Path(_string(snapshot, "analyst.snapshot")),
+        retention_days=None if days is None else _integer(days, "analyst.retention_days", 1),
+    )
+
+
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Validate a parsed TOML document (see callpulse.example.toml)."""
-    _table(raw, "", {"site", "pipeline", "defaults", "queues", "kafka", "exporter"})
+    _table(raw, "", {"site", "pipeline", "defaults", "queues", "kafka", "exporter", "analyst"})
     site = _table(raw.get("site", {}), "site", {"timezone"})
     tz = _string(site.get("timezone", "UTC"), "site.timezone")
     try:
@@ -224,6 +249,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         queues=queues,
         kafka=_kafka(raw.get("kafka", {})),
         exporter=_exporter(raw.get("exporter", {})),
+        analyst=_analyst(raw.get("analyst", {})),
     )
 
 

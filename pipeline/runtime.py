@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from metrics import exporter
 from metrics.snapshot import take_snapshot
+from pipeline import analyst
 from pipeline.config import Config
 from pipeline.engine import Engine
 from pipeline.server import HttpServer, Published, Refresher
@@ -43,6 +44,7 @@ def start_services(engine: Engine, config: Config, serve: bool = True, refresh_e
     exporter.attach(services)
     # -- attach: wallboard (dashboards/wallboard.py) --
     # -- attach: analyst snapshot (pipeline/analyst.py) --
+    analyst.attach(services)
     refresher.refresh_now()
     if server is not None:
         server.start()

@@ -1,0 +1,143 @@
+"""Report builders: pure functions from polars frames (read by sql/report_*.sql) to report frames.
+
+The KPI formulas here are the polars twin of ``kpi_queue_ratios`` / ``kpi_agent_rollup``
+in sql/views.sql, applied to the same additive sums (``queue_interval``,
+``agent_interval``); tests/integration/test_reports_vs_views.py checks they agree.
+Undefined ratios (no calls) are null, never 0 or NaN. Days are calendar days in the
+site's time zone, so a DST change day has 23 or 25 hours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+QUEUE_SUMS = (
+    "offered", "answered", "abandoned", "short_abandoned", "exited", "waiting", "answered_in_sl",
+    "abandoned_in_sl", "answer_wait_s", "handled", "handle_s", "transferred", "repeat_eligible", "repeated",
+)
+AGENT_SUMS = ("handled", "handle_s", "ready_s", "busy_s", "wrap_s", "not_ready_s", "qa_count", "qa_sum")
+QUEUE_KPIS = (
+    "offered", "answered", "abandoned", "short_abandoned", "exited", "answered_in_sl", "service_level", "asa_s",
+    "abandon_rate", "aht_s", "transfer_rate", "max_wait_s", "repeat_rate", "fcr",
+)
+AGENT_KPIS = ("handled", "aht_s", "ready_s", "busy_s", "wrap_s", "not_ready_s", "occupancy", "qa_score")
+KINDS = ("interval", "daily", "queues", "agents", "cases")
+
+
+def ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
+    """num / den, null when den is not positive (cp_ratio)."""
+    return pl.when(den > 0).then(num.cast(pl.Float64) / den.cast(pl.Float64)).otherwise(None)
+
+
+def service_level(formula: pl.Expr) -> pl.Expr:
+    """cp_service_level: short abandons are removed from offered first."""
+    c = pl.col
+    offered = c("offered") - c("short_abandoned")
+    return (
+        pl.when(formula == "negative").then(ratio(c("answered_in_sl"), offered))
+        .when(formula == "without_abandons").then(ratio(c("answered_in_sl"), offered - c("abandoned_in_sl")))
+        .when(formula == "positive").then(ratio(c("answered_in_sl") + c("abandoned_in_sl"), offered))
+        .when(formula == "answered_only").then(ratio(c("answered_in_sl"), c("answered")))
+        .otherwise(None)
+    )
+
+
+def queue_kpis(sums: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
+    """Sum the additive queue columns by ``by`` (which must include ``queue``), then the KPI ratios."""
+    c = pl.col
+    grouped = (
+        sums.group_by(list(by), maintain_order=True)
+        .agg([c(n).sum() for n in QUEUE_SUMS] + [c("max_wait_s").max(), c("sl_formula").first()])
+    )
+    return grouped.with_columns(
+        service_level=service_level(c("sl_formula")),
+        asa_s=ratio(c("answer_wait_s"), c("answered")),
+        abandon_rate=ratio(c("abandoned") - c("short_abandoned"), c("offered") - c("short_abandoned")),
+        aht_s=ratio(c("handle_s"), c("handled")),
+        transfer_rate=ratio(c("transferred"), c("answered")),
+        repeat_rate=ratio(c("repeated"), c("repeat_eligible")),
+    ).with_columns(fcr=1 - c("repeat_rate")).select(*by, *[k for k in QUEUE_KPIS if k not in by], "waiting")
+
+
+def with_local_day(frame: pl.DataFrame, tz: str, column: str = "interval_start") -> pl.DataFrame:
+    """Add ``day`` (the site-local calendar date) and ``day_start`` (its local midnight, tz-aware)."""
+    local = pl.col(column).dt.convert_time_zone(tz)
+    return frame.with_columns(day=local.dt.date(), day_start=local.dt.truncate("1d"))
+
+
+def interval_report(sums: pl.DataFrame, tz: str) -> pl.DataFrame:
+    """One row per queue and interval (the pipeline's interval length)."""
+    out = queue_kpis(sums, ["queue", "interval_start", "interval_s"])
+    return out.with_columns(pl.col("interval_start").dt.convert_time_zone(tz)).sort("queue", "interval_start")
+
+
+def daily_report(sums: pl.DataFrame, tz: str) -> pl.DataFrame:
+    """One row per queue and site-local day; ``hours`` is the day's length (23 or 25 on DST days)."""
+    days = with_local_day(sums, tz)
+    out = queue_kpis(days, ["queue", "day", "day_start"])
+    next_start = (pl.col("day").dt.offset_by("1d").cast(pl.Datetime("us")).dt.replace_time_zone(tz))
+    hours = (next_start - pl.col("day_start")).dt.total_seconds() / 3600
+    return out.with_columns(hours=hours).rename({"day_start": "interval_start"}).sort("queue", "day")
+
+
+def queues_report(sums: pl.DataFrame) -> pl.DataFrame:
+    """One row per queue over the whole period."""
+    return queue_kpis(sums, ["queue"]).sort("queue")
+
+
+def agents_report(sums: pl.DataFrame) -> pl.DataFrame:
+    """One scorecard row per agent over the period (calls by the interval they were offered in)."""
+    c = pl.col
+    g = sums.group_by("agent_id").agg([c(n).sum() for n in AGENT_SUMS])
+    return g.with_columns(
+        aht_s=ratio(c("handle_s"), c("handled")),
+        occupancy=ratio(c("busy_s") + c("wrap_s"), c("busy_s") + c("wrap_s") + c("ready_s")),
+        qa_score=ratio(c("qa_sum"), c("qa_count")),
+    ).select("agent_id", *AGENT_KPIS, "qa_count").sort("agent_id")
+
+
+def cases_report(cases: pl.DataFrame) -> pl.DataFrame:
+    """Per queue and category: cases, resolved, median / p90 resolution time, first-contact share."""
+    c = pl.col
+    return (
+        cases.group_by("queue", "category")
+        .agg(
+            cases=pl.len(),
+            resolved=c("resolved_at").count(),
+            median_resolution_s=c("resolution_s").median(),
+            p90_resolution_s=c("resolution_s").quantile(0.9, interpolation="linear"),
+            first_contact=c("resolved_first_contact").sum(),
+        )
+        .with_columns(first_contact_resolution_rate=ratio(c("first_contact"), c("resolved")))
+        .drop("first_contact")
+        .sort("queue", "category", nulls_last=True)
+    )
+
+
+def abandon_curve(calls: pl.DataFrame, step_s: float = 10.0, max_s: float = 300.0) -> pl.DataFrame:
+    """Share of calls (with an outcome) abandoned with a wait of at most t, for t = 0, step, ... max."""
+    done = calls.filter(pl.col("outcome") != "waiting")
+    total = done.height
+    waits = done.filter(pl.col("outcome") == "abandoned").get_column("wait_s").drop_nulls().sort()
+    points = [i * step_s for i in range(int(max_s // step_s) + 1)]
+    counts = [int(waits.search_sorted(t, side="right")) for t in points] if waits.len() else [0] * len(points)
+    return pl.DataFrame({"wait_s": points, "abandoned_share": [n / total if total else None for n in counts]},
+                        schema={"wait_s": pl.Float64, "abandoned_share": pl.Float64})
+
+
+def aht_distribution(calls: pl.DataFrame, bin_s: float = 60.0) -> pl.DataFrame:
+    """Handled calls per handle-time bin: bin_start_s, calls."""
+    handled = calls.get_column("handle_s").drop_nulls()
+    if handled.len() == 0:
+        return pl.DataFrame(schema={"bin_start_s": pl.Float64, "calls": pl.UInt32})
+    bins = (handled / bin_s).floor() * bin_s
+    return bins.alias("bin_start_s").value_counts(name="calls").sort("bin_start_s")
+
+
+def centre_by_interval(sums: pl.DataFrame, tz: str) -> pl.DataFrame:
+    """All queues together per interval (for charts): offered, answered, abandoned, service level."""
+    s = sums.with_columns(pl.lit("all").alias("queue_all"))
+    out = queue_kpis(s.drop("queue").rename({"queue_all": "queue"}), ["queue", "interval_start"])
+    return out.with_columns(pl.col("interval_start").dt.convert_time_zone(tz)).sort("interval_start")
