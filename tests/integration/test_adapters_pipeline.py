@@ -8,17 +8,18 @@ short), AHT = mean talk + hold + wrap of handled calls, 15-minute intervals in U
 
 Asterisk queue_log, pipeline_queue_log.txt (T = 1709542800 = 2024-03-04 09:00:00 UTC):
 
-  call        queue    entered  closing line                       outcome    wait  talk  agent
-  ...810.1  A support  T+10     RINGNOANSWER 1001 T+20, ABANDON T+30 abandoned   20    -    -
-  ...812.2  B support  T+12     CONNECT 2002 T+25, TRANSFER T+100    answered    13   75   SIP/2002 (transferred)
-  ...812.2  B sales    T+101    CONNECT 3003 T+110, COMPLETE T+200   answered     9   90   SIP/3003
-  ...840.3  C support  T+40     ABANDON T+43                         abandoned    3 (short)
-  ...850.4  D support  T+50     CONNECT 1001 T+55, COMPLETE T+175    answered     5  120   PJSIP/1001
-  ...860.5  E support  T+60     EXITWITHTIMEOUT T+360                exited     300    -
-  ...870.6  F support  T+70     CONNECT 2002 T+130, COMPLETE T+250   answered    60  120   SIP/2002
+  call        queue    entered  closing line                       outcome   wait talk agent
+  ...810.1  A support  T+10     RINGNOANSWER 1001 T+20, ABANDON T+30 abandoned  20   -   -
+  ...812.2  B support  T+12     CONNECT 2002 T+25, TRANSFER T+100    answered   13  75  SIP/2002 (*)
+  ...812.2  B sales    T+101    CONNECT 3003 T+110, COMPLETE T+200   answered    9  90  SIP/3003
+  ...840.3  C support  T+40     ABANDON T+43                         abandoned   3 (short)
+  ...850.4  D support  T+50     CONNECT 1001 T+55, COMPLETE T+175    answered    5 120  PJSIP/1001
+  ...860.5  E support  T+60     EXITWITHTIMEOUT T+360                exited    300   -
+  ...870.6  F support  T+70     CONNECT 2002 T+130, COMPLETE T+250   answered   60 120  SIP/2002
   ...400.13 G support  T+600    none: the REMOVEMEMBER lines at T+15060 (13:11) push the
                                 watermark past T+600 + 4 h, the orphan rule closes it:
-                                                                     exited   14400
+                                                                     exited  14400
+  (*) transferred to sales
 
   support 09:00: offered 7, answered 3 (B D F), abandoned 2 (A C), short 1 (C),
     exited 2 (E G), answered_in_sl 2 (B 13 s, D 5 s), SL 2/(7-1) = 1/3,
@@ -60,8 +61,10 @@ ACD_CSV, ACD_MAPPING = FIXTURES / "acd_export.csv", FIXTURES / "acd_export.toml"
 BANK = Path("/work/shared/data/anonymous-bank-1999-02.tsv")
 ENV = {**os.environ, "CALLPULSE_PII_KEY": "adapter-test-key"}
 
-KPI_COLUMNS = ("offered, answered, abandoned, short_abandoned, exited, answered_in_sl, "
-               "service_level, asa_s, abandon_rate, aht_s")
+KPI_COLUMNS = (
+    "offered, answered, abandoned, short_abandoned, exited, answered_in_sl, "
+    "service_level, asa_s, abandon_rate, aht_s"
+)
 CALL_COLUMNS = "call_id, queue, outcome, wait_s, talk_s, agent_id"
 TABLES = [
     "SELECT * FROM calls ORDER BY call_id, queue",
@@ -72,8 +75,15 @@ TABLES = [
 
 
 def callpulse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def replay(src: Path, db: Path, *extra: str) -> str:
@@ -126,32 +136,39 @@ def test_asterisk_queue_log_calls_kpis_agents_and_dead_letters(tmp_path: Path) -
         ("1709542812.2", "sales", "answered", 9, 90, "SIP/3003"),  # B in sales
         ("1709543400.13", "support", "exited", 14400, None, None),  # G: orphan, 4 h
     ]
-    assert query(db, "SELECT call_id, queue FROM calls WHERE transferred") == [("1709542812.2", "support")]
+    assert query(db, "SELECT call_id, queue FROM calls WHERE transferred") == [
+        ("1709542812.2", "support")
+    ]
     # G was closed by the orphan rule at its offer + 4 h
-    assert query(db, "SELECT exited_at FROM calls WHERE call_id = '1709543400.13'")[0][0] == utc(2024, 3, 4, 13, 10)
+    assert query(db, "SELECT exited_at FROM calls WHERE call_id = '1709543400.13'")[0][0] == utc(
+        2024, 3, 4, 13, 10
+    )
 
     assert kpi_rows(db) == {
         ("support", utc(2024, 3, 4, 9, 0)): approx((7, 3, 2, 1, 2, 2, 1 / 3, 26.0, 1 / 6, 105.0)),
         ("sales", utc(2024, 3, 4, 9, 0)): approx((1, 1, 0, 0, 0, 1, 1.0, 9.0, 0.0, 90.0)),
     }
-    assert query(db, "SELECT transfer_rate, max_wait_s FROM kpi_queue_interval WHERE queue = 'support'") == [
-        (pytest.approx(1 / 3), 14400)
-    ]
+    assert query(
+        db, "SELECT transfer_rate, max_wait_s FROM kpi_queue_interval WHERE queue = 'support'"
+    ) == [(pytest.approx(1 / 3), 14400)]
 
     # the pause with its reason is a not_ready segment of 300 s (T+180 .. T+480)
-    assert query(db, "SELECT agent_id, state, reason, started_at, ended_at, duration_s FROM agent_states "
-                     "WHERE state = 'not_ready'") == [
-        ("PJSIP/1001", "not_ready", "lunch", utc(2024, 3, 4, 9, 3), utc(2024, 3, 4, 9, 8), 300)
-    ]
+    assert query(
+        db,
+        "SELECT agent_id, state, reason, started_at, ended_at, duration_s FROM agent_states "
+        "WHERE state = 'not_ready'",
+    ) == [("PJSIP/1001", "not_ready", "lunch", utc(2024, 3, 4, 9, 3), utc(2024, 3, 4, 9, 8), 300)]
     # PJSIP/1001 in 09:00-09:15: ready T+1..T+55 (54) + T+175..T+180 (5) + T+480..T+900 (420)
     # = 479 s, busy with D T+55..T+175 = 120 s, not ready 300 s; one call handled in 120 s.
-    assert query(db, "SELECT handled, aht_s, ready_s, busy_s, not_ready_s FROM kpi_agent_interval "
-                     "WHERE agent_id = 'PJSIP/1001' AND interval_start = ?", [utc(2024, 3, 4, 9, 0)]) == [
-        (1, 120, 479, 120, 300)
-    ]
-    assert query(db, "SELECT agent_id, state FROM agent_states WHERE ended_at IS NULL ORDER BY 1") == [
-        ("PJSIP/1001", "logout"), ("SIP/2002", "logout"), ("SIP/3003", "logout")
-    ]
+    assert query(
+        db,
+        "SELECT handled, aht_s, ready_s, busy_s, not_ready_s FROM kpi_agent_interval "
+        "WHERE agent_id = 'PJSIP/1001' AND interval_start = ?",
+        [utc(2024, 3, 4, 9, 0)],
+    ) == [(1, 120, 479, 120, 300)]
+    assert query(
+        db, "SELECT agent_id, state FROM agent_states WHERE ended_at IS NULL ORDER BY 1"
+    ) == [("PJSIP/1001", "logout"), ("SIP/2002", "logout"), ("SIP/3003", "logout")]
 
     dead = query(db, "SELECT position, reason, raw FROM dead_letters ORDER BY position::INT")
     assert [(p, r) for p, r, _ in dead] == [
@@ -175,29 +192,33 @@ def test_asterisk_database_style_times_use_the_site_time_zone(tmp_path: Path) ->
     # queue_log kept in a database: naive local times, read in [site] timezone
     # Europe/Helsinki (UTC+2 in March 2024): 11:00:10 local = 09:00:10 UTC.
     src, db, cfg = tmp_path / "queue_log", tmp_path / "cp.duckdb", tmp_path / "callpulse.toml"
-    src.write_text("2024-03-04 11:00:10|c1|support|NONE|ENTERQUEUE||+15551230001|1\n"
-                   "2024-03-04 11:00:18|c1|support|SIP/2002|CONNECT|8|c1b|2\n"
-                   "2024-03-04 11:02:18|c1|support|SIP/2002|COMPLETEAGENT|8|120|1\n")
+    src.write_text(
+        "2024-03-04 11:00:10|c1|support|NONE|ENTERQUEUE||+15551230001|1\n"
+        "2024-03-04 11:00:18|c1|support|SIP/2002|CONNECT|8|c1b|2\n"
+        "2024-03-04 11:02:18|c1|support|SIP/2002|COMPLETEAGENT|8|120|1\n"
+    )
     cfg.write_text('[site]\ntimezone = "Europe/Helsinki"\n')
     replay(src, db, "--format", "asterisk", "--config", str(cfg))
     assert query(db, f"SELECT offered_at, {CALL_COLUMNS} FROM calls") == [
         (utc(2024, 3, 4, 9, 0, 10), "c1", "support", "answered", 8, 120, "SIP/2002")
     ]
     # one call answered in 8 s: SL 1, ASA 8, AHT 120
-    assert kpi_rows(db) == {("support", utc(2024, 3, 4, 9, 0)): approx((1, 1, 0, 0, 0, 1, 1.0, 8.0, 0.0, 120.0))}
+    assert kpi_rows(db) == {
+        ("support", utc(2024, 3, 4, 9, 0)): approx((1, 1, 0, 0, 0, 1, 1.0, 8.0, 0.0, 120.0))
+    }
 
 
 def test_connect_contact_records(tmp_path: Path) -> None:
     """pipeline_ctrs.jsonl, all UTC, interval 2024-03-05 14:00-14:15:
 
-      contact  queue    enqueued  agent at / dequeued     outcome    wait  talk hold wrap  handle
-      k1       Support  14:00:00  ana 14:00:10            answered    10   200   20   30   250
-      k2       Support  14:01:00  dequeued 14:01:04       abandoned    4 (short; CUSTOMER_DISCONNECT)
-      k3       Support  14:02:00  dequeued 14:02:50       abandoned   50
-      k4       Support  14:03:00  dequeued 14:05:00       exited     120 (CONTACT_FLOW_DISCONNECT)
-      k5       Support  14:04:00  ben 14:04:30            answered    30   100    0   20   120 (NextContactId k6)
-      k6 (=k5) Billing  14:06:00  cara 14:06:05           answered     5    60   10    0    70 (TRANSFER, call k5)
-      k7       Support  14:10:00  ana 14:10:15            answered    15    90    0   10   100
+      contact  queue    enqueued  agent at / dequeued  outcome   wait talk hold wrap handle
+      k1       Support  14:00:00  ana 14:00:10         answered   10  200   20   30  250
+      k2       Support  14:01:00  dequeued 14:01:04    abandoned   4 (short; CUSTOMER_DISCONNECT)
+      k3       Support  14:02:00  dequeued 14:02:50    abandoned  50
+      k4       Support  14:03:00  dequeued 14:05:00    exited    120 (CONTACT_FLOW_DISCONNECT)
+      k5       Support  14:04:00  ben 14:04:30         answered   30  100    0   20  120 (→ k6)
+      k6 (=k5) Billing  14:06:00  cara 14:06:05        answered    5   60   10    0   70 (TRANSFER)
+      k7       Support  14:10:00  ana 14:10:15         answered   15   90    0   10  100
       k8 OUTBOUND, k9 INBOUND never queued: not call records.
 
     Support: offered 6, answered 3, abandoned 2, short 1, exited 1, in SL 2 (k1 10 s,
@@ -209,8 +230,11 @@ def test_connect_contact_records(tmp_path: Path) -> None:
     err = replay(CTRS, db)
     assert "read 7  accepted 7  duplicates 0  dead-lettered 0" in err
     assert "not call records, left out by the adapter: initiation OUTBOUND 1, never queued 1" in err
-    assert query(db, f"SELECT {CALL_COLUMNS}, hold_s, wrap_s, handle_s, transferred FROM calls "
-                     "ORDER BY offered_at") == [
+    assert query(
+        db,
+        f"SELECT {CALL_COLUMNS}, hold_s, wrap_s, handle_s, transferred FROM calls "
+        "ORDER BY offered_at",
+    ) == [
         ("k1", "Support", "answered", 10, 200, "ana", 20, 30, 250, False),
         ("k2", "Support", "abandoned", 4, None, None, None, None, None, False),
         ("k3", "Support", "abandoned", 50, None, None, None, None, None, False),
@@ -224,7 +248,9 @@ def test_connect_contact_records(tmp_path: Path) -> None:
         ("Billing", utc(2024, 3, 5, 14, 0)): approx((1, 1, 0, 0, 0, 1, 1.0, 5.0, 0.0, 70.0)),
     }
     # centre totals: k5 visits two queues but is one call
-    assert query(db, "SELECT offered, answered, abandoned, exited FROM kpi_centre_interval") == [(6, 3, 2, 1)]
+    assert query(db, "SELECT offered, answered, abandoned, exited FROM kpi_centre_interval") == [
+        (6, 3, 2, 1)
+    ]
     before = tables(db)
     assert "read 7  accepted 0  duplicates 7  dead-lettered 0" in replay(CTRS, db)
     assert tables(db) == before
@@ -328,18 +354,40 @@ def has_open(pid: int, path: Path) -> bool:
     return False
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc to see the follower's open file")
+@pytest.mark.skipif(
+    not Path("/proc/self/fd").exists(), reason="needs /proc to see the follower's open file"
+)
 def test_follow_with_rotation_stores_every_line_once(tmp_path: Path) -> None:
     lines = QUEUE_LOG.read_text().splitlines(keepends=True)
     first, second, third = lines[:12], lines[12:22], lines[22:]
     log, db = tmp_path / "queue_log", tmp_path / "follow.duckdb"
     log.write_text("".join(first))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "replay", str(log), "--follow", "--duration", "7",
-         "--db", str(db)], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "replay",
+            str(log),
+            "--follow",
+            "--duration",
+            "7",
+            "--db",
+            str(db),
+        ],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # the follower has the file open: from now on a rename cannot hide the old file
-        wait_for(lambda: has_open(proc.pid, log) or proc.poll() is not None, 60, "the follower to open the log")
+        wait_for(
+            lambda: has_open(proc.pid, log) or proc.poll() is not None,
+            60,
+            "the follower to open the log",
+        )
         assert proc.poll() is None, proc.communicate()
         with log.open("a") as handle:  # appended to the live file
             handle.write("".join(second))
@@ -359,12 +407,18 @@ def test_follow_with_rotation_stores_every_line_once(tmp_path: Path) -> None:
     plain = tmp_path / "plain.duckdb"
     replay(QUEUE_LOG, plain)
     assert tables(db) == tables(plain)
-    assert query(db, "SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM agent_events), "
-                     "(SELECT count(*) FROM dead_letters)") == \
-        query(plain, "SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM agent_events), "
-                     "(SELECT count(*) FROM dead_letters)")
-    assert sorted(r for (r,) in query(db, "SELECT reason FROM dead_letters")) == \
-        sorted(r for (r,) in query(plain, "SELECT reason FROM dead_letters"))
+    assert query(
+        db,
+        "SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM agent_events), "
+        "(SELECT count(*) FROM dead_letters)",
+    ) == query(
+        plain,
+        "SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM agent_events), "
+        "(SELECT count(*) FROM dead_letters)",
+    )
+    assert sorted(r for (r,) in query(db, "SELECT reason FROM dead_letters")) == sorted(
+        r for (r,) in query(plain, "SELECT reason FROM dead_letters")
+    )
 
 
 # -- 3. the bank month against an independent count ------------------------------------
@@ -391,7 +445,9 @@ def test_bank_month_through_replay_equals_an_independent_count(tmp_path: Path) -
         .filter((pl.col("outcome") == "AGENT") | queued)
         .select(
             queue=pl.col("type"),
-            outcome=pl.when(pl.col("outcome") == "AGENT").then(pl.lit("answered")).otherwise(pl.lit("abandoned")),
+            outcome=pl.when(pl.col("outcome") == "AGENT")
+            .then(pl.lit("answered"))
+            .otherwise(pl.lit("abandoned")),
             wait=pl.when(queued).then(pl.col("q_time").cast(pl.Int64)).otherwise(0),
         )
     )
@@ -408,7 +464,8 @@ def test_bank_month_through_replay_equals_an_independent_count(tmp_path: Path) -
     got = {
         (q, o): (n, total, mean)
         for q, o, n, total, mean in query(
-            db, "SELECT queue, outcome, count(*), sum(wait_s), avg(wait_s) FROM calls GROUP BY ALL")
+            db, "SELECT queue, outcome, count(*), sum(wait_s), avg(wait_s) FROM calls GROUP BY ALL"
+        )
     }
     assert got.keys() == want.keys()
     for key, (n, total, mean) in want.items():
@@ -416,23 +473,38 @@ def test_bank_month_through_replay_equals_an_independent_count(tmp_path: Path) -
     per_queue = {
         q: (n, total, mean)
         for q, n, total, mean in calls.group_by("queue")
-        .agg(pl.len(), pl.col("wait").sum().alias("t"), pl.col("wait").mean().alias("m")).iter_rows()
+        .agg(pl.len(), pl.col("wait").sum().alias("t"), pl.col("wait").mean().alias("m"))
+        .iter_rows()
     }
-    got_queue = {q: (n, t, m) for q, n, t, m in query(
-        db, "SELECT queue, count(*), sum(wait_s), avg(wait_s) FROM calls GROUP BY ALL")}
+    got_queue = {
+        q: (n, t, m)
+        for q, n, t, m in query(
+            db, "SELECT queue, count(*), sum(wait_s), avg(wait_s) FROM calls GROUP BY ALL"
+        )
+    }
     assert got_queue == {q: (n, t, pytest.approx(m)) for q, (n, t, m) in per_queue.items()}
 
     # the two waits that cross midnight: 23:59:29 → 0:00:26 and 23:59:26 → 0:00:27
-    assert query(db, "SELECT call_id, outcome, wait_s FROM calls WHERE call_id IN "
-                     "('AA0105-35608', 'AA0215-13278') ORDER BY 1") == [
-        ("AA0105-35608", "abandoned", 57), ("AA0215-13278", "abandoned", 61)
-    ]
-    # the materialised interval KPIs add up to the same: offered / answered / abandoned
-    # and the answered waits (ASA x answered) per queue
-    answered_wait = {q: t for q, o, (_, t, _) in ((q, o, v) for (q, o), v in want.items()) if o == "answered"}
-    rows = query(db, "SELECT queue, sum(offered), sum(answered), sum(abandoned), sum(exited), "
-                     "sum(asa_s * answered) FROM kpi_queue_interval GROUP BY ALL")
-    for q, offered, answered, abandoned, exited, waits in rows:
+    assert query(
+        db,
+        "SELECT call_id, outcome, wait_s FROM calls WHERE call_id IN "
+        "('AA0105-35608', 'AA0215-13278') ORDER BY 1",
+    ) == [("AA0105-35608", "abandoned", 57), ("AA0215-13278", "abandoned", 61)]
+    # the materialised interval KPIs add up to the same counts per queue, and
+    # ASA x answered summed over the intervals to the answered calls' total wait
+    rows = query(
+        db,
+        "SELECT queue, sum(offered), sum(answered), sum(abandoned), sum(exited), "
+        "sum(asa_s * answered) FROM kpi_queue_interval GROUP BY ALL",
+    )
+    assert {q for q, *_ in rows} == set(per_queue)
+    for q, offered, answered, abandoned, exited, answered_waits in rows:
+        n_answered, total_answered_wait, _ = want.get((q, "answered"), (0, 0, None))
+        n_abandoned = want.get((q, "abandoned"), (0, 0, None))[0]
         assert (offered, answered, abandoned, exited) == (
-            per_queue[q][0], want.get((q, "answered"), (0,))[0], want.get((q, "abandoned"), (0,))[0], 0)
-        assert waits == pytest.approx(answered_wait.get(q, 0))
+            per_queue[q][0],
+            n_answered,
+            n_abandoned,
+            0,
+        )
+        assert answered_waits == pytest.approx(total_answered_wait)
