@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dashboards import wallboard
 from metrics import exporter
 from metrics.snapshot import take_snapshot
 from pipeline import analyst
@@ -43,6 +44,7 @@ def start_services(engine: Engine, config: Config, serve: bool = True, refresh_e
     # -- attach: exporter (metrics/exporter.py) --
     exporter.attach(services)
     # -- attach: wallboard (dashboards/wallboard.py) --
+    wallboard.attach(services)
     # -- attach: analyst snapshot (pipeline/analyst.py) --
     analyst.attach(services)
     refresher.refresh_now()

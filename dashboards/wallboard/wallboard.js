@@ -1,0 +1,99 @@
+// callpulse wallboard: polls /api/wallboard and redraws; no build step, no libraries.
+"use strict";
+const REFRESH_MS = 3000;
+const ORDER = ["calls_waiting", "oldest_wait_s", "service_level", "asa_s", "abandon_rate",
+               "agents_ready", "agents_busy", "agents_wrap", "agents_not_ready"];
+const PERCENT = new Set(["service_level", "abandon_rate"]);
+const SECONDS = new Set(["oldest_wait_s", "asa_s"]);
+
+function fmtSeconds(v) {
+  if (v === null || v === undefined) return "—";
+  if (v < 120) return Math.round(v) + "s";
+  if (v < 3600) return Math.floor(v / 60) + "m " + String(Math.round(v % 60)).padStart(2, "0") + "s";
+  return Math.floor(v / 3600) + "h " + String(Math.floor((v % 3600) / 60)).padStart(2, "0") + "m";
+}
+function fmtValue(key, v) {
+  if (v === null || v === undefined) return "—";
+  if (PERCENT.has(key)) return (v * 100).toFixed(1) + "%";
+  if (SECONDS.has(key)) return fmtSeconds(v);
+  return String(v);
+}
+function fmtTarget(key, tile) {
+  if (tile.target === undefined) return "";
+  const cmp = tile.higher_is_better ? "≥ " : "≤ ";
+  return "target " + cmp + fmtValue(key, tile.target);
+}
+function el(tag, attrs, children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+  }
+  for (const child of children || []) node.appendChild(child);
+  return node;
+}
+function renderQueues(data) {
+  const box = document.getElementById("queues");
+  const rows = data.queues.map((q) => {
+    const tiles = ORDER.map((key) => {
+      const t = q.tiles[key];
+      return el("div", {
+        class: "tile" + (key.startsWith("agents_") ? " agents" : ""),
+        "data-queue": q.queue, "data-kpi": key, "data-status": t.status,
+        "data-value": t.value === null ? "" : String(t.value),
+      }, [el("div", {class: "label", text: t.label}),
+          el("div", {class: "value", text: fmtValue(key, t.value)}),
+          el("div", {class: "target", text: fmtTarget(key, t)})]);
+    });
+    const name = el("div", {class: "queue-name"}, [
+      el("span", {text: q.queue}),
+      el("small", {text: q.offered + " offered / " + data.window})]);
+    return el("div", {class: "queue", "data-queue": q.queue}, [name, ...tiles]);
+  });
+  box.replaceChildren(...rows);
+}
+function renderBanner(data) {
+  const banner = document.getElementById("banner");
+  if (!data.breaches.length) { banner.hidden = true; banner.textContent = ""; return; }
+  banner.hidden = false;
+  banner.textContent = "⚠ Breach: " + data.breaches.map((b) =>
+    b.queue + " " + b.label + " " + fmtValue(b.kpi, b.value) + " (" + fmtTarget(b.kpi, b) + ")").join(" · ");
+}
+function fill(id, rows) {
+  const body = document.querySelector("#" + id + " tbody");
+  body.replaceChildren(...rows.map((cells) => el("tr", {}, cells.map(([text, cls]) =>
+    el("td", cls ? {class: cls, text: text} : {text: text})))));
+}
+function renderLists(data) {
+  document.getElementById("waiting-count").textContent = "(" + data.waiting.length + ")";
+  fill("waiting", data.waiting.map((w) => [[w.queue], [fmtSeconds(w.wait_s)], [w.since || "—"], [w.caller || "—"]]));
+  fill("abandoned", data.abandoned.slice(0, 14).map((a) =>
+    [[a.time || "—"], [a.queue], [fmtSeconds(a.wait_s)], [a.caller || "—"]]));
+  document.getElementById("agents-count").textContent = "(" + data.agents.length + " logged in)";
+  const agents = [...data.agents].sort((a, b) => b.in_state_s - a.in_state_s);
+  fill("agents", agents.slice(0, 14).map((a) => [[a.agent_id],
+    [a.state.replace("_", " ") + (a.reason ? " · " + a.reason : ""), "state-" + a.state],
+    [fmtSeconds(a.in_state_s)], [a.queues.join(", ")]]));
+}
+function setStatus(text, cls) {
+  const s = document.getElementById("status");
+  s.textContent = text; s.className = cls;
+}
+async function refresh() {
+  try {
+    const response = await fetch("/api/wallboard", {cache: "no-store"});
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    const data = await response.json();
+    document.getElementById("clock").textContent = data.watermark_local ? data.watermark_local + " " + data.timezone : "no data yet";
+    document.getElementById("window").textContent = "window " + data.window;
+    renderQueues(data);
+    renderBanner(data);
+    renderLists(data);
+    document.body.setAttribute("data-watermark", data.watermark || "");
+    document.body.setAttribute("data-loaded", "true");
+    setStatus("live", "status-ok");
+  } catch (err) {
+    setStatus("stale: " + err.message, "status-stale");
+  }
+}
+refresh();
+setInterval(refresh, REFRESH_MS);

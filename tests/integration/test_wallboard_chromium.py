@@ -1,0 +1,211 @@
+"""The built-in wallboard in a real headless Chromium: its tiles show the same numbers as
+`callpulse kpis --format json` at the same watermark, breached KPIs are drawn in the
+breach colour, no caller number appears in the clear, and a 1920x1080 screenshot is
+saved to dashboards/wallboard/screenshot.png (the README's picture).
+
+The page is served by the same code path as `callpulse demo`: an engine over a DuckDB
+file made by replaying simulated events, with ``start_services`` on it. Chromium is
+driven through the DevTools protocol (``--remote-debugging-port`` + websocket-client).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import math
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websocket
+
+from dashboards import wallboard
+from pipeline.config import load_config
+from pipeline.engine import Engine
+from pipeline.runtime import start_services
+from pipeline.sources.simulator import SimConfig, simulate
+from tests.helpers import CLOCK, PII_KEY, batch
+from tests.support.procs import LOOPBACK, ManagedProcess, free_port, wait_until
+
+pytestmark = pytest.mark.chromium
+
+SCREENSHOT = Path(wallboard.__file__).resolve().parent / "wallboard" / "screenshot.png"
+EVENTS = 15_000  # the simulated day up to the 10:00 peak: every queue busy, some in breach
+BREACH_RGB = "rgb(185, 28, 28)"  # --breach in wallboard.css
+OK_RGB = "rgb(21, 128, 61)"  # --ok
+
+
+class DevTools:
+    """The smallest DevTools-protocol client: one page target, numbered commands."""
+
+    def __init__(self, port: int) -> None:
+        targets = json.loads(urllib.request.urlopen(f"http://{LOOPBACK}:{port}/json/list", timeout=5).read())
+        page = next(t for t in targets if t["type"] == "page")
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        self.ids = itertools.count(1)
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        msg_id = next(self.ids)
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") == msg_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return dict(reply.get("result", {}))
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"page error: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[DevTools]:
+    port = free_port()
+    proc = ManagedProcess(
+        ["chromium", "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
+         "--window-size=1920,1080", f"--remote-debugging-port={port}", "--remote-allow-origins=*",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", "about:blank"],
+        tmp_path / "chromium.log", name="chromium",
+    ).start()
+    try:
+        proc.wait_ready(lambda: urllib.request.urlopen(f"http://{LOOPBACK}:{port}/json/version", timeout=2),
+                        60, "chromium's DevTools endpoint")
+        tools = DevTools(port)
+        try:
+            yield tools
+        finally:
+            tools.close()
+    finally:
+        proc.stop()
+
+
+def _config_file(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "callpulse.toml"
+    path.write_text(f"""
+[site]
+timezone = "Asia/Shanghai"
+
+[pipeline]
+db = "{tmp_path / 'wallboard.duckdb'}"
+
+[exporter]
+port = {port}
+""")
+    return path
+
+
+def _replay(config_path: Path) -> None:
+    cfg = load_config(config_path)
+    records = list(itertools.islice(simulate(SimConfig()), EVENTS))
+    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
+        for start in range(0, len(records), 2_500):
+            engine.process(batch(records[start:start + 2_500], "simulator", start))
+
+
+def _kpis_json(config_path: Path) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "kpis", "--format", "json",
+                          "--config", str(config_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+def _expected_tiles(queue: dict[str, Any], window: str) -> dict[str, tuple[Any, str]]:
+    """(value, status) per tile from the kpis JSON, by the terminal board's rule."""
+    t, k, live = queue["targets"], queue["windows"][window], queue["live"]
+    enough = k["offered"] >= t["min_calls"]
+
+    def rule(value: float | None, target: float, higher: bool, gated: bool = True) -> str:
+        if value is None or (gated and not enough):
+            return "none"
+        return "ok" if (value >= target if higher else value <= target) else "breach"
+
+    agents = {s: sum(a["agents"] for a in live["agents"] if a["state"] == s)
+              for s in ("ready", "busy", "wrap", "not_ready")}
+    return {
+        "calls_waiting": (live["calls_waiting"], "none"),
+        "oldest_wait_s": (live["oldest_wait_s"], rule(live["oldest_wait_s"], t["oldest_wait_s"], False, False)),
+        "service_level": (k["service_level"], rule(k["service_level"], t["service_level"], True)),
+        "asa_s": (k["asa_s"], rule(k["asa_s"], t["asa_s"], False)),
+        "abandon_rate": (k["abandon_rate"], rule(k["abandon_rate"], t["abandon_rate"], False)),
+        **{f"agents_{s}": (n, "none") for s, n in agents.items()},
+    }
+
+
+READ_TILES = """(() => Array.from(document.querySelectorAll('.tile')).map(el => ({
+  queue: el.dataset.queue, kpi: el.dataset.kpi, value: el.dataset.value, status: el.dataset.status,
+  text: el.querySelector('.value').textContent, bg: getComputedStyle(el).backgroundColor})))()"""
+
+
+def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> None:
+    port = free_port()
+    config_path = _config_file(tmp_path, port)
+    _replay(config_path)
+    expected = _kpis_json(config_path)  # read-only, before the server reopens the file
+    cfg = load_config(config_path)
+    window = wallboard.default_window(cfg.windows)
+    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
+        services = start_services(engine, cfg)
+        try:
+            url = f"http://{LOOPBACK}:{port}/"
+            api = json.loads(urllib.request.urlopen(url + "api/wallboard", timeout=10).read())
+            assert api["watermark"] == expected["watermark"]
+            chromium.call("Page.enable")
+            chromium.call("Emulation.setDeviceMetricsOverride", width=1920, height=1080,
+                          deviceScaleFactor=1, mobile=False)
+            chromium.call("Page.navigate", url=url)
+            wait_until(lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
+                       30, "the wallboard to load its data")
+            tiles = chromium.evaluate(READ_TILES)
+            body_text = chromium.evaluate("document.body.innerText")
+            page_watermark = chromium.evaluate("document.body.dataset.watermark")
+            banner = chromium.evaluate("document.getElementById('banner').hidden ? '' : "
+                                       "document.getElementById('banner').textContent")
+            shot = chromium.call("Page.captureScreenshot", format="png")
+        finally:
+            services.close()
+
+    assert page_watermark == expected["watermark"]
+    SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    by_key = {(t["queue"], t["kpi"]): t for t in tiles}
+    assert {q for q, _ in by_key} == set(expected["queues"])
+    breached = []
+    for name, queue in expected["queues"].items():
+        for kpi, (value, status) in _expected_tiles(queue, window).items():
+            tile = by_key[(name, kpi)]
+            if value is None:
+                assert tile["value"] == "" and tile["text"] == "—", (name, kpi, tile)
+            else:
+                assert math.isclose(float(tile["value"]), float(value), rel_tol=1e-12), (name, kpi, tile, value)
+                assert tile["text"] != "—"
+            assert tile["status"] == status, (name, kpi, tile, status)
+            if status == "breach":
+                breached.append((name, kpi))
+                assert tile["bg"] == BREACH_RGB, (name, kpi, tile)
+                assert name in banner
+            elif status == "ok":
+                assert tile["bg"] == OK_RGB, (name, kpi, tile)
+    assert breached, "the simulated peak should breach at least one KPI"
+    # Percent and seconds tiles are shown the way supervisors read them.
+    sl = by_key[(breached[0][0], "service_level")]
+    if sl["value"]:
+        assert sl["text"] == f"{float(sl['value']) * 100:.1f}%"
+
+    # Lists are there, and caller numbers only masked.
+    assert api["agents"] and api["abandoned"]
+    for row in api["waiting"] + api["abandoned"]:
+        assert row["caller"] is None or "*" in row["caller"]
+    assert not re.search(r"\+\d{10,}", body_text), "a caller number is shown in the clear"
