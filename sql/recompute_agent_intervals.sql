@@ -18,6 +18,8 @@ st AS (
            sum(epoch(least(seg.ended_at, t.interval_end) - greatest(seg.started_at, t.interval_start))) FILTER (WHERE seg.state = 'not_ready') AS not_ready_s
     FROM t JOIN seg ON seg.agent_id = t.agent_id
                    AND seg.started_at < t.interval_end AND seg.ended_at > t.interval_start
+    -- only time in a counted state makes a row (logged-out time makes none)
+    WHERE seg.state IN ('ready', 'busy', 'wrap', 'not_ready')
     GROUP BY ALL
 ),
 handled AS (

@@ -95,7 +95,8 @@ def tables(eng: Any) -> dict[str, pl.DataFrame]:
     return {name: frame(eng, sql) for name, sql in TABLES.items()}
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI runs the same examples every time (a failure is reproducible, never flaky)
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_any_order_split_and_redelivery_equals_full_recompute(scenario: Any) -> None:
     records, batches = scenario
