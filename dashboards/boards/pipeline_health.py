@@ -27,6 +27,20 @@ def _quantile(q: float) -> str:
     return f"histogram_quantile({q}, sum by (le) (rate({m(n.BATCH_DURATION, '_bucket')}{RATE})))"
 
 
+def _dead_letters_1h() -> str:
+    """Dead letters in the last hour; 0 (not "no data") while there has been none: the
+    exporter has no dead-letter series until the first one, so fall back to the
+    ingest counter times zero."""
+    return (f"sum(increase({m(n.DEAD_LETTERS_TOTAL)}[1h])) "
+            f"or sum(increase({m(n.EVENTS_INGESTED_TOTAL)}[1h])) * 0")
+
+
+def _dead_letter_rate() -> str:
+    """Dead letters per second by source and reason; a 0 line per source while none."""
+    return (f"sum by (source, reason) (rate({m(n.DEAD_LETTERS_TOTAL)}{RATE})) "
+            f"or sum by (source) (rate({m(n.EVENTS_INGESTED_TOTAL)}{RATE})) * 0")
+
+
 def build(config: Config | None = None) -> dict[str, Any]:
     del config
     grid = Grid()
@@ -35,8 +49,7 @@ def build(config: Config | None = None) -> dict[str, Any]:
                .thresholds(thresholds("blue")), 6, 5)
     grid.place(big_stat("Watermark lag", "s", query(m(n.WATERMARK_LAG), "A", instant=True), decimals=0)
                .thresholds(thresholds(GREEN, (300, "orange"), (900, RED))), 6, 5)
-    grid.place(big_stat("Dead letters (1h)", "short",
-                        query(f"sum(increase({m(n.DEAD_LETTERS_TOTAL)}[1h]))", "A", instant=True), decimals=0)
+    grid.place(big_stat("Dead letters (1h)", "short", query(_dead_letters_1h(), "A", instant=True), decimals=0)
                .thresholds(thresholds(GREEN, (1, RED))).no_value("0"), 6, 5)
     grid.place(big_stat("Batch time p95", "s", query(_quantile(0.95), "A", instant=True), decimals=3)
                .thresholds(thresholds(GREEN, (1, "orange"), (5, RED))), 6, 5)
@@ -47,8 +60,7 @@ def build(config: Config | None = None) -> dict[str, Any]:
     ), 12, 8)
     grid.place(series_panel(
         "Dead letters per second by reason", "reqps",
-        query(f"sum by (source, reason) (rate({m(n.DEAD_LETTERS_TOTAL)}{RATE}))", "A",
-              legend="{{source}}: {{reason}}")), 12, 8)
+        query(_dead_letter_rate(), "A", legend="{{source}} {{reason}}")), 12, 8)
     grid.place(series_panel(
         "Watermark lag (wall clock − newest event time)", "s",
         query(m(n.WATERMARK_LAG), "A", legend="lag")), 12, 8)
