@@ -10,7 +10,7 @@ end. Nothing is written outside ``apply`` / ``sync_settings`` / ``rebuild``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,6 @@ from pipeline import sqlfiles
 from pipeline.config import Config, QueueSettings
 from pipeline.normalize import Normalized
 from pipeline.records import SourceOffset
-
-_TEMP_TABLES = """
-CREATE TEMP TABLE IF NOT EXISTS touched_calls (call_id VARCHAR, queue VARCHAR);
-CREATE TEMP TABLE IF NOT EXISTS touched_q (queue VARCHAR, interval_start TIMESTAMPTZ);
-CREATE TEMP TABLE IF NOT EXISTS touched_a (agent_id VARCHAR, interval_start TIMESTAMPTZ);
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class StoreCounts:
@@ -66,17 +59,13 @@ class Store:
     # -- schema and settings -------------------------------------------------
 
     def _init_schema(self) -> None:
-        self._script("schema")
-        self.con.execute(_TEMP_TABLES)
-        row = self._one("SELECT interval_s FROM pipeline_state WHERE id = 1")
-        if row is None:
-            self.con.execute(
-                "INSERT INTO pipeline_state VALUES (1, NULL, ?, ?)",
-                [self.config.interval_s, self.config.timezone],
-            )
-        self._script("views")
-        self._known_queues = {r[0] for r in self.con.execute("SELECT queue FROM queue_settings").fetchall()}
-        self.sync_settings(interval_changed=row is not None and row[0] != self.config.interval_s)
+        self._run("schema")
+        self._run("store_temp_tables")
+        row = self._one("pipeline_state")
+        self._run("init_pipeline_state", interval_s=self.config.interval_s, timezone=self.config.timezone)
+        self._run("views")
+        self._known_queues = {r[0] for r in self.con.execute(sqlfiles.load("stored_queues")).fetchall()}
+        self.sync_settings(interval_changed=row is not None and row[1] != self.config.interval_s)
 
     def sync_settings(self, interval_changed: bool = False) -> None:
         """Write the config's queue settings; rebuild the aggregates if KPI settings changed."""
@@ -84,32 +73,31 @@ class Store:
         changed = interval_changed
         self.con.execute("BEGIN")
         try:
-            self.con.execute(
-                "UPDATE pipeline_state SET interval_s = ?, timezone = ? WHERE id = 1",
-                [self.config.interval_s, self.config.timezone],
-            )
+            self._run("update_pipeline_settings", interval_s=self.config.interval_s, timezone=self.config.timezone)
             for queue in sorted(queues):
                 changed |= self._upsert_queue(queue, self.config.for_queue(queue))
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        if changed and self._one("SELECT count(*) FROM call_events")[0]:
+        if changed and self._one("has_events")[0]:
             self.rebuild()
 
     def _upsert_queue(self, queue: str, s: QueueSettings) -> bool:
-        values = [
-            queue, s.sl_threshold_s, s.sl_formula, s.short_abandon_s, s.repeat_window_s, s.min_calls,
-            s.orphan_after_s, s.targets.service_level, s.targets.abandon_rate, s.targets.asa_s,
-            s.targets.oldest_wait_s,
-        ]
-        old = self._one("SELECT * FROM queue_settings WHERE queue = ?", [queue])
-        if old is not None and list(old) == values:
+        values = {
+            "queue": queue, "sl_threshold_s": s.sl_threshold_s, "sl_formula": s.sl_formula,
+            "short_abandon_s": s.short_abandon_s, "repeat_window_s": s.repeat_window_s,
+            "min_calls": s.min_calls, "orphan_after_s": s.orphan_after_s,
+            "target_service_level": s.targets.service_level, "target_abandon_rate": s.targets.abandon_rate,
+            "target_asa_s": s.targets.asa_s, "target_oldest_wait_s": s.targets.oldest_wait_s,
+        }
+        old = self._one("queue_setting", {"queue": queue})
+        if old is not None and list(old) == list(values.values()):
             return False
-        self.con.execute("INSERT OR REPLACE INTO queue_settings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        self._run("upsert_queue_settings", **values)
         self._known_queues.add(queue)
         # Targets alone don't change stored aggregates; KPI definitions do.
-        return old is not None and list(old[:7]) != values[:7]
+        return old is not None and list(old[:7]) != list(values.values())[:7]
 
     # -- one batch -----------------------------------------------------------
 
@@ -158,17 +146,15 @@ class Store:
             times = [f.get_column("ts").max() for f in (new_calls, new_agents, new_qa) if f.height]
             new_wm = max([t for t in times if t is not None] + ([old_wm] if old_wm else []), default=None)
             if new_wm is not None and new_wm != old_wm:
-                con.execute("UPDATE pipeline_state SET watermark = ? WHERE id = 1", [new_wm])
+                self._run("set_watermark", watermark=new_wm)
 
             con.register("new_agents", new_agents.to_arrow())
             con.register("new_qa", new_qa.to_arrow())
             touched = new_calls.select("call_id", "queue").unique()
             self._refresh(touched, old_wm, new_wm, agents_changed=new_agents.height > 0)
             for off in offsets or []:
-                con.execute(
-                    "INSERT OR REPLACE INTO source_offsets VALUES (?, ?, ?, ?)",
-                    [off.source, off.partition, off.offset, received_at],
-                )
+                self._run("save_offset", source=off.source, partition=off.partition, offset=off.offset,
+                          updated_at=received_at)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -212,11 +198,10 @@ class Store:
         """Bring call_state and the interval aggregates up to date for what changed."""
         con = self.con
         iv = self.config.interval_s
-        for t in ("touched_calls", "touched_q", "touched_a"):
-            con.execute(f"DELETE FROM {t}")
+        self._run("store_clear_touched")
         if touched.height:
             con.register("_touched", touched.to_arrow())
-            con.execute("INSERT INTO touched_calls SELECT call_id, queue FROM _touched")
+            self._run("touch_calls")
             con.unregister("_touched")
             self._run("touched_call_intervals", iv=iv)
             self._run("refresh_call_state")
@@ -227,17 +212,19 @@ class Store:
             self._run("open_agent_ranges", iv=iv, old_wm=old_wm, new_wm=new_wm)
         if new_wm is not None and agents_changed:
             self._run("touched_agent_ranges", iv=iv, wm=new_wm)
-        con.execute("INSERT INTO touched_a SELECT agent_id, cp_bucket(ts, ?) FROM new_qa", [iv])
+        self._run("touched_qa_intervals", iv=iv)
         self._recompute(new_wm)
 
     def _recompute(self, wm: datetime | None) -> None:
         iv = self.config.interval_s
-        lo, hi = self._one("SELECT min(interval_start), max(interval_start) FROM touched_q")
+        bounds = {side: (lo, hi) for side, lo, hi in self.con.execute(sqlfiles.load("touched_bounds")).fetchall()}
+        step = timedelta(seconds=iv)
+        lo, hi = bounds["queue"]
         if lo is not None:
-            self._run("recompute_queue_intervals", lo=lo, hi=_plus(hi, iv), iv=iv)
-        lo, hi = self._one("SELECT min(interval_start), max(interval_start) FROM touched_a")
+            self._run("recompute_queue_intervals", lo=lo, hi=hi + step, iv=iv)
+        lo, hi = bounds["agent"]
         if lo is not None and wm is not None:
-            self._run("recompute_agent_intervals", lo=lo, hi=_plus(hi, iv), iv=iv, wm=wm)
+            self._run("recompute_agent_intervals", lo=lo, hi=hi + step, iv=iv, wm=wm)
 
     def rebuild(self) -> None:
         """Recompute call state and every aggregate from the stored events alone."""
@@ -246,21 +233,11 @@ class Store:
         wm = self.watermark()
         con.execute("BEGIN")
         try:
-            for t in ("call_state", "queue_interval", "agent_interval", "touched_calls", "touched_q", "touched_a"):
-                con.execute(f"DELETE FROM {t}")
-            con.execute("INSERT INTO touched_calls SELECT DISTINCT call_id, queue FROM call_events")
+            self._run("store_clear_touched")
+            self._run("rebuild_touch_everything", iv=iv, wm=wm)
             self._run("refresh_call_state")
             self._run("refresh_next_contact", iv=iv)
             self._run("touched_call_intervals", iv=iv)
-            if wm is not None:
-                con.execute(
-                    "INSERT INTO touched_a SELECT agent_id, to_timestamp(unnest(range("
-                    "CAST(floor(epoch(min(ts)) / $iv) * $iv AS BIGINT), "
-                    "CAST(floor(epoch($wm) / $iv) * $iv AS BIGINT) + 1, CAST($iv AS BIGINT)))) "
-                    "FROM agent_events GROUP BY agent_id",
-                    {"iv": iv, "wm": wm},
-                )
-            con.execute("INSERT INTO touched_a SELECT agent_id, cp_bucket(ts, ?) FROM qa_evals", [iv])
             self._recompute(wm)
             con.execute("COMMIT")
         except BaseException:
@@ -270,13 +247,11 @@ class Store:
     # -- reads ---------------------------------------------------------------
 
     def watermark(self) -> datetime | None:
-        row = self._one("SELECT watermark FROM pipeline_state WHERE id = 1")
+        row = self._one("pipeline_state")
         return row[0] if row else None
 
     def offsets(self, source: str) -> dict[int, int]:
-        rows = self.con.execute(
-            'SELECT partition, "offset" FROM source_offsets WHERE source = ?', [source]
-        ).fetchall()
+        rows = self.con.execute(sqlfiles.load("source_offsets"), {"source": source}).fetchall()
         return {p: o for p, o in rows}
 
     def query(self, name: str, **params: Any) -> pl.DataFrame:
@@ -288,21 +263,11 @@ class Store:
         assert isinstance(result, pl.DataFrame)
         return result
 
-    def _one(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> tuple[Any, ...] | None:
-        """The first row of a query; the result is consumed whole (DuckDB 2 requires it)."""
-        rows = self.con.execute(sql, params or []).fetchall()
+    def _one(self, name: str, params: dict[str, Any] | None = None) -> tuple[Any, ...] | None:
+        """The first row of ``sql/<name>.sql``; the result is read whole (DuckDB 2 requires it)."""
+        rows = self.con.execute(sqlfiles.load(name), params or {}).fetchall()
         return rows[0] if rows else None
 
     def _run(self, name: str, **params: Any) -> None:
         for stmt in sqlfiles.statements(name):
             self.con.execute(stmt, sqlfiles.params_for(stmt, params))
-
-    def _script(self, name: str) -> None:
-        for stmt in sqlfiles.statements(name):
-            self.con.execute(stmt)
-
-
-def _plus(ts: datetime, seconds: int) -> datetime:
-    from datetime import timedelta
-
-    return ts + timedelta(seconds=seconds)

@@ -1,0 +1,2 @@
+-- Advances the watermark (newest event time seen).
+UPDATE pipeline_state SET watermark = $watermark WHERE id = 1

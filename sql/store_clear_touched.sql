@@ -1,0 +1,4 @@
+-- Empties the scratch tables before a batch.
+DELETE FROM touched_calls;
+DELETE FROM touched_q;
+DELETE FROM touched_a;

@@ -1,0 +1,2 @@
+-- Returns the queues that have settings stored.
+SELECT queue FROM queue_settings
