@@ -8,6 +8,7 @@ expression is built from ``metrics.names`` constants (``m(...)``), never typed b
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +73,11 @@ class Grid:
     def row(self, title: str, repeat: str | None = None) -> None:
         """A (non-collapsed) row header across the full width, below what was placed."""
         self.newline()
-        r = dash_b.Row(title).id(self._take_id()).grid_pos(dash_m.GridPos(h=1, w=GRID_WIDTH, x=0, y=self.y))
+        r = (
+            dash_b.Row(title)
+            .id(self._take_id())
+            .grid_pos(dash_m.GridPos(h=1, w=GRID_WIDTH, x=0, y=self.y))
+        )
         if repeat:
             r = r.repeat(repeat)
         self.items.append(r)
@@ -94,12 +99,19 @@ class Grid:
 
 
 def thresholds(base: str, *steps: tuple[float, str]) -> dash_b.ThresholdsConfig:
-    return dash_b.ThresholdsConfig().mode(dash_m.ThresholdsMode.ABSOLUTE).steps(
-        [dash_m.Threshold(value=None, color=base)] + [dash_m.Threshold(value=v, color=c) for v, c in steps]
+    return (
+        dash_b.ThresholdsConfig()
+        .mode(dash_m.ThresholdsMode.ABSOLUTE)
+        .steps(
+            [dash_m.Threshold(value=None, color=base)]
+            + [dash_m.Threshold(value=v, color=c) for v, c in steps]
+        )
     )
 
 
-def config_from_query(ref_id: str, field_name: str, handler: str = "threshold1") -> dash_m.DataTransformerConfig:
+def config_from_query(
+    ref_id: str, field_name: str, handler: str = "threshold1"
+) -> dash_m.DataTransformerConfig:
     """Grafana's "Config from query results": the last value of query ``ref_id`` (its
     series named ``field_name`` by legendFormat) becomes a field setting such as the
     first threshold step; the query itself is then not shown."""
@@ -107,12 +119,16 @@ def config_from_query(ref_id: str, field_name: str, handler: str = "threshold1")
         id_val="configFromData",
         options={
             "configRefId": ref_id,
-            "mappings": [{"fieldName": field_name, "handlerKey": handler, "reducerId": "lastNotNull"}],
+            "mappings": [
+                {"fieldName": field_name, "handlerKey": handler, "reducerId": "lastNotNull"}
+            ],
         },
     )
 
 
-def big_stat(title: str, unit: str, *targets: prometheus.Dataquery, decimals: int | None = None) -> stat.Panel:
+def big_stat(
+    title: str, unit: str, *targets: prometheus.Dataquery, decimals: int | None = None
+) -> stat.Panel:
     """A kiosk tile: big value, background colour, last non-null value of instant queries."""
     p = (
         stat.Panel()
@@ -134,11 +150,20 @@ def big_stat(title: str, unit: str, *targets: prometheus.Dataquery, decimals: in
     return p
 
 
-def series_panel(title: str, unit: str, *targets: prometheus.Dataquery, bars: bool = False,
-                 interval: str | None = None) -> timeseries.Panel:
+def series_panel(
+    title: str,
+    unit: str,
+    *targets: prometheus.Dataquery,
+    bars: bool = False,
+    interval: str | None = None,
+) -> timeseries.Panel:
     p = timeseries.Panel().title(title).datasource(DATASOURCE).unit(unit)
     if bars:
-        p = p.draw_style(common_m.GraphDrawStyle.BARS).fill_opacity(70).bar_alignment(common_m.BarAlignment.AFTER)
+        p = (
+            p.draw_style(common_m.GraphDrawStyle.BARS)
+            .fill_opacity(70)
+            .bar_alignment(common_m.BarAlignment.AFTER)
+        )
     else:
         p = p.line_width(2).fill_opacity(10)
     if interval:
@@ -169,8 +194,16 @@ def queue_variable(metric: MetricName, multi: bool = True) -> dash_b.QueryVariab
     )
 
 
-def dashboard(uid: str, title: str, grid: Grid, refresh: str, time_from: str,
-              description: str, variables: list[Any] = (), annotations: list[Any] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def dashboard(
+    uid: str,
+    title: str,
+    grid: Grid,
+    refresh: str,
+    time_from: str,
+    description: str,
+    variables: Sequence[Any] = (),
+    annotations: Sequence[Any] = (),
+) -> dict[str, Any]:  # type: ignore[assignment]
     """Assemble and encode: the result is a plain, JSON-ready ``dict``."""
     d = (
         dash_b.Dashboard(title)

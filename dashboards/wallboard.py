@@ -66,15 +66,24 @@ def queue_tiles(q: QueueSnapshot, window: str) -> dict[str, dict[str, Any]]:
     enough = k is not None and k.offered >= t.min_calls
     tiles: dict[str, dict[str, Any]] = {
         "calls_waiting": {"label": "Calls waiting", "value": q.calls_waiting, "status": NONE},
-        "oldest_wait_s": {"label": "Oldest wait", "value": q.oldest_wait_s, "target": t.oldest_wait_s,
-                          "higher_is_better": False,
-                          "status": status(q.oldest_wait_s, t.oldest_wait_s, False)},
+        "oldest_wait_s": {
+            "label": "Oldest wait",
+            "value": q.oldest_wait_s,
+            "target": t.oldest_wait_s,
+            "higher_is_better": False,
+            "status": status(q.oldest_wait_s, t.oldest_wait_s, False),
+        },
     }
     targets = {"service_level": t.service_level, "asa_s": t.asa_s, "abandon_rate": t.abandon_rate}
     for key, label, field, higher in KPI_TILES:
         value = getattr(k, field) if k is not None else None
-        tiles[key] = {"label": f"{label} {window}", "value": value, "target": targets[key],
-                      "higher_is_better": higher, "status": status(value, targets[key], higher, enough)}
+        tiles[key] = {
+            "label": f"{label} {window}",
+            "value": value,
+            "target": targets[key],
+            "higher_is_better": higher,
+            "status": status(value, targets[key], higher, enough),
+        }
     counts = dict.fromkeys(AGENT_STATES, 0)
     for (state, _reason), n in q.agents.items():
         if state in counts:
@@ -85,19 +94,40 @@ def queue_tiles(q: QueueSnapshot, window: str) -> dict[str, dict[str, Any]]:
     return tiles
 
 
-def wallboard_json(snapshot: KpiSnapshot, waiting: list[dict[str, Any]], abandoned: list[dict[str, Any]],
-                   agents: list[dict[str, Any]], timezone: str, window: str) -> dict[str, Any]:
+def wallboard_json(
+    snapshot: KpiSnapshot,
+    waiting: list[dict[str, Any]],
+    abandoned: list[dict[str, Any]],
+    agents: list[dict[str, Any]],
+    timezone: str,
+    window: str,
+) -> dict[str, Any]:
     """The document `/api/wallboard` serves (pure: snapshot and list rows in, dict out)."""
     tz = ZoneInfo(timezone)
     queues, breaches = [], []
     for name, q in sorted(snapshot.queues.items()):
         tiles = queue_tiles(q, window)
         k = q.windows.get(window)
-        queues.append({"queue": name, "offered": k.offered if k else 0, "min_calls": q.targets.min_calls,
-                       "tiles": tiles})
-        breaches += [{"queue": name, "kpi": key, "label": tile["label"], "value": tile["value"],
-                      "target": tile["target"], "higher_is_better": tile.get("higher_is_better", False)}
-                     for key, tile in tiles.items() if tile["status"] == BREACH]
+        queues.append(
+            {
+                "queue": name,
+                "offered": k.offered if k else 0,
+                "min_calls": q.targets.min_calls,
+                "tiles": tiles,
+            }
+        )
+        breaches += [
+            {
+                "queue": name,
+                "kpi": key,
+                "label": tile["label"],
+                "value": tile["value"],
+                "target": tile["target"],
+                "higher_is_better": tile.get("higher_is_better", False),
+            }
+            for key, tile in tiles.items()
+            if tile["status"] == BREACH
+        ]
     wm = snapshot.watermark
     return {
         "watermark": wm.isoformat() if wm else None,
@@ -106,30 +136,61 @@ def wallboard_json(snapshot: KpiSnapshot, waiting: list[dict[str, Any]], abandon
         "window": window,
         "queues": queues,
         "breaches": breaches,
-        "waiting": [{"queue": r["queue"], "caller": r["caller_masked"], "wait_s": r["wait_s"],
-                     "since": _local(r["offered_at"], tz)} for r in waiting],
-        "abandoned": [{"time": _local(r["abandoned_at"], tz), "queue": r["queue"], "wait_s": r["wait_s"],
-                       "caller": r["caller_masked"]} for r in abandoned],
-        "agents": [{"agent_id": r["agent_id"], "state": r["state"], "reason": r["reason"] or None,
-                    "queues": list(r["queues"] or []), "since": _local(r["started_at"], tz),
-                    "in_state_s": r["duration_s"]} for r in agents],
+        "waiting": [
+            {
+                "queue": r["queue"],
+                "caller": r["caller_masked"],
+                "wait_s": r["wait_s"],
+                "since": _local(r["offered_at"], tz),
+            }
+            for r in waiting
+        ],
+        "abandoned": [
+            {
+                "time": _local(r["abandoned_at"], tz),
+                "queue": r["queue"],
+                "wait_s": r["wait_s"],
+                "caller": r["caller_masked"],
+            }
+            for r in abandoned
+        ],
+        "agents": [
+            {
+                "agent_id": r["agent_id"],
+                "state": r["state"],
+                "reason": r["reason"] or None,
+                "queues": list(r["queues"] or []),
+                "since": _local(r["started_at"], tz),
+                "in_state_s": r["duration_s"],
+            }
+            for r in agents
+        ],
     }
 
 
-def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def _rows(
+    con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     frame = pl.from_arrow(con.sql(sqlfiles.load(name), params=params or None).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     return frame.to_dicts()
 
 
-def compute(con: duckdb.DuckDBPyConnection, snapshot: KpiSnapshot, timezone: str, window: str) -> dict[str, Any]:
+def compute(
+    con: duckdb.DuckDBPyConnection, snapshot: KpiSnapshot, timezone: str, window: str
+) -> dict[str, Any]:
     """Run the list queries (engine thread only) and build the document."""
     return wallboard_json(
         snapshot,
         _rows(con, "wallboard_waiting_calls", {"limit": LIST_LIMIT}),
-        _rows(con, "wallboard_abandoned_calls", {"limit": LIST_LIMIT, "lookback_s": ABANDONED_LOOKBACK_S}),
+        _rows(
+            con,
+            "wallboard_abandoned_calls",
+            {"limit": LIST_LIMIT, "lookback_s": ABANDONED_LOOKBACK_S},
+        ),
         _rows(con, "wallboard_agents"),
-        timezone, window,
+        timezone,
+        window,
     )
 
 

@@ -57,26 +57,60 @@ def build(config: Config | None = None) -> dict[str, Any]:
     grid = Grid()
     counts = [
         query(f"sum(increase({sel(metric, **QS)}[$__interval]))", ref, legend=label)
-        for ref, label, metric in (("A", "offered", n.CALLS_OFFERED_TOTAL), ("B", "answered", n.CALLS_ANSWERED_TOTAL),
-                                   ("C", "abandoned", n.CALLS_ABANDONED_TOTAL))
+        for ref, label, metric in (
+            ("A", "offered", n.CALLS_OFFERED_TOTAL),
+            ("B", "answered", n.CALLS_ANSWERED_TOTAL),
+            ("C", "abandoned", n.CALLS_ABANDONED_TOTAL),
+        )
     ]
-    grid.place(series_panel("Calls per interval", "short", *counts, bars=True, interval=INTERVAL), 24, 8)
-    grid.place(_kpi_with_target("Service level", "percentunit", n.SERVICE_LEVEL, n.TARGET_SERVICE_LEVEL), 12, 8)
+    grid.place(
+        series_panel("Calls per interval", "short", *counts, bars=True, interval=INTERVAL), 24, 8
+    )
+    grid.place(
+        _kpi_with_target("Service level", "percentunit", n.SERVICE_LEVEL, n.TARGET_SERVICE_LEVEL),
+        12,
+        8,
+    )
     grid.place(_kpi_with_target("ASA", "s", n.ASA, n.TARGET_ASA), 12, 8)
-    grid.place(_kpi_with_target("Abandon rate", "percentunit", n.ABANDON_RATE, n.TARGET_ABANDON_RATE), 12, 8)
+    grid.place(
+        _kpi_with_target("Abandon rate", "percentunit", n.ABANDON_RATE, n.TARGET_ABANDON_RATE),
+        12,
+        8,
+    )
     grid.place(_kpi_with_target("AHT", "s", n.AHT, None), 12, 8)
     grid.place(_kpi_with_target("Occupancy", "percentunit", n.OCCUPANCY, None), 12, 8)
-    grid.place(target_lines(series_panel(
-        "Oldest wait now", "s",
-        query(sel(n.OLDEST_WAIT, **QS), "A", legend="{{queue}}"),
-        query(sel(n.TARGET_OLDEST_WAIT, **QS), "B", legend="target {{queue}}"))), 12, 8)
     grid.place(
-        statetimeline.Panel().title("KPI breaches (1 = breaching)").datasource(DATASOURCE)
+        target_lines(
+            series_panel(
+                "Oldest wait now",
+                "s",
+                query(sel(n.OLDEST_WAIT, **QS), "A", legend="{{queue}}"),
+                query(sel(n.TARGET_OLDEST_WAIT, **QS), "B", legend="target {{queue}}"),
+            )
+        ),
+        12,
+        8,
+    )
+    grid.place(
+        statetimeline.Panel()
+        .title("KPI breaches (1 = breaching)")
+        .datasource(DATASOURCE)
         .with_target(query(sel(n.BREACH, **QS), "A", legend="{{queue}} {{kpi}} {{window}}"))
-        .thresholds(thresholds(GREEN, (1, RED))).show_value(common_m.VisibilityMode.NEVER),
-        24, 10)
+        .thresholds(thresholds(GREEN, (1, RED)))
+        .show_value(common_m.VisibilityMode.NEVER),
+        24,
+        10,
+    )
     return dashboard(
-        UID, "callpulse — operations", grid, refresh="1m", time_from="now/d",
-        description="The day by interval per queue; dashed lines are the targets; red marks are breaches.",
-        variables=[queue_variable(n.CALLS_OFFERED_TOTAL)], annotations=[breach_annotation()],
+        UID,
+        "callpulse — operations",
+        grid,
+        refresh="1m",
+        time_from="now/d",
+        description=(
+            "The day by interval per queue; lines labelled target are the targets; "
+            "red marks are breaches."
+        ),
+        variables=[queue_variable(n.CALLS_OFFERED_TOTAL)],
+        annotations=[breach_annotation()],
     )

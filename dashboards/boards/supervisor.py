@@ -45,17 +45,32 @@ def gated_target(target: n.MetricName, never: int) -> str:
     """The queue's target while its ``$window`` has at least min_calls offered calls,
     else ``never`` (so the tile cannot turn to the breach colour)."""
     t = sel(target, **Q)
-    enough = (f"{sel(n.WINDOW_OFFERED, queue='$queue', window='$window')} "
-              f">= on (queue) {sel(n.MIN_CALLS, **Q)}")
+    enough = (
+        f"{sel(n.WINDOW_OFFERED, queue='$queue', window='$window')} "
+        f">= on (queue) {sel(n.MIN_CALLS, **Q)}"
+    )
     return f"({t} and on (queue) ({enough})) or on (queue) ({t} * 0 + ({never}))"
 
 
-def kpi_tile(title: str, unit: str, value_expr: str, threshold_expr: str, *, higher_is_better: bool,
-             default_target: float, decimals: int | None = None) -> Any:
+def kpi_tile(
+    title: str,
+    unit: str,
+    value_expr: str,
+    threshold_expr: str,
+    *,
+    higher_is_better: bool,
+    default_target: float,
+    decimals: int | None = None,
+) -> Any:
     below, above = (RED, GREEN) if higher_is_better else (GREEN, RED)
     return (
-        big_stat(title, unit, query(value_expr, "A", instant=True),
-                 query(threshold_expr, "T", legend="threshold1", instant=True), decimals=decimals)
+        big_stat(
+            title,
+            unit,
+            query(value_expr, "A", instant=True),
+            query(threshold_expr, "T", legend="threshold1", instant=True),
+            decimals=decimals,
+        )
         .thresholds(thresholds(below, (default_target, above)))
         .with_transformation(config_from_query("T", "threshold1"))
     )
@@ -65,38 +80,123 @@ def build(config: Config | None = None) -> dict[str, Any]:
     targets = (config or Config()).defaults.targets
     grid = Grid()
     grid.row("$queue", repeat="queue")
-    grid.place(big_stat("Calls waiting", "short", query(sel(n.CALLS_WAITING, **Q), "A", instant=True),
-                        decimals=0).thresholds(thresholds(BLUE)), 4, 6)
-    grid.place(kpi_tile("Oldest wait", "s", sel(n.OLDEST_WAIT, **Q), sel(n.TARGET_OLDEST_WAIT, **Q),
-                        higher_is_better=False, default_target=targets.oldest_wait_s, decimals=0), 4, 6)
+    grid.place(
+        big_stat(
+            "Calls waiting",
+            "short",
+            query(sel(n.CALLS_WAITING, **Q), "A", instant=True),
+            decimals=0,
+        ).thresholds(thresholds(BLUE)),
+        4,
+        6,
+    )
+    grid.place(
+        kpi_tile(
+            "Oldest wait",
+            "s",
+            sel(n.OLDEST_WAIT, **Q),
+            sel(n.TARGET_OLDEST_WAIT, **Q),
+            higher_is_better=False,
+            default_target=targets.oldest_wait_s,
+            decimals=0,
+        ),
+        4,
+        6,
+    )
     window = {"queue": "$queue", "window": "$window"}
-    grid.place(kpi_tile("Service level ($window)", "percentunit", sel(n.SERVICE_LEVEL, **window),
-                        gated_target(n.TARGET_SERVICE_LEVEL, NEVER_LOW), higher_is_better=True,
-                        default_target=targets.service_level, decimals=1), 4, 6)
-    grid.place(kpi_tile("ASA ($window)", "s", sel(n.ASA, **window), gated_target(n.TARGET_ASA, NEVER_HIGH),
-                        higher_is_better=False, default_target=targets.asa_s, decimals=0), 4, 6)
-    grid.place(kpi_tile("Abandon rate ($window)", "percentunit", sel(n.ABANDON_RATE, **window),
-                        gated_target(n.TARGET_ABANDON_RATE, NEVER_HIGH), higher_is_better=False,
-                        default_target=targets.abandon_rate, decimals=1), 4, 6)
-    grid.place(big_stat("KPIs in breach", "short", query(f"sum({sel(n.BREACH, **Q)})", "A", instant=True),
-                        decimals=0).thresholds(thresholds(GREEN, (1, RED))), 4, 6)
-    for state, title in (("ready", "Agents ready"), ("busy", "Agents busy"), ("wrap", "Agents in wrap"),
-                         ("not_ready", "Agents not ready")):
+    grid.place(
+        kpi_tile(
+            "Service level ($window)",
+            "percentunit",
+            sel(n.SERVICE_LEVEL, **window),
+            gated_target(n.TARGET_SERVICE_LEVEL, NEVER_LOW),
+            higher_is_better=True,
+            default_target=targets.service_level,
+            decimals=1,
+        ),
+        4,
+        6,
+    )
+    grid.place(
+        kpi_tile(
+            "ASA ($window)",
+            "s",
+            sel(n.ASA, **window),
+            gated_target(n.TARGET_ASA, NEVER_HIGH),
+            higher_is_better=False,
+            default_target=targets.asa_s,
+            decimals=0,
+        ),
+        4,
+        6,
+    )
+    grid.place(
+        kpi_tile(
+            "Abandon rate ($window)",
+            "percentunit",
+            sel(n.ABANDON_RATE, **window),
+            gated_target(n.TARGET_ABANDON_RATE, NEVER_HIGH),
+            higher_is_better=False,
+            default_target=targets.abandon_rate,
+            decimals=1,
+        ),
+        4,
+        6,
+    )
+    grid.place(
+        big_stat(
+            "KPIs in breach",
+            "short",
+            query(f"sum({sel(n.BREACH, **Q)})", "A", instant=True),
+            decimals=0,
+        ).thresholds(thresholds(GREEN, (1, RED))),
+        4,
+        6,
+    )
+    for state, title in (
+        ("ready", "Agents ready"),
+        ("busy", "Agents busy"),
+        ("wrap", "Agents in wrap"),
+        ("not_ready", "Agents not ready"),
+    ):
         expr = f"sum({sel(n.AGENTS, queue='$queue', state=state)})"
-        grid.place(big_stat(title, "short", query(expr, "A", instant=True), decimals=0)
-                   .thresholds(thresholds(GREY)).no_value("0"), 4, 5)
+        grid.place(
+            big_stat(title, "short", query(expr, "A", instant=True), decimals=0)
+            .thresholds(thresholds(GREY))
+            .no_value("0"),
+            4,
+            5,
+        )
     by_reason = f"sum by (reason) ({sel(n.AGENTS, queue='$queue', state='not_ready')})"
-    grid.place(big_stat("Not ready by reason (agents)", "short",
-                        query(by_reason, "A", legend="{{reason}}", instant=True), decimals=0)
-               .thresholds(thresholds(GREY)).color_mode(common_m.BigValueColorMode.VALUE)
-               .text_mode(common_m.BigValueTextMode.VALUE_AND_NAME)
-               .text(common_b.VizTextDisplayOptions().title_size(16).value_size(32))
-               .no_value("none"), 8, 5)
-    window_var = (dash_b.CustomVariable("window").label("Window").values(",".join(n.WINDOWS))
-                  .current(dash_m.VariableOption(selected=True, text="15m", value="15m")))
+    grid.place(
+        big_stat(
+            "Not ready by reason (agents)",
+            "short",
+            query(by_reason, "A", legend="{{reason}}", instant=True),
+            decimals=0,
+        )
+        .thresholds(thresholds(GREY))
+        .color_mode(common_m.BigValueColorMode.VALUE)
+        .text_mode(common_m.BigValueTextMode.VALUE_AND_NAME)
+        .text(common_b.VizTextDisplayOptions().title_size(16).value_size(32))
+        .no_value("none"),
+        8,
+        5,
+    )
+    window_var = (
+        dash_b.CustomVariable("window")
+        .label("Window")
+        .values(",".join(n.WINDOWS))
+        .current(dash_m.VariableOption(selected=True, text="15m", value="15m"))
+    )
     return dashboard(
-        UID, "callpulse — supervisor wallboard", grid, refresh="5s", time_from="now-15m",
-        description="Live tiles per queue; colours from the exported targets. Open with ?kiosk on a TV.",
+        UID,
+        "callpulse — supervisor wallboard",
+        grid,
+        refresh="5s",
+        time_from="now-15m",
+        description=(
+            "Live tiles per queue; colours from the exported targets. Open with ?kiosk on a TV."
+        ),
         variables=[queue_variable(n.CALLS_WAITING), window_var],
     )
-

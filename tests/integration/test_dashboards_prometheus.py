@@ -14,7 +14,6 @@ import re
 import sys
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,13 +40,33 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     config = tmp_path / "callpulse.toml"
     config.write_text(f"[exporter]\nport = {port}\n")
     proc = ManagedProcess(
-        [sys.executable, "-m", "pipeline.cli", "demo", "--config", config, "--db", tmp_path / "demo.duckdb",
-         "--speed", "300", "--duration", "300"],
-        tmp_path / "demo.log", name="callpulse demo", cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "demo",
+            "--config",
+            config,
+            "--db",
+            tmp_path / "demo.duckdb",
+            "--speed",
+            "300",
+            "--duration",
+            "300",
+        ],
+        tmp_path / "demo.log",
+        name="callpulse demo",
+        cwd=tmp_path,
     ).start()
     try:
-        proc.wait_ready(lambda: b"callpulse_calls_waiting" in urllib.request.urlopen(
-            f"http://{LOOPBACK}:{port}/metrics", timeout=2).read(), 60, "the demo's /metrics")
+        proc.wait_ready(
+            lambda: (
+                b"callpulse_calls_waiting"
+                in urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=2).read()
+            ),
+            60,
+            "the demo's /metrics",
+        )
         yield port
     finally:
         proc.stop()
@@ -89,10 +108,12 @@ def test_every_panel_query_returns_data(prometheus: PrometheusServer) -> None:
     # Enough history for 1m rates and increases, with agents in every state.
     prometheus.wait_for_series("callpulse_calls_offered_total", timeout=60)
     offered = prometheus.wait_for_series(
-        "sum by (queue) (increase(callpulse_calls_offered_total[1m])) > 0", timeout=90)
+        "sum by (queue) (increase(callpulse_calls_offered_total[1m])) > 0", timeout=90
+    )
     queue = max(offered, key=lambda r: r.value).labels["queue"]
-    prometheus.wait_for_series("count_over_time(callpulse_batch_duration_seconds_count[1m]) >= 10",
-                               timeout=60)
+    prometheus.wait_for_series(
+        "count_over_time(callpulse_batch_duration_seconds_count[1m]) >= 10", timeout=60
+    )
 
     failures: list[str] = []
     queries = _panel_queries()
@@ -119,11 +140,16 @@ def test_supervisor_thresholds_follow_the_exported_targets(prometheus: Prometheu
     for queue_row in prometheus.query("callpulse_target_service_level_ratio"):
         queue = queue_row.labels["queue"]
         [t] = [t for t in tiles["Service level"]["targets"] if t["refId"] == "T"]
-        enough_expr = (f'callpulse_window_offered_calls{{queue="{queue}",window="15m"}} '
-                       f'>= on (queue) callpulse_min_calls{{queue="{queue}"}}')
+        enough_expr = (
+            f'callpulse_window_offered_calls{{queue="{queue}",window="15m"}} '
+            f'>= on (queue) callpulse_min_calls{{queue="{queue}"}}'
+        )
 
-        def consistent(expr: str = substitute(t["expr"], queue), target: float = queue_row.value,
-                       enough_expr: str = enough_expr) -> bool:
+        def consistent(
+            expr: str = substitute(t["expr"], queue),
+            target: float = queue_row.value,
+            enough_expr: str = enough_expr,
+        ) -> bool:
             # Two queries, so retry across a scrape that changes the window's count.
             [threshold] = prometheus.query(expr)
             enough = prometheus.query(enough_expr)

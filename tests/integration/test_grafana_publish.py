@@ -25,17 +25,26 @@ from dashboards.panels import FOLDER_UID
 def test_publish_creates_folder_and_boards_idempotently() -> None:
     url = os.environ.get("GRAFANA_URL")
     if not url:
-        pytest.skip("GRAFANA_URL not set: no Grafana server to publish to "
-                    "(set GRAFANA_URL and GRAFANA_TOKEN; see this module's docstring)")
+        pytest.skip(
+            "GRAFANA_URL not set: no Grafana server to publish to "
+            "(set GRAFANA_URL and GRAFANA_TOKEN; see this module's docstring)"
+        )
     token = os.environ.get("GRAFANA_TOKEN")
     assert token, "GRAFANA_URL is set, so GRAFANA_TOKEN must be too"
     api = publish.connect(url, token)
     versions = []
     for _ in range(2):
-        out = subprocess.run([sys.executable, "-m", "pipeline.cli", "dashboards", "publish", "--url", url],
-                             capture_output=True, text=True, timeout=120, env=os.environ.copy())
+        out = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "dashboards", "publish", "--url", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=os.environ.copy(),
+        )
         assert out.returncode == 0, out.stderr
-        versions.append({b["uid"]: api.dashboard.get_dashboard(b["uid"]) for b in boards.build_all().values()})
+        versions.append(
+            {b["uid"]: api.dashboard.get_dashboard(b["uid"]) for b in boards.build_all().values()}
+        )
     assert api.folder.get_folder(FOLDER_UID)["uid"] == FOLDER_UID
     folders = [f for f in api.folder.get_all_folders() if f["uid"] == FOLDER_UID]
     assert len(folders) == 1

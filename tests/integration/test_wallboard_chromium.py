@@ -45,9 +45,13 @@ class DevTools:
     """The smallest DevTools-protocol client: one page target, numbered commands."""
 
     def __init__(self, port: int) -> None:
-        targets = json.loads(urllib.request.urlopen(f"http://{LOOPBACK}:{port}/json/list", timeout=5).read())
+        targets = json.loads(
+            urllib.request.urlopen(f"http://{LOOPBACK}:{port}/json/list", timeout=5).read()
+        )
         page = next(t for t in targets if t["type"] == "page")
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        self.ws = websocket.create_connection(
+            page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True
+        )
         self.ids = itertools.count(1)
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
@@ -61,7 +65,9 @@ class DevTools:
                 return dict(reply.get("result", {}))
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        result = self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"page error: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -74,14 +80,27 @@ class DevTools:
 def chromium(tmp_path: Path) -> Iterator[DevTools]:
     port = free_port()
     proc = ManagedProcess(
-        ["chromium", "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
-         "--window-size=1920,1080", f"--remote-debugging-port={port}", "--remote-allow-origins=*",
-         f"--user-data-dir={tmp_path / 'chromium-profile'}", "about:blank"],
-        tmp_path / "chromium.log", name="chromium",
+        [
+            "chromium",
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--hide-scrollbars",
+            "--window-size=1920,1080",
+            f"--remote-debugging-port={port}",
+            "--remote-allow-origins=*",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "about:blank",
+        ],
+        tmp_path / "chromium.log",
+        name="chromium",
     ).start()
     try:
-        proc.wait_ready(lambda: urllib.request.urlopen(f"http://{LOOPBACK}:{port}/json/version", timeout=2),
-                        60, "chromium's DevTools endpoint")
+        proc.wait_ready(
+            lambda: urllib.request.urlopen(f"http://{LOOPBACK}:{port}/json/version", timeout=2),
+            60,
+            "chromium's DevTools endpoint",
+        )
         tools = DevTools(port)
         try:
             yield tools
@@ -98,7 +117,7 @@ def _config_file(tmp_path: Path, port: int) -> Path:
 timezone = "Asia/Shanghai"
 
 [pipeline]
-db = "{tmp_path / 'wallboard.duckdb'}"
+db = "{tmp_path / "wallboard.duckdb"}"
 
 [exporter]
 port = {port}
@@ -111,12 +130,25 @@ def _replay(config_path: Path) -> None:
     records = list(itertools.islice(simulate(SimConfig()), EVENTS))
     with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
         for start in range(0, len(records), 2_500):
-            engine.process(batch(records[start:start + 2_500], "simulator", start))
+            engine.process(batch(records[start : start + 2_500], "simulator", start))
 
 
 def _kpis_json(config_path: Path) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "kpis", "--format", "json",
-                          "--config", str(config_path)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "kpis",
+            "--format",
+            "json",
+            "--config",
+            str(config_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     return dict(json.loads(out.stdout))
 
@@ -131,11 +163,16 @@ def _expected_tiles(queue: dict[str, Any], window: str) -> dict[str, tuple[Any, 
             return "none"
         return "ok" if (value >= target if higher else value <= target) else "breach"
 
-    agents = {s: sum(a["agents"] for a in live["agents"] if a["state"] == s)
-              for s in ("ready", "busy", "wrap", "not_ready")}
+    agents = {
+        s: sum(a["agents"] for a in live["agents"] if a["state"] == s)
+        for s in ("ready", "busy", "wrap", "not_ready")
+    }
     return {
         "calls_waiting": (live["calls_waiting"], "none"),
-        "oldest_wait_s": (live["oldest_wait_s"], rule(live["oldest_wait_s"], t["oldest_wait_s"], False, False)),
+        "oldest_wait_s": (
+            live["oldest_wait_s"],
+            rule(live["oldest_wait_s"], t["oldest_wait_s"], False, False),
+        ),
         "service_level": (k["service_level"], rule(k["service_level"], t["service_level"], True)),
         "asa_s": (k["asa_s"], rule(k["asa_s"], t["asa_s"], False)),
         "abandon_rate": (k["abandon_rate"], rule(k["abandon_rate"], t["abandon_rate"], False)),
@@ -162,16 +199,28 @@ def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> 
             api = json.loads(urllib.request.urlopen(url + "api/wallboard", timeout=10).read())
             assert api["watermark"] == expected["watermark"]
             chromium.call("Page.enable")
-            chromium.call("Emulation.setDeviceMetricsOverride", width=1920, height=1080,
-                          deviceScaleFactor=1, mobile=False)
+            chromium.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=1920,
+                height=1080,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             chromium.call("Page.navigate", url=url)
-            wait_until(lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
-                       30, "the wallboard to load its data")
+            wait_until(
+                lambda: chromium.evaluate(
+                    "document.body && document.body.dataset.loaded === 'true'"
+                ),
+                30,
+                "the wallboard to load its data",
+            )
             tiles = chromium.evaluate(READ_TILES)
             body_text = chromium.evaluate("document.body.innerText")
             page_watermark = chromium.evaluate("document.body.dataset.watermark")
-            banner = chromium.evaluate("document.getElementById('banner').hidden ? '' : "
-                                       "document.getElementById('banner').textContent")
+            banner = chromium.evaluate(
+                "document.getElementById('banner').hidden ? '' : "
+                "document.getElementById('banner').textContent"
+            )
             shot = chromium.call("Page.captureScreenshot", format="png")
         finally:
             services.close()
@@ -189,7 +238,12 @@ def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> 
             if value is None:
                 assert tile["value"] == "" and tile["text"] == "—", (name, kpi, tile)
             else:
-                assert math.isclose(float(tile["value"]), float(value), rel_tol=1e-12), (name, kpi, tile, value)
+                assert math.isclose(float(tile["value"]), float(value), rel_tol=1e-12), (
+                    name,
+                    kpi,
+                    tile,
+                    value,
+                )
                 assert tile["text"] != "—"
             assert tile["status"] == status, (name, kpi, tile, status)
             if status == "breach":

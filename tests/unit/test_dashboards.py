@@ -18,7 +18,9 @@ from dashboards.panels import DATASOURCE_UID, FOLDER_UID
 from metrics import names
 from pipeline.config import Config, QueueSettings, Targets
 
-SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "grafana-schema" / "dashboard.jsonschema.json"
+SCHEMA = (
+    Path(__file__).resolve().parents[3] / "shared" / "grafana-schema" / "dashboard.jsonschema.json"
+)
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "provisioning"
 BUILT = boards.build_all()
 
@@ -29,8 +31,21 @@ for metric in names.ALL:
         for suffix in ("_bucket", "_count", "_sum"):
             KNOWN[metric.name + suffix] = metric
 
-_PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-                 "bool", "offset", "inf", "nan"}
+_PROMQL_WORDS = {
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -59,8 +74,11 @@ def queries(board: dict[str, Any]) -> list[str]:
 
 
 def test_metric_name_parser() -> None:
-    expr = ('histogram_quantile(0.95, sum by (le) (rate(callpulse_batch_duration_seconds_bucket[$__rate_interval])))'
-            ' / on (queue) group_left () job:callpulse_x:ratio5m{queue=~"a|b"} and up == bool 1')
+    expr = (
+        "histogram_quantile(0.95, sum by (le) "
+        "(rate(callpulse_batch_duration_seconds_bucket[$__rate_interval])))"
+        ' / on (queue) group_left () job:callpulse_x:ratio5m{queue=~"a|b"} and up == bool 1'
+    )
     assert metric_names(expr) == {"callpulse_batch_duration_seconds_bucket", "up"}
 
 
@@ -70,7 +88,8 @@ def test_builders_are_deterministic_and_the_committed_json_is_current() -> None:
         path = boards.GENERATED_DIR / f"{stem}.json"
         assert path.is_file(), f"{path} missing: run `callpulse dashboards build`"
         assert path.read_text(encoding="utf-8") == boards.render(board), (
-            f"{path} is stale: run `callpulse dashboards build` and commit the result")
+            f"{path} is stale: run `callpulse dashboards build` and commit the result"
+        )
     assert sorted(p.stem for p in boards.GENERATED_DIR.glob("*.json")) == sorted(BUILT)
 
 
@@ -92,8 +111,12 @@ def test_ids_are_unique_and_panels_do_not_overlap(stem: str) -> None:
         assert g["x"] >= 0 and g["x"] + g["w"] <= 24 and g["h"] > 0 and g["w"] > 0, p["title"]
     for a, b in itertools.combinations(ps, 2):
         ga, gb = a["gridPos"], b["gridPos"]
-        overlap = (ga["x"] < gb["x"] + gb["w"] and gb["x"] < ga["x"] + ga["w"]
-                   and ga["y"] < gb["y"] + gb["h"] and gb["y"] < ga["y"] + ga["h"])
+        overlap = (
+            ga["x"] < gb["x"] + gb["w"]
+            and gb["x"] < ga["x"] + ga["w"]
+            and ga["y"] < gb["y"] + gb["h"]
+            and gb["y"] < ga["y"] + ga["h"]
+        )
         assert not overlap, f"{a['title']!r} overlaps {b['title']!r}"
     for p in ps:
         ref_ids = [t["refId"] for t in p.get("targets", [])]
@@ -146,8 +169,18 @@ def test_supervisor_wallboard_is_kiosk_ready() -> None:
     assert [r.get("repeat") for r in rows] == ["queue"]
     stats = [p for p in panels(board) if p["type"] == "stat"]
     titles = " | ".join(p["title"] for p in stats)
-    for word in ("Calls waiting", "Oldest wait", "Service level", "ASA", "Abandon rate", "Agents ready",
-                 "Agents busy", "wrap", "Agents not ready", "reason"):
+    for word in (
+        "Calls waiting",
+        "Oldest wait",
+        "Service level",
+        "ASA",
+        "Abandon rate",
+        "Agents ready",
+        "Agents busy",
+        "wrap",
+        "Agents not ready",
+        "reason",
+    ):
         assert word in titles
     for p in stats:
         assert p["options"]["reduceOptions"]["calcs"] == ["lastNotNull"]
@@ -162,8 +195,10 @@ def test_kpi_tiles_take_their_threshold_from_the_target_metric() -> None:
     board = BUILT["supervisor-wallboard"]
     tiles = {p["title"].split(" (")[0]: p for p in panels(board) if p["type"] == "stat"}
     for title, target, higher_better in (
-        ("Service level", names.TARGET_SERVICE_LEVEL, True), ("ASA", names.TARGET_ASA, False),
-        ("Abandon rate", names.TARGET_ABANDON_RATE, False), ("Oldest wait", names.TARGET_OLDEST_WAIT, False),
+        ("Service level", names.TARGET_SERVICE_LEVEL, True),
+        ("ASA", names.TARGET_ASA, False),
+        ("Abandon rate", names.TARGET_ABANDON_RATE, False),
+        ("Oldest wait", names.TARGET_OLDEST_WAIT, False),
     ):
         tile = tiles[title]
         background = tile["options"]["colorMode"]
@@ -173,7 +208,9 @@ def test_kpi_tiles_take_their_threshold_from_the_target_metric() -> None:
         [transform] = tile["transformations"]
         assert transform["id"] == "configFromData" and transform["options"]["configRefId"] == "T"
         steps = tile["fieldConfig"]["defaults"]["thresholds"]["steps"]
-        assert [s["color"] for s in steps] == (["red", "green"] if higher_better else ["green", "red"])
+        assert [s["color"] for s in steps] == (
+            ["red", "green"] if higher_better else ["green", "red"]
+        )
         if title != "Oldest wait":  # KPIs on too few calls never breach: min_calls gates the target
             assert names.MIN_CALLS.name in by_ref["T"]["expr"]
 
@@ -181,9 +218,12 @@ def test_kpi_tiles_take_their_threshold_from_the_target_metric() -> None:
 def test_static_thresholds_follow_the_configured_default_targets() -> None:
     config = Config(defaults=QueueSettings(targets=Targets(service_level=0.9, asa_s=20)))
     board = boards.build_all(config)["supervisor-wallboard"]
-    steps = {p["title"].split(" (")[0]: p["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"]
-             for p in board["panels"] if len(p.get("fieldConfig", {}).get("defaults", {})
-                                              .get("thresholds", {}).get("steps", [])) == 2}
+    steps = {
+        p["title"].split(" (")[0]: p["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"]
+        for p in board["panels"]
+        if len(p.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", []))
+        == 2
+    }
     assert steps["Service level"] == 0.9 and steps["ASA"] == 20
 
 
@@ -231,5 +271,86 @@ def test_publish_is_idempotent_by_uid() -> None:
     for payload in api.saved:
         assert payload["overwrite"] is True and payload["folderUid"] == FOLDER_UID
         assert payload["dashboard"]["id"] is None
-    first, second = api.saved[: len(BUILT)], api.saved[len(BUILT):]
+    first, second = api.saved[: len(BUILT)], api.saved[len(BUILT) :]
     assert [p["dashboard"]["uid"] for p in first] == [p["dashboard"]["uid"] for p in second]
+
+
+# --------------------------------------------------------------------------- wallboard page
+
+
+def _snapshot() -> Any:
+    from datetime import UTC, datetime
+
+    from metrics.snapshot import KpiSnapshot, QueueKpis, QueueSnapshot, QueueTargets
+
+    targets = QueueTargets(0.8, 0.05, 30.0, 120.0, 10, 15.0, "negative")
+    few = QueueKpis(offered=9, answered=5, service_level=0.1, asa_s=90.0, abandon_rate=0.4)
+    many = QueueKpis(offered=40, answered=30, service_level=0.8, asa_s=31.0, abandon_rate=None)
+    return KpiSnapshot(
+        watermark=datetime(2026, 3, 2, 2, 0, tzinfo=UTC),
+        interval_s=900,
+        queues={
+            "few": QueueSnapshot(
+                "few",
+                targets,
+                {"15m": few},
+                QueueKpis(),
+                None,
+                2,
+                121.0,
+                {("ready", ""): 1, ("not_ready", "break"): 2, ("not_ready", "lunch"): 1},
+            ),
+            "many": QueueSnapshot("many", targets, {"15m": many}, QueueKpis(), None, 0, None),
+        },
+    )
+
+
+def test_wallboard_tiles_follow_the_terminal_board_rule() -> None:
+    from dashboards import wallboard
+
+    doc = wallboard.wallboard_json(_snapshot(), [], [], [], "Asia/Shanghai", "15m")
+    tiles = {q["queue"]: {k: t["status"] for k, t in q["tiles"].items()} for q in doc["queues"]}
+    # Too few calls: no KPI breach however bad; oldest wait breaches on its own.
+    assert tiles["few"]["service_level"] == tiles["few"]["asa_s"] == "none"
+    assert tiles["few"]["oldest_wait_s"] == "breach"
+    # Enough calls: SL at its target is ok, ASA past it breaches, undefined is none.
+    assert tiles["many"]["service_level"] == "ok" and tiles["many"]["asa_s"] == "breach"
+    assert tiles["many"]["abandon_rate"] == "none" and tiles["many"]["oldest_wait_s"] == "none"
+    few = next(q for q in doc["queues"] if q["queue"] == "few")["tiles"]
+    assert few["agents_not_ready"]["value"] == 3 and few["agents_ready"]["value"] == 1
+    assert {(b["queue"], b["kpi"]) for b in doc["breaches"]} == {
+        ("few", "oldest_wait_s"),
+        ("many", "asa_s"),
+    }
+    assert doc["watermark_local"] == "2026-03-02 10:00:00"
+
+
+def test_wallboard_lists_carry_only_masked_callers() -> None:
+    from datetime import UTC, datetime
+
+    from dashboards import wallboard
+
+    at = datetime(2026, 3, 2, 1, 59, 30, tzinfo=UTC)
+    waiting = [
+        {
+            "queue": "few",
+            "caller_masked": "+86*****01",
+            "offered_at": at,
+            "wait_s": 30.0,
+            "caller_key": "secret-hash",
+        }
+    ]
+    abandoned = [
+        {"queue": "few", "caller_masked": "+86*****02", "abandoned_at": at, "wait_s": 12.0}
+    ]
+    doc = wallboard.wallboard_json(_snapshot(), waiting, abandoned, [], "Asia/Shanghai", "15m")
+    assert doc["waiting"] == [
+        {"queue": "few", "caller": "+86*****01", "wait_s": 30.0, "since": "09:59:30"}
+    ]
+    assert doc["abandoned"][0] == {
+        "time": "09:59:30",
+        "queue": "few",
+        "wait_s": 12.0,
+        "caller": "+86*****02",
+    }
+    assert "secret-hash" not in json.dumps(doc)
