@@ -111,12 +111,11 @@ def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | No
 
 def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int], ...]) -> KpiSnapshot:
     """Read the current KPIs from a store's connection (read-only use is fine)."""
-    state = con.execute("SELECT watermark, interval_s FROM pipeline_state WHERE id = 1").fetchall()
-    watermark, interval_s = state[0] if state else (None, 900)
+    state = con.execute(sqlfiles.load("pipeline_state")).fetchall()
+    watermark, interval_s = state[0][:2] if state else (None, 900)
     by_width: dict[int, dict[str, QueueKpis]] = {}
     if watermark is not None:
-        con.execute("CREATE OR REPLACE TEMP TABLE window_aggregates AS "
-                    "SELECT * FROM queue_interval_agg LIMIT 0")
+        con.execute(sqlfiles.load("window_aggregates_reset"))
         for _, width in windows:
             # Rolling windows include their start and the watermark itself.
             con.execute(sqlfiles.load("window_aggregates"),
