@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from pipeline import sqlfiles
 
@@ -265,22 +266,12 @@ class BreachDetector:
                 changed[(b.key, b.opened_at)] = b
         con.execute("BEGIN")
         try:
-            for b in changed.values():
-                _run(
-                    con,
-                    "breaches_save",
-                    {
-                        "queue": b.queue,
-                        "kpi": b.kpi,
-                        "window": b.window,
-                        "target": b.target,
-                        "value": b.value,
-                        "worst_value": b.worst_value,
-                        "opened_at": b.opened_at,
-                        "closed_at": b.closed_at,
-                        "ok_since": b.ok_since,
-                    },
-                )
+            if changed:
+                con.register("breach_changes", _frame(list(changed.values())))
+                try:
+                    _run(con, "breaches_save", {})
+                finally:
+                    con.unregister("breach_changes")
             _run(con, "breaches_clock_set", {"evaluated_to": datetime.fromtimestamp(last, tz=UTC)})
             con.execute("COMMIT")
         except BaseException:
@@ -292,6 +283,23 @@ class BreachDetector:
 def _run(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> None:
     for stmt in sqlfiles.statements(name):
         con.execute(stmt, sqlfiles.params_for(stmt, params))
+
+
+def _frame(rows: list[Breach]) -> pa.Table:
+    ts = pa.timestamp("us", tz="UTC")
+    return pa.table(
+        {
+            "queue": pa.array([b.queue for b in rows], pa.string()),
+            "kpi": pa.array([b.kpi for b in rows], pa.string()),
+            "window": pa.array([b.window for b in rows], pa.string()),
+            "target": pa.array([b.target for b in rows], pa.float64()),
+            "value": pa.array([b.value for b in rows], pa.float64()),
+            "worst_value": pa.array([b.worst_value for b in rows], pa.float64()),
+            "opened_at": pa.array([b.opened_at for b in rows], ts),
+            "closed_at": pa.array([b.closed_at for b in rows], ts),
+            "ok_since": pa.array([b.ok_since for b in rows], ts),
+        }
+    )
 
 
 def _open_breaches(con: duckdb.DuckDBPyConnection) -> list[Breach]:

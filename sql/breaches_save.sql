@@ -1,8 +1,9 @@
--- Saves one breach: inserts or replaces its breaches row (closed_at NULL while open, worst_value kept current) and its recovery mark (ok_since, only while open and back inside target).
+-- Saves the breaches in the registered relation breach_changes (one row per changed breach): inserts or replaces their breaches rows (closed_at NULL while open, worst_value kept current) and their recovery marks (ok_since, kept only while open and back inside target).
 INSERT OR REPLACE INTO breaches (queue, kpi, "window", target, value, worst_value, opened_at, closed_at)
-VALUES ($queue, $kpi, $window, $target, $value, $worst_value, $opened_at, $closed_at);
-DELETE FROM breach_recovery
-WHERE queue = $queue AND kpi = $kpi AND "window" = $window AND opened_at = $opened_at;
+SELECT queue, kpi, "window", target, value, worst_value, opened_at, closed_at FROM breach_changes;
+DELETE FROM breach_recovery USING breach_changes c
+WHERE breach_recovery.queue = c.queue AND breach_recovery.kpi = c.kpi
+  AND breach_recovery."window" = c."window" AND breach_recovery.opened_at = c.opened_at;
 INSERT INTO breach_recovery (queue, kpi, "window", opened_at, ok_since)
-SELECT $queue, $kpi, $window, $opened_at, $ok_since
-WHERE $ok_since IS NOT NULL AND $closed_at IS NULL;
+SELECT queue, kpi, "window", opened_at, ok_since FROM breach_changes
+WHERE ok_since IS NOT NULL AND closed_at IS NULL;
