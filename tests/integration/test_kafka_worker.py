@@ -1,0 +1,276 @@
+"""`callpulse worker` against a real Kafka broker: same KPIs as a replay, crash safety
+(SIGKILL at random points), malformed messages, a broker outage.
+
+Every test has its own topics, consumer group and DuckDB file; the worker runs as a
+subprocess (`python -m pipeline.cli worker`) and the database is read only while no
+worker holds it (DuckDB allows one writer process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipeline.config import KafkaSettings
+from pipeline.sources.kafka import produce_lines, topic_names
+from pipeline.sources.simulator import SimConfig, simulate, write_jsonl
+from tests.support.kafka import KafkaBroker, create_topic
+from tests.support.procs import ManagedProcess, tail, wait_until
+
+pytestmark = pytest.mark.kafka
+
+PII = "kafka-test-key"
+ENV = {**os.environ, "CALLPULSE_PII_KEY": PII}
+KPI_TABLES = ["SELECT * FROM kpi_queue_interval ORDER BY ALL", "SELECT * FROM kpi_agent_interval ORDER BY ALL",
+              "SELECT * FROM calls ORDER BY call_id, queue", "SELECT * FROM cases ORDER BY ALL"]
+COUNTS = ("SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM agent_events), "
+          "(SELECT count(*) FROM qa_evals), (SELECT count(*) FROM dead_letters)")
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[KafkaBroker]:
+    b = KafkaBroker()
+    try:
+        b.start()
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture(scope="module")
+def sim_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sim") / "day.jsonl"
+    write_jsonl(simulate(SimConfig(seed=7, scale=0.2)), path)
+    return path
+
+
+def settings_for(broker: KafkaBroker, partitions: int = 3) -> KafkaSettings:
+    """Fresh topics (created here) and a fresh consumer group."""
+    tag = uuid.uuid4().hex[:8]
+    s = KafkaSettings(bootstrap=broker.bootstrap, group=f"g-{tag}", topic_prefix=f"t-{tag}.")
+    for kind, topic in topic_names(s).items():
+        create_topic(broker.bootstrap, topic, partitions if kind != "qa" else 2)
+    return s
+
+
+def worker(tmp: Path, db: Path, s: KafkaSettings, *extra: str, name: str = "worker") -> ManagedProcess:
+    (tmp / "callpulse.toml").write_text("[kafka]\nbatch_size = 500\nbatch_within = \"200ms\"\n")
+    argv = [sys.executable, "-m", "pipeline.cli", "worker", "--config", str(tmp / "callpulse.toml"),
+            "--db", str(db), "--bootstrap", s.bootstrap, "--group", s.group, "--topic-prefix", s.topic_prefix,
+            "--no-serve", "--session-timeout", "6", *extra]
+    return ManagedProcess(argv, tmp / f"{name}.log", name=name, cwd=tmp, env=ENV, stop_timeout=30).start()
+
+
+def stored_progress(proc: ManagedProcess) -> int:
+    """The last 'progress: N messages stored' the worker printed (0 if none yet)."""
+    found = re.findall(r"progress: (\d+) messages stored", tail(proc.log_path, 400))
+    return int(found[-1]) if found else 0
+
+
+def caught_up(s: KafkaSettings) -> bool:
+    """The group's committed offsets reached the end of every partition (so DuckDB has it all:
+    faust commits a batch only after it is stored)."""
+    async def check() -> bool:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap)
+        await admin.start()
+        await consumer.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(s.group)
+            described = await admin.describe_topics(list(topic_names(s).values()))
+            tps = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+            assert len(tps) >= len(topic_names(s))
+            ends = await consumer.end_offsets(tps)
+            return all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps)
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    return asyncio.run(check())
+
+
+def replay(tmp: Path, src: Path) -> Path:
+    db = tmp / "replay.duckdb"
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", str(src), "--db", str(db)],
+                         cwd=tmp, env=ENV, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    return db
+
+
+def read(db: Path, sql: str | list[str]) -> Any:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return [con.execute(q).fetchall() for q in sql] if isinstance(sql, list) else con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def produce_file(s: KafkaSettings, path: Path, lines: slice = slice(None)) -> int:
+    return produce_lines(path.read_bytes().splitlines()[lines], s)
+
+
+def finish(proc: ManagedProcess, s: KafkaSettings, timeout: float = 120) -> None:
+    """Wait until the worker stored everything, then stop it with SIGTERM: it must exit 0."""
+    wait_until(lambda: caught_up(s), timeout, "the worker to store every produced message", interval=0.5,
+               on_poll=proc.check_alive)
+    assert proc.stop() == 0, tail(proc.log_path)
+
+
+def test_simulated_day_through_kafka_equals_replay(broker: KafkaBroker, sim_day: Path, tmp_path: Path) -> None:
+    s = settings_for(broker)
+    n = produce_file(s, sim_day)
+    proc = worker(tmp_path, tmp_path / "w.duckdb", s)
+    try:
+        finish(proc, s)
+    finally:
+        proc.stop()
+    assert f"progress: {n} messages" in tail(proc.log_path, 400) or "worker done: messages" in tail(proc.log_path)
+    expected = replay(tmp_path, sim_day)
+    assert read(tmp_path / "w.duckdb", COUNTS) == read(expected, COUNTS)
+    assert read(tmp_path / "w.duckdb", KPI_TABLES) == read(expected, KPI_TABLES)
+    offsets = read(tmp_path / "w.duckdb", "SELECT sum(\"offset\" + 1) FROM source_offsets")[0][0]
+    assert offsets == n  # every partition's stored offset is its last message
+
+
+def test_sigkill_at_random_points_stores_everything_exactly_once(broker: KafkaBroker, sim_day: Path,
+                                                                  tmp_path: Path) -> None:
+    s = settings_for(broker)
+    db = tmp_path / "w.duckdb"
+    lines = sim_day.read_bytes().splitlines()
+    rng = random.Random(20261128)
+    kills = 4
+    chunk = len(lines) // (kills + 1)
+    previous = (0, 0, 0, 0)
+    for i in range(kills):
+        produce_lines(lines[i * chunk:(i + 1) * chunk], s)
+        proc = worker(tmp_path, db, s, name=f"worker{i}")
+        try:
+            # Wait until this run really stores something, then kill it at a random moment.
+            wait_until(lambda p=proc: stored_progress(p) > 0, 90, f"run {i} to store a batch", on_poll=proc.check_alive)
+            time.sleep(rng.uniform(0.0, 0.6))
+            assert proc.proc is not None
+            os.killpg(proc.proc.pid, signal.SIGKILL)
+            proc.proc.wait(timeout=10)
+            assert proc.proc.returncode == -signal.SIGKILL
+        finally:
+            proc.stop()
+        now = read(db, COUNTS)[0]
+        assert now >= previous and now != previous, f"run {i} stored nothing: {now}"
+        previous = now
+    produce_lines(lines[kills * chunk:], s)
+    proc = worker(tmp_path, db, s, name="final")
+    try:
+        finish(proc, s)
+    finally:
+        proc.stop()
+    expected = replay(tmp_path, sim_day)
+    assert read(db, COUNTS) == read(expected, COUNTS)
+    assert read(db, KPI_TABLES) == read(expected, KPI_TABLES)
+    assert read(db, "SELECT sum(\"offset\" + 1) FROM source_offsets")[0][0] == len(lines)
+
+
+async def _send_raw(s: KafkaSettings, topic: str, values: list[bytes | None]) -> list[int]:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, max_request_size=8 * 1_048_576)
+    await producer.start()
+    try:
+        return [(await producer.send_and_wait(topic, v, key=b"k", partition=0)).offset for v in values]
+    finally:
+        await producer.stop()
+
+
+def test_malformed_messages_are_dead_lettered_and_consumption_goes_on(broker: KafkaBroker,
+                                                                       tmp_path: Path) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    tag = uuid.uuid4().hex[:8]
+    s = KafkaSettings(bootstrap=broker.bootstrap, group=f"g-{tag}", topic_prefix=f"t-{tag}.")
+    topics = topic_names(s)
+
+    async def make_topics() -> None:  # the calls topic accepts the ~2 MB message
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(t, 1, 1, topic_configs={"max.message.bytes": "8388608"})
+                                       for t in topics.values()])
+        finally:
+            await admin.close()
+
+    asyncio.run(make_topics())
+
+    def call(i: int, **extra: Any) -> bytes:
+        return json.dumps({"type": "call", "event": "offered", "call_id": f"k{i}", "queue": "billing",
+                           "at": f"2026-03-02T09:{i:02d}:00Z", **extra}).encode()
+
+    bad: list[tuple[bytes | None, str]] = [
+        (b"this is not json", "malformed JSON"),
+        (b'{"type": "call", "event": "offered", "call_id": "w1", "queue": "billing", "at": "yesterday"}',
+         "bad timestamp"),
+        (b'{"type": "call", "event": "ended", "call_id": "w2", "queue": "q", "at": "2026-03-02T09:00:00Z", '
+         b'"talk_s": "long"}', "not a number: talk_s"),
+        (b"", "empty message"),
+        (None, "empty message"),
+        (b'{"type": "call", "note": "' + b"x" * 2_000_000 + b'"}', "message too large"),
+        (b"[1, 2, 3]", "not a JSON object"),
+    ]
+    values: list[bytes | None] = [call(0)]
+    for j, (value, _) in enumerate(bad):
+        values += [value, call(j + 1)]
+    values += [call(i) for i in range(20, 30)]
+    offsets = asyncio.run(_send_raw(s, topics["calls"], values))
+    proc = worker(tmp_path, tmp_path / "w.duckdb", s, "--max-events", str(len(values)))
+    try:
+        assert proc.proc is not None
+        assert proc.proc.wait(timeout=120) == 0, tail(proc.log_path)
+    finally:
+        proc.stop()
+    dead = dict(read(tmp_path / "w.duckdb", "SELECT position, reason FROM dead_letters"))
+    for (_, reason), offset in zip(bad, offsets[1:2 * len(bad):2], strict=True):
+        pos = f"{topics['calls']}:0:{offset}"
+        assert pos in dead and dead[pos].startswith(reason), (pos, dead)
+    assert len(dead) == len(bad)
+    good = len(values) - len(bad)
+    assert read(tmp_path / "w.duckdb", "SELECT count(*) FROM call_events")[0][0] == good
+    assert max(len(r[0] or "") for r in read(tmp_path / "w.duckdb", "SELECT raw FROM dead_letters")) < 20_000
+
+
+def test_broker_outage_of_30s_loses_nothing(sim_day: Path, tmp_path: Path) -> None:
+    lines = sim_day.read_bytes().splitlines()
+    half = len(lines) // 2
+    with KafkaBroker() as own:
+        s = settings_for(own)
+        produce_lines(lines[:half], s)
+        proc = worker(tmp_path, tmp_path / "w.duckdb", s)
+        try:
+            wait_until(lambda: caught_up(s), 120, "the first half to be stored", interval=0.5,
+                       on_poll=proc.check_alive)
+            own.stop_process()
+            time.sleep(30)  # the outage itself (the worker must ride it out)
+            proc.check_alive()
+            own.restart_process()
+            produce_lines(lines[half:], s)
+            finish(proc, s, timeout=180)
+        finally:
+            proc.stop()
+    expected = replay(tmp_path, sim_day)
+    db = tmp_path / "w.duckdb"
+    assert read(db, COUNTS) == read(expected, COUNTS)
+    assert read(db, KPI_TABLES) == read(expected, KPI_TABLES)
