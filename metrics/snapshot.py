@@ -43,8 +43,9 @@ class QueueKpis:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> QueueKpis:
-        return cls(**{f.name: row.get(f.name) if row.get(f.name) is not None else f.default
-                      for f in fields(cls)})
+        """From a kpi_queue_ratios row; missing counts stay 0 and missing ratios None."""
+        given = {f.name: row[f.name] for f in fields(cls) if row.get(f.name) is not None}
+        return cls(**given)
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,7 @@ class HttpServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def add(self, path: str, route: Route) -> None:
         self.routes[path] = route

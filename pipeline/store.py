@@ -80,7 +80,8 @@ class Store:
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        if changed and self._one("has_events")[0]:
+        has_events = self._one("has_events")
+        if changed and has_events and has_events[0]:
             self.rebuild()
 
     def _upsert_queue(self, queue: str, s: QueueSettings) -> bool:
@@ -143,8 +144,11 @@ class Store:
                 con.execute(sqlfiles.load("insert_dead_letters"), {"received_at": received_at})
 
             old_wm = self.watermark()
-            times = [f.get_column("ts").max() for f in (new_calls, new_agents, new_qa) if f.height]
-            new_wm = max([t for t in times if t is not None] + ([old_wm] if old_wm else []), default=None)
+            times: list[datetime] = [
+                t for f in (new_calls, new_agents, new_qa) if f.height
+                if isinstance(t := f.get_column("ts").max(), datetime)
+            ]
+            new_wm = max([*times, *([old_wm] if old_wm else [])], default=None)
             if new_wm is not None and new_wm != old_wm:
                 self._run("set_watermark", watermark=new_wm)
 
