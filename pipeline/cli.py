@@ -257,6 +257,11 @@ from pipeline import analyst_cli  # noqa: E402 - analysts' and operators' comman
 analyst_cli.register(app)
 
 
+from metrics import alerts_cli  # noqa: E402 - alert rules: render, check
+
+alerts_cli.register(app)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:

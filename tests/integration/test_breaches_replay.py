@@ -38,7 +38,11 @@ def day() -> list[dict[str, Any]]:
 def _detect(eng: Engine) -> BreachDetector:
     cfg = eng.config
     detector = BreachDetector(eng.store.con, cfg.windows, cfg.exporter.breach_hold_s)
-    eng.subscribe(lambda _result: detector.run(eng.store.con))
+
+    def after_batch(_result: object) -> None:
+        detector.run(eng.store.con)
+
+    eng.subscribe(after_batch)
     return detector
 
 
