@@ -19,7 +19,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from metrics.breaches import BreachDetector
 from metrics.collector import (
@@ -155,7 +156,8 @@ class Exporter:
         return generate_latest(self.registry)
 
     def route(self) -> Response:
-        return Response(self.metrics_text(), CONTENT_TYPE_LATEST)
+        # The classic text format, which every Prometheus (2.x included) reads.
+        return Response(self.metrics_text(), CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def attach(services: Services) -> Exporter:

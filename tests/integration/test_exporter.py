@@ -1,0 +1,248 @@
+"""The real exporter: engine + store + runtime services serving /metrics on a free port,
+read over HTTP, checked by promtool and scraped by a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from metrics import names
+from metrics.collector import AGENT_STATE
+from pipeline.config import Config, ExporterSettings, QueueSettings
+from pipeline.engine import Engine
+from pipeline.runtime import Services, start_services
+from pipeline.sources.simulator import SimConfig, simulate
+from tests import helpers
+from tests.support.procs import free_port
+from tests.support.prometheus import PrometheusServer
+
+ODD = 'we"ird\\queue\nname'
+T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+def _at(seconds: float) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat()
+
+
+def odd_queue_calls(start: int, n: int) -> list[dict[str, Any]]:
+    """``n`` calls on the odd-named queue, one a minute: answered in 10 s (every third
+    after 40 s), each fifth abandoned after 30 s."""
+    out: list[dict[str, Any]] = []
+    for i in range(start, start + n):
+        t = i * 60.0
+        cid = f"odd-{i}"
+        out.append({"type": "call", "event": "offered", "call_id": cid, "queue": ODD, "at": _at(t)})
+        if i % 5 == 4:
+            out.append(
+                {
+                    "type": "call",
+                    "event": "abandoned",
+                    "call_id": cid,
+                    "queue": ODD,
+                    "at": _at(t + 30),
+                }
+            )
+            continue
+        wait = 40 if i % 3 == 2 else 10
+        out.append(
+            {
+                "type": "call",
+                "event": "answered",
+                "call_id": cid,
+                "queue": ODD,
+                "agent_id": "odd-agent",
+                "at": _at(t + wait),
+            }
+        )
+        out.append(
+            {
+                "type": "call",
+                "event": "ended",
+                "call_id": cid,
+                "queue": ODD,
+                "agent_id": "odd-agent",
+                "at": _at(t + wait + 20),
+                "talk_s": 20,
+            }
+        )
+    return out
+
+
+def config(**exporter: Any) -> Config:
+    return Config(
+        queues={"idle": QueueSettings(sl_threshold_s=20.0)},
+        exporter=ExporterSettings(port=free_port(), **exporter),
+    )
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Engine, Services]]:
+    cfg = config()
+    engine = helpers.engine(config=cfg)
+    services = start_services(engine, cfg, serve=True, refresh_every_s=0)
+    try:
+        yield engine, services
+    finally:
+        services.close()
+        engine.close()
+
+
+def get(services: Services, path: str = "/metrics") -> tuple[str, str]:
+    assert services.server is not None
+    with urllib.request.urlopen(services.server.url + path, timeout=5) as response:
+        return response.read().decode(), response.headers["Content-Type"]
+
+
+def series(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+def value(text: str, name: str, **labels: str) -> float | None:
+    return series(text).get((name, tuple(sorted(labels.items()))))
+
+
+SIM_DAY = list(simulate(SimConfig(seed=5)))[:6000]
+
+
+def test_metrics_endpoint_serves_every_metric_from_the_store(
+    served: tuple[Engine, Services],
+) -> None:
+    engine, services = served
+    assert services.server is not None and services.server.url.startswith("http://127.0.0.1:")
+    engine.process(helpers.batch(SIM_DAY[:3000], "simulator"))
+    engine.process(helpers.batch(odd_queue_calls(0, 20), "file:/data/odd.jsonl"))
+    text, content_type = get(services)
+    assert content_type.startswith("text/plain; version=0.0.4")
+    exported = {f.name for f in text_string_to_metric_families(text)}
+    assert exported == {m.name.removesuffix("_total") for m in names.ALL}
+
+    snap = services.published.get("snapshot")
+    q = snap.queues[ODD]
+    assert value(text, names.SERVICE_LEVEL.name, queue=ODD, window="1h") == pytest.approx(
+        q.windows["1h"].service_level
+    )
+    assert value(text, names.CALLS_OFFERED_TOTAL.name, queue=ODD) == 20
+    assert value(text, names.CALLS_ABANDONED_TOTAL.name, queue=ODD) == 4
+    answered_in_sl = sum(1 for i in range(20) if i % 5 != 4 and i % 3 != 2)
+    assert value(text, names.CALLS_ANSWERED_IN_SL_TOTAL.name, queue=ODD) == answered_in_sl
+    assert value(text, names.WAIT.name + "_bucket", queue=ODD, le="15.0") == answered_in_sl
+    assert value(text, names.WAIT.name + "_count", queue=ODD) == 16
+    # a queue known only from config: zeros, no ratios, and its threshold is a bucket
+    assert value(text, names.CALLS_OFFERED_TOTAL.name, queue="idle") == 0
+    assert value(text, names.WINDOW_OFFERED.name, queue="idle", window="15m") == 0
+    assert value(text, names.SERVICE_LEVEL.name, queue="idle", window="15m") is None
+    assert value(text, names.WAIT.name + "_bucket", queue="billing", le="20.0") is not None
+    # pipeline health, bounded labels
+    assert value(text, names.EVENTS_INGESTED_TOTAL.name, source="simulator") == 3000
+    assert value(text, names.EVENTS_INGESTED_TOTAL.name, source="file") == len(
+        odd_queue_calls(0, 20)
+    )
+    wm = snap.watermark
+    assert value(text, names.LAST_EVENT.name) == wm.timestamp()
+    assert value(text, names.WATERMARK_LAG.name) == (helpers.CLOCK - wm).total_seconds()
+    assert value(text, names.BATCH_DURATION.name + "_count") == 2
+    assert 'queue="we\\"ird\\\\queue\\nname"' in text
+
+
+def test_counters_only_grow_and_count_duplicates_and_dead_letters(
+    served: tuple[Engine, Services],
+) -> None:
+    engine, services = served
+    engine.process(helpers.batch(SIM_DAY[:2000], "simulator"))
+    before = series(get(services)[0])
+    engine.process(helpers.batch(SIM_DAY[2000:6000], "simulator"))
+    engine.process(helpers.batch(SIM_DAY[:500], "simulator"))  # all duplicates
+    engine.process(helpers.batch([{"type": "call", "event": "offered", "call_id": "x"}], "file:/a"))
+    after_text = get(services)[0]
+    after = series(after_text)
+    counters = {m.name for m in names.ALL if m.kind == "counter"}
+    histograms = {m.name for m in names.ALL if m.kind == "histogram"}
+    grew = 0
+    for key, old in before.items():
+        name = key[0]
+        if name in counters or name.removesuffix("_bucket").removesuffix("_count") in histograms:
+            assert after[key] >= old, key
+            grew += after[key] > old
+    assert grew > 10
+    assert value(after_text, names.EVENTS_DUPLICATE_TOTAL.name, source="simulator") == 500
+    assert (
+        value(after_text, names.DEAD_LETTERS_TOTAL.name, source="file", reason="missing_field") == 1
+    )
+
+
+def test_per_agent_series_when_enabled() -> None:
+    cfg = config(per_agent=True)
+    engine = helpers.engine(config=cfg)
+    services = start_services(engine, cfg, serve=True, refresh_every_s=0)
+    try:
+        engine.process(helpers.batch(SIM_DAY[:3000], "simulator"))
+        text = get(services)[0]
+    finally:
+        services.close()
+        engine.close()
+    states = [s for (n, _), s in series(text).items() if n == AGENT_STATE.name]
+    assert states and all(v == 1 for v in states)
+    assert "callpulse_agent_occupancy_ratio{agent=" in text
+
+
+@pytest.mark.prometheus
+def test_promtool_and_prometheus_accept_the_real_output(served: tuple[Engine, Services]) -> None:
+    engine, services = served
+    engine.process(helpers.batch(SIM_DAY[:3000], "simulator"))
+    engine.process(helpers.batch(odd_queue_calls(0, 20), "file:/data/odd.jsonl"))
+    text = get(services)[0]
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not found: apt-get install -y --no-install-recommends prometheus")
+    check = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    port = services.config.exporter.port
+    prom = PrometheusServer(f"""
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: callpulse
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+""")
+    try:
+        prom.start()
+        offered = prom.wait_for_series(
+            f"{names.CALLS_OFFERED_TOTAL.name}{{queue={json.dumps(ODD)}}}", timeout=40
+        )
+        assert offered[0].labels["queue"] == ODD  # escaping survives the round trip
+        assert offered[0].value == 20
+        up = prom.query('up{job="callpulse"}')
+        assert up and up[0].value == 1
+        sl = prom.query(f'{names.SERVICE_LEVEL.name}{{queue="billing",window="15m"}}')
+        assert sl and 0 <= sl[0].value <= 1
+        scraped = {s.labels["__name__"] for s in prom.query('{__name__=~"callpulse_.+"}')}
+        expected_some = {
+            names.TARGET_SERVICE_LEVEL.name,
+            names.BREACH.name,
+            names.WAIT.name + "_bucket",
+        }
+        assert expected_some <= scraped
+    finally:
+        prom.stop()
