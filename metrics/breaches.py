@@ -37,6 +37,7 @@ from pipeline import sqlfiles
 LIVE = "live"
 STEP_S = 60
 CHUNK_POINTS = 360  # evaluation points per query (6 h of event time)
+CATCH_UP_POINTS = 1440  # at most a day of points per refresh
 
 # kpi -> (column in the as-of query, target column, breach when value is below target)
 WINDOW_KPIS: dict[str, tuple[str, str, bool]] = {
@@ -237,17 +238,25 @@ class BreachDetector:
         self.book = BreachBook(hold_s, _open_breaches(con))
 
     def __call__(self, con: duckdb.DuckDBPyConnection) -> frozenset[Key]:
-        self.run(con)
+        """The refresh job: catch up by at most a day of points per call (a first run
+        over a long history must not hold the engine up), then the open breach keys."""
+        self.run(con, max_points=CATCH_UP_POINTS)
         return self.book.open_keys()
 
-    def run(self, con: duckdb.DuckDBPyConnection) -> int:
-        """Evaluate every new point; return how many points were evaluated."""
+    def run(self, con: duckdb.DuckDBPyConnection, max_points: int | None = None) -> int:
+        """Evaluate the new points (at most ``max_points``, oldest first); return how many.
+
+        Evaluating a point later never changes its result, so a partial catch-up
+        leaves the breaches exactly as a complete one would, only later.
+        """
         clock = _rows(con, "breaches_clock", {})[0]
         first = clock["first_offered_at"] if clock["evaluated_to"] is None else None
         span = evaluation_points(first, clock["watermark"], clock["evaluated_to"], self.step_s)
         if span is None:
             return 0
         lo, hi = span
+        if max_points is not None:
+            hi = min(hi, lo + self.step_s * (max_points - 1))
         done = 0
         for start in range(lo, hi + 1, self.step_s * CHUNK_POINTS):
             end = min(hi, start + self.step_s * (CHUNK_POINTS - 1))

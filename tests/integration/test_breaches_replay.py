@@ -111,3 +111,23 @@ def test_replay_twice_changes_nothing(day: list[dict[str, Any]]) -> None:
     first = _rows(eng)
     eng.process(helpers.batch(day[:20000], "file:day.jsonl"))  # all duplicates
     assert _rows(eng) == first
+
+
+def test_catching_up_in_steps_equals_one_run(day: list[dict[str, Any]]) -> None:
+    records = day[:25000]
+    whole = helpers.engine()
+    _detect(whole)
+    whole.process(helpers.batch(records, "file:day.jsonl"))
+
+    steps = helpers.engine()
+    steps.process(helpers.batch(records, "file:day.jsonl"))
+    cfg = steps.config
+    detector = BreachDetector(steps.store.con, cfg.windows, cfg.exporter.breach_hold_s)
+    calls = 0
+    while detector.run(steps.store.con, max_points=37):
+        calls += 1
+    assert calls > 3
+    assert _rows(steps) == _rows(whole)
+    assert detector.book.open_keys() == frozenset(
+        (r[0], r[1], r[2]) for r in _rows(whole) if r[7] is None
+    )
