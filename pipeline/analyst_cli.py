@@ -25,7 +25,7 @@ from metrics import report_html, reports
 from pipeline import analyst, backup, retention, sqlfiles
 from pipeline.config import Config, load_config
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)")]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="Pipeline DuckDB file (default from config: data/callpulse.duckdb)")]
 FORMATS_SQL = ("table", "csv", "json")

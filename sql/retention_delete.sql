@@ -1,4 +1,4 @@
--- Deletes raw events older than the retention cut-offs ($events_before by event time, $dead_before by receipt time); aggregates stay.
+-- Deletes raw events older than the retention cut-offs (events by event time, dead letters by receipt time); aggregates stay.
 DELETE FROM call_events WHERE ts < $events_before;
 -- Each agent's latest event is kept: it is the state the agent is still in.
 DELETE FROM agent_events a
