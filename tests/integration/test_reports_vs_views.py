@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 
 from metrics import reports
-from pipeline import analyst, backup
+from pipeline import analyst, backup, sqlfiles
 from pipeline.analyst_cli import build, period
 from pipeline.config import Config
 from pipeline.records import Parsed, RawBatch
@@ -152,3 +152,13 @@ def _toml(folder: Path) -> Path:
 def test_report_period_defaults_to_the_watermark_day() -> None:
     lo, hi = period(None, None, TZ, datetime(2026, 3, 29, 21, 30, tzinfo=timezone.utc))  # 23:30 CEST
     assert hi - lo == timedelta(hours=23)
+
+
+def test_rolling_kpi_query_equals_the_interval_view(site: tuple[Config, analyst.Opened]) -> None:
+    cfg, opened = site
+    lo = datetime(2026, 3, 29, 8, tzinfo=timezone.utc)
+    rolling = view(opened, sqlfiles.load("analyst_rolling_kpis"),
+                   {"lo": lo, "hi": lo + timedelta(minutes=15)})
+    exp = view(opened, "SELECT * FROM kpi_queue_interval WHERE interval_start = $lo", {"lo": lo})
+    assert_same(rolling, exp, ["queue"], ["offered", "answered", "abandoned", "service_level", "asa_s",
+                                          "abandon_rate", "aht_s", "max_wait_s"])

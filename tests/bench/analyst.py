@@ -1,0 +1,130 @@
+"""Analysts' side of `make bench`: reports over 30 days / 10 million calls, a 15-minute
+rolling KPI query, and what a snapshot refresh costs the engine.
+
+The 10 million calls are not simulated (that would take hours): ``call_state`` rows are
+synthesized with ``generate_series`` (8 queues, 30 days, calls spread over each day,
+outcomes and waits drawn from hashes), and ``queue_interval`` is then computed from
+them with the pipeline's own ``queue_aggregates`` macro, so the aggregates are exactly
+what the pipeline would hold. Reported, not asserted (targets: report < 500 ms,
+rolling query < 50 ms).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+from rich.console import Console
+from rich.table import Table
+
+from pipeline import analyst, backup, sqlfiles
+from pipeline.analyst_cli import build
+from pipeline.config import Config
+from pipeline.store import Store
+
+OUT = Path("bench-out")
+START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+DAYS = 30
+QUEUES = ("billing", "sales", "support", "complaints", "loans", "cards", "fraud", "vip")
+
+SYNTH_CALLS = """
+INSERT INTO call_state
+SELECT 'c' || i AS call_id,
+       ['billing','sales','support','complaints','loans','cards','fraud','vip'][1 + (hash(i) % 8)::INT] AS queue,
+       md5(CAST(hash(i, 7) % 2000000 AS VARCHAR)) AS caller_key, NULL AS caller_masked,
+       'a-' || (hash(i, 3) % 400) AS agent_id,
+       o AS offered_at,
+       CASE WHEN r < 90 THEN o + to_seconds(w) END AS answered_at,
+       CASE WHEN r >= 90 AND r < 97 THEN o + to_seconds(w) END AS abandoned_at,
+       CASE WHEN r >= 97 THEN o + to_seconds(w) END AS exited_at,
+       CASE WHEN r < 90 THEN o + to_seconds(w + 300) END AS ended_at,
+       NULL AS transferred_at,
+       CASE WHEN r < 90 THEN 240.0 + hash(i, 5) % 240 END AS talk_s, 0.0 AS hold_s, 30.0 AS wrap_s,
+       NULL AS case_id, NULL AS category, NULL AS resolved,
+       o AS contact_started_at, NULL AS next_contact_at
+FROM (
+    SELECT i, hash(i, 1) % 100 AS r, 1.0 + hash(i, 2) % 60 AS w,
+           $start + to_seconds(CAST(i AS DOUBLE) * $span_s / $n) AS o
+    FROM range($n) t(i)
+)
+"""
+
+
+def build_db(path: Path, calls: int) -> Config:
+    cfg = Config(db=path)
+    if path.exists():
+        return cfg
+    OUT.mkdir(exist_ok=True)
+    store = Store.open(path, cfg)
+    con = store.con
+    con.execute(SYNTH_CALLS, {"start": START, "span_s": DAYS * 86400.0, "n": calls})
+    end = START + timedelta(days=DAYS)
+    con.execute("INSERT INTO queue_interval BY NAME SELECT * FROM queue_aggregates($lo, $hi, 900)",
+                {"lo": START, "hi": end})
+    con.execute("UPDATE pipeline_state SET watermark = $wm", {"wm": end - timedelta(seconds=1)})
+    con.execute("CHECKPOINT")
+    store.close()
+    return cfg
+
+
+def timed(fn: Callable[[], object], runs: int = 7) -> float:
+    fn()  # warm
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def run_analyst_bench(calls: int = 10_000_000, console: Console | None = None) -> dict[str, float]:
+    """Build (once) the 30-day database, snapshot it, and time the analysts' queries; returns ms figures."""
+    console = console or Console()
+    db = OUT / f"analyst-{calls}.duckdb"
+    with console.status(f"synthesizing {calls:,} calls over {DAYS} days into {db} (once) ..."):
+        started = time.perf_counter()
+        cfg = build_db(db, calls)
+        built_s = time.perf_counter() - started
+    results: dict[str, float] = {"build_s": built_s}
+
+    # Snapshot refresh: what the engine pays (a cursor) and what the copy takes beside it.
+    writer = duckdb.connect(str(db))
+    started = time.perf_counter()
+    cursor = writer.cursor()
+    results["snapshot_engine_block_ms"] = (time.perf_counter() - started) * 1000
+    info = backup.copy_live(cursor, analyst.snapshot_path(cfg), "snapshot", db)
+    cursor.close()
+    writer.close()
+    results["snapshot_copy_ms"] = info.copy_ms
+
+    opened = analyst.open_snapshot(cfg)
+    con = opened.con
+    lo, hi = START, START + timedelta(days=DAYS)
+    results["report_interval_30d_ms"] = timed(lambda: build(con, "interval", lo, hi, None, "Europe/Berlin"))
+    results["report_daily_30d_ms"] = timed(lambda: build(con, "daily", lo, hi, None, "Europe/Berlin"))
+    wm = con.execute("SELECT watermark FROM pipeline_state").fetchall()[0][0]
+    rolling = sqlfiles.load("analyst_rolling_kpis")
+    params = {"lo": wm - timedelta(minutes=15), "hi": wm}
+    results["rolling_15m_ms"] = timed(lambda: con.execute(rolling, params).fetchall(), runs=21)
+    results["rows_interval_report"] = float(build(con, "interval", lo, hi, None, "Europe/Berlin").height)
+    con.close()
+
+    table = Table(title=f"analysts: {calls:,} calls over {DAYS} days")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    targets = {"report_interval_30d_ms": "< 500 ms", "rolling_15m_ms": "< 50 ms"}
+    for name, value in results.items():
+        table.add_row(name, f"{value:,.1f}", targets.get(name, ""))
+    console.print(table)
+    return results
+
+
+if __name__ == "__main__":
+    import sys
+
+    run_analyst_bench(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000)
