@@ -14,15 +14,57 @@ from collections.abc import Sequence
 import polars as pl
 
 QUEUE_SUMS = (
-    "offered", "answered", "abandoned", "short_abandoned", "exited", "waiting", "answered_in_sl",
-    "abandoned_in_sl", "answer_wait_s", "handled", "handle_s", "transferred", "repeat_eligible", "repeated",
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "exited",
+    "waiting",
+    "answered_in_sl",
+    "abandoned_in_sl",
+    "answer_wait_s",
+    "handled",
+    "handle_s",
+    "transferred",
+    "repeat_eligible",
+    "repeated",
 )
-AGENT_SUMS = ("handled", "handle_s", "ready_s", "busy_s", "wrap_s", "not_ready_s", "qa_count", "qa_sum")
+AGENT_SUMS = (
+    "handled",
+    "handle_s",
+    "ready_s",
+    "busy_s",
+    "wrap_s",
+    "not_ready_s",
+    "qa_count",
+    "qa_sum",
+)
 QUEUE_KPIS = (
-    "offered", "answered", "abandoned", "short_abandoned", "exited", "answered_in_sl", "service_level", "asa_s",
-    "abandon_rate", "aht_s", "transfer_rate", "max_wait_s", "repeat_rate", "fcr",
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "exited",
+    "answered_in_sl",
+    "service_level",
+    "asa_s",
+    "abandon_rate",
+    "aht_s",
+    "transfer_rate",
+    "max_wait_s",
+    "repeat_rate",
+    "fcr",
 )
-AGENT_KPIS = ("handled", "aht_s", "ready_s", "busy_s", "wrap_s", "not_ready_s", "occupancy", "qa_score")
+AGENT_KPIS = (
+    "handled",
+    "aht_s",
+    "ready_s",
+    "busy_s",
+    "wrap_s",
+    "not_ready_s",
+    "occupancy",
+    "qa_score",
+)
 KINDS = ("interval", "daily", "queues", "agents", "cases")
 
 
@@ -36,10 +78,14 @@ def service_level(formula: pl.Expr) -> pl.Expr:
     c = pl.col
     offered = c("offered") - c("short_abandoned")
     return (
-        pl.when(formula == "negative").then(ratio(c("answered_in_sl"), offered))
-        .when(formula == "without_abandons").then(ratio(c("answered_in_sl"), offered - c("abandoned_in_sl")))
-        .when(formula == "positive").then(ratio(c("answered_in_sl") + c("abandoned_in_sl"), offered))
-        .when(formula == "answered_only").then(ratio(c("answered_in_sl"), c("answered")))
+        pl.when(formula == "negative")
+        .then(ratio(c("answered_in_sl"), offered))
+        .when(formula == "without_abandons")
+        .then(ratio(c("answered_in_sl"), offered - c("abandoned_in_sl")))
+        .when(formula == "positive")
+        .then(ratio(c("answered_in_sl") + c("abandoned_in_sl"), offered))
+        .when(formula == "answered_only")
+        .then(ratio(c("answered_in_sl"), c("answered")))
         .otherwise(None)
     )
 
@@ -47,18 +93,23 @@ def service_level(formula: pl.Expr) -> pl.Expr:
 def queue_kpis(sums: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
     """Sum the additive queue columns by ``by`` (which must include ``queue``), then the KPI ratios."""
     c = pl.col
-    grouped = (
-        sums.group_by(list(by), maintain_order=True)
-        .agg([c(n).sum() for n in QUEUE_SUMS] + [c("max_wait_s").max(), c("sl_formula").first()])
+    grouped = sums.group_by(list(by), maintain_order=True).agg(
+        [c(n).sum() for n in QUEUE_SUMS] + [c("max_wait_s").max(), c("sl_formula").first()]
     )
-    return grouped.with_columns(
-        service_level=service_level(c("sl_formula")),
-        asa_s=ratio(c("answer_wait_s"), c("answered")),
-        abandon_rate=ratio(c("abandoned") - c("short_abandoned"), c("offered") - c("short_abandoned")),
-        aht_s=ratio(c("handle_s"), c("handled")),
-        transfer_rate=ratio(c("transferred"), c("answered")),
-        repeat_rate=ratio(c("repeated"), c("repeat_eligible")),
-    ).with_columns(fcr=1 - c("repeat_rate")).select(*by, *[k for k in QUEUE_KPIS if k not in by], "waiting")
+    return (
+        grouped.with_columns(
+            service_level=service_level(c("sl_formula")),
+            asa_s=ratio(c("answer_wait_s"), c("answered")),
+            abandon_rate=ratio(
+                c("abandoned") - c("short_abandoned"), c("offered") - c("short_abandoned")
+            ),
+            aht_s=ratio(c("handle_s"), c("handled")),
+            transfer_rate=ratio(c("transferred"), c("answered")),
+            repeat_rate=ratio(c("repeated"), c("repeat_eligible")),
+        )
+        .with_columns(fcr=1 - c("repeat_rate"))
+        .select(*by, *[k for k in QUEUE_KPIS if k not in by], "waiting")
+    )
 
 
 def with_local_day(frame: pl.DataFrame, tz: str, column: str = "interval_start") -> pl.DataFrame:
@@ -70,16 +121,20 @@ def with_local_day(frame: pl.DataFrame, tz: str, column: str = "interval_start")
 def interval_report(sums: pl.DataFrame, tz: str) -> pl.DataFrame:
     """One row per queue and interval (the pipeline's interval length)."""
     out = queue_kpis(sums, ["queue", "interval_start", "interval_s"])
-    return out.with_columns(pl.col("interval_start").dt.convert_time_zone(tz)).sort("queue", "interval_start")
+    return out.with_columns(pl.col("interval_start").dt.convert_time_zone(tz)).sort(
+        "queue", "interval_start"
+    )
 
 
 def daily_report(sums: pl.DataFrame, tz: str) -> pl.DataFrame:
     """One row per queue and site-local day; ``hours`` is the day's length (23 or 25 on DST days)."""
     days = with_local_day(sums, tz)
     out = queue_kpis(days, ["queue", "day", "day_start"])
-    next_start = (pl.col("day").dt.offset_by("1d").cast(pl.Datetime("us")).dt.replace_time_zone(tz))
+    next_start = pl.col("day").dt.offset_by("1d").cast(pl.Datetime("us")).dt.replace_time_zone(tz)
     hours = (next_start - pl.col("day_start")).dt.total_seconds() / 3600
-    return out.with_columns(hours=hours).rename({"day_start": "interval_start"}).sort("queue", "day")
+    return (
+        out.with_columns(hours=hours).rename({"day_start": "interval_start"}).sort("queue", "day")
+    )
 
 
 def queues_report(sums: pl.DataFrame) -> pl.DataFrame:
@@ -91,11 +146,15 @@ def agents_report(sums: pl.DataFrame) -> pl.DataFrame:
     """One scorecard row per agent over the period (calls by the interval they were offered in)."""
     c = pl.col
     g = sums.group_by("agent_id").agg([c(n).sum() for n in AGENT_SUMS])
-    return g.with_columns(
-        aht_s=ratio(c("handle_s"), c("handled")),
-        occupancy=ratio(c("busy_s") + c("wrap_s"), c("busy_s") + c("wrap_s") + c("ready_s")),
-        qa_score=ratio(c("qa_sum"), c("qa_count")),
-    ).select("agent_id", *AGENT_KPIS, "qa_count").sort("agent_id")
+    return (
+        g.with_columns(
+            aht_s=ratio(c("handle_s"), c("handled")),
+            occupancy=ratio(c("busy_s") + c("wrap_s"), c("busy_s") + c("wrap_s") + c("ready_s")),
+            qa_score=ratio(c("qa_sum"), c("qa_count")),
+        )
+        .select("agent_id", *AGENT_KPIS, "qa_count")
+        .sort("agent_id")
+    )
 
 
 def cases_report(cases: pl.DataFrame) -> pl.DataFrame:
@@ -122,9 +181,15 @@ def abandon_curve(calls: pl.DataFrame, step_s: float = 10.0, max_s: float = 300.
     total = done.height
     waits = done.filter(pl.col("outcome") == "abandoned").get_column("wait_s").drop_nulls().sort()
     points = [i * step_s for i in range(int(max_s // step_s) + 1)]
-    counts = [int(waits.search_sorted(t, side="right")) for t in points] if waits.len() else [0] * len(points)
-    return pl.DataFrame({"wait_s": points, "abandoned_share": [n / total if total else None for n in counts]},
-                        schema={"wait_s": pl.Float64, "abandoned_share": pl.Float64})
+    counts = (
+        [int(waits.search_sorted(t, side="right")) for t in points]
+        if waits.len()
+        else [0] * len(points)
+    )
+    return pl.DataFrame(
+        {"wait_s": points, "abandoned_share": [n / total if total else None for n in counts]},
+        schema={"wait_s": pl.Float64, "abandoned_share": pl.Float64},
+    )
 
 
 def aht_distribution(calls: pl.DataFrame, bin_s: float = 60.0) -> pl.DataFrame:
@@ -140,4 +205,6 @@ def centre_by_interval(sums: pl.DataFrame, tz: str) -> pl.DataFrame:
     """All queues together per interval (for charts): offered, answered, abandoned, service level."""
     s = sums.with_columns(pl.lit("all").alias("queue_all"))
     out = queue_kpis(s.drop("queue").rename({"queue_all": "queue"}), ["queue", "interval_start"])
-    return out.with_columns(pl.col("interval_start").dt.convert_time_zone(tz)).sort("interval_start")
+    return out.with_columns(pl.col("interval_start").dt.convert_time_zone(tz)).sort(
+        "interval_start"
+    )

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ class SnapshotJob:
         self.block_ms: list[float] = []
         self.path = snapshot_path(config)
         self.request = request_path(config)
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._last_snapshot = float("-inf")
         self._last_retention = float("-inf")
         self.last: backup.CopyInfo | None = None
@@ -89,12 +89,16 @@ class SnapshotJob:
         requested = self.request.exists()
         if requested or now - self._last_snapshot >= self.config.analyst.freshness_s:
             if requested:
-                self.request.unlink(missing_ok=True)  # before copying: a later request waits for the next one
+                self.request.unlink(
+                    missing_ok=True
+                )  # before copying: a later request waits for the next one
             self._last_snapshot = now
             started = time.perf_counter()
             if self.threaded:
                 cur = con.cursor()
-                self._thread = threading.Thread(target=self._copy, args=(cur, True), name="callpulse-snapshot")
+                self._thread = threading.Thread(
+                    target=self._copy, args=(cur, True), name="callpulse-snapshot"
+                )
                 self._thread.start()
             else:
                 self._copy(con, False)
@@ -123,7 +127,8 @@ def attach(services: Any) -> SnapshotJob | None:
     """Add the snapshot job to a running pipeline's refresher (see pipeline/runtime.py).
     An in-memory database gets none: there is no file beside which to put it."""
     rows = services.engine.store.con.execute(
-        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
     if not rows or not rows[0][0]:
         return None
     config = services.config
@@ -145,14 +150,16 @@ class Opened:
     pipeline_running: bool
 
     def freshness_line(self, now: datetime | None = None) -> str:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         if self.taken_at is None:
             return f"{self.path}: no snapshot time recorded"
         age = (now - self.taken_at).total_seconds()
         wm = self.watermark.isoformat() if self.watermark else "no events yet"
         state = "pipeline running" if self.pipeline_running else "pipeline stopped"
-        return (f"snapshot {self.path.name} taken {self.taken_at.isoformat(timespec='seconds')} "
-                f"({age:,.0f} s ago; {state}); data up to {wm}")
+        return (
+            f"snapshot {self.path.name} taken {self.taken_at.isoformat(timespec='seconds')} "
+            f"({age:,.0f} s ago; {state}); data up to {wm}"
+        )
 
 
 def _pipeline_running(db: Path) -> bool:
@@ -170,7 +177,7 @@ def _snapshot_current(snap: Path, db: Path) -> bool:
         return False
     wal = db.with_name(db.name + ".wal")
     newest = max(db.stat().st_mtime, wal.stat().st_mtime if wal.exists() else 0.0)
-    return snap.stat().st_mtime >= newest
+    return snap.stat().st_mtime > newest  # equal: same clock tick, could be either order
 
 
 def ensure_snapshot(config: Config) -> tuple[Path, bool]:
@@ -180,13 +187,17 @@ def ensure_snapshot(config: Config) -> tuple[Path, bool]:
     if not db.exists():
         if snap.exists():
             return snap, False
-        raise AnalystError(f"{db}: no database yet (run `callpulse replay` or `callpulse demo` first)")
+        raise AnalystError(
+            f"{db}: no database yet (run `callpulse replay` or `callpulse demo` first)"
+        )
     if _snapshot_current(snap, db):
         return snap, _pipeline_running(db)
     if _pipeline_running(db):
         if not snap.exists():
-            raise AnalystError(f"{snap}: the pipeline is running but has not written a snapshot yet; "
-                               f"try again within {config.analyst.freshness_s:g} s")
+            raise AnalystError(
+                f"{snap}: the pipeline is running but has not written a snapshot yet; "
+                f"try again within {config.analyst.freshness_s:g} s"
+            )
         return snap, True
     try:
         backup.copy_file(db, snap, kind="snapshot")
@@ -227,8 +238,13 @@ def _tz_literal(tz: str) -> str:
 def refused_write(exc: BaseException) -> bool:
     """True for DuckDB's refusal of a write on a read-only connection or of file access."""
     text = str(exc)
-    return ("read-only mode" in text or "file system operations are disabled" in text
-            or "lock_configuration" in text or "Cannot change" in text and "configuration" in text)
+    return (
+        "read-only mode" in text
+        or "file system operations are disabled" in text
+        or "lock_configuration" in text
+        or "Cannot change" in text
+        and "configuration" in text
+    )
 
 
 def request_backup_snapshot(config: Config, wait_s: float) -> tuple[Path, bool]:

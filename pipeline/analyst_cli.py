@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -26,8 +26,14 @@ from pipeline import analyst, backup, retention, sqlfiles
 from pipeline.config import Config, load_config
 
 err = Console(stderr=True, soft_wrap=True)
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)")]
-DbOpt = Annotated[Path | None, typer.Option("--db", help="Pipeline DuckDB file (default from config: data/callpulse.duckdb)")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)"),
+]
+DbOpt = Annotated[
+    Path | None,
+    typer.Option("--db", help="Pipeline DuckDB file (default from config: data/callpulse.duckdb)"),
+]
 FORMATS_SQL = ("table", "csv", "json")
 FORMATS_REPORT = ("table", "csv", "parquet", "html")
 
@@ -69,7 +75,9 @@ def _print_frame(frame: pl.DataFrame, fmt: str, out: Any) -> None:
             table.add_column(name, justify="right" if frame.schema[name].is_numeric() else "left")
         for row in frame.iter_rows():
             table.add_row(*["NULL" if v is None else _cell(v) for v in row])
-        Console(file=out, width=None if getattr(out, "isatty", lambda: False)() else 400).print(table)
+        Console(file=out, width=None if getattr(out, "isatty", lambda: False)() else 400).print(
+            table
+        )
         err.print(f"{frame.height:,} row{'s' if frame.height != 1 else ''}", highlight=False)
 
 
@@ -91,7 +99,11 @@ def _json_default(v: Any) -> Any:
 
 def _csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
     nested = [c for c, t in frame.schema.items() if t.is_nested()]
-    return frame.with_columns([pl.col(c).map_elements(str, return_dtype=pl.String) for c in nested]) if nested else frame
+    return (
+        frame.with_columns([pl.col(c).map_elements(str, return_dtype=pl.String) for c in nested])
+        if nested
+        else frame
+    )
 
 
 def _execute(opened: analyst.Opened, query: str, fmt: str) -> bool:
@@ -101,8 +113,11 @@ def _execute(opened: analyst.Opened, query: str, fmt: str) -> bool:
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         if analyst.refused_write(exc):
-            err.print("[bold red]refused:[/] the analysts' database is a read-only snapshot; the pipeline is its only "
-                      f"writer (copy results out with --format csv > file). ({first})", highlight=False)
+            err.print(
+                "[bold red]refused:[/] the analysts' database is a read-only snapshot; the pipeline is its only "
+                f"writer (copy results out with --format csv > file). ({first})",
+                highlight=False,
+            )
         else:
             err.print(f"[bold red]error:[/] {first}", highlight=False)
         return False
@@ -136,7 +151,10 @@ def _prompt_lines() -> Any:
 
 
 def sql(
-    query: Annotated[str | None, typer.Argument(help="SQL to run; none: an interactive prompt (or statements from stdin)")] = None,
+    query: Annotated[
+        str | None,
+        typer.Argument(help="SQL to run; none: an interactive prompt (or statements from stdin)"),
+    ] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
@@ -172,14 +190,16 @@ def _local_bound(value: str, tz: str, what: str) -> datetime:
         raise
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo(tz))
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
-def period(start: str | None, end: str | None, tz: str, watermark: datetime | None) -> tuple[datetime, datetime]:
+def period(
+    start: str | None, end: str | None, tz: str, watermark: datetime | None
+) -> tuple[datetime, datetime]:
     """[from, to) in UTC; dates are local midnights; to defaults to from + 1 day, from to the watermark's day."""
     zone = ZoneInfo(tz)
     if start is None:
-        anchor = (watermark or datetime.now(timezone.utc)).astimezone(zone).date()
+        anchor = (watermark or datetime.now(UTC)).astimezone(zone).date()
         start = anchor.isoformat()
     lo = _local_bound(start, tz, "--from")
     if end is None:
@@ -199,8 +219,14 @@ def frames(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pl.DataF
     return out
 
 
-def build(con: duckdb.DuckDBPyConnection, kind: str, lo: datetime, hi: datetime, queue: str | None,
-          tz: str) -> pl.DataFrame:
+def build(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    lo: datetime,
+    hi: datetime,
+    queue: str | None,
+    tz: str,
+) -> pl.DataFrame:
     """The report frame of ``kind`` for [lo, hi)."""
     p = {"lo": lo, "hi": hi, "queue": queue}
     if kind == "interval":
@@ -216,25 +242,51 @@ def build(con: duckdb.DuckDBPyConnection, kind: str, lo: datetime, hi: datetime,
     raise ValueError(kind)
 
 
-def html_report(con: duckdb.DuckDBPyConnection, kind: str, main: pl.DataFrame, lo: datetime, hi: datetime,
-                queue: str | None, tz: str, meta: str) -> str:
+def html_report(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    main: pl.DataFrame,
+    lo: datetime,
+    hi: datetime,
+    queue: str | None,
+    tz: str,
+    meta: str,
+) -> str:
     p = {"lo": lo, "hi": hi, "queue": queue}
     sums = frames(con, "report_queue_intervals", **p)
     calls = frames(con, "report_calls", **p)
     agents = reports.agents_report(frames(con, "report_agent_intervals", **p))
     target = con.execute("SELECT min(target_service_level) FROM queue_settings").fetchall()[0][0]
     title = f"callpulse {kind} report" + (f" — queue {queue}" if queue else "")
-    return report_html.render(title, meta, kind, main, reports.centre_by_interval(sums, tz),
-                              reports.abandon_curve(calls), reports.aht_distribution(calls), agents, target)
+    return report_html.render(
+        title,
+        meta,
+        kind,
+        main,
+        reports.centre_by_interval(sums, tz),
+        reports.abandon_curve(calls),
+        reports.aht_distribution(calls),
+        agents,
+        target,
+    )
 
 
 def report(
     kind: Annotated[str, typer.Argument(help="interval | daily | agents | queues | cases")],
-    start: Annotated[str | None, typer.Option("--from", help="Start (site-local date or date-time; default: the watermark's day)")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="End, exclusive (default: --from plus one day)")] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Start (site-local date or date-time; default: the watermark's day)"
+        ),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="End, exclusive (default: --from plus one day)")
+    ] = None,
     queue: Annotated[str | None, typer.Option("--queue", help="Only this queue")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | parquet | html")] = "table",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here (parquet needs it)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write here (parquet needs it)")
+    ] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
@@ -252,8 +304,10 @@ def report(
         lo, hi = period(start, end, tz, opened.watermark)
         frame = build(opened.con, kind, lo, hi, queue, tz)
         zone = ZoneInfo(tz)
-        meta = (f"{lo.astimezone(zone).isoformat()} to {hi.astimezone(zone).isoformat()} ({tz}); "
-                f"{opened.freshness_line()}")
+        meta = (
+            f"{lo.astimezone(zone).isoformat()} to {hi.astimezone(zone).isoformat()} ({tz}); "
+            f"{opened.freshness_line()}"
+        )
         err.print(meta, highlight=False)
         if fmt == "html":
             text = html_report(opened.con, kind, frame, lo, hi, queue, tz, meta)
@@ -264,10 +318,12 @@ def report(
         elif fmt == "csv":
             _write_text(_csv_safe(frame).write_csv(), out)
         else:
-            buf = io.StringIO() if out else sys.stdout
-            _print_frame(frame, "table", buf)
             if out:
+                buf = io.StringIO()
+                _print_frame(frame, "table", buf)
                 out.write_text(buf.getvalue(), encoding="utf-8")
+            else:
+                _print_frame(frame, "table", sys.stdout)
     finally:
         opened.con.close()
     if out:
@@ -289,7 +345,9 @@ def backup_cmd(
     dest: Annotated[Path, typer.Argument(help="Backup file to write (a DuckDB database)")],
     config: ConfigOpt = None,
     db: DbOpt = None,
-    wait: Annotated[float, typer.Option(help="Seconds to wait for a running pipeline to take a fresh snapshot")] = 30.0,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for a running pipeline to take a fresh snapshot")
+    ] = 30.0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite DEST if it exists")] = False,
 ) -> None:
     """A consistent copy of the database, also while the pipeline runs."""
@@ -309,8 +367,11 @@ def backup_cmd(
             if not snap.exists():
                 _fail(f"the pipeline is running but wrote no snapshot to copy ({snap})")
             info = backup.copy_file(snap, dest, kind="backup")
-            how = ("pipeline running: copied a snapshot it took on request" if fresh else
-                   f"pipeline running but idle: copied its latest snapshot ({snap.name})")
+            how = (
+                "pipeline running: copied a snapshot it took on request"
+                if fresh
+                else f"pipeline running but idle: copied its latest snapshot ({snap.name})"
+            )
     except backup.CopyError as exc:
         _fail(str(exc))
         raise
@@ -321,7 +382,9 @@ def backup_cmd(
 def restore_cmd(
     src: Annotated[Path, typer.Argument(help="A backup made by `callpulse backup`")],
     dest_db: Annotated[Path, typer.Argument(help="Database file to create")],
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing database at DEST_DB")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing database at DEST_DB")
+    ] = False,
 ) -> None:
     """Restore a backup into a database file the pipeline can run on (never overwrites without --force)."""
     try:
@@ -330,20 +393,28 @@ def restore_cmd(
         _fail(str(exc))
         raise
     wm = info.watermark.isoformat() if info.watermark else "no events"
-    err.print(f"restored {src} into {dest_db}: {info.tables} tables, data up to {wm}", highlight=False)
+    err.print(
+        f"restored {src} into {dest_db}: {info.tables} tables, data up to {wm}", highlight=False
+    )
 
 
 def retention_cmd(
-    days: Annotated[int | None, typer.Option(help="Keep raw events this many days (default from [analyst] retention_days)")] = None,
+    days: Annotated[
+        int | None,
+        typer.Option(help="Keep raw events this many days (default from [analyst] retention_days)"),
+    ] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be deleted")
+    ] = False,
 ) -> None:
     """Delete raw events older than N days from a stopped pipeline's database (aggregates stay)."""
     cfg = load_config(config).with_db(db)
     n = days if days is not None else cfg.analyst.retention_days
     if n is None:
         _fail("no retention configured: pass --days or set [analyst] retention_days")
+        return
     if n < 1:
         _fail(f"--days: must be at least 1, got {n}")
     try:
@@ -352,13 +423,15 @@ def retention_cmd(
         _fail(f"{cfg.db}: in use; a running pipeline applies [analyst] retention_days itself")
         raise
     try:
-        res = retention.apply(con, n, datetime.now(timezone.utc), dry_run=dry_run)
+        res = retention.apply(con, n, datetime.now(UTC), dry_run=dry_run)
     finally:
         con.close()
     verb = "would delete" if dry_run else "deleted"
     detail = ", ".join(f"{t} {k:,}" for t, k in res.deleted.items())
-    err.print(f"{verb}: {detail} (events before {res.events_before}, dead letters before {res.dead_before})",
-              highlight=False)
+    err.print(
+        f"{verb}: {detail} (events before {res.events_before}, dead letters before {res.dead_before})",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -373,7 +446,9 @@ def main() -> None:
     """These commands alone (`python -m pipeline.analyst_cli`); `callpulse` registers them too."""
     from pipeline.config import ConfigError
 
-    app = typer.Typer(add_completion=False, no_args_is_help=True, help="callpulse analysts' commands.")
+    app = typer.Typer(
+        add_completion=False, no_args_is_help=True, help="callpulse analysts' commands."
+    )
     register(app)
     try:
         app()

@@ -23,7 +23,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -87,14 +87,31 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, src: str, dst: str) -> int:
     return len(tables)
 
 
-def _finish(tmp: Path, dest: Path, kind: str | None, source: Path | str, copy_ms: float,
-            taken_at: datetime, tables: int) -> CopyInfo:
+def _finish(
+    tmp: Path,
+    dest: Path,
+    kind: str | None,
+    source: Path | str,
+    copy_ms: float,
+    taken_at: datetime,
+    tables: int,
+) -> CopyInfo:
     con = duckdb.connect(str(tmp))
     try:
         if kind is not None:
             for stmt in sqlfiles.statements("analyst_snapshot_info"):
-                con.execute(stmt, sqlfiles.params_for(stmt, {
-                    "kind": kind, "taken_at": taken_at, "source_db": str(source), "copy_ms": copy_ms}))
+                con.execute(
+                    stmt,
+                    sqlfiles.params_for(
+                        stmt,
+                        {
+                            "kind": kind,
+                            "taken_at": taken_at,
+                            "source_db": str(source),
+                            "copy_ms": copy_ms,
+                        },
+                    ),
+                )
         watermark = con.execute("SELECT watermark FROM pipeline_state WHERE id = 1").fetchall()
         con.execute("CHECKPOINT")
     finally:
@@ -104,12 +121,13 @@ def _finish(tmp: Path, dest: Path, kind: str | None, source: Path | str, copy_ms
     return CopyInfo(dest, kind or "restore", taken_at, wm, copy_ms, tables)
 
 
-def copy_live(con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "snapshot",
-              source: Path | str = "") -> CopyInfo:
+def copy_live(
+    con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "snapshot", source: Path | str = ""
+) -> CopyInfo:
     """Copy the database behind ``con`` (the writer connection on the engine thread, or a cursor of it) into ``dest``."""
     dest = Path(dest)
     tmp = _fresh_target(dest)
-    taken_at = datetime.now(timezone.utc)
+    taken_at = datetime.now(UTC)
     started = time.perf_counter()
     src = con.execute("SELECT current_database()").fetchall()[0][0]
     alias = f"{SNAPSHOT_DB}_{uuid.uuid4().hex[:8]}"  # ATTACH names are shared by all connections
@@ -132,21 +150,33 @@ def copy_file(src: Path, dest: Path, kind: str | None = "backup") -> CopyInfo:
     if not src.is_file():
         raise CopyError(f"{src}: no such database file")
     tmp = _fresh_target(dest)
-    taken_at = datetime.now(timezone.utc)
+    taken_at = datetime.now(UTC)
     try:
         con = duckdb.connect(str(tmp))
         try:
             started = time.perf_counter()
             try:
-                con.execute(f"ATTACH $path AS {sqlfiles.quote_identifier(SOURCE_DB)} (READ_ONLY)", {"path": str(src)})
+                con.execute(
+                    f"ATTACH $path AS {sqlfiles.quote_identifier(SOURCE_DB)} (READ_ONLY)",
+                    {"path": str(src)},
+                )
             except duckdb.IOException as exc:
-                raise CopyError(f"{src}: cannot open read-only ({_first_line(exc)}); is a pipeline writing it?") from None
+                raise CopyError(
+                    f"{src}: cannot open read-only ({_first_line(exc)}); is a pipeline writing it?"
+                ) from None
             except duckdb.Error as exc:
                 raise CopyError(f"{src}: not a DuckDB database ({_first_line(exc)})") from None
-            known = {r[0] for r in con.execute(sqlfiles.load("analyst_tables"), {"db": SOURCE_DB}).fetchall()}
+            known = {
+                r[0]
+                for r in con.execute(sqlfiles.load("analyst_tables"), {"db": SOURCE_DB}).fetchall()
+            }
             if not {"pipeline_state", "call_events"} <= known:
-                raise CopyError(f"{src}: not a callpulse database (no pipeline_state / call_events tables)")
-            tables = _copy_tables(con, SOURCE_DB, con.execute("SELECT current_database()").fetchall()[0][0])
+                raise CopyError(
+                    f"{src}: not a callpulse database (no pipeline_state / call_events tables)"
+                )
+            tables = _copy_tables(
+                con, SOURCE_DB, con.execute("SELECT current_database()").fetchall()[0][0]
+            )
             copy_ms = (time.perf_counter() - started) * 1000
             con.execute(f"DETACH {sqlfiles.quote_identifier(SOURCE_DB)}")
         finally:
@@ -166,7 +196,9 @@ def restore(src: Path, dest: Path, force: bool = False) -> CopyInfo:
     if dest.resolve() == src.resolve():
         raise CopyError(f"{dest}: source and target are the same file")
     info = copy_file(src, dest, kind=None)
-    dest.with_name(dest.name + ".wal").unlink(missing_ok=True)  # a stale WAL of the overwritten file
+    dest.with_name(dest.name + ".wal").unlink(
+        missing_ok=True
+    )  # a stale WAL of the overwritten file
     return info
 
 

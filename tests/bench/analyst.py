@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -27,7 +27,7 @@ from pipeline.config import Config
 from pipeline.store import Store
 
 OUT = Path("bench-out")
-START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, tzinfo=UTC)
 DAYS = 30
 QUEUES = ("billing", "sales", "support", "complaints", "loans", "cards", "fraud", "vip")
 
@@ -63,8 +63,10 @@ def build_db(path: Path, calls: int) -> Config:
     con = store.con
     con.execute(SYNTH_CALLS, {"start": START, "span_s": DAYS * 86400.0, "n": calls})
     end = START + timedelta(days=DAYS)
-    con.execute("INSERT INTO queue_interval BY NAME SELECT * FROM queue_aggregates($lo, $hi, 900)",
-                {"lo": START, "hi": end})
+    con.execute(
+        "INSERT INTO queue_interval BY NAME SELECT * FROM queue_aggregates($lo, $hi, 900)",
+        {"lo": START, "hi": end},
+    )
     con.execute("UPDATE pipeline_state SET watermark = $wm", {"wm": end - timedelta(seconds=1)})
     con.execute("CHECKPOINT")
     store.close()
@@ -104,13 +106,19 @@ def run_analyst_bench(calls: int = 10_000_000, console: Console | None = None) -
     opened = analyst.open_snapshot(cfg)
     con = opened.con
     lo, hi = START, START + timedelta(days=DAYS)
-    results["report_interval_30d_ms"] = timed(lambda: build(con, "interval", lo, hi, None, "Europe/Berlin"))
-    results["report_daily_30d_ms"] = timed(lambda: build(con, "daily", lo, hi, None, "Europe/Berlin"))
+    results["report_interval_30d_ms"] = timed(
+        lambda: build(con, "interval", lo, hi, None, "Europe/Berlin")
+    )
+    results["report_daily_30d_ms"] = timed(
+        lambda: build(con, "daily", lo, hi, None, "Europe/Berlin")
+    )
     wm = con.execute("SELECT watermark FROM pipeline_state").fetchall()[0][0]
     rolling = sqlfiles.load("analyst_rolling_kpis")
     params = {"lo": wm - timedelta(minutes=15), "hi": wm}
     results["rolling_15m_ms"] = timed(lambda: con.execute(rolling, params).fetchall(), runs=21)
-    results["rows_interval_report"] = float(build(con, "interval", lo, hi, None, "Europe/Berlin").height)
+    results["rows_interval_report"] = float(
+        build(con, "interval", lo, hi, None, "Europe/Berlin").height
+    )
     con.close()
 
     table = Table(title=f"analysts: {calls:,} calls over {DAYS} days")

@@ -27,14 +27,26 @@ ENV = {**os.environ, "CALLPULSE_PII_KEY": "analyst-test-key"}
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "pipeline.analyst_cli", *args], env=ENV, text=True,
-                            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.analyst_cli", *args],
+        env=ENV,
+        text=True,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.analyst_cli", *args], env=ENV, text=True, input=stdin,
-                          capture_output=True, timeout=180, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.analyst_cli", *args],
+        env=ENV,
+        text=True,
+        input=stdin,
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
 
 
 # -- config --------------------------------------------------------------------
@@ -42,7 +54,9 @@ def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
 
 def test_analyst_config_section() -> None:
     assert Config().analyst == AnalystSettings(freshness_s=60.0, snapshot=None, retention_days=None)
-    cfg = config_from_dict({"analyst": {"freshness": "2m", "snapshot": "x/snap.duckdb", "retention_days": 400}})
+    cfg = config_from_dict(
+        {"analyst": {"freshness": "2m", "snapshot": "x/snap.duckdb", "retention_days": 400}}
+    )
     assert cfg.analyst == AnalystSettings(120.0, Path("x/snap.duckdb"), 400)
     assert analyst.snapshot_path(cfg) == Path("x/snap.duckdb")
     assert analyst.snapshot_path(Config(db=Path("d/cp.duckdb"))) == Path("d/cp.analyst.duckdb")
@@ -63,15 +77,22 @@ def test_analyst_config_section() -> None:
 
 
 def paced_batches(records: list[dict[str, Any]], size: int) -> list[RawBatch]:
-    return [RawBatch.from_items("sim", [Parsed(str(i + j), json.dumps(r), r) for j, r in enumerate(records[i:i + size])])
-            for i in range(0, len(records), size)]
+    return [
+        RawBatch.from_items(
+            "sim",
+            [Parsed(str(i + j), json.dumps(r), r) for j, r in enumerate(records[i : i + size])],
+        )
+        for i in range(0, len(records), size)
+    ]
 
 
 def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     cfg = Config(db=tmp_path / "cp.duckdb", analyst=AnalystSettings(freshness_s=2.0))
     todo = paced_batches(list(simulate(SimConfig(seed=11, scale=0.6))), 250)
     eng = engine(cfg.db, cfg)
-    refresher = Refresher(eng.store.con, Published(), every_s=0.5)  # as pipeline/runtime.py wires it
+    refresher = Refresher(
+        eng.store.con, Published(), every_s=0.5
+    )  # as pipeline/runtime.py wires it
     job = analyst.SnapshotJob(cfg)
     refresher.add("analyst_snapshot", job)
     eng.subscribe(refresher)
@@ -103,8 +124,20 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
         query = "SELECT count(*) AS n, count(DISTINCT queue) AS queues, max(offered_at) AS newest FROM calls"
         procs = [cli("sql", query, "--format", "json", "--db", str(cfg.db)) for _ in range(20)]
         html = tmp_path / "report.html"
-        procs.append(cli("report", "interval", "--from", "2026-03-02", "--format", "html", "--out", str(html),
-                         "--db", str(cfg.db)))
+        procs.append(
+            cli(
+                "report",
+                "interval",
+                "--from",
+                "2026-03-02",
+                "--format",
+                "html",
+                "--out",
+                str(html),
+                "--db",
+                str(cfg.db),
+            )
+        )
         outputs = [(p.communicate(timeout=300), p.returncode) for p in procs]
         finished = time.monotonic()
         batches_during = len(done_at) - batches_before
@@ -124,8 +157,11 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     (out, err), code = outputs[20]
     assert code == 0, err
     text = html.read_text()
-    assert text.startswith("<!DOCTYPE html>") and text.count("<svg") >= 3 and "http://" not in text.replace(
-        'xmlns="http://www.w3.org/2000/svg"', "")
+    assert (
+        text.startswith("<!DOCTYPE html>")
+        and text.count("<svg") >= 3
+        and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    )
     # Ingestion went on while 21 analyst processes ran, with no stall and nothing lost.
     assert batches_during > 0, "no batch was stored while the analysts queried"
     # A lock would hold the engine for the whole window; CPU sharing with 21 processes on a
@@ -138,10 +174,12 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     assert eng_totals.accepted == eng_totals.read
     # The refresh job blocks the engine only to open a cursor; the copy runs beside it.
     assert job.block_ms and max(job.block_ms) < 1000, job.block_ms
-    print(f"\n21 analyst processes in {finished - started:.1f}s; {batches_during} batches stored meanwhile; "
-          f"max gap between batches {max(gaps) * 1000:.0f} ms; snapshots {len(job.copy_ms)}, "
-          f"engine blocked max {max(job.block_ms):.1f} ms, copy median "
-          f"{sorted(job.copy_ms)[len(job.copy_ms) // 2]:.0f} ms")
+    print(
+        f"\n21 analyst processes in {finished - started:.1f}s; {batches_during} batches stored meanwhile; "
+        f"max gap between batches {max(gaps) * 1000:.0f} ms; snapshots {len(job.copy_ms)}, "
+        f"engine blocked max {max(job.block_ms):.1f} ms, copy median "
+        f"{sorted(job.copy_ms)[len(job.copy_ms) // 2]:.0f} ms"
+    )
     # The last snapshot holds everything once the engine is done.
     snap = duckdb.connect(str(analyst.snapshot_path(cfg)), read_only=True)
     info = backup.read_info(snap)
@@ -162,16 +200,21 @@ def small_db(tmp_path: Path) -> Config:
     return cfg
 
 
-@pytest.mark.parametrize("statement", [
-    "DELETE FROM call_events",
-    "INSERT INTO breaches SELECT * FROM breaches",
-    "CREATE TABLE mine AS SELECT 1",
-    "DROP VIEW calls",
-    "COPY (SELECT * FROM calls) TO 'calls.csv'",
-    "ATTACH 'other.duckdb' AS other",
-    "SET enable_external_access = true",
-])
-def test_an_analysts_write_is_refused_clearly(small_db: Config, statement: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM call_events",
+        "INSERT INTO breaches SELECT * FROM breaches",
+        "CREATE TABLE mine AS SELECT 1",
+        "DROP VIEW calls",
+        "COPY (SELECT * FROM calls) TO 'calls.csv'",
+        "ATTACH 'other.duckdb' AS other",
+        "SET enable_external_access = true",
+    ],
+)
+def test_an_analysts_write_is_refused_clearly(
+    small_db: Config, statement: str, tmp_path: Path
+) -> None:
     done = run("sql", statement, "--db", str(small_db.db))
     assert done.returncode == 1
     assert "refused:" in done.stderr and "read-only" in done.stderr, done.stderr
@@ -180,15 +223,25 @@ def test_an_analysts_write_is_refused_clearly(small_db: Config, statement: str, 
 
 
 def test_sql_formats_prompt_from_stdin_and_freshness(small_db: Config) -> None:
-    table = run("sql", "SELECT queue, count(*) AS calls FROM calls GROUP BY queue ORDER BY queue", "--db",
-                str(small_db.db))
+    table = run(
+        "sql",
+        "SELECT queue, count(*) AS calls FROM calls GROUP BY queue ORDER BY queue",
+        "--db",
+        str(small_db.db),
+    )
     assert table.returncode == 0, table.stderr
     assert "billing" in table.stdout and "┃" in table.stdout
     assert "snapshot cp.analyst.duckdb taken" in table.stderr and "pipeline stopped" in table.stderr
     csv_out = run("sql", "SELECT 1 AS a, NULL AS b", "--format", "csv", "--db", str(small_db.db))
     assert csv_out.stdout == "a,b\n1,\n"
-    piped = run("sql", "--format", "json", "--db", str(small_db.db),
-                stdin="SELECT 1 AS a;\nSELECT count(*) AS n\n  FROM kpi_queue_daily;\nDELETE FROM call_events;\nSELECT 2 AS c\n")
+    piped = run(
+        "sql",
+        "--format",
+        "json",
+        "--db",
+        str(small_db.db),
+        stdin="SELECT 1 AS a;\nSELECT count(*) AS n\n  FROM kpi_queue_daily;\nDELETE FROM call_events;\nSELECT 2 AS c\n",
+    )
     assert piped.returncode == 1  # one statement was refused; the others ran
     docs = [json.loads(chunk) for chunk in piped.stdout.replace("]\n[", "]\x00[").split("\x00")]
     assert docs[0] == [{"a": 1}] and docs[1][0]["n"] > 0 and docs[2] == [{"c": 2}]
@@ -198,16 +251,34 @@ def test_sql_formats_prompt_from_stdin_and_freshness(small_db: Config) -> None:
 
 
 def test_snapshot_follows_the_database_when_no_pipeline_runs(small_db: Config) -> None:
-    first = run("sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db))
+    first = run(
+        "sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db)
+    )
     n = int(first.stdout.splitlines()[1])
     eng = engine(small_db.db, small_db)
-    eng.process(paced_batches([{"type": "call", "event": "offered", "call_id": "new-1", "queue": "billing",
-                                "at": "2026-03-02T20:59:00+08:00"}], 10)[0])
+    eng.process(
+        paced_batches(
+            [
+                {
+                    "type": "call",
+                    "event": "offered",
+                    "call_id": "new-1",
+                    "queue": "billing",
+                    "at": "2026-03-02T20:59:00+08:00",
+                }
+            ],
+            10,
+        )[0]
+    )
     eng.close()
-    again = run("sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db))
+    again = run(
+        "sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db)
+    )
     assert int(again.stdout.splitlines()[1]) == n + 1
 
 
 def test_clear_message_when_nothing_to_query(tmp_path: Path) -> None:
     done = run("sql", "SELECT 1", "--db", str(tmp_path / "none.duckdb"))
-    assert done.returncode == 2 and "no database yet" in done.stderr and "Traceback" not in done.stderr
+    assert (
+        done.returncode == 2 and "no database yet" in done.stderr and "Traceback" not in done.stderr
+    )

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +24,46 @@ from pipeline.sources.simulator import SimConfig, simulate
 from tests.helpers import CLOCK, engine
 
 ENV = {**os.environ, "CALLPULSE_PII_KEY": "backup-test-key"}
-TABLES = ["call_events", "agent_events", "qa_evals", "dead_letters", "source_offsets", "pipeline_state",
-          "queue_settings", "call_state", "queue_interval", "agent_interval", "breaches"]
-VIEWS = ["calls", "kpi_queue_interval", "kpi_queue_hourly", "kpi_queue_daily", "kpi_agent_interval",
-         "kpi_agent_daily", "agent_states", "cases", "kpi_case_resolution", "kpi_centre_interval"]
+TABLES = [
+    "call_events",
+    "agent_events",
+    "qa_evals",
+    "dead_letters",
+    "source_offsets",
+    "pipeline_state",
+    "queue_settings",
+    "call_state",
+    "queue_interval",
+    "agent_interval",
+    "breaches",
+]
+VIEWS = [
+    "calls",
+    "kpi_queue_interval",
+    "kpi_queue_hourly",
+    "kpi_queue_daily",
+    "kpi_agent_interval",
+    "kpi_agent_daily",
+    "agent_states",
+    "cases",
+    "kpi_case_resolution",
+    "kpi_centre_interval",
+]
 
 
 def batches(records: list[dict[str, Any]], size: int) -> list[RawBatch]:
     """Batches with a stored offset each (batch k has offset k), a bad line now and then."""
     out = []
     for k, i in enumerate(range(0, len(records), size)):
-        items: list[Parsed | DeadLetter] = [Parsed(str(i + j), json.dumps(r), r) for j, r in enumerate(records[i:i + size])]
+        items: list[Parsed | DeadLetter] = [
+            Parsed(str(i + j), json.dumps(r), r) for j, r in enumerate(records[i : i + size])
+        ]
         if k % 7 == 3:  # dead letters are copied too
-            items.append(DeadLetter("sim", f"bad{k}", '{"type": "call", "event": "offered"', "malformed JSON: test"))
+            items.append(
+                DeadLetter(
+                    "sim", f"bad{k}", '{"type": "call", "event": "offered"', "malformed JSON: test"
+                )
+            )
         out.append(RawBatch.from_items("sim", items, [SourceOffset("sim", 0, k)]))
     return out
 
@@ -44,7 +71,10 @@ def batches(records: list[dict[str, Any]], size: int) -> list[RawBatch]:
 def dump(db: Path | str) -> dict[str, list[tuple[Any, ...]]]:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return {name: con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall() for name in TABLES + VIEWS}
+        return {
+            name: con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall()
+            for name in TABLES + VIEWS
+        }
     finally:
         con.close()
 
@@ -61,7 +91,9 @@ def day() -> list[RawBatch]:
     return batches(list(simulate(SimConfig(seed=5, scale=0.3))), 400)
 
 
-def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBatch], tmp_path: Path) -> None:
+def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(
+    day: list[RawBatch], tmp_path: Path
+) -> None:
     cfg = Config(db=tmp_path / "live.duckdb", analyst=AnalystSettings(freshness_s=3600))
     eng = engine(cfg.db, cfg)
     job = analyst.SnapshotJob(cfg)
@@ -85,9 +117,24 @@ def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBat
     try:
         time.sleep(1.0)
         dest = tmp_path / "backup.duckdb"
-        run_backup = subprocess.run([sys.executable, "-m", "pipeline.analyst_cli", "backup", str(dest), "--db",
-                                     str(cfg.db), "--wait", "60"], capture_output=True, text=True, env=ENV, timeout=120,
-                                    check=False)
+        run_backup = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.analyst_cli",
+                "backup",
+                str(dest),
+                "--db",
+                str(cfg.db),
+                "--wait",
+                "60",
+            ],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=120,
+            check=False,
+        )
         mid_run = not done.is_set()
     finally:
         worker.join(120)
@@ -100,15 +147,23 @@ def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBat
 
     # Which batches the backup holds: its stored offset says (offsets are saved with the rows).
     con = duckdb.connect(str(dest), read_only=True)
-    (last,) = con.execute('SELECT "offset" FROM source_offsets WHERE source = $s', {"s": "sim"}).fetchall()[0]
+    (last,) = con.execute(
+        'SELECT "offset" FROM source_offsets WHERE source = $s', {"s": "sim"}
+    ).fetchall()[0]
     info = backup.read_info(con)
     con.close()
     assert info is not None and info["kind"] == "backup"
     assert 0 < last < len(day) - 1
 
     restored = tmp_path / "restored.duckdb"
-    run_restore = subprocess.run([sys.executable, "-m", "pipeline.analyst_cli", "restore", str(dest), str(restored)],
-                                 capture_output=True, text=True, env=ENV, timeout=120, check=False)
+    run_restore = subprocess.run(
+        [sys.executable, "-m", "pipeline.analyst_cli", "restore", str(dest), str(restored)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+        check=False,
+    )
     assert run_restore.returncode == 0, run_restore.stderr
 
     # Equal to the source as of the backup: a fresh database fed the same batches 0..last.
@@ -116,11 +171,13 @@ def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBat
     feed(reference, cfg, day[: last + 1])
     assert dump(restored) == dump(reference)
     con = duckdb.connect(str(restored), read_only=True)
-    assert not con.execute("SELECT * FROM duckdb_tables() WHERE table_name = 'snapshot_info'").fetchall()
+    assert not con.execute(
+        "SELECT * FROM duckdb_tables() WHERE table_name = 'snapshot_info'"
+    ).fetchall()
     con.close()
 
     # The pipeline resumes on the restored file: the rest of the day gives the same KPIs as one run.
-    feed(restored, cfg, day[last + 1:])
+    feed(restored, cfg, day[last + 1 :])
     whole = tmp_path / "whole.duckdb"
     feed(whole, cfg, day)
     assert dump(restored) == dump(whole)
@@ -135,11 +192,29 @@ def test_restore_refuses_to_overwrite_without_force(day: list[RawBatch], tmp_pat
     before = dump(target)
 
     def restore(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pipeline.analyst_cli", "restore", str(bak), str(target), *extra],
-                              capture_output=True, text=True, env=ENV, timeout=120, check=False)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.analyst_cli",
+                "restore",
+                str(bak),
+                str(target),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=120,
+            check=False,
+        )
 
     refused = restore()
-    assert refused.returncode == 2 and "already exists" in refused.stderr and "--force" in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "already exists" in refused.stderr
+        and "--force" in refused.stderr
+    )
     assert "Traceback" not in refused.stderr
     assert dump(target) == before
     forced = restore("--force")
@@ -151,7 +226,9 @@ def test_restore_refuses_to_overwrite_without_force(day: list[RawBatch], tmp_pat
         backup.restore(empty, tmp_path / "x.duckdb")
 
 
-def test_backup_of_a_stopped_pipeline_and_refusal_to_overwrite(day: list[RawBatch], tmp_path: Path) -> None:
+def test_backup_of_a_stopped_pipeline_and_refusal_to_overwrite(
+    day: list[RawBatch], tmp_path: Path
+) -> None:
     cfg = Config(db=tmp_path / "cp.duckdb")
     feed(cfg.db, cfg, day[:3])
     dest = tmp_path / "b.duckdb"
@@ -167,8 +244,20 @@ def test_retention_deletes_old_raw_events_and_keeps_aggregates(tmp_path: Path) -
     cfg = Config(db=tmp_path / "cp.duckdb", analyst=AnalystSettings(retention_days=1))
     todo = batches(records, 2000)
     feed(cfg.db, cfg, todo)
-    kept = ["queue_interval", "agent_interval", "breaches", "call_state", "kpi_queue_interval", "kpi_queue_daily",
-            "kpi_agent_interval", "kpi_agent_daily", "calls", "cases", "kpi_case_resolution", "kpi_centre_interval"]
+    kept = [
+        "queue_interval",
+        "agent_interval",
+        "breaches",
+        "call_state",
+        "kpi_queue_interval",
+        "kpi_queue_daily",
+        "kpi_agent_interval",
+        "kpi_agent_daily",
+        "calls",
+        "cases",
+        "kpi_case_resolution",
+        "kpi_centre_interval",
+    ]
     before = dump(cfg.db)
     con = duckdb.connect(str(cfg.db))
     wm = con.execute("SELECT watermark FROM pipeline_state").fetchall()[0][0]
@@ -178,16 +267,26 @@ def test_retention_deletes_old_raw_events_and_keeps_aggregates(tmp_path: Path) -
     assert result.events_before == cut
     assert result.deleted["call_events"] > 0 and result.deleted["dead_letters"] > 0
     for table in ("call_events", "qa_evals"):
-        assert con.execute(f"SELECT count(*) FROM {table} WHERE ts < $c", {"c": cut}).fetchall()[0][0] == 0
+        assert (
+            con.execute(f"SELECT count(*) FROM {table} WHERE ts < $c", {"c": cut}).fetchall()[0][0]
+            == 0
+        )
         assert con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] > 0
     assert con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0] == 0
     # Each agent keeps its latest event (the state it is still in); older ones go.
-    agents_now = con.execute("SELECT agent_id, max(ts) FROM agent_events GROUP BY ALL ORDER BY ALL").fetchall()
+    agents_now = con.execute(
+        "SELECT agent_id, max(ts) FROM agent_events GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
     con.close()
     after = dump(cfg.db)
     for name in kept:
         assert after[name] == before[name], name
-    latest = sorted({(a, max(t for b, t, *_ in before["agent_events"] if b == a)) for a, *_ in before["agent_events"]})
+    latest = sorted(
+        {
+            (a, max(t for b, t, *_ in before["agent_events"] if b == a))
+            for a, *_ in before["agent_events"]
+        }
+    )
     assert agents_now == latest
     # Nothing left to delete: a second run deletes nothing.
     con = duckdb.connect(str(cfg.db))
@@ -197,7 +296,9 @@ def test_retention_deletes_old_raw_events_and_keeps_aggregates(tmp_path: Path) -
 
 def test_retention_runs_inside_a_running_pipeline_and_from_the_cli(tmp_path: Path) -> None:
     records = list(simulate(SimConfig(seed=8, day=date(2026, 3, 2), days=3, scale=0.05)))
-    cfg = Config(db=tmp_path / "cp.duckdb", analyst=AnalystSettings(retention_days=2, freshness_s=3600))
+    cfg = Config(
+        db=tmp_path / "cp.duckdb", analyst=AnalystSettings(retention_days=2, freshness_s=3600)
+    )
     eng = engine(cfg.db, cfg)
     job = analyst.SnapshotJob(cfg, clock=lambda: CLOCK, threaded=False)
     for b in batches(records, 3000):
@@ -210,10 +311,25 @@ def test_retention_runs_inside_a_running_pipeline_and_from_the_cli(tmp_path: Pat
     snap = duckdb.connect(str(analyst.snapshot_path(cfg)), read_only=True)
     assert snap.execute("SELECT min(ts) FROM call_events").fetchall()[0][0] == oldest
     snap.close()
-    run = subprocess.run([sys.executable, "-m", "pipeline.analyst_cli", "retention", "--days", "1", "--db", str(cfg.db)],
-                         capture_output=True, text=True, env=ENV, timeout=120, check=False)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.analyst_cli",
+            "retention",
+            "--days",
+            "1",
+            "--db",
+            str(cfg.db),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0 and "deleted: call_events" in run.stderr, run.stderr
     con = duckdb.connect(str(cfg.db), read_only=True)
     assert con.execute("SELECT min(ts) FROM call_events").fetchall()[0][0] >= wm - timedelta(days=1)
     con.close()
-    assert datetime.now(timezone.utc) > CLOCK  # the CLI uses the wall clock for dead letters
+    assert datetime.now(UTC) > CLOCK  # the CLI uses the wall clock for dead letters

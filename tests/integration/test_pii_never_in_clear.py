@@ -33,8 +33,15 @@ MALFORMED = [
 
 
 def callpulse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def variants(number: str) -> set[str]:
@@ -68,8 +75,18 @@ def test_caller_numbers_never_appear_in_the_clear(tmp_path: Path) -> None:
     for kind in ("interval", "daily", "agents", "queues", "cases"):
         step("report", kind, "--from", "2026-03-02", "--db", str(db))
         for fmt in ("csv", "parquet", "html"):
-            step("report", kind, "--from", "2026-03-02", "--format", fmt, "--out", str(out / f"{kind}.{fmt}"),
-                 "--db", str(db))
+            step(
+                "report",
+                kind,
+                "--from",
+                "2026-03-02",
+                "--format",
+                fmt,
+                "--out",
+                str(out / f"{kind}.{fmt}"),
+                "--db",
+                str(db),
+            )
     step("backup", str(out / "backup.duckdb"), "--db", str(db))
     step("restore", str(out / "backup.duckdb"), str(out / "restored.duckdb"))
 
@@ -78,7 +95,9 @@ def test_caller_numbers_never_appear_in_the_clear(tmp_path: Path) -> None:
     needles = sorted({v.encode() for c in callers for v in variants(c)})
     source = src.read_bytes()
     assert all(c.encode() in source for c in callers)  # the search does find numbers where they are
-    blobs = [(str(p), p.read_bytes()) for p in produced] + [(f"output {i}", t.encode()) for i, t in enumerate(logs)]
+    blobs = [(str(p), p.read_bytes()) for p in produced] + [
+        (f"output {i}", t.encode()) for i, t in enumerate(logs)
+    ]
     found = [(name, n.decode()) for name, blob in blobs for n in needles if n in blob]
     assert not found, found[:10]
 
@@ -87,10 +106,14 @@ def test_caller_numbers_never_appear_in_the_clear(tmp_path: Path) -> None:
     for path in produced:
         if path.suffix == ".duckdb":
             con = duckdb.connect(str(path), read_only=True)
-            cols = con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE data_type LIKE 'VARCHAR%' "
-                               "AND NOT internal AND database_name = current_database()").fetchall()
+            cols = con.execute(
+                "SELECT table_name, column_name FROM duckdb_columns() WHERE data_type LIKE 'VARCHAR%' "
+                "AND NOT internal AND database_name = current_database()"
+            ).fetchall()
             for table, column in cols:
-                values = con.execute(f'SELECT DISTINCT CAST("{column}" AS VARCHAR) FROM "{table}"').fetchall()
+                values = con.execute(
+                    f'SELECT DISTINCT CAST("{column}" AS VARCHAR) FROM "{table}"'
+                ).fetchall()
                 text = "\n".join(str(v[0]) for v in values)
                 hits = [n for n in text_needles if n in text]
                 assert not hits, (path.name, table, column, hits[:3])

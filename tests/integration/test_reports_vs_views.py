@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,8 +41,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, ana
     eng = engine(cfg.db, cfg)
     records = list(simulate(SimConfig(seed=3, day=date(2026, 3, 28), days=3, tz=TZ, scale=0.4)))
     for i in range(0, len(records), 5000):
-        chunk = records[i:i + 5000]
-        eng.process(RawBatch.from_items("sim", [Parsed(str(i + j), json.dumps(r), r) for j, r in enumerate(chunk)]))
+        chunk = records[i : i + 5000]
+        eng.process(
+            RawBatch.from_items(
+                "sim", [Parsed(str(i + j), json.dumps(r), r) for j, r in enumerate(chunk)]
+            )
+        )
     backup.copy_live(eng.store.con, analyst.snapshot_path(cfg))
     eng.close()
     opened = analyst.open_snapshot(cfg)
@@ -56,7 +60,9 @@ def view(opened: analyst.Opened, sql: str, params: dict[str, Any] | None = None)
     return out
 
 
-def assert_same(report: pl.DataFrame, expected: pl.DataFrame, keys: list[str], columns: list[str]) -> None:
+def assert_same(
+    report: pl.DataFrame, expected: pl.DataFrame, keys: list[str], columns: list[str]
+) -> None:
     assert report.height == expected.height and report.height > 0
     got = {tuple(r[k] for k in keys): r for r in report.to_dicts()}
     for row in expected.to_dicts():
@@ -70,41 +76,62 @@ def assert_same(report: pl.DataFrame, expected: pl.DataFrame, keys: list[str], c
 
 
 def local(day: str) -> datetime:
-    return datetime.fromisoformat(day).replace(tzinfo=BERLIN).astimezone(timezone.utc)
+    return datetime.fromisoformat(day).replace(tzinfo=BERLIN).astimezone(UTC)
 
 
 def test_interval_report_equals_kpi_queue_interval(site: tuple[Config, analyst.Opened]) -> None:
     cfg, opened = site
     lo, hi = local("2026-03-28"), local("2026-03-31")
     rep = build(opened.con, "interval", lo, hi, None, TZ)
-    exp = view(opened, "SELECT * FROM kpi_queue_interval WHERE interval_start >= $lo AND interval_start < $hi",
-               {"lo": lo, "hi": hi})
+    exp = view(
+        opened,
+        "SELECT * FROM kpi_queue_interval WHERE interval_start >= $lo AND interval_start < $hi",
+        {"lo": lo, "hi": hi},
+    )
     assert_same(rep, exp, ["queue", "interval_start"], list(reports.QUEUE_KPIS) + ["waiting"])
 
 
-def test_daily_report_equals_kpi_queue_daily_with_a_23_hour_day(site: tuple[Config, analyst.Opened]) -> None:
+def test_daily_report_equals_kpi_queue_daily_with_a_23_hour_day(
+    site: tuple[Config, analyst.Opened],
+) -> None:
     cfg, opened = site
     lo, hi = local("2026-03-28"), local("2026-03-31")
     rep = build(opened.con, "daily", lo, hi, None, TZ)
-    exp = view(opened, "SELECT * FROM kpi_queue_daily WHERE interval_start >= $lo AND interval_start < $hi",
-               {"lo": lo, "hi": hi})
+    exp = view(
+        opened,
+        "SELECT * FROM kpi_queue_daily WHERE interval_start >= $lo AND interval_start < $hi",
+        {"lo": lo, "hi": hi},
+    )
     assert_same(rep, exp, ["queue", "interval_start"], list(reports.QUEUE_KPIS))
     hours = dict(rep.filter(pl.col("queue") == "billing").select("day", "hours").iter_rows())
     assert hours == {date(2026, 3, 28): 24.0, date(2026, 3, 29): 23.0, date(2026, 3, 30): 24.0}
     # The DST day runs from 23:00 UTC on the 28th (CET) to 22:00 UTC on the 29th (CEST).
     dst_lo, dst_hi = period("2026-03-29", None, TZ, None)
-    assert (dst_lo, dst_hi) == (datetime(2026, 3, 28, 23, tzinfo=timezone.utc), datetime(2026, 3, 29, 22, tzinfo=timezone.utc))
-    by_calls = view(opened, "SELECT queue, count(*) AS offered FROM calls WHERE offered_at >= $lo AND offered_at < $hi "
-                            "GROUP BY queue", {"lo": dst_lo, "hi": dst_hi})
+    assert (dst_lo, dst_hi) == (
+        datetime(2026, 3, 28, 23, tzinfo=UTC),
+        datetime(2026, 3, 29, 22, tzinfo=UTC),
+    )
+    by_calls = view(
+        opened,
+        "SELECT queue, count(*) AS offered FROM calls WHERE offered_at >= $lo AND offered_at < $hi "
+        "GROUP BY queue",
+        {"lo": dst_lo, "hi": dst_hi},
+    )
     day = rep.filter(pl.col("day") == date(2026, 3, 29))
     assert dict(day.select("queue", "offered").iter_rows()) == dict(by_calls.iter_rows())
     # The simulated centre opens at 08:00 local time on the DST day too (06:00 UTC, CEST).
-    first = view(opened, "SELECT min(interval_start) FROM kpi_queue_interval WHERE interval_start >= $lo "
-                         "AND interval_start < $hi AND offered > 0", {"lo": dst_lo, "hi": dst_hi}).item()
+    first = view(
+        opened,
+        "SELECT min(interval_start) FROM kpi_queue_interval WHERE interval_start >= $lo "
+        "AND interval_start < $hi AND offered > 0",
+        {"lo": dst_lo, "hi": dst_hi},
+    ).item()
     assert first.astimezone(BERLIN).hour == 8
 
 
-def test_queues_agents_and_cases_reports_equal_the_views(site: tuple[Config, analyst.Opened]) -> None:
+def test_queues_agents_and_cases_reports_equal_the_views(
+    site: tuple[Config, analyst.Opened],
+) -> None:
     cfg, opened = site
     lo, hi = period("2026-03-29", None, TZ, None)
     queues = build(opened.con, "queues", lo, hi, None, TZ)
@@ -112,15 +139,27 @@ def test_queues_agents_and_cases_reports_equal_the_views(site: tuple[Config, ana
     assert_same(queues, daily, ["queue"], list(reports.QUEUE_KPIS))
 
     agents = build(opened.con, "agents", lo, hi, None, TZ)
-    agent_daily = view(opened, "SELECT * FROM kpi_agent_daily WHERE interval_start = $lo", {"lo": lo})
+    agent_daily = view(
+        opened, "SELECT * FROM kpi_agent_daily WHERE interval_start = $lo", {"lo": lo}
+    )
     assert_same(agents, agent_daily, ["agent_id"], list(reports.AGENT_KPIS))
     assert agents.get_column("qa_score").drop_nulls().len() > 0
 
     all_lo, all_hi = local("2026-03-01"), local("2026-04-01")
     cases = build(opened.con, "cases", all_lo, all_hi, None, TZ)
     resolution = view(opened, "SELECT * FROM kpi_case_resolution")
-    assert_same(cases, resolution, ["queue", "category"],
-                ["cases", "resolved", "median_resolution_s", "p90_resolution_s", "first_contact_resolution_rate"])
+    assert_same(
+        cases,
+        resolution,
+        ["queue", "category"],
+        [
+            "cases",
+            "resolved",
+            "median_resolution_s",
+            "p90_resolution_s",
+            "first_contact_resolution_rate",
+        ],
+    )
 
     one = build(opened.con, "interval", lo, hi, "billing", TZ)
     assert set(one.get_column("queue")) == {"billing"}
@@ -128,14 +167,38 @@ def test_queues_agents_and_cases_reports_equal_the_views(site: tuple[Config, ana
 
 def test_cli_daily_csv_equals_the_view(site: tuple[Config, analyst.Opened], tmp_path: Path) -> None:
     cfg, opened = site
-    run = subprocess.run([sys.executable, "-m", "pipeline.analyst_cli", "report", "daily", "--from", "2026-03-29",
-                          "--format", "csv", "--db", str(cfg.db), "--config", str(_toml(tmp_path))],
-                         capture_output=True, text=True, env=ENV, timeout=120, check=False)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.analyst_cli",
+            "report",
+            "daily",
+            "--from",
+            "2026-03-29",
+            "--format",
+            "csv",
+            "--db",
+            str(cfg.db),
+            "--config",
+            str(_toml(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     rows = list(csv.DictReader(io.StringIO(run.stdout)))
-    exp = view(opened, "SELECT queue, offered, service_level FROM kpi_queue_daily WHERE interval_start = $lo",
-               {"lo": datetime(2026, 3, 28, 23, tzinfo=timezone.utc)})
-    assert {r["queue"]: int(r["offered"]) for r in rows} == dict(exp.select("queue", "offered").iter_rows())
+    exp = view(
+        opened,
+        "SELECT queue, offered, service_level FROM kpi_queue_daily WHERE interval_start = $lo",
+        {"lo": datetime(2026, 3, 28, 23, tzinfo=UTC)},
+    )
+    assert {r["queue"]: int(r["offered"]) for r in rows} == dict(
+        exp.select("queue", "offered").iter_rows()
+    )
     for r in rows:
         assert r["interval_start"].startswith("2026-03-29T00:00:00") and r["hours"] == "23.0"
         want = exp.filter(pl.col("queue") == r["queue"]).get_column("service_level").item()
@@ -150,15 +213,29 @@ def _toml(folder: Path) -> Path:
 
 
 def test_report_period_defaults_to_the_watermark_day() -> None:
-    lo, hi = period(None, None, TZ, datetime(2026, 3, 29, 21, 30, tzinfo=timezone.utc))  # 23:30 CEST
+    lo, hi = period(None, None, TZ, datetime(2026, 3, 29, 21, 30, tzinfo=UTC))  # 23:30 CEST
     assert hi - lo == timedelta(hours=23)
 
 
 def test_rolling_kpi_query_equals_the_interval_view(site: tuple[Config, analyst.Opened]) -> None:
     cfg, opened = site
-    lo = datetime(2026, 3, 29, 8, tzinfo=timezone.utc)
-    rolling = view(opened, sqlfiles.load("analyst_rolling_kpis"),
-                   {"lo": lo, "hi": lo + timedelta(minutes=15)})
+    lo = datetime(2026, 3, 29, 8, tzinfo=UTC)
+    rolling = view(
+        opened, sqlfiles.load("analyst_rolling_kpis"), {"lo": lo, "hi": lo + timedelta(minutes=15)}
+    )
     exp = view(opened, "SELECT * FROM kpi_queue_interval WHERE interval_start = $lo", {"lo": lo})
-    assert_same(rolling, exp, ["queue"], ["offered", "answered", "abandoned", "service_level", "asa_s",
-                                          "abandon_rate", "aht_s", "max_wait_s"])
+    assert_same(
+        rolling,
+        exp,
+        ["queue"],
+        [
+            "offered",
+            "answered",
+            "abandoned",
+            "service_level",
+            "asa_s",
+            "abandon_rate",
+            "aht_s",
+            "max_wait_s",
+        ],
+    )
