@@ -56,8 +56,8 @@ class SnapshotJob:
     """A refresh job (engine thread): retention now and then, a fresh snapshot at most every
     ``freshness`` seconds or when a backup asks for one. Publishes the last ``CopyInfo``.
 
-    The engine thread only opens a second connection to the same database (a cursor,
-    under a millisecond); a helper thread copies through it. DuckDB gives that
+    The engine thread only opens a second connection to the same database (under a
+    millisecond); a helper thread copies through it. DuckDB gives that
     connection a transaction of its own, and every batch is one transaction, so the
     copy holds exactly the batches committed when it began, while the engine goes on
     storing batches. One copy at a time; the writer connection itself never leaves
@@ -95,7 +95,7 @@ class SnapshotJob:
             self._last_snapshot = now
             started = time.perf_counter()
             if self.threaded:
-                cur = con.cursor()
+                cur = self._second_connection(con)
                 self._thread = threading.Thread(
                     target=self._copy, args=(cur, True), name="callpulse-snapshot"
                 )
@@ -104,6 +104,17 @@ class SnapshotJob:
                 self._copy(con, False)
             self.block_ms.append((time.perf_counter() - started) * 1000)
         return self.last
+
+    def _second_connection(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """Another connection to the same open database (DuckDB shares one instance per file
+        in a process). Not a cursor of ``con``: closing the engine while a copy is in flight
+        would be refused ("connection is busy"); this way the copy finishes on its own."""
+        try:
+            other = duckdb.connect(str(self.config.db))
+        except duckdb.Error:  # a differently configured instance: a cursor still works
+            return con.cursor()
+        other.execute("SET enable_progress_bar = false")
+        return other
 
     def _copy(self, con: duckdb.DuckDBPyConnection, own: bool) -> None:
         try:

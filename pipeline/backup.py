@@ -5,7 +5,7 @@ schema (sql/schema.sql) and views (sql/views.sql), then the file is renamed into
 place, so a reader sees either the old file or the new one, never half of one.
 
 - ``copy_live(con, dest)`` copies the database behind ``con``, the pipeline's own
-  connection or a cursor of it: it ATTACHes the fresh file and copies inside one
+  connection or another connection to the same open database: it ATTACHes the fresh file and copies inside one
   transaction. Every batch is one transaction, so the copy holds exactly the
   batches committed when it began: consistent while the pipeline runs.
 - ``copy_file(src, dest)`` copies a database no process is writing (a stopped
@@ -124,23 +124,25 @@ def _finish(
 def copy_live(
     con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "snapshot", source: Path | str = ""
 ) -> CopyInfo:
-    """Copy the database behind ``con`` (the writer connection on the engine thread, or a cursor of it) into ``dest``."""
+    """Copy the database behind ``con`` (the writer connection, or another connection to the
+    same open database) into ``dest``."""
     dest = Path(dest)
     tmp = _fresh_target(dest)
-    taken_at = datetime.now(UTC)
-    started = time.perf_counter()
-    src = con.execute("SELECT current_database()").fetchall()[0][0]
-    alias = f"{SNAPSHOT_DB}_{uuid.uuid4().hex[:8]}"  # ATTACH names are shared by all connections
-    con.execute(f"ATTACH $path AS {sqlfiles.quote_identifier(alias)}", {"path": str(tmp)})
     try:
-        tables = _copy_tables(con, src, alias)
-    finally:
-        con.execute(f"DETACH {sqlfiles.quote_identifier(alias)}")
-    copy_ms = (time.perf_counter() - started) * 1000
-    try:
+        taken_at = datetime.now(UTC)
+        started = time.perf_counter()
+        src = con.execute("SELECT current_database()").fetchall()[0][0]
+        alias = f"{SNAPSHOT_DB}_{uuid.uuid4().hex[:8]}"  # ATTACH names are shared by all connections
+        con.execute(f"ATTACH $path AS {sqlfiles.quote_identifier(alias)}", {"path": str(tmp)})
+        try:
+            tables = _copy_tables(con, src, alias)
+        finally:
+            con.execute(f"DETACH {sqlfiles.quote_identifier(alias)}")
+        copy_ms = (time.perf_counter() - started) * 1000
         return _finish(tmp, dest, kind, source, copy_ms, taken_at, tables)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
         raise
 
 

@@ -282,3 +282,21 @@ def test_clear_message_when_nothing_to_query(tmp_path: Path) -> None:
     assert (
         done.returncode == 2 and "no database yet" in done.stderr and "Traceback" not in done.stderr
     )
+
+
+def test_engine_closes_while_a_snapshot_is_being_copied(tmp_path: Path) -> None:
+    cfg = Config(db=tmp_path / "cp.duckdb", analyst=AnalystSettings(freshness_s=1.0))
+    eng = engine(cfg.db, cfg)
+    for b in paced_batches(list(simulate(SimConfig(seed=4, scale=0.3))), 20000):
+        eng.process(b)
+    job = analyst.SnapshotJob(cfg)
+    job(eng.store.con)  # starts the copy beside the engine ...
+    eng.close()  # ... and the engine shuts down at once: neither refuses nor breaks the other
+    job.wait(60)
+    assert not job.errors and job.last is not None
+    snap = duckdb.connect(str(analyst.snapshot_path(cfg)), read_only=True)
+    assert snap.execute("SELECT count(*) FROM call_events").fetchall()[0][0] > 0
+    snap.close()
+    assert not list(tmp_path.glob("*.tmp-*"))
+    reopened = engine(cfg.db, cfg)  # the file lock was released
+    reopened.close()
