@@ -30,8 +30,9 @@ test-deps: $(STAMP)
 	PYTHON=$(BIN)/python scripts/setup-test-deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline metrics dashboards tests
-	$(BIN)/mypy pipeline metrics
+	$(BIN)/ruff check pipeline metrics dashboards tests scripts
+	$(BIN)/ruff format --check pipeline metrics dashboards tests scripts
+	$(BIN)/mypy pipeline metrics dashboards
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)

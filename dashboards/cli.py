@@ -15,20 +15,14 @@ from pipeline.config import load_config
 
 TOKEN_ENV = "GRAFANA_TOKEN"
 console = Console(stderr=True)
-dashboards_app = typer.Typer(
-    no_args_is_help=True, help="Grafana dashboards as code: build JSON, publish."
-)
+dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards as code: build JSON, publish.")
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="callpulse.toml (default targets if absent)")
-]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="callpulse.toml (default targets if absent)")]
 
 
 @dashboards_app.command("build")
 def build_cmd(
-    out: Annotated[
-        Path, typer.Option("--out", help="Folder for the JSON files")
-    ] = boards.GENERATED_DIR,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the JSON files")] = boards.GENERATED_DIR,
     config: ConfigOpt = None,
 ) -> None:
     """Write every board as JSON (default: dashboards/generated, the files Grafana provisions)."""

@@ -73,11 +73,7 @@ class Grid:
     def row(self, title: str, repeat: str | None = None) -> None:
         """A (non-collapsed) row header across the full width, below what was placed."""
         self.newline()
-        r = (
-            dash_b.Row(title)
-            .id(self._take_id())
-            .grid_pos(dash_m.GridPos(h=1, w=GRID_WIDTH, x=0, y=self.y))
-        )
+        r = dash_b.Row(title).id(self._take_id()).grid_pos(dash_m.GridPos(h=1, w=GRID_WIDTH, x=0, y=self.y))
         if repeat:
             r = r.repeat(repeat)
         self.items.append(r)
@@ -102,16 +98,11 @@ def thresholds(base: str, *steps: tuple[float, str]) -> dash_b.ThresholdsConfig:
     return (
         dash_b.ThresholdsConfig()
         .mode(dash_m.ThresholdsMode.ABSOLUTE)
-        .steps(
-            [dash_m.Threshold(value=None, color=base)]
-            + [dash_m.Threshold(value=v, color=c) for v, c in steps]
-        )
+        .steps([dash_m.Threshold(value=None, color=base)] + [dash_m.Threshold(value=v, color=c) for v, c in steps])
     )
 
 
-def config_from_query(
-    ref_id: str, field_name: str, handler: str = "threshold1"
-) -> dash_m.DataTransformerConfig:
+def config_from_query(ref_id: str, field_name: str, handler: str = "threshold1") -> dash_m.DataTransformerConfig:
     """Grafana's "Config from query results": the last value of query ``ref_id`` (its
     series named ``field_name`` by legendFormat) becomes a field setting such as the
     first threshold step; the query itself is then not shown."""
@@ -119,16 +110,12 @@ def config_from_query(
         id_val="configFromData",
         options={
             "configRefId": ref_id,
-            "mappings": [
-                {"fieldName": field_name, "handlerKey": handler, "reducerId": "lastNotNull"}
-            ],
+            "mappings": [{"fieldName": field_name, "handlerKey": handler, "reducerId": "lastNotNull"}],
         },
     )
 
 
-def big_stat(
-    title: str, unit: str, *targets: prometheus.Dataquery, decimals: int | None = None
-) -> stat.Panel:
+def big_stat(title: str, unit: str, *targets: prometheus.Dataquery, decimals: int | None = None) -> stat.Panel:
     """A kiosk tile: big value, background colour, last non-null value of instant queries."""
     p = (
         stat.Panel()
@@ -159,11 +146,7 @@ def series_panel(
 ) -> timeseries.Panel:
     p = timeseries.Panel().title(title).datasource(DATASOURCE).unit(unit)
     if bars:
-        p = (
-            p.draw_style(common_m.GraphDrawStyle.BARS)
-            .fill_opacity(70)
-            .bar_alignment(common_m.BarAlignment.AFTER)
-        )
+        p = p.draw_style(common_m.GraphDrawStyle.BARS).fill_opacity(70).bar_alignment(common_m.BarAlignment.AFTER)
     else:
         p = p.line_width(2).fill_opacity(10)
     if interval:

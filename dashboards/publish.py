@@ -25,9 +25,7 @@ def ensure_folder(api: Any, uid: str = FOLDER_UID, title: str = FOLDER_TITLE) ->
     return uid
 
 
-def publish(
-    api: Any, boards: dict[str, dict[str, Any]], folder_uid: str = FOLDER_UID
-) -> list[dict[str, Any]]:
+def publish(api: Any, boards: dict[str, dict[str, Any]], folder_uid: str = FOLDER_UID) -> list[dict[str, Any]]:
     """Save every board into the folder; return Grafana's answers (uid, url, version)."""
     ensure_folder(api, folder_uid)
     answers = []

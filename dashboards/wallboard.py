@@ -168,17 +168,13 @@ def wallboard_json(
     }
 
 
-def _rows(
-    con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
+def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     frame = pl.from_arrow(con.sql(sqlfiles.load(name), params=params or None).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     return frame.to_dicts()
 
 
-def compute(
-    con: duckdb.DuckDBPyConnection, snapshot: KpiSnapshot, timezone: str, window: str
-) -> dict[str, Any]:
+def compute(con: duckdb.DuckDBPyConnection, snapshot: KpiSnapshot, timezone: str, window: str) -> dict[str, Any]:
     """Run the list queries (engine thread only) and build the document."""
     return wallboard_json(
         snapshot,

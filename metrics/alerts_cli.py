@@ -30,9 +30,7 @@ PAGE_HEADROOM = 0.9
 
 alerts_app = typer.Typer(no_args_is_help=True, help="Prometheus alert rules (generated, checked).")
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml)")
-]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml)")]
 WindowOpt = Annotated[str, typer.Option(help="Rolling window the KPI alerts read (5m, 15m, 1h)")]
 JobOpt = Annotated[str, typer.Option(help="Prometheus job name of the callpulse exporter")]
 RunbookOpt = Annotated[str | None, typer.Option(help="Runbook base URL (alert name appended)")]
@@ -48,9 +46,7 @@ def max_burn_rate(target: float) -> float:
     return float("inf") if target >= 1 else 1 / (1 - target)
 
 
-def fit_burn_rates(
-    settings: AlertSettings, target: float, headroom: float = PAGE_HEADROOM
-) -> AlertSettings:
+def fit_burn_rates(settings: AlertSettings, target: float, headroom: float = PAGE_HEADROOM) -> AlertSettings:
     """``settings`` with page burn factors that a queue with ``target`` can reach."""
     if not settings.burn_page:
         return settings
@@ -60,10 +56,7 @@ def fit_burn_rates(
         return settings
     floor = max((b.factor for b in settings.burn_ticket), default=0.0)
     scale = cap / fastest
-    page = tuple(
-        BurnWindows(b.long, b.short, round(max(b.factor * scale, floor), 3))
-        for b in settings.burn_page
-    )
+    page = tuple(BurnWindows(b.long, b.short, round(max(b.factor * scale, floor), 3)) for b in settings.burn_page)
     return replace(settings, burn_page=page)
 
 
@@ -88,15 +81,11 @@ def settings_for(
     return fit_burn_rates(s, lowest_service_level_target(config))
 
 
-def render_for_config(
-    config: Config, base: AlertSettings | None = None, **overrides: str | None
-) -> str:
+def render_for_config(config: Config, base: AlertSettings | None = None, **overrides: str | None) -> str:
     return render_rules(settings_for(config, base, **overrides))
 
 
-def check_rules_text(
-    text: str, promtool: str | None = None
-) -> subprocess.CompletedProcess[str] | None:
+def check_rules_text(text: str, promtool: str | None = None) -> subprocess.CompletedProcess[str] | None:
     """``promtool check rules`` on ``text``; None when promtool is not installed."""
     promtool = promtool or shutil.which("promtool")
     if promtool is None:
@@ -115,9 +104,7 @@ def check_rules_text(
 
 @alerts_app.command("render")
 def render_cmd(
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Rule file to write (default: stdout)")
-    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Rule file to write (default: stdout)")] = None,
     config: ConfigOpt = None,
     window: WindowOpt = "15m",
     job: JobOpt = "callpulse",
@@ -125,9 +112,7 @@ def render_cmd(
 ) -> None:
     """Write the alert and recording rules for Prometheus."""
     try:
-        text = render_for_config(
-            load_config(config), window=window, job=job, runbook_url=runbook_url
-        )
+        text = render_for_config(load_config(config), window=window, job=job, runbook_url=runbook_url)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     if out is None:
@@ -140,9 +125,7 @@ def render_cmd(
 
 @alerts_app.command("check")
 def check_cmd(
-    rules: Annotated[
-        Path | None, typer.Option("--rules", help="Check this rule file instead of rendering one")
-    ] = None,
+    rules: Annotated[Path | None, typer.Option("--rules", help="Check this rule file instead of rendering one")] = None,
     config: ConfigOpt = None,
     window: WindowOpt = "15m",
     job: JobOpt = "callpulse",
@@ -153,9 +136,7 @@ def check_cmd(
         text = rules.read_text(encoding="utf-8")
     else:
         try:
-            text = render_for_config(
-                load_config(config), window=window, job=job, runbook_url=runbook_url
-            )
+            text = render_for_config(load_config(config), window=window, job=job, runbook_url=runbook_url)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
     proc = check_rules_text(text)

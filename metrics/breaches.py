@@ -181,9 +181,7 @@ def evaluation_points(
     return (lo, hi) if lo <= hi else None
 
 
-def _rows(
-    con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]
-) -> list[dict[str, Any]]:
+def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     cur = con.execute(sqlfiles.load(name), sqlfiles.params_for(sqlfiles.load(name), params))
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
@@ -204,9 +202,7 @@ def evaluations_as_of(
         window = label[int(r["width_s"])]
         for kpi, (column, target, _) in WINDOW_KPIS.items():
             if r[column] is not None:
-                yield Evaluation(
-                    r["queue"], kpi, window, r["m"], float(r[column]), float(r[target]), enough
-                )
+                yield Evaluation(r["queue"], kpi, window, r["m"], float(r[column]), float(r[target]), enough)
     for r in _rows(con, "breaches_oldest_wait_as_of", params):
         yield Evaluation(
             r["queue"],

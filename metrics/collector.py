@@ -118,9 +118,7 @@ class ExportState:
     snapshot: KpiSnapshot | None
     calls: Mapping[str, CallTotals] = field(default_factory=dict)
     wait_bounds: tuple[float, ...] = WAIT_BUCKETS
-    occupancy: Mapping[tuple[str, str], float | None] = field(
-        default_factory=dict
-    )  # (queue, window)
+    occupancy: Mapping[tuple[str, str], float | None] = field(default_factory=dict)  # (queue, window)
     breaches: frozenset[Key] = frozenset()
     health: Health = field(default_factory=Health)
     agents: tuple[AgentRow, ...] | None = None  # None: per-agent series off
@@ -247,9 +245,7 @@ def _kpi(kpis: QueueKpis, attr: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _add(
-    fam: dict[str, Metric], metric: names.MetricName, labels: list[str], value: float | None
-) -> None:
+def _add(fam: dict[str, Metric], metric: names.MetricName, labels: list[str], value: float | None) -> None:
     """Add one sample; None (an undefined KPI) adds nothing."""
     if value is None:
         return

@@ -58,8 +58,8 @@ class HealthTracker:
         self._sum = 0.0
 
     def update(self, totals: Totals) -> Health:
-        new = totals.batch_seconds[self._seen :]
-        self._seen += len(new)
+        new = totals.batch_seconds_since(self._seen)
+        self._seen = totals.batches
         for seconds in new:
             first = bisect.bisect_left(BATCH_BUCKETS, seconds)
             for i in range(first, len(BATCH_BUCKETS)):
@@ -102,9 +102,7 @@ class Exporter:
         self.detector = BreachDetector(con, config.windows, config.exporter.breach_hold_s)
         self.health = HealthTracker()
         self.state: ExportState | None = None
-        self.collector = KpiCollector(
-            lambda: self.state, clock=clock, per_agent=config.exporter.per_agent
-        )
+        self.collector = KpiCollector(lambda: self.state, clock=clock, per_agent=config.exporter.per_agent)
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self.collector)
 
@@ -136,9 +134,7 @@ class Exporter:
                     per_agent.setdefault(r["agent_id"], {})[window] = r["occupancy"]
             if self.config.exporter.per_agent:
                 agents = tuple(
-                    AgentRow(
-                        r["agent_id"], r["state"], r["reason"], per_agent.get(r["agent_id"], {})
-                    )
+                    AgentRow(r["agent_id"], r["state"], r["reason"], per_agent.get(r["agent_id"], {}))
                     for r in _rows(con, "exporter_agent_states", {})
                 )
         self.state = ExportState(
@@ -183,18 +179,14 @@ def _targets(snap: KpiSnapshot | None) -> list[Any]:
     return [q.targets for q in snap.queues.values()] if snap is not None else []
 
 
-def _rows(
-    con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]
-) -> list[dict[str, Any]]:
+def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     sql = sqlfiles.load(name)
     cur = con.execute(sql, sqlfiles.params_for(sql, params))
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
-def _call_totals(
-    con: duckdb.DuckDBPyConnection, bounds: tuple[float, ...]
-) -> dict[str, CallTotals]:
+def _call_totals(con: duckdb.DuckDBPyConnection, bounds: tuple[float, ...]) -> dict[str, CallTotals]:
     buckets: dict[str, dict[float, int]] = {}
     for r in _rows(con, "exporter_wait_buckets", {"bounds": list(bounds)}):
         buckets.setdefault(r["queue"], {})[float(r["le"])] = int(r["calls"])

@@ -49,7 +49,9 @@ TARGET_ABANDON_RATE = _m("target_abandon_rate_ratio", "gauge", ("queue",), "Aban
 TARGET_ASA = _m("target_asa_seconds", "gauge", ("queue",), "ASA target (at most).")
 TARGET_OLDEST_WAIT = _m("target_oldest_wait_seconds", "gauge", ("queue",), "Oldest wait target (at most).")
 MIN_CALLS = _m("min_calls", "gauge", ("queue",), "Calls a window needs before a KPI on it can breach.")
-SL_THRESHOLD = _m("service_level_threshold_seconds", "gauge", ("queue",), "Answer-within threshold of the service level.")
+SL_THRESHOLD = _m(
+    "service_level_threshold_seconds", "gauge", ("queue",), "Answer-within threshold of the service level."
+)
 
 BREACH = _m("kpi_breach", "gauge", ("queue", "kpi", "window"), "1 while the KPI breaches its target, else 0.")
 
@@ -57,8 +59,15 @@ BREACH = _m("kpi_breach", "gauge", ("queue", "kpi", "window"), "1 while the KPI 
 CALLS_OFFERED_TOTAL = _m("calls_offered_total", "counter", ("queue",), "Calls offered.")
 CALLS_ANSWERED_TOTAL = _m("calls_answered_total", "counter", ("queue",), "Calls answered.")
 CALLS_ABANDONED_TOTAL = _m("calls_abandoned_total", "counter", ("queue",), "Calls abandoned.")
-CALLS_ANSWERED_IN_SL_TOTAL = _m("calls_answered_in_sl_total", "counter", ("queue",), "Calls answered within the service-level threshold.")
-WAIT = _m("call_wait_seconds", "histogram", ("queue",), "Wait of answered calls; a bucket at each queue's service-level threshold.")
+CALLS_ANSWERED_IN_SL_TOTAL = _m(
+    "calls_answered_in_sl_total", "counter", ("queue",), "Calls answered within the service-level threshold."
+)
+WAIT = _m(
+    "call_wait_seconds",
+    "histogram",
+    ("queue",),
+    "Wait of answered calls; a bucket at each queue's service-level threshold.",
+)
 
 # Pipeline health.
 EVENTS_INGESTED_TOTAL = _m("events_ingested_total", "counter", ("source",), "Records stored.")

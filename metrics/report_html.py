@@ -20,7 +20,8 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}p.meta{colo
 table{border-collapse:collapse;font-size:12px}th,td{padding:3px 8px;border-bottom:1px solid #e3e6ea;text-align:right}
 th{background:#f3f5f7}td.l,th.l{text-align:left}svg{background:#fbfcfd;border:1px solid #e3e6ea}
 .axis{stroke:#8a93a0;stroke-width:1}.grid{stroke:#e3e6ea;stroke-width:1}.lbl{font-size:10px;fill:#5b6472}
-.bar{fill:#9ec5fe}.bar2{fill:#f1aeb5}.line{fill:none;stroke:#0d6efd;stroke-width:2}.tgt{stroke:#dc3545;stroke-dasharray:4 3}
+.bar{fill:#9ec5fe}.bar2{fill:#f1aeb5}
+.line{fill:none;stroke:#0d6efd;stroke-width:2}.tgt{stroke:#dc3545;stroke-dasharray:4 3}
 """
 
 
@@ -47,13 +48,9 @@ def _axes(y_max: float, y_fmt: str, x_labels: Sequence[tuple[float, str]]) -> li
         v = y_max * i / 4
         y = _y(v, y_max)
         parts.append(f'<line class="grid" x1="{PAD}" y1="{y:.1f}" x2="{W - 10}" y2="{y:.1f}"/>')
-        parts.append(
-            f'<text class="lbl" x="{PAD - 4}" y="{y + 3:.1f}" text-anchor="end">{_e(y_fmt.format(v))}</text>'
-        )
+        parts.append(f'<text class="lbl" x="{PAD - 4}" y="{y + 3:.1f}" text-anchor="end">{_e(y_fmt.format(v))}</text>')
     for x, label in x_labels:
-        parts.append(
-            f'<text class="lbl" x="{x:.1f}" y="{H - PAD + 14}" text-anchor="middle">{_e(label)}</text>'
-        )
+        parts.append(f'<text class="lbl" x="{x:.1f}" y="{H - PAD + 14}" text-anchor="middle">{_e(label)}</text>')
     return parts
 
 
@@ -95,13 +92,9 @@ def sl_volume_chart(centre: pl.DataFrame, target: float | None = 0.8) -> str:
             f'<rect class="bar2" x="{x:.1f}" y="{_y(a, y_max):.1f}" width="{max(step - 2, 1):.1f}" '
             f'height="{H - PAD - _y(a, y_max):.1f}"><title>abandoned {a}</title></rect>'
         )
-    points = [
-        f"{PAD + step * (i + 0.5):.1f},{_y(v, 1.0):.1f}" for i, v in enumerate(sl) if v is not None
-    ]
+    points = [f"{PAD + step * (i + 0.5):.1f},{_y(v, 1.0):.1f}" for i, v in enumerate(sl) if v is not None]
     if points:
-        parts.append(
-            f'<polyline class="line" points="{" ".join(points)}"><title>service level</title></polyline>'
-        )
+        parts.append(f'<polyline class="line" points="{" ".join(points)}"><title>service level</title></polyline>')
     if target is not None:
         parts.append(
             f'<line class="tgt" x1="{PAD}" y1="{_y(target, 1.0):.1f}" x2="{W - 10}" y2="{_y(target, 1.0):.1f}"/>'
@@ -113,9 +106,7 @@ def sl_volume_chart(centre: pl.DataFrame, target: float | None = 0.8) -> str:
     return _svg("Service level and volume by interval", parts)
 
 
-def line_chart(
-    frame: pl.DataFrame, x: str, y: str, title: str, y_fmt: str = "{:.0%}", y_max: float = 1.0
-) -> str:
+def line_chart(frame: pl.DataFrame, x: str, y: str, title: str, y_fmt: str = "{:.0%}", y_max: float = 1.0) -> str:
     if frame.height == 0 or frame.get_column(y).drop_nulls().len() == 0:
         return "<p>No data.</p>"
     xs = frame.get_column(x).to_list()
@@ -125,9 +116,7 @@ def line_chart(
     sx = lambda v: PAD + (v / x_max) * (W - PAD - 20)  # noqa: E731
     labels = [(sx(v), f"{v:g}s") for i, v in enumerate(xs) if i % max(1, len(xs) // 10) == 0]
     parts = _axes(top, y_fmt, labels)
-    pts = " ".join(
-        f"{sx(a):.1f},{_y(b, top):.1f}" for a, b in zip(xs, ys, strict=True) if b is not None
-    )
+    pts = " ".join(f"{sx(a):.1f},{_y(b, top):.1f}" for a, b in zip(xs, ys, strict=True) if b is not None)
     parts.append(f'<polyline class="line" points="{pts}"/>')
     return _svg(title, parts)
 
@@ -138,11 +127,7 @@ def bar_chart(frame: pl.DataFrame, x: str, y: str, title: str, x_unit: str = "s"
     xs, ys = frame.get_column(x).to_list(), frame.get_column(y).to_list()
     y_max = max(max(ys), 1)
     step = (W - PAD - 20) / len(xs)
-    labels = [
-        (PAD + step * (i + 0.5), f"{v:g}{x_unit}")
-        for i, v in enumerate(xs)
-        if i % max(1, len(xs) // 10) == 0
-    ]
+    labels = [(PAD + step * (i + 0.5), f"{v:g}{x_unit}") for i, v in enumerate(xs) if i % max(1, len(xs) // 10) == 0]
     parts = _axes(float(y_max), "{:,.0f}", labels)
     for i, v in enumerate(ys):
         parts.append(
@@ -182,21 +167,12 @@ def _mini_bar(value: float | None, full: float, fmt: str) -> str:
 
 
 def table(frame: pl.DataFrame, max_rows: int = 2000) -> str:
-    head = "".join(
-        f'<th class="{"l" if frame.schema[c] == pl.String else ""}">{_e(c)}</th>'
-        for c in frame.columns
-    )
+    head = "".join(f'<th class="{"l" if frame.schema[c] == pl.String else ""}">{_e(c)}</th>' for c in frame.columns)
     body = []
     for row in frame.head(max_rows).iter_rows():
-        cells = "".join(
-            f'<td class="{"l" if isinstance(v, str) else ""}">{_e(_fmt(v))}</td>' for v in row
-        )
+        cells = "".join(f'<td class="{"l" if isinstance(v, str) else ""}">{_e(_fmt(v))}</td>' for v in row)
         body.append(f"<tr>{cells}</tr>")
-    more = (
-        f"<p>… {frame.height - max_rows} more rows (use --format csv)</p>"
-        if frame.height > max_rows
-        else ""
-    )
+    more = f"<p>… {frame.height - max_rows} more rows (use --format csv)</p>" if frame.height > max_rows else ""
     return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
 
 

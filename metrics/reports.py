@@ -100,9 +100,7 @@ def queue_kpis(sums: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
         grouped.with_columns(
             service_level=service_level(c("sl_formula")),
             asa_s=ratio(c("answer_wait_s"), c("answered")),
-            abandon_rate=ratio(
-                c("abandoned") - c("short_abandoned"), c("offered") - c("short_abandoned")
-            ),
+            abandon_rate=ratio(c("abandoned") - c("short_abandoned"), c("offered") - c("short_abandoned")),
             aht_s=ratio(c("handle_s"), c("handled")),
             transfer_rate=ratio(c("transferred"), c("answered")),
             repeat_rate=ratio(c("repeated"), c("repeat_eligible")),
@@ -121,9 +119,7 @@ def with_local_day(frame: pl.DataFrame, tz: str, column: str = "interval_start")
 def interval_report(sums: pl.DataFrame, tz: str) -> pl.DataFrame:
     """One row per queue and interval (the pipeline's interval length)."""
     out = queue_kpis(sums, ["queue", "interval_start", "interval_s"])
-    return out.with_columns(pl.col("interval_start").dt.convert_time_zone(tz)).sort(
-        "queue", "interval_start"
-    )
+    return out.with_columns(pl.col("interval_start").dt.convert_time_zone(tz)).sort("queue", "interval_start")
 
 
 def daily_report(sums: pl.DataFrame, tz: str) -> pl.DataFrame:
@@ -132,9 +128,7 @@ def daily_report(sums: pl.DataFrame, tz: str) -> pl.DataFrame:
     out = queue_kpis(days, ["queue", "day", "day_start"])
     next_start = pl.col("day").dt.offset_by("1d").cast(pl.Datetime("us")).dt.replace_time_zone(tz)
     hours = (next_start - pl.col("day_start")).dt.total_seconds() / 3600
-    return (
-        out.with_columns(hours=hours).rename({"day_start": "interval_start"}).sort("queue", "day")
-    )
+    return out.with_columns(hours=hours).rename({"day_start": "interval_start"}).sort("queue", "day")
 
 
 def queues_report(sums: pl.DataFrame) -> pl.DataFrame:
@@ -181,11 +175,7 @@ def abandon_curve(calls: pl.DataFrame, step_s: float = 10.0, max_s: float = 300.
     total = done.height
     waits = done.filter(pl.col("outcome") == "abandoned").get_column("wait_s").drop_nulls().sort()
     points = [i * step_s for i in range(int(max_s // step_s) + 1)]
-    counts = (
-        [int(waits.search_sorted(t, side="right")) for t in points]
-        if waits.len()
-        else [0] * len(points)
-    )
+    counts = [int(waits.search_sorted(t, side="right")) for t in points] if waits.len() else [0] * len(points)
     return pl.DataFrame(
         {"wait_s": points, "abandoned_share": [n / total if total else None for n in counts]},
         schema={"wait_s": pl.Float64, "abandoned_share": pl.Float64},
@@ -205,6 +195,4 @@ def centre_by_interval(sums: pl.DataFrame, tz: str) -> pl.DataFrame:
     """All queues together per interval (for charts): offered, answered, abandoned, service level."""
     s = sums.with_columns(pl.lit("all").alias("queue_all"))
     out = queue_kpis(s.drop("queue").rename({"queue_all": "queue"}), ["queue", "interval_start"])
-    return out.with_columns(pl.col("interval_start").dt.convert_time_zone(tz)).sort(
-        "interval_start"
-    )
+    return out.with_columns(pl.col("interval_start").dt.convert_time_zone(tz)).sort("interval_start")

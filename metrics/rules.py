@@ -111,8 +111,16 @@ class AlertSettings:
         if not _JOB.fullmatch(self.job):
             raise ValueError(f"job must match {_JOB.pattern}: {self.job!r}")
         durations = [self.no_events_for, self.max_watermark_lag, self.dead_letter_rate_window]
-        rules = [self.service_level, self.abandon_rate, self.asa, self.oldest_wait,
-                 self.no_events, self.watermark_lag, self.dead_letters, self.exporter_down]
+        rules = [
+            self.service_level,
+            self.abandon_rate,
+            self.asa,
+            self.oldest_wait,
+            self.no_events,
+            self.watermark_lag,
+            self.dead_letters,
+            self.exporter_down,
+        ]
         durations += [r.for_ for r in rules]
         for b in (*self.burn_page, *self.burn_ticket):
             durations += [b.long, b.short]
@@ -120,8 +128,7 @@ class AlertSettings:
                 raise ValueError(f"burn windows need factor > 0 and 0 < short < long: {b}")
         for d in durations:
             duration_seconds(d)
-        if not all(r.severity for r in rules) or not self.burn_page_severity \
-                or not self.burn_ticket_severity:
+        if not all(r.severity for r in rules) or not self.burn_page_severity or not self.burn_ticket_severity:
             raise ValueError("severities must not be empty")
         if self.dead_letter_rate < 0:
             raise ValueError("dead_letter_rate must be >= 0")
@@ -156,7 +163,7 @@ def _enough_calls(s: AlertSettings) -> str:
 
 def _target_text(metric: names.MetricName, s: AlertSettings, fmt: str) -> str:
     """Template that looks up the queue's target at alert time (``unknown`` if absent)."""
-    query = f"max by (queue) ({metric.name}{{job=\"{s.job}\",queue=%q}})"
+    query = f'max by (queue) ({metric.name}{{job="{s.job}",queue=%q}})'
     return (
         f"{{{{ with printf `{query}` $labels.queue | query }}}}"
         f"{{{{ . | first | value | {fmt} }}}}{{{{ else }}}}unknown{{{{ end }}}}"
@@ -225,16 +232,43 @@ def _kpi_group(s: AlertSettings) -> dict[str, Any]:
     return {
         "name": "callpulse-kpi",
         "rules": [
-            _kpi_rule(s, SERVICE_LEVEL_LOW, names.SERVICE_LEVEL, names.TARGET_SERVICE_LEVEL,
-                      "<", s.service_level, pct, "Service level", "at least"),
-            _kpi_rule(s, ABANDON_RATE_HIGH, names.ABANDON_RATE, names.TARGET_ABANDON_RATE,
-                      ">", s.abandon_rate, pct, "Abandon rate", "at most"),
-            _kpi_rule(s, ASA_HIGH, names.ASA, names.TARGET_ASA,
-                      ">", s.asa, dur, "Average speed of answer", "at most"),
+            _kpi_rule(
+                s,
+                SERVICE_LEVEL_LOW,
+                names.SERVICE_LEVEL,
+                names.TARGET_SERVICE_LEVEL,
+                "<",
+                s.service_level,
+                pct,
+                "Service level",
+                "at least",
+            ),
+            _kpi_rule(
+                s,
+                ABANDON_RATE_HIGH,
+                names.ABANDON_RATE,
+                names.TARGET_ABANDON_RATE,
+                ">",
+                s.abandon_rate,
+                pct,
+                "Abandon rate",
+                "at most",
+            ),
+            _kpi_rule(s, ASA_HIGH, names.ASA, names.TARGET_ASA, ">", s.asa, dur, "Average speed of answer", "at most"),
             # Oldest wait is live, not a window KPI: one caller waiting too long is a
             # breach however few calls the queue has, so min_calls does not apply.
-            _kpi_rule(s, OLDEST_WAIT_HIGH, names.OLDEST_WAIT, names.TARGET_OLDEST_WAIT,
-                      ">", s.oldest_wait, dur, "Oldest wait", "at most", windowed=False),
+            _kpi_rule(
+                s,
+                OLDEST_WAIT_HIGH,
+                names.OLDEST_WAIT,
+                names.TARGET_OLDEST_WAIT,
+                ">",
+                s.oldest_wait,
+                dur,
+                "Oldest wait",
+                "at most",
+                windowed=False,
+            ),
         ],
     }
 
@@ -265,10 +299,7 @@ def _error_ratio_expr(s: AlertSettings, window: str) -> str:
 
 
 def _recording_rules(s: AlertSettings) -> list[dict[str, Any]]:
-    return [
-        {"record": error_ratio_record(w), "expr": _error_ratio_expr(s, w)}
-        for w in burn_windows(s)
-    ]
+    return [{"record": error_ratio_record(w), "expr": _error_ratio_expr(s, w)} for w in burn_windows(s)]
 
 
 def _burn_expr(s: AlertSettings, pairs: Sequence[BurnWindows]) -> str:
@@ -277,10 +308,7 @@ def _burn_expr(s: AlertSettings, pairs: Sequence[BurnWindows]) -> str:
     def burn(window: str, factor: float) -> str:
         return f"{error_ratio_record(window)} / on (queue) group_left () {budget} > {factor:g}"
 
-    parts = [
-        f"(\n  {burn(p.long, p.factor)}\nand on (job, queue)\n  {burn(p.short, p.factor)}\n)"
-        for p in pairs
-    ]
+    parts = [f"(\n  {burn(p.long, p.factor)}\nand on (job, queue)\n  {burn(p.short, p.factor)}\n)" for p in pairs]
     return "\nor\n".join(parts)
 
 
@@ -298,22 +326,24 @@ def _slo_group(s: AlertSettings) -> dict[str, Any]:
     ):
         if not pairs:
             continue
-        rules.append(_alert(
-            BUDGET_BURN,
-            _burn_expr(s, pairs),
-            RuleSettings("0s", severity),
-            s,
-            "kpi",
-            f"Queue {{{{ $labels.queue }}}} is burning its service-level error budget ({kind})",
-            "Queue {{ $labels.queue }} burns its service-level error budget (1 - target) "
-            "at {{ printf \"%.1f\" $value }}x the sustainable rate over the long window; "
-            f"{kind} threshold: {_burn_text(pairs)}.",
-        ))
+        rules.append(
+            _alert(
+                BUDGET_BURN,
+                _burn_expr(s, pairs),
+                RuleSettings("0s", severity),
+                s,
+                "kpi",
+                f"Queue {{{{ $labels.queue }}}} is burning its service-level error budget ({kind})",
+                "Queue {{ $labels.queue }} burns its service-level error budget (1 - target) "
+                'at {{ printf "%.1f" $value }}x the sustainable rate over the long window; '
+                f"{kind} threshold: {_burn_text(pairs)}.",
+            )
+        )
     return {"name": "callpulse-slo", "rules": rules}
 
 
 def _pipeline_group(s: AlertSettings) -> dict[str, Any]:
-    up = f'up{{job={json.dumps(s.job)}}}'
+    up = f"up{{job={json.dumps(s.job)}}}"
     ingested = _sel(names.EVENTS_INGESTED_TOTAL, s)
     quiet = s.no_events_for
     no_events = (
@@ -334,23 +364,47 @@ def _pipeline_group(s: AlertSettings) -> dict[str, Any]:
     return {
         "name": "callpulse-pipeline",
         "rules": [
-            _alert(NO_EVENTS, no_events, s.no_events, s, "pipeline",
-                   "callpulse stored no events for " + quiet,
-                   f"No record was stored by job {{{{ $labels.job }}}} in the last {quiet}; "
-                   "KPIs and KPI alerts are stale."),
-            _alert(WATERMARK_LAG, lag, s.watermark_lag, s, "pipeline",
-                   "callpulse watermark lags the wall clock",
-                   "The watermark of {{ $labels.instance }} is {{ $value | humanizeDuration }} "
-                   f"behind the wall clock (threshold {s.max_watermark_lag}).",),
-            _alert(DEAD_LETTERS_RISING, dead, s.dead_letters, s, "pipeline",
-                   "Records from {{ $labels.source }} go to dead letters",
-                   "{{ $value | humanize }} records/s from source {{ $labels.source }} were sent "
-                   f"to dead letters over the last {s.dead_letter_rate_window} "
-                   f"(threshold {s.dead_letter_rate:g}/s).",),
-            _alert(EXPORTER_DOWN, down, s.exporter_down, s, "pipeline",
-                   "callpulse exporter is down",
-                   "Prometheus cannot scrape job {{ $labels.job }}"
-                   "{{ with $labels.instance }} on {{ . }}{{ end }}; KPIs are not monitored."),
+            _alert(
+                NO_EVENTS,
+                no_events,
+                s.no_events,
+                s,
+                "pipeline",
+                "callpulse stored no events for " + quiet,
+                f"No record was stored by job {{{{ $labels.job }}}} in the last {quiet}; "
+                "KPIs and KPI alerts are stale.",
+            ),
+            _alert(
+                WATERMARK_LAG,
+                lag,
+                s.watermark_lag,
+                s,
+                "pipeline",
+                "callpulse watermark lags the wall clock",
+                "The watermark of {{ $labels.instance }} is {{ $value | humanizeDuration }} "
+                f"behind the wall clock (threshold {s.max_watermark_lag}).",
+            ),
+            _alert(
+                DEAD_LETTERS_RISING,
+                dead,
+                s.dead_letters,
+                s,
+                "pipeline",
+                "Records from {{ $labels.source }} go to dead letters",
+                "{{ $value | humanize }} records/s from source {{ $labels.source }} were sent "
+                f"to dead letters over the last {s.dead_letter_rate_window} "
+                f"(threshold {s.dead_letter_rate:g}/s).",
+            ),
+            _alert(
+                EXPORTER_DOWN,
+                down,
+                s.exporter_down,
+                s,
+                "pipeline",
+                "callpulse exporter is down",
+                "Prometheus cannot scrape job {{ $labels.job }}"
+                "{{ with $labels.instance }} on {{ . }}{{ end }}; KPIs are not monitored.",
+            ),
         ],
     }
 
@@ -425,7 +479,7 @@ def _item(head: str, item: Any, indent: int, in_list: bool = False) -> str:
         if in_list and isinstance(item, Mapping):
             # "- key: value" with the rest of the mapping aligned under the first key.
             text = to_yaml(item, indent + 2)
-            return head + " " + text[indent + 2:]
+            return head + " " + text[indent + 2 :]
         return head + "\n" + to_yaml(item, indent + 2)
     if isinstance(item, Mapping | list | tuple):
         return f"{head} {'{}' if isinstance(item, Mapping) else '[]'}\n"

@@ -15,9 +15,21 @@ import polars as pl
 from pipeline import sqlfiles
 
 KPI_FIELDS = (
-    "offered", "answered", "abandoned", "short_abandoned", "exited", "waiting", "answered_in_sl",
-    "service_level", "asa_s", "abandon_rate", "aht_s", "transfer_rate", "max_wait_s",
-    "repeat_rate", "fcr",
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "exited",
+    "waiting",
+    "answered_in_sl",
+    "service_level",
+    "asa_s",
+    "abandon_rate",
+    "aht_s",
+    "transfer_rate",
+    "max_wait_s",
+    "repeat_rate",
+    "fcr",
 )
 
 
@@ -94,8 +106,7 @@ class KpiSnapshot:
                         "calls_waiting": q.calls_waiting,
                         "oldest_wait_s": q.oldest_wait_s,
                         "agents": [
-                            {"state": s, "reason": r or None, "agents": n}
-                            for (s, r), n in sorted(q.agents.items())
+                            {"state": s, "reason": r or None, "agents": n} for (s, r), n in sorted(q.agents.items())
                         ],
                     },
                 }
@@ -119,9 +130,14 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
         con.execute(sqlfiles.load("window_aggregates_reset"))
         for _, width in windows:
             # Rolling windows include their start and the watermark itself.
-            con.execute(sqlfiles.load("window_aggregates"),
-                        {"lo": watermark - timedelta(seconds=width), "hi": watermark + timedelta(microseconds=1),
-                         "width": width})
+            con.execute(
+                sqlfiles.load("window_aggregates"),
+                {
+                    "lo": watermark - timedelta(seconds=width),
+                    "hi": watermark + timedelta(microseconds=1),
+                    "width": width,
+                },
+            )
         for row in _rows(con, "kpi_queue_window"):
             by_width.setdefault(int(row["interval_s"]), {})[row["queue"]] = QueueKpis.from_row(row)
     latest = {r["queue"]: r for r in _rows(con, "kpi_queue_latest_interval")} if watermark else {}
@@ -140,9 +156,13 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
         queues[name] = QueueSnapshot(
             queue=name,
             targets=QueueTargets(
-                service_level=t["target_service_level"], abandon_rate=t["target_abandon_rate"],
-                asa_s=t["target_asa_s"], oldest_wait_s=t["target_oldest_wait_s"],
-                min_calls=t["min_calls"], sl_threshold_s=t["sl_threshold_s"], sl_formula=t["sl_formula"],
+                service_level=t["target_service_level"],
+                abandon_rate=t["target_abandon_rate"],
+                asa_s=t["target_asa_s"],
+                oldest_wait_s=t["target_oldest_wait_s"],
+                min_calls=t["min_calls"],
+                sl_threshold_s=t["sl_threshold_s"],
+                sl_formula=t["sl_formula"],
             ),
             windows={label: by_width.get(width, {}).get(name, QueueKpis()) for label, width in windows},
             interval=QueueKpis.from_row(lrow) if lrow else QueueKpis(),

@@ -89,16 +89,12 @@ class SnapshotJob:
         requested = self.request.exists()
         if requested or now - self._last_snapshot >= self.config.analyst.freshness_s:
             if requested:
-                self.request.unlink(
-                    missing_ok=True
-                )  # before copying: a later request waits for the next one
+                self.request.unlink(missing_ok=True)  # before copying: a later request waits for the next one
             self._last_snapshot = now
             started = time.perf_counter()
             if self.threaded:
                 cur = self._second_connection(con)
-                self._thread = threading.Thread(
-                    target=self._copy, args=(cur, True), name="callpulse-snapshot"
-                )
+                self._thread = threading.Thread(target=self._copy, args=(cur, True), name="callpulse-snapshot")
                 self._thread.start()
             else:
                 self._copy(con, False)
@@ -198,9 +194,7 @@ def ensure_snapshot(config: Config) -> tuple[Path, bool]:
     if not db.exists():
         if snap.exists():
             return snap, False
-        raise AnalystError(
-            f"{db}: no database yet (run `callpulse replay` or `callpulse demo` first)"
-        )
+        raise AnalystError(f"{db}: no database yet (run `callpulse replay` or `callpulse demo` first)")
     if _snapshot_current(snap, db):
         return snap, _pipeline_running(db)
     if _pipeline_running(db):

@@ -75,9 +75,7 @@ def _print_frame(frame: pl.DataFrame, fmt: str, out: Any) -> None:
             table.add_column(name, justify="right" if frame.schema[name].is_numeric() else "left")
         for row in frame.iter_rows():
             table.add_row(*["NULL" if v is None else _cell(v) for v in row])
-        Console(file=out, width=None if getattr(out, "isatty", lambda: False)() else 400).print(
-            table
-        )
+        Console(file=out, width=None if getattr(out, "isatty", lambda: False)() else 400).print(table)
         err.print(f"{frame.height:,} row{'s' if frame.height != 1 else ''}", highlight=False)
 
 
@@ -100,9 +98,7 @@ def _json_default(v: Any) -> Any:
 def _csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
     nested = [c for c, t in frame.schema.items() if t.is_nested()]
     return (
-        frame.with_columns([pl.col(c).map_elements(str, return_dtype=pl.String) for c in nested])
-        if nested
-        else frame
+        frame.with_columns([pl.col(c).map_elements(str, return_dtype=pl.String) for c in nested]) if nested else frame
     )
 
 
@@ -193,9 +189,7 @@ def _local_bound(value: str, tz: str, what: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def period(
-    start: str | None, end: str | None, tz: str, watermark: datetime | None
-) -> tuple[datetime, datetime]:
+def period(start: str | None, end: str | None, tz: str, watermark: datetime | None) -> tuple[datetime, datetime]:
     """[from, to) in UTC; dates are local midnights; to defaults to from + 1 day, from to the watermark's day."""
     zone = ZoneInfo(tz)
     if start is None:
@@ -275,18 +269,12 @@ def report(
     kind: Annotated[str, typer.Argument(help="interval | daily | agents | queues | cases")],
     start: Annotated[
         str | None,
-        typer.Option(
-            "--from", help="Start (site-local date or date-time; default: the watermark's day)"
-        ),
+        typer.Option("--from", help="Start (site-local date or date-time; default: the watermark's day)"),
     ] = None,
-    end: Annotated[
-        str | None, typer.Option("--to", help="End, exclusive (default: --from plus one day)")
-    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="End, exclusive (default: --from plus one day)")] = None,
     queue: Annotated[str | None, typer.Option("--queue", help="Only this queue")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | parquet | html")] = "table",
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write here (parquet needs it)")
-    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here (parquet needs it)")] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
@@ -305,8 +293,7 @@ def report(
         frame = build(opened.con, kind, lo, hi, queue, tz)
         zone = ZoneInfo(tz)
         meta = (
-            f"{lo.astimezone(zone).isoformat()} to {hi.astimezone(zone).isoformat()} ({tz}); "
-            f"{opened.freshness_line()}"
+            f"{lo.astimezone(zone).isoformat()} to {hi.astimezone(zone).isoformat()} ({tz}); {opened.freshness_line()}"
         )
         err.print(meta, highlight=False)
         if fmt == "html":
@@ -345,9 +332,7 @@ def backup_cmd(
     dest: Annotated[Path, typer.Argument(help="Backup file to write (a DuckDB database)")],
     config: ConfigOpt = None,
     db: DbOpt = None,
-    wait: Annotated[
-        float, typer.Option(help="Seconds to wait for a running pipeline to take a fresh snapshot")
-    ] = 30.0,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a running pipeline to take a fresh snapshot")] = 30.0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite DEST if it exists")] = False,
 ) -> None:
     """A consistent copy of the database, also while the pipeline runs."""
@@ -382,9 +367,7 @@ def backup_cmd(
 def restore_cmd(
     src: Annotated[Path, typer.Argument(help="A backup made by `callpulse backup`")],
     dest_db: Annotated[Path, typer.Argument(help="Database file to create")],
-    force: Annotated[
-        bool, typer.Option("--force", help="Overwrite an existing database at DEST_DB")
-    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing database at DEST_DB")] = False,
 ) -> None:
     """Restore a backup into a database file the pipeline can run on (never overwrites without --force)."""
     try:
@@ -393,9 +376,7 @@ def restore_cmd(
         _fail(str(exc))
         raise
     wm = info.watermark.isoformat() if info.watermark else "no events"
-    err.print(
-        f"restored {src} into {dest_db}: {info.tables} tables, data up to {wm}", highlight=False
-    )
+    err.print(f"restored {src} into {dest_db}: {info.tables} tables, data up to {wm}", highlight=False)
 
 
 def retention_cmd(
@@ -405,9 +386,7 @@ def retention_cmd(
     ] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only count what would be deleted")
-    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted")] = False,
 ) -> None:
     """Delete raw events older than N days from a stopped pipeline's database (aggregates stay)."""
     cfg = load_config(config).with_db(db)
@@ -446,9 +425,7 @@ def main() -> None:
     """These commands alone (`python -m pipeline.analyst_cli`); `callpulse` registers them too."""
     from pipeline.config import ConfigError
 
-    app = typer.Typer(
-        add_completion=False, no_args_is_help=True, help="callpulse analysts' commands."
-    )
+    app = typer.Typer(add_completion=False, no_args_is_help=True, help="callpulse analysts' commands.")
     register(app)
     try:
         app()

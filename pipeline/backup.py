@@ -121,9 +121,7 @@ def _finish(
     return CopyInfo(dest, kind or "restore", taken_at, wm, copy_ms, tables)
 
 
-def copy_live(
-    con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "snapshot", source: Path | str = ""
-) -> CopyInfo:
+def copy_live(con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "snapshot", source: Path | str = "") -> CopyInfo:
     """Copy the database behind ``con`` (the writer connection, or another connection to the
     same open database) into ``dest``."""
     dest = Path(dest)
@@ -168,17 +166,10 @@ def copy_file(src: Path, dest: Path, kind: str | None = "backup") -> CopyInfo:
                 ) from None
             except duckdb.Error as exc:
                 raise CopyError(f"{src}: not a DuckDB database ({_first_line(exc)})") from None
-            known = {
-                r[0]
-                for r in con.execute(sqlfiles.load("analyst_tables"), {"db": SOURCE_DB}).fetchall()
-            }
+            known = {r[0] for r in con.execute(sqlfiles.load("analyst_tables"), {"db": SOURCE_DB}).fetchall()}
             if not {"pipeline_state", "call_events"} <= known:
-                raise CopyError(
-                    f"{src}: not a callpulse database (no pipeline_state / call_events tables)"
-                )
-            tables = _copy_tables(
-                con, SOURCE_DB, con.execute("SELECT current_database()").fetchall()[0][0]
-            )
+                raise CopyError(f"{src}: not a callpulse database (no pipeline_state / call_events tables)")
+            tables = _copy_tables(con, SOURCE_DB, con.execute("SELECT current_database()").fetchall()[0][0])
             copy_ms = (time.perf_counter() - started) * 1000
             con.execute(f"DETACH {sqlfiles.quote_identifier(SOURCE_DB)}")
         finally:
@@ -198,9 +189,7 @@ def restore(src: Path, dest: Path, force: bool = False) -> CopyInfo:
     if dest.resolve() == src.resolve():
         raise CopyError(f"{dest}: source and target are the same file")
     info = copy_file(src, dest, kind=None)
-    dest.with_name(dest.name + ".wal").unlink(
-        missing_ok=True
-    )  # a stale WAL of the overwritten file
+    dest.with_name(dest.name + ".wal").unlink(missing_ok=True)  # a stale WAL of the overwritten file
     return info
 
 

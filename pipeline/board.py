@@ -59,8 +59,16 @@ def render(snapshot: KpiSnapshot, window: str = "15m", status: str = "", tz: str
         local = snapshot.watermark.astimezone(ZoneInfo(tz))
         title += f" — window {window}, as of {local:%Y-%m-%d %H:%M:%S} {tz}"
     table = Table(title=title, expand=True)
-    for name in ("queue", "waiting", "oldest wait", "service level", "ASA", "abandon rate",
-                 "offered/answered/abandoned", "agents ready/busy/wrap/not ready"):
+    for name in (
+        "queue",
+        "waiting",
+        "oldest wait",
+        "service level",
+        "ASA",
+        "abandon rate",
+        "offered/answered/abandoned",
+        "agents ready/busy/wrap/not ready",
+    ):
         table.add_column(name, justify="left" if name == "queue" else "right")
     for q in sorted(snapshot.queues.values(), key=lambda q: q.queue):
         table.add_row(*_row(q, window))

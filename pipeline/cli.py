@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime
@@ -23,19 +23,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from metrics.snapshot import take_snapshot
 from pipeline import board, kafka_cli
+from pipeline.adapters.mapped import MappingError
 from pipeline.config import Config, ConfigError, load_config, pii_key_from_env
 from pipeline.engine import Engine, Totals
 from pipeline.pii import local_demo_key
 from pipeline.records import Parsed, RawBatch
 from pipeline.runtime import start_services
-from pipeline.adapters.mapped import MappingError
 from pipeline.sources import adapted, files
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time call-quality monitoring.")
 console = Console(stderr=True)
 log = logging.getLogger("callpulse")
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)")
+]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default from config: data/callpulse.duckdb)")]
 
 
@@ -50,8 +52,10 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _summary(totals: Totals, seconds: float) -> str:
     rate = totals.read / seconds if seconds > 0 else 0.0
-    return (f"read {totals.read:,}  accepted {totals.accepted:,}  duplicates {totals.duplicates:,}  "
-            f"dead-lettered {totals.dead_lettered:,}  in {seconds:.1f}s ({rate:,.0f} records/s)")
+    return (
+        f"read {totals.read:,}  accepted {totals.accepted:,}  duplicates {totals.duplicates:,}  "
+        f"dead-lettered {totals.dead_lettered:,}  in {seconds:.1f}s ({rate:,.0f} records/s)"
+    )
 
 
 @app.command()
@@ -59,10 +63,18 @@ def replay(
     paths: Annotated[list[str], typer.Argument(help="Files to replay (- for stdin)")],
     config: ConfigOpt = None,
     db: DbOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto | jsonl | csv | parquet | asterisk | connect | mapped")] = "auto",
-    mapping: Annotated[str | None, typer.Option(help="Mapping for --format mapped: a file or a bundled name (anonymous_bank)")] = None,
-    follow_file: Annotated[bool, typer.Option("--follow", help="Keep reading a live file (asterisk queue_log), surviving rotation")] = False,
-    duration: Annotated[float, typer.Option(help="With --follow: stop after this many seconds (0: until interrupted)")] = 0,
+    fmt: Annotated[
+        str, typer.Option("--format", help="auto | jsonl | csv | parquet | asterisk | connect | mapped")
+    ] = "auto",
+    mapping: Annotated[
+        str | None, typer.Option(help="Mapping for --format mapped: a file or a bundled name (anonymous_bank)")
+    ] = None,
+    follow_file: Annotated[
+        bool, typer.Option("--follow", help="Keep reading a live file (asterisk queue_log), surviving rotation")
+    ] = False,
+    duration: Annotated[
+        float, typer.Option(help="With --follow: stop after this many seconds (0: until interrupted)")
+    ] = 0,
     batch_size: Annotated[int | None, typer.Option(help="Records per batch (default from config)")] = None,
 ) -> None:
     """Feed files through the pipeline; ends with accepted / duplicate / dead-lettered counts."""
@@ -80,18 +92,24 @@ def replay(
                 _fail(f"{path}: no such file")
             for batch in _batches(path, fmt, size, options, follow_file, duration):
                 engine.process(batch)
-                progress.update(task, completed=engine.totals.read,
-                                description=f"{Path(path).name}: {engine.totals.dead_lettered:,} dead-lettered")
+                progress.update(
+                    task,
+                    completed=engine.totals.read,
+                    description=f"{Path(path).name}: {engine.totals.dead_lettered:,} dead-lettered",
+                )
         totals = engine.totals
     console.print(_summary(totals, time.perf_counter() - started))
     not_records = {k: v for k, v in skipped.items() if k.startswith("skipped")}
     if not_records:
-        console.print("not call records, left out by the adapter: "
-                      + ", ".join(f"{k.split(':', 1)[-1]} {v:,}" for k, v in sorted(not_records.items())))
+        console.print(
+            "not call records, left out by the adapter: "
+            + ", ".join(f"{k.split(':', 1)[-1]} {v:,}" for k, v in sorted(not_records.items()))
+        )
 
 
-def _batches(path: str, fmt: str, size: int, options: dict[str, Any], follow_file: bool,
-             duration: float) -> Iterator[RawBatch]:
+def _batches(
+    path: str, fmt: str, size: int, options: dict[str, Any], follow_file: bool, duration: float
+) -> Iterator[RawBatch]:
     """The batches of one input: native files on the fast path, others through an adapter."""
     if follow_file:
         stop = threading.Event()
@@ -115,8 +133,16 @@ def _batches(path: str, fmt: str, size: int, options: dict[str, Any], follow_fil
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False, disable=not console.is_terminal)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
 
 
 @app.command()
@@ -129,7 +155,8 @@ def simulate(
     timezone: Annotated[str, typer.Option(help="Site time zone of the simulated centre")] = "Asia/Shanghai",
 ) -> None:
     """Write a realistic simulated call-centre day as JSON lines."""
-    from pipeline.sources.simulator import SimConfig, simulate as run, write_jsonl
+    from pipeline.sources.simulator import SimConfig, write_jsonl
+    from pipeline.sources.simulator import simulate as run
 
     sim = SimConfig(seed=seed, day=date.fromisoformat(day), days=days, scale=scale, tz=timezone)
     count = write_jsonl(run(sim), out)
@@ -198,13 +225,18 @@ def demo(
     config: ConfigOpt = None,
     db: DbOpt = None,
     duration: Annotated[float, typer.Option(help="Stop after this many seconds (0: run the whole simulation)")] = 0,
-    speed: Annotated[float, typer.Option(help="Event time per wall second (1 = real time, 0 = as fast as possible)")] = 60,
+    speed: Annotated[
+        float, typer.Option(help="Event time per wall second (1 = real time, 0 = as fast as possible)")
+    ] = 60,
     seed: Annotated[int, typer.Option(help="Simulator seed")] = 1,
     max_events: Annotated[int, typer.Option(help="Stop after this many events (0: no limit)")] = 0,
-    serve: Annotated[bool, typer.Option(help="Serve /metrics and the wallboard page (exporter host/port from config)")] = True,
+    serve: Annotated[
+        bool, typer.Option(help="Serve /metrics and the wallboard page (exporter host/port from config)")
+    ] = True,
 ) -> None:
     """Simulator → pipeline → DuckDB with a live terminal wallboard."""
-    from pipeline.sources.simulator import SimConfig, simulate as run
+    from pipeline.sources.simulator import SimConfig
+    from pipeline.sources.simulator import simulate as run
 
     cfg = _config(config, db)
     sim = SimConfig(seed=seed)
@@ -213,8 +245,10 @@ def demo(
     key = pii_key_from_env(required=False)
     if key is None:
         key, created = local_demo_key(cfg.db.parent)
-        console.print(f"demo: caller numbers are hashed with a local demo key kept in {cfg.db.parent}/"
-                      f" ({'created now' if created else 'reused'}); set CALLPULSE_PII_KEY outside the demo.")
+        console.print(
+            f"demo: caller numbers are hashed with a local demo key kept in {cfg.db.parent}/"
+            f" ({'created now' if created else 'reused'}); set CALLPULSE_PII_KEY outside the demo."
+        )
     batch_event_s = max(1.0, speed * 0.5) if speed > 0 else 300.0
     started = time.monotonic()
     last_draw = 0.0
@@ -237,8 +271,14 @@ def demo(
                     if (duration and now - started >= duration) or (max_events and events >= max_events):
                         break
                 services.refresher.refresh_now()
-                live.update(board.render(services.published.get("snapshot"), "15m",
-                                         _summary(engine.totals, time.monotonic() - started), cfg.timezone))
+                live.update(
+                    board.render(
+                        services.published.get("snapshot"),
+                        "15m",
+                        _summary(engine.totals, time.monotonic() - started),
+                        cfg.timezone,
+                    )
+                )
         finally:
             services.close()
     console.print(f"demo done: {_summary(engine.totals, time.monotonic() - started)}; database {cfg.db}")

@@ -154,8 +154,13 @@ def _targets(raw: Any, key: str, base: Targets) -> Targets:
 
 
 _QUEUE_KEYS = {
-    "sl_threshold_s", "sl_formula", "short_abandon_s", "repeat_window", "min_calls",
-    "orphan_after", "targets",
+    "sl_threshold_s",
+    "sl_formula",
+    "short_abandon_s",
+    "repeat_window",
+    "min_calls",
+    "orphan_after",
+    "targets",
 }
 
 
@@ -228,7 +233,9 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     pipe = _table(raw.get("pipeline", {}), "pipeline", {"db", "interval", "windows", "batch_size", "max_future"})
     interval_s = parse_duration(pipe.get("interval", 900), "pipeline.interval")
     if interval_s < 60 or interval_s != int(interval_s) or 86400 % int(interval_s):
-        raise ConfigError(f"pipeline.interval: must be whole minutes dividing a day (5m, 15m, 30m, 1h), got {pipe.get('interval')!r}")
+        raise ConfigError(
+            f"pipeline.interval: must be whole minutes dividing a day (5m, 15m, 30m, 1h), got {pipe.get('interval')!r}"
+        )
     windows_raw = pipe.get("windows", ["5m", "15m", "1h"])
     if not isinstance(windows_raw, list) or not windows_raw:
         raise ConfigError(f"pipeline.windows: expected a list of durations, got {windows_raw!r}")
@@ -279,5 +286,7 @@ def pii_key_from_env(required: bool) -> bytes | None:
     if value:
         return value.encode("utf-8")
     if required:
-        raise ConfigError(f"{PII_KEY_ENV}: not set; caller numbers are stored only as a keyed hash, so a key is required")
+        raise ConfigError(
+            f"{PII_KEY_ENV}: not set; caller numbers are stored only as a keyed hash, so a key is required"
+        )
     return None

@@ -9,10 +9,10 @@ computes KPIs.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.config import Config
@@ -22,10 +22,11 @@ from pipeline.records import RawBatch
 from pipeline.store import Store, StoreCounts
 
 Clock = Callable[[], datetime]
+RECENT_BATCHES = 4096
 
 
 def wall_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(slots=True)
@@ -40,7 +41,10 @@ class Totals:
     accepted_by_source: Counter[str] = field(default_factory=Counter)
     duplicates_by_source: Counter[str] = field(default_factory=Counter)
     dead_by_source_reason: Counter[tuple[str, str]] = field(default_factory=Counter)
-    batch_seconds: list[float] = field(default_factory=list)
+    seconds_in_process: float = 0.0
+    # The latest batch times, bounded so a worker running for months holds a fixed amount;
+    # readers take the ones added since their last look by comparing ``batches``.
+    recent_batch_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_BATCHES))
 
     def add(self, source: str, counts: StoreCounts, seconds: float) -> None:
         self.read += counts.read
@@ -52,7 +56,13 @@ class Totals:
         self.duplicates_by_source[source] += counts.duplicates
         for reason, n in counts.dead_reasons.items():
             self.dead_by_source_reason[(source, reason)] += n
-        self.batch_seconds.append(seconds)
+        self.seconds_in_process += seconds
+        self.recent_batch_seconds.append(seconds)
+
+    def batch_seconds_since(self, seen: int) -> list[float]:
+        """Batch times added after the first ``seen`` batches (as many as are still kept)."""
+        new = min(self.batches - seen, len(self.recent_batch_seconds))
+        return list(self.recent_batch_seconds)[len(self.recent_batch_seconds) - new :] if new > 0 else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +74,14 @@ class BatchResult:
 class Engine:
     """Validates and stores batches; owns the store for its lifetime."""
 
-    def __init__(self, config: Config, store: Store, hasher: CallerHasher, clock: Clock = wall_clock,
-                 on_batch: Callable[[BatchResult], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        hasher: CallerHasher,
+        clock: Clock = wall_clock,
+        on_batch: Callable[[BatchResult], None] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.hasher = hasher
@@ -74,8 +90,7 @@ class Engine:
         self._listeners: list[Callable[[BatchResult], None]] = [on_batch] if on_batch else []
 
     @classmethod
-    def open(cls, config: Config, pii_key: bytes, db: Path | str | None = None,
-             clock: Clock = wall_clock) -> Engine:
+    def open(cls, config: Config, pii_key: bytes, db: Path | str | None = None, clock: Clock = wall_clock) -> Engine:
         store = Store.open(db if db is not None else config.db, config)
         return cls(config, store, CallerHasher(pii_key), clock)
 

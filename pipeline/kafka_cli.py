@@ -15,23 +15,34 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import TaskID, BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from pipeline.config import Config, load_config, pii_key_from_env
 
 console = Console(stderr=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)")
+]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default from config: data/callpulse.duckdb)")]
-BootstrapOpt = Annotated[str | None, typer.Option("--bootstrap", help="Kafka host:port (default: config, CALLPULSE_KAFKA_BOOTSTRAP)")]
-PrefixOpt = Annotated[str | None, typer.Option("--topic-prefix", help="Topic name prefix (default from config: callpulse.)")]
+BootstrapOpt = Annotated[
+    str | None, typer.Option("--bootstrap", help="Kafka host:port (default: config, CALLPULSE_KAFKA_BOOTSTRAP)")
+]
+PrefixOpt = Annotated[
+    str | None, typer.Option("--topic-prefix", help="Topic name prefix (default from config: callpulse.)")
+]
 
 BOOTSTRAP_ENV = "CALLPULSE_KAFKA_BOOTSTRAP"
 GROUP_ENV = "CALLPULSE_KAFKA_GROUP"
 
 
-def kafka_config(path: Path | None, db: Path | None, bootstrap: str | None = None, group: str | None = None,
-                 prefix: str | None = None) -> Config:
+def kafka_config(
+    path: Path | None,
+    db: Path | None,
+    bootstrap: str | None = None,
+    group: str | None = None,
+    prefix: str | None = None,
+) -> Config:
     """The config with the Kafka overrides applied: options, then environment, then file."""
     cfg = load_config(path).with_db(db)
     k = cfg.kafka
@@ -45,8 +56,16 @@ def kafka_config(path: Path | None, db: Path | None, bootstrap: str | None = Non
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False, disable=not console.is_terminal)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
 
 
 def worker(
@@ -57,7 +76,9 @@ def worker(
     topic_prefix: PrefixOpt = None,
     duration: Annotated[float, typer.Option(help="Stop after this many seconds (0: until interrupted)")] = 0,
     max_events: Annotated[int, typer.Option(help="Stop after this many Kafka messages (0: no limit)")] = 0,
-    serve: Annotated[bool, typer.Option(help="Serve /metrics and the wallboard (exporter host/port from config)")] = True,
+    serve: Annotated[
+        bool, typer.Option(help="Serve /metrics and the wallboard (exporter host/port from config)")
+    ] = True,
     session_timeout: Annotated[float, typer.Option(help="Consumer-group session timeout, seconds")] = 10.0,
 ) -> None:
     """Consume the Kafka topics into DuckDB (faust-streaming), exactly once in effect."""
@@ -66,11 +87,11 @@ def worker(
     cfg = kafka_config(config, db, bootstrap, group, topic_prefix)
     key = pii_key_from_env(required=True)
     assert key is not None
-    options = WorkerOptions(duration_s=duration, max_events=max_events, serve=serve,
-                            session_timeout_s=session_timeout)
+    options = WorkerOptions(duration_s=duration, max_events=max_events, serve=serve, session_timeout_s=session_timeout)
     w = KafkaWorker(cfg, key, options)
-    console.print(f"worker: {cfg.kafka.bootstrap} group {cfg.kafka.group} topics "
-                  f"{', '.join(w.topics.values())} → {cfg.db}")
+    console.print(
+        f"worker: {cfg.kafka.bootstrap} group {cfg.kafka.group} topics {', '.join(w.topics.values())} → {cfg.db}"
+    )
     last = [0.0]
 
     def progress(s: WorkerSummary) -> None:  # one line at most every half second (tests wait on it)
@@ -82,15 +103,22 @@ def worker(
     summary = w.run(progress)
     totals = w.engine.totals if w.engine is not None else None
     rate = summary.messages / summary.seconds if summary.seconds else 0.0
-    detail = (f"accepted {totals.accepted:,}  duplicates {totals.duplicates:,}  dead-lettered {totals.dead_lettered:,}  "
-              if totals else "")
-    console.print(f"worker done: messages {summary.messages:,}  {detail}redelivered-skipped {summary.skipped:,}  "
-                  f"batches {summary.batches:,}  sessions {summary.sessions}  in {summary.seconds:.1f}s "
-                  f"({rate:,.0f} messages/s)")
+    detail = (
+        f"accepted {totals.accepted:,}  duplicates {totals.duplicates:,}  dead-lettered {totals.dead_lettered:,}  "
+        if totals
+        else ""
+    )
+    console.print(
+        f"worker done: messages {summary.messages:,}  {detail}redelivered-skipped {summary.skipped:,}  "
+        f"batches {summary.batches:,}  sessions {summary.sessions}  in {summary.seconds:.1f}s "
+        f"({rate:,.0f} messages/s)"
+    )
 
 
 def produce(
-    paths: Annotated[list[Path] | None, typer.Argument(help="JSON-lines files to produce, one message per line")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="JSON-lines files to produce, one message per line")
+    ] = None,
     config: ConfigOpt = None,
     bootstrap: BootstrapOpt = None,
     topic_prefix: PrefixOpt = None,
@@ -117,11 +145,13 @@ def produce(
     sent = 0
     with _progress() as progress:
         if simulate:
-            from pipeline.sources.simulator import SimConfig, simulate as run
+            from pipeline.sources.simulator import SimConfig
+            from pipeline.sources.simulator import simulate as run
 
             task = progress.add_task("simulated day", total=None)
-            sent = kafka.produce_records(run(SimConfig(seed=seed, scale=scale)), cfg.kafka,
-                                         lambda n: progress.update(task, completed=n))
+            sent = kafka.produce_records(
+                run(SimConfig(seed=seed, scale=scale)), cfg.kafka, lambda n: progress.update(task, completed=n)
+            )
         for path in paths or []:
             if not path.is_file():
                 console.print(f"[bold red]error:[/] {path}: no such file")
@@ -132,8 +162,10 @@ def produce(
             with path.open("rb") as fh:
                 sent += kafka.produce_lines(fh, cfg.kafka, _updater(progress, task))
     seconds = time.perf_counter() - started
-    console.print(f"produced {sent:,} messages to {cfg.kafka.bootstrap} in {seconds:.1f}s "
-                  f"({sent / seconds if seconds else 0:,.0f}/s)")
+    console.print(
+        f"produced {sent:,} messages to {cfg.kafka.bootstrap} in {seconds:.1f}s "
+        f"({sent / seconds if seconds else 0:,.0f}/s)"
+    )
 
 
 def _updater(progress: Progress, task: TaskID) -> Callable[[int], None]:

@@ -62,8 +62,20 @@ DEAD_LETTER_SCHEMA: dict[str, pl.DataType] = {
     "raw": pl.String(),
 }
 
-_ID_FIELDS = ("type", "event", "call_id", "queue", "agent_id", "case_id", "category", "state",
-              "reason", "outcome", "evaluator", "caller")
+_ID_FIELDS = (
+    "type",
+    "event",
+    "call_id",
+    "queue",
+    "agent_id",
+    "case_id",
+    "category",
+    "state",
+    "reason",
+    "outcome",
+    "evaluator",
+    "caller",
+)
 _TIME_FIELDS = ("at", "offered_at", "answered_at", "ended_at")
 _NUMBER_FIELDS = ("talk_s", "hold_s", "wrap_s", "score")
 _BOOL_FIELDS = ("resolved", "transferred")
@@ -101,9 +113,7 @@ def _parse_ts(name: str) -> pl.Expr:
     finite = num.is_not_null() & num.is_finite() & (num.abs() < 1e12)
     epoch = pl.from_epoch((pl.when(finite).then(num).otherwise(None) * 1e6).cast(pl.Int64), time_unit="us")
     iso = s.str.to_datetime("%+", time_zone="UTC", strict=False, time_unit="us")
-    return (
-        pl.when(finite).then(epoch.dt.replace_time_zone("UTC")).otherwise(iso).alias(f"{name}__t")
-    )
+    return pl.when(finite).then(epoch.dt.replace_time_zone("UTC")).otherwise(iso).alias(f"{name}__t")
 
 
 def _parse_number(name: str) -> pl.Expr:
@@ -113,10 +123,7 @@ def _parse_number(name: str) -> pl.Expr:
 
 def _parse_bool(name: str) -> pl.Expr:
     s = pl.col(name).str.to_lowercase()
-    return (
-        pl.when(s.is_in(_TRUE)).then(True).when(s.is_in(_FALSE)).then(False).otherwise(None)
-        .alias(f"{name}__b")
-    )
+    return pl.when(s.is_in(_TRUE)).then(True).when(s.is_in(_FALSE)).then(False).otherwise(None).alias(f"{name}__b")
 
 
 def _bad(name: str, suffix: str) -> pl.Expr:
@@ -139,12 +146,20 @@ def _reason(now: datetime, max_future_s: float) -> pl.Expr:
             checks.append((cond & pl.col(f).is_null(), f"missing field: {f}"))
 
     need(call, ("event", "call_id", "queue", "at"))
-    checks.append((call & ~pl.col("event").is_in(CALL_EVENTS),
-                   pl.format("unknown call event: {}", pl.col("event").str.slice(0, 40))))
+    checks.append(
+        (
+            call & ~pl.col("event").is_in(CALL_EVENTS),
+            pl.format("unknown call event: {}", pl.col("event").str.slice(0, 40)),
+        )
+    )
     need(cdr, ("call_id", "queue", "offered_at", "ended_at"))
     need(agent, ("agent_id", "state", "at"))
-    checks.append((agent & ~pl.col("state").is_in(AGENT_STATES),
-                   pl.format("unknown agent state: {}", pl.col("state").str.slice(0, 40))))
+    checks.append(
+        (
+            agent & ~pl.col("state").is_in(AGENT_STATES),
+            pl.format("unknown agent state: {}", pl.col("state").str.slice(0, 40)),
+        )
+    )
     need(qa, ("call_id", "agent_id", "score", "at"))
     for name in _TIME_FIELDS:
         checks.append((_bad(name, "__t"), f"bad timestamp (ISO 8601 with offset or epoch seconds): {name}"))
@@ -155,21 +170,36 @@ def _reason(now: datetime, max_future_s: float) -> pl.Expr:
     checks.append(((pl.col("score__n") < 0) | (pl.col("score__n") > 100), "score outside 0..100"))
     for name in _BOOL_FIELDS:
         checks.append((_bad(name, "__b"), f"not a boolean: {name}"))
-    checks.append((cdr & pl.col("outcome").is_not_null() & ~pl.col("outcome").is_in(OUTCOMES),
-                   pl.format("unknown outcome: {}", pl.col("outcome").str.slice(0, 40))))
-    checks.append((cdr & (pl.col("outcome") == "answered") & pl.col("answered_at").is_null(),
-                   "outcome answered without answered_at"))
+    checks.append(
+        (
+            cdr & pl.col("outcome").is_not_null() & ~pl.col("outcome").is_in(OUTCOMES),
+            pl.format("unknown outcome: {}", pl.col("outcome").str.slice(0, 40)),
+        )
+    )
+    checks.append(
+        (
+            cdr & (pl.col("outcome") == "answered") & pl.col("answered_at").is_null(),
+            "outcome answered without answered_at",
+        )
+    )
     checks.append((cdr & (pl.col("answered_at__t") < pl.col("offered_at__t")), "answered before offered"))
-    checks.append((cdr & (pl.col("ended_at__t") < pl.coalesce("answered_at__t", "offered_at__t")),
-                   "ended before answered or offered"))
+    checks.append(
+        (
+            cdr & (pl.col("ended_at__t") < pl.coalesce("answered_at__t", "offered_at__t")),
+            "ended before answered or offered",
+        )
+    )
     for name in _TIME_FIELDS:
-        checks.append((pl.col(f"{name}__t") > limit,
-                       f"timestamp in the future (more than {max_future_s:g} s ahead of the clock): {name}"))
+        checks.append(
+            (
+                pl.col(f"{name}__t") > limit,
+                f"timestamp in the future (more than {max_future_s:g} s ahead of the clock): {name}",
+            )
+        )
     # The first failing check wins; coalesce evaluates the checks side by side,
     # which is far cheaper than one deeply nested when/then chain.
     reasons = [
-        pl.when(cond.fill_null(False)).then(pl.lit(why) if isinstance(why, str) else why)
-        for cond, why in checks
+        pl.when(cond.fill_null(False)).then(pl.lit(why) if isinstance(why, str) else why) for cond, why in checks
     ]
     expr = pl.coalesce(reasons)
     return expr.alias("_reason")
@@ -180,15 +210,14 @@ def _queues_list() -> pl.Expr:
     s = pl.col("queues").str.strip_chars().str.strip_chars("[]")
     parts = s.str.split(",").list.eval(pl.element().str.strip_chars().str.strip_chars('"').str.strip_chars())
     return (
-        pl.when(pl.col("queues").is_null()).then(None)
+        pl.when(pl.col("queues").is_null())
+        .then(None)
         .otherwise(parts.list.eval(pl.element().filter(pl.element() != "")))
         .alias("queues")
     )
 
 
-def normalize(
-    batch: RawBatch, hasher: CallerHasher, now: datetime, max_future_s: float = 300.0
-) -> Normalized:
+def normalize(batch: RawBatch, hasher: CallerHasher, now: datetime, max_future_s: float = 300.0) -> Normalized:
     """Validate ``batch``; ``now`` is the wall clock used for the future-timestamp check."""
     f = batch.frame.with_row_index("_row").with_columns(
         pl.col("_row").cast(pl.Int64), *[_blank_to_null(n) for n in _ID_FIELDS]
@@ -208,7 +237,9 @@ def normalize(
     )
     good = f.filter(pl.col("_reason").is_null())
     bad = f.filter(pl.col("_reason").is_not_null())
-    dead = pl.concat([dead_letters_frame(batch.dead), _dead_rows(bad.with_columns(pl.lit(batch.source).alias("source")))])
+    dead = pl.concat(
+        [dead_letters_frame(batch.dead), _dead_rows(bad.with_columns(pl.lit(batch.source).alias("source")))]
+    )
     calls = pl.concat([_live_calls(good, batch.source), _exploded_cdrs(good, batch.source)], how="vertical")
     return Normalized(
         calls=calls,
@@ -250,9 +281,15 @@ def _call_frame(f: pl.DataFrame, source: str, event: pl.Expr, ts: pl.Expr, **col
 def _live_calls(good: pl.DataFrame, source: str) -> pl.DataFrame:
     live = good.filter(pl.col("type") == "call")
     return _call_frame(
-        live, source, pl.col("event"), pl.col("at__t"),
-        caller_key=pl.col("caller_key"), caller_masked=pl.col("caller_masked"),
-        talk_s=pl.col("talk_s__n"), hold_s=pl.col("hold_s__n"), wrap_s=pl.col("wrap_s__n"),
+        live,
+        source,
+        pl.col("event"),
+        pl.col("at__t"),
+        caller_key=pl.col("caller_key"),
+        caller_masked=pl.col("caller_masked"),
+        talk_s=pl.col("talk_s__n"),
+        hold_s=pl.col("hold_s__n"),
+        wrap_s=pl.col("wrap_s__n"),
         resolved=pl.col("resolved__b"),
     )
 
@@ -268,21 +305,45 @@ def _exploded_cdrs(good: pl.DataFrame, source: str) -> pl.DataFrame:
     answered = cdr.filter(pl.col("_outcome") == "answered")
     talk = pl.coalesce(
         pl.col("talk_s__n"),
-        ((pl.col("ended_at__t") - pl.col("answered_at__t")).dt.total_microseconds() / 1e6
-         - pl.col("hold_s__n").fill_null(0)).clip(lower_bound=0),
+        (
+            (pl.col("ended_at__t") - pl.col("answered_at__t")).dt.total_microseconds() / 1e6
+            - pl.col("hold_s__n").fill_null(0)
+        ).clip(lower_bound=0),
     )
     frames = [
-        _call_frame(cdr, source, pl.lit("offered"), pl.col("offered_at__t"),
-                    caller_key=pl.col("caller_key"), caller_masked=pl.col("caller_masked"),
-                    agent_id=pl.lit(None, dtype=pl.String)),
+        _call_frame(
+            cdr,
+            source,
+            pl.lit("offered"),
+            pl.col("offered_at__t"),
+            caller_key=pl.col("caller_key"),
+            caller_masked=pl.col("caller_masked"),
+            agent_id=pl.lit(None, dtype=pl.String),
+        ),
         _call_frame(answered, source, pl.lit("answered"), pl.col("answered_at__t")),
-        _call_frame(answered, source, pl.lit("ended"), pl.col("ended_at__t"),
-                    talk_s=talk, hold_s=pl.col("hold_s__n"), wrap_s=pl.col("wrap_s__n"),
-                    resolved=pl.col("resolved__b")),
-        _call_frame(cdr.filter(pl.col("_outcome") != "answered"), source, pl.col("_outcome"),
-                    pl.col("ended_at__t"), agent_id=pl.lit(None, dtype=pl.String)),
-        _call_frame(answered.filter(pl.col("transferred__b").fill_null(False)), source,
-                    pl.lit("transferred"), pl.col("ended_at__t")),
+        _call_frame(
+            answered,
+            source,
+            pl.lit("ended"),
+            pl.col("ended_at__t"),
+            talk_s=talk,
+            hold_s=pl.col("hold_s__n"),
+            wrap_s=pl.col("wrap_s__n"),
+            resolved=pl.col("resolved__b"),
+        ),
+        _call_frame(
+            cdr.filter(pl.col("_outcome") != "answered"),
+            source,
+            pl.col("_outcome"),
+            pl.col("ended_at__t"),
+            agent_id=pl.lit(None, dtype=pl.String),
+        ),
+        _call_frame(
+            answered.filter(pl.col("transferred__b").fill_null(False)),
+            source,
+            pl.lit("transferred"),
+            pl.col("ended_at__t"),
+        ),
     ]
     return pl.concat(frames, how="vertical")
 
@@ -292,8 +353,14 @@ def _agent_events(good: pl.DataFrame, source: str) -> pl.DataFrame:
     if a.height == 0:
         return pl.DataFrame(schema=AGENT_EVENT_SCHEMA)
     return a.select(
-        pl.col("_row"), pl.col("agent_id"), pl.col("at__t").alias("ts"), pl.col("state"), pl.col("reason"),
-        _queues_list(), pl.lit(source).alias("source"), pl.col("_pos").alias("position"),
+        pl.col("_row"),
+        pl.col("agent_id"),
+        pl.col("at__t").alias("ts"),
+        pl.col("state"),
+        pl.col("reason"),
+        _queues_list(),
+        pl.lit(source).alias("source"),
+        pl.col("_pos").alias("position"),
     ).cast(AGENT_EVENT_SCHEMA)  # type: ignore[arg-type]
 
 
@@ -302,8 +369,13 @@ def _qa_events(good: pl.DataFrame, source: str) -> pl.DataFrame:
     if q.height == 0:
         return pl.DataFrame(schema=QA_SCHEMA)
     return q.select(
-        pl.col("_row"), pl.col("call_id"), pl.col("agent_id"), pl.col("score__n").alias("score"),
-        pl.col("at__t").alias("ts"), pl.col("evaluator"), pl.lit(source).alias("source"),
+        pl.col("_row"),
+        pl.col("call_id"),
+        pl.col("agent_id"),
+        pl.col("score__n").alias("score"),
+        pl.col("at__t").alias("ts"),
+        pl.col("evaluator"),
+        pl.lit(source).alias("source"),
         pl.col("_pos").alias("position"),
     ).cast(QA_SCHEMA)  # type: ignore[arg-type]
 

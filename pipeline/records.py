@@ -8,10 +8,10 @@ same fields. Anything a source or adapter cannot turn into a record becomes a
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Iterable
-import json
 
 import polars as pl
 

@@ -32,17 +32,13 @@ class RetentionResult:
     deleted: dict[str, int]
 
 
-def cutoffs(
-    con: duckdb.DuckDBPyConnection, days: int, now: datetime
-) -> tuple[datetime | None, datetime]:
+def cutoffs(con: duckdb.DuckDBPyConnection, days: int, now: datetime) -> tuple[datetime | None, datetime]:
     rows = con.execute("SELECT watermark FROM pipeline_state WHERE id = 1").fetchall()
     wm = rows[0][0] if rows else None
     return (wm - timedelta(days=days) if wm is not None else None), now - timedelta(days=days)
 
 
-def apply(
-    con: duckdb.DuckDBPyConnection, days: int, now: datetime, dry_run: bool = False
-) -> RetentionResult:
+def apply(con: duckdb.DuckDBPyConnection, days: int, now: datetime, dry_run: bool = False) -> RetentionResult:
     """Delete raw rows older than ``days`` in one transaction (the writer connection, engine thread)."""
     if days < 1:
         raise ValueError("retention days must be at least 1")
@@ -52,9 +48,7 @@ def apply(
         "events_before": events_before or datetime.min.replace(tzinfo=now.tzinfo),
         "dead_before": dead_before,
     }
-    counts = {
-        name: n for name, n in con.execute(sqlfiles.load("retention_counts"), params).fetchall()
-    }
+    counts = {name: n for name, n in con.execute(sqlfiles.load("retention_counts"), params).fetchall()}
     if not dry_run and any(counts.values()):
         con.execute("BEGIN")
         try:

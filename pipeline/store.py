@@ -9,8 +9,9 @@ end. Nothing is written outside ``apply`` / ``sync_settings`` / ``rebuild``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pipeline import sqlfiles
 from pipeline.config import Config, QueueSettings
 from pipeline.normalize import Normalized
 from pipeline.records import SourceOffset
+
 
 @dataclass(frozen=True, slots=True)
 class StoreCounts:
@@ -86,11 +88,17 @@ class Store:
 
     def _upsert_queue(self, queue: str, s: QueueSettings) -> bool:
         values = {
-            "queue": queue, "sl_threshold_s": s.sl_threshold_s, "sl_formula": s.sl_formula,
-            "short_abandon_s": s.short_abandon_s, "repeat_window_s": s.repeat_window_s,
-            "min_calls": s.min_calls, "orphan_after_s": s.orphan_after_s,
-            "target_service_level": s.targets.service_level, "target_abandon_rate": s.targets.abandon_rate,
-            "target_asa_s": s.targets.asa_s, "target_oldest_wait_s": s.targets.oldest_wait_s,
+            "queue": queue,
+            "sl_threshold_s": s.sl_threshold_s,
+            "sl_formula": s.sl_formula,
+            "short_abandon_s": s.short_abandon_s,
+            "repeat_window_s": s.repeat_window_s,
+            "min_calls": s.min_calls,
+            "orphan_after_s": s.orphan_after_s,
+            "target_service_level": s.targets.service_level,
+            "target_abandon_rate": s.targets.abandon_rate,
+            "target_asa_s": s.targets.asa_s,
+            "target_oldest_wait_s": s.targets.oldest_wait_s,
         }
         old = self._one("queue_setting", {"queue": queue})
         if old is not None and list(old) == list(values.values()):
@@ -109,7 +117,7 @@ class Store:
         received_at: datetime | None = None,
     ) -> StoreCounts:
         """Store a normalized batch and refresh what it touched, in one transaction."""
-        received_at = received_at or datetime.now(timezone.utc)
+        received_at = received_at or datetime.now(UTC)
         calls = batch.calls.unique(subset=["call_id", "queue", "event"], keep="first", maintain_order=True)
         agents = batch.agents.unique(subset=["agent_id", "ts", "state"], keep="first", maintain_order=True)
         qa = batch.qa.unique(subset=["call_id", "agent_id"], keep="first", maintain_order=True)
@@ -145,7 +153,9 @@ class Store:
 
             old_wm = self.watermark()
             times: list[datetime] = [
-                t for f in (new_calls, new_agents, new_qa) if f.height
+                t
+                for f in (new_calls, new_agents, new_qa)
+                if f.height
                 if isinstance(t := f.get_column("ts").max(), datetime)
             ]
             new_wm = max([*times, *([old_wm] if old_wm else [])], default=None)
@@ -157,18 +167,17 @@ class Store:
             touched = new_calls.select("call_id", "queue").unique()
             self._refresh(touched, old_wm, new_wm, agents_changed=new_agents.height > 0)
             for off in offsets or []:
-                self._run("save_offset", source=off.source, partition=off.partition, offset=off.offset,
-                          updated_at=received_at)
+                self._run(
+                    "save_offset", source=off.source, partition=off.partition, offset=off.offset, updated_at=received_at
+                )
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         finally:
             for name in ("batch_calls", "batch_agents", "batch_qa", "new_calls", "new_agents", "new_qa", "batch_dead"):
-                try:
+                with contextlib.suppress(duckdb.Error):
                     con.unregister(name)
-                except duckdb.Error:
-                    pass
 
         accepted_rows = set(new_calls.get_column("_row").to_list())
         accepted_rows.update(new_agents.get_column("_row").to_list())
@@ -197,8 +206,9 @@ class Store:
         finally:
             self.con.unregister("_insert_frame")
 
-    def _refresh(self, touched: pl.DataFrame, old_wm: datetime | None, new_wm: datetime | None,
-                 agents_changed: bool) -> None:
+    def _refresh(
+        self, touched: pl.DataFrame, old_wm: datetime | None, new_wm: datetime | None, agents_changed: bool
+    ) -> None:
         """Bring call_state and the interval aggregates up to date for what changed."""
         con = self.con
         iv = self.config.interval_s

@@ -85,8 +85,11 @@ class EngineThread:
 class OffsetSink:
     """Engine-thread side: the stored offsets (from DuckDB) and the one call to ``process``."""
 
-    def __init__(self, engine: Engine, topics: Iterable[str]) -> None:
+    def __init__(
+        self, engine: Engine, topics: Iterable[str], on_stored: Callable[[list[Message]], None] | None = None
+    ) -> None:
         self.engine = engine
+        self.on_stored = on_stored
         self.topics = list(topics)
         self.stored: dict[tuple[str, int], int] = {}
         self.reload()
@@ -109,6 +112,8 @@ class OffsetSink:
         for off in batch.offsets:
             topic = off.source.removeprefix("kafka:")
             self.stored[(topic, off.partition)] = off.offset
+        if self.on_stored is not None:
+            self.on_stored(new)
         return len(new), len(messages) - len(new)
 
 
@@ -118,7 +123,8 @@ def message_of(event: Any) -> Message:
     value = event.value if isinstance(event.value, (bytes, bytearray)) else m.value
     if isinstance(value, str):
         value = value.encode("utf-8")
-    return Message(m.topic, m.partition, m.offset, None if value is None else bytes(value), m.timestamp)
+    stamp = None if m.timestamp is None else int(m.timestamp * 1000)  # faust: seconds
+    return Message(m.topic, m.partition, m.offset, None if value is None else bytes(value), stamp)
 
 
 def batch_agent(handler: Handler, batch_size: int, within_s: float) -> Callable[[Any], Awaitable[None]]:
@@ -160,8 +166,16 @@ def build_app(settings: KafkaSettings, options: WorkerOptions, datadir: str) -> 
 class KafkaWorker:
     """``callpulse worker``: see the module docstring for the lifecycle."""
 
-    def __init__(self, config: Config, pii_key: bytes, options: WorkerOptions) -> None:
+    def __init__(
+        self,
+        config: Config,
+        pii_key: bytes,
+        options: WorkerOptions,
+        on_stored: Callable[[list[Message]], None] | None = None,
+    ) -> None:
+        """``on_stored(messages)`` runs on the engine thread after each batch is stored."""
         self.config = config
+        self.on_stored = on_stored
         self.pii_key = pii_key
         self.options = options
         self.settings = config.kafka
@@ -183,7 +197,7 @@ class KafkaWorker:
         from pipeline.runtime import start_services
 
         self.engine = Engine.open(self.config, self.pii_key)
-        self.sink = OffsetSink(self.engine, self.topics.values())
+        self.sink = OffsetSink(self.engine, self.topics.values(), self.on_stored)
         return start_services(self.engine, self.config, serve=self.options.serve)
 
     def _close(self, services: Any) -> None:
@@ -210,8 +224,11 @@ class KafkaWorker:
                     raise self._fatal
                 if not crashed:
                     break
-                log.warning("faust session %d ended with a crash: %r; restarting from the offsets in DuckDB",
-                            self.summary.sessions, crashed)
+                log.warning(
+                    "faust session %d ended with a crash: %r; restarting from the offsets in DuckDB",
+                    self.summary.sessions,
+                    crashed,
+                )
                 self._stop.wait(self.options.restart_backoff_s)
         finally:
             try:
@@ -236,8 +253,9 @@ class KafkaWorker:
                 asyncio.set_event_loop(None)
                 shutil.rmtree(datadir, ignore_errors=True)
 
-    async def _session_async(self, deadline: float | None, datadir: str,
-                             on_progress: Callable[[WorkerSummary], None] | None) -> Any:
+    async def _session_async(
+        self, deadline: float | None, datadir: str, on_progress: Callable[[WorkerSummary], None] | None
+    ) -> Any:
         import faust
         from faust.types import TP
 
@@ -267,7 +285,8 @@ class KafkaWorker:
         for topic in self.topics.values():
             channel = app.topic(topic, value_serializer="raw", key_serializer="raw")
             app.agent(channel, name=f"callpulse.{topic}", concurrency=1)(
-                batch_agent(handle, self.settings.batch_size, self.settings.batch_within_s))
+                batch_agent(handle, self.settings.batch_size, self.settings.batch_within_s)
+            )
 
         @app.on_partitions_assigned.connect  # type: ignore[misc]
         async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
@@ -283,8 +302,15 @@ class KafkaWorker:
             for tp, offset in offsets.items():
                 await app.consumer.seek(tp, offset)
 
-        worker = faust.Worker(app, loop=asyncio.get_running_loop(), quiet=True, daemon=False,
-                              override_logging=False, redirect_stdouts=False, loglevel="WARNING")
+        worker = faust.Worker(
+            app,
+            loop=asyncio.get_running_loop(),
+            quiet=True,
+            daemon=False,
+            override_logging=False,
+            redirect_stdouts=False,
+            loglevel="WARNING",
+        )
         await worker.start()
         try:
             while not self._stop.is_set():

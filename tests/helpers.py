@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from pipeline.records import Parsed, RawBatch
 
 PII_KEY = b"test-key-not-secret"
 # A fixed wall clock for tests: later than every test event, so nothing is "in the future".
-CLOCK = datetime(2026, 6, 1, tzinfo=timezone.utc)
+CLOCK = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def engine(db: Path | str = ":memory:", config: Config | None = None) -> Engine:
@@ -23,9 +23,7 @@ def engine(db: Path | str = ":memory:", config: Config | None = None) -> Engine:
 
 
 def batch(records: list[dict[str, Any]], source: str = "test", start: int = 0) -> RawBatch:
-    return RawBatch.from_items(
-        source, [Parsed(str(start + i), json.dumps(r), r) for i, r in enumerate(records)]
-    )
+    return RawBatch.from_items(source, [Parsed(str(start + i), json.dumps(r), r) for i, r in enumerate(records)])
 
 
 def feed(eng: Engine, records: list[dict[str, Any]], source: str = "test") -> None:

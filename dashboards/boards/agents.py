@@ -25,9 +25,7 @@ NOTE = (
 
 
 def _stacked(panel: Any) -> Any:
-    return panel.stacking(
-        common_b.StackingConfig().mode(common_m.StackingMode.NORMAL)
-    ).fill_opacity(60)
+    return panel.stacking(common_b.StackingConfig().mode(common_m.StackingMode.NORMAL)).fill_opacity(60)
 
 
 def build(config: Config | None = None) -> dict[str, Any]:

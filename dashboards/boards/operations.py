@@ -63,9 +63,7 @@ def build(config: Config | None = None) -> dict[str, Any]:
             ("C", "abandoned", n.CALLS_ABANDONED_TOTAL),
         )
     ]
-    grid.place(
-        series_panel("Calls per interval", "short", *counts, bars=True, interval=INTERVAL), 24, 8
-    )
+    grid.place(series_panel("Calls per interval", "short", *counts, bars=True, interval=INTERVAL), 24, 8)
     grid.place(
         _kpi_with_target("Service level", "percentunit", n.SERVICE_LEVEL, n.TARGET_SERVICE_LEVEL),
         12,
@@ -107,10 +105,7 @@ def build(config: Config | None = None) -> dict[str, Any]:
         grid,
         refresh="1m",
         time_from="now/d",
-        description=(
-            "The day by interval per queue; lines labelled target are the targets; "
-            "red marks are breaches."
-        ),
+        description=("The day by interval per queue; lines labelled target are the targets; red marks are breaches."),
         variables=[queue_variable(n.CALLS_OFFERED_TOTAL)],
         annotations=[breach_annotation()],
     )

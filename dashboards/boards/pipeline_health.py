@@ -31,10 +31,7 @@ def _dead_letters_1h() -> str:
     """Dead letters in the last hour; 0 (not "no data") while there has been none: the
     exporter has no dead-letter series until the first one, so fall back to the
     ingest counter times zero."""
-    return (
-        f"sum(increase({m(n.DEAD_LETTERS_TOTAL)}[1h])) "
-        f"or sum(increase({m(n.EVENTS_INGESTED_TOTAL)}[1h])) * 0"
-    )
+    return f"sum(increase({m(n.DEAD_LETTERS_TOTAL)}[1h])) or sum(increase({m(n.EVENTS_INGESTED_TOTAL)}[1h])) * 0"
 
 
 def _dead_letter_rate() -> str:
@@ -50,32 +47,30 @@ def build(config: Config | None = None) -> dict[str, Any]:
     grid = Grid()
     ingest_rate = f"sum(rate({m(n.EVENTS_INGESTED_TOTAL)}{RATE}))"
     grid.place(
-        big_stat(
-            "Records stored /s", "reqps", query(ingest_rate, "A", instant=True), decimals=0
-        ).thresholds(thresholds("blue")),
+        big_stat("Records stored /s", "reqps", query(ingest_rate, "A", instant=True), decimals=0).thresholds(
+            thresholds("blue")
+        ),
         6,
         5,
     )
     grid.place(
-        big_stat(
-            "Watermark lag", "s", query(m(n.WATERMARK_LAG), "A", instant=True), decimals=0
-        ).thresholds(thresholds(GREEN, (300, "orange"), (900, RED))),
+        big_stat("Watermark lag", "s", query(m(n.WATERMARK_LAG), "A", instant=True), decimals=0).thresholds(
+            thresholds(GREEN, (300, "orange"), (900, RED))
+        ),
         6,
         5,
     )
     grid.place(
-        big_stat(
-            "Dead letters (1h)", "short", query(_dead_letters_1h(), "A", instant=True), decimals=0
-        )
+        big_stat("Dead letters (1h)", "short", query(_dead_letters_1h(), "A", instant=True), decimals=0)
         .thresholds(thresholds(GREEN, (1, RED)))
         .no_value("0"),
         6,
         5,
     )
     grid.place(
-        big_stat(
-            "Batch time p95", "s", query(_quantile(0.95), "A", instant=True), decimals=3
-        ).thresholds(thresholds(GREEN, (1, "orange"), (5, RED))),
+        big_stat("Batch time p95", "s", query(_quantile(0.95), "A", instant=True), decimals=3).thresholds(
+            thresholds(GREEN, (1, "orange"), (5, RED))
+        ),
         6,
         5,
     )
@@ -150,7 +145,5 @@ def build(config: Config | None = None) -> dict[str, Any]:
         grid,
         refresh="10s",
         time_from="now-1h",
-        description=(
-            "Is the pipeline keeping up? Throughput, duplicates, dead letters, lag and batch time."
-        ),
+        description=("Is the pipeline keeping up? Throughput, duplicates, dead letters, lag and batch time."),
     )

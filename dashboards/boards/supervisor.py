@@ -45,10 +45,7 @@ def gated_target(target: n.MetricName, never: int) -> str:
     """The queue's target while its ``$window`` has at least min_calls offered calls,
     else ``never`` (so the tile cannot turn to the breach colour)."""
     t = sel(target, **Q)
-    enough = (
-        f"{sel(n.WINDOW_OFFERED, queue='$queue', window='$window')} "
-        f">= on (queue) {sel(n.MIN_CALLS, **Q)}"
-    )
+    enough = f"{sel(n.WINDOW_OFFERED, queue='$queue', window='$window')} >= on (queue) {sel(n.MIN_CALLS, **Q)}"
     return f"({t} and on (queue) ({enough})) or on (queue) ({t} * 0 + ({never}))"
 
 
@@ -195,8 +192,6 @@ def build(config: Config | None = None) -> dict[str, Any]:
         grid,
         refresh="5s",
         time_from="now-15m",
-        description=(
-            "Live tiles per queue; colours from the exported targets. Open with ?kiosk on a TV."
-        ),
+        description=("Live tiles per queue; colours from the exported targets. Open with ?kiosk on a TV."),
         variables=[queue_variable(n.CALLS_WAITING), window_var],
     )

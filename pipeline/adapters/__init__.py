@@ -31,9 +31,7 @@ from pipeline.adapters.mapped import parse_mapped
 from pipeline.pii import mask_phone_like
 from pipeline.records import DeadLetter, Parsed
 
-Adapter = Callable[
-    [Iterable[tuple[str, str]], str, Mapping[str, Any] | None], Iterator[Parsed | DeadLetter]
-]
+Adapter = Callable[[Iterable[tuple[str, str]], str, Mapping[str, Any] | None], Iterator[Parsed | DeadLetter]]
 DETECT_LINES = 20
 
 
@@ -72,9 +70,7 @@ def parse_auto(
     if name not in ADAPTERS or name == "auto":
         for position, line in everything:
             if line.strip():
-                yield DeadLetter(
-                    source, position, mask_phone_like(line), "unrecognised input format"
-                )
+                yield DeadLetter(source, position, mask_phone_like(line), "unrecognised input format")
         return
     yield from ADAPTERS[name](everything, source, options)
 

@@ -177,9 +177,7 @@ class QueueLogParser:
     def _line(self, position: str, text: str) -> list[Item]:
         parts = text.split("|")
         if len(parts) < 5:
-            return [
-                self._dead(position, text, f"not a queue_log line: {len(parts)} fields, need 5+")
-            ]
+            return [self._dead(position, text, f"not a queue_log line: {len(parts)} fields, need 5+")]
         stamp, callid, queue, agent, verb = (p.strip() for p in parts[:5])
         data = parts[5:]
         at = self._at(stamp)
@@ -264,9 +262,7 @@ class QueueLogParser:
 
     # -- agents ---------------------------------------------------------------------
 
-    def _agent_line(
-        self, emit: _Emitter, verb: str, member: str, queue: str | None, at: Any, arg: Any
-    ) -> None:
+    def _agent_line(self, emit: _Emitter, verb: str, member: str, queue: str | None, at: Any, arg: Any) -> None:
         state = self._agents.setdefault(member, _Agent())
         if verb in LOGIN_VERBS:
             if queue is not None:
@@ -319,9 +315,7 @@ class QueueLogParser:
             self._agent_state(emit, member, state, at, "ready", None)
 
     @staticmethod
-    def _agent_state(
-        emit: _Emitter, member: str, state: _Agent, at: Any, name: str, reason: str | None
-    ) -> None:
+    def _agent_state(emit: _Emitter, member: str, state: _Agent, at: Any, name: str, reason: str | None) -> None:
         if state.last == (name, reason):
             return
         state.last = (name, reason)
@@ -385,9 +379,7 @@ class _Emitter:
         self.items.append(Parsed(self.position, self.raw, record))
 
 
-def parse_queue_log(
-    lines: Iterable[tuple[str, str]], source: str = "queue_log", options: Any = None
-) -> Iterator[Item]:
+def parse_queue_log(lines: Iterable[tuple[str, str]], source: str = "queue_log", options: Any = None) -> Iterator[Item]:
     """Registry entry: ``options`` may give ``timezone`` and a ``stats`` Counter."""
     opts = dict(options or {})
     parser = QueueLogParser(source, timezone=opts.get("timezone") or "UTC")

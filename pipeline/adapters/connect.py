@@ -118,9 +118,7 @@ class ContactRecordParser:
             return self._dead(position, raw, "contact record without ContactId")
         channel = str(ctr.get("Channel") or "VOICE").upper()
         method = str(ctr.get("InitiationMethod") or "").upper()
-        queue: Mapping[str, Any] | None = (
-            ctr["Queue"] if isinstance(ctr.get("Queue"), dict) else None
-        )
+        queue: Mapping[str, Any] | None = ctr["Queue"] if isinstance(ctr.get("Queue"), dict) else None
         if channel != "VOICE":
             self._skip(f"channel {channel}")
             return None

@@ -12,9 +12,7 @@ import csv
 import json
 import re
 
-_QUEUE_LOG = re.compile(
-    r"^\s*(\d{9,11}(\.\d+)?|\d{4}-\d\d-\d\d[ T][\d:.]+)\|[^|]*\|[^|]*\|[^|]*\|[A-Z_]+(\||$)"
-)
+_QUEUE_LOG = re.compile(r"^\s*(\d{9,11}(\.\d+)?|\d{4}-\d\d-\d\d[ T][\d:.]+)\|[^|]*\|[^|]*\|[^|]*\|[A-Z_]+(\||$)")
 _CONNECT_KEYS = ("ContactId", "AWSContactTraceRecordFormatVersion", "InitiationMethod")
 
 

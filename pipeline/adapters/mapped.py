@@ -166,9 +166,7 @@ def load_mapping(source: str | Path | Mapping[str, Any]) -> MappingSpec:
         timezone=tz,
         clip=bool(doc.get("clip", True)),
         fields=fields,
-        absent={
-            k: frozenset(_strs(v, f"absent.{k}")) for k, v in dict(doc.get("absent", {})).items()
-        },
+        absent={k: frozenset(_strs(v, f"absent.{k}")) for k, v in dict(doc.get("absent", {})).items()},
         time_format=str(time.get("format", "%Y-%m-%d %H:%M:%S")),
         time_absent=frozenset(_strs(time.get("absent", []), "time.absent")),
         anchor=time.get("anchor"),
@@ -186,9 +184,7 @@ def load_mapping(source: str | Path | Mapping[str, Any]) -> MappingSpec:
 class MappedReader:
     """Reads delimited rows with a mapping; ``stats`` counts calls by outcome and skips."""
 
-    def __init__(
-        self, spec: MappingSpec, source: str = "mapped", site_timezone: str | None = None
-    ) -> None:
+    def __init__(self, spec: MappingSpec, source: str = "mapped", site_timezone: str | None = None) -> None:
         self.spec = spec
         self.source = source
         self.stats: Counter[str] = Counter()
@@ -223,9 +219,7 @@ class MappedReader:
                 yield self._dead(position, text, wrong_header)
                 continue
             if len(values) != len(columns):
-                yield self._dead(
-                    position, text, f"{len(values)} columns, header has {len(columns)}"
-                )
+                yield self._dead(position, text, f"{len(values)} columns, header has {len(columns)}")
                 continue
             positions.append(position)
             raws.append(text)
@@ -280,11 +274,7 @@ class MappedReader:
         for col in spec.time_columns:
             value = pl.col(col)
             absent = value.is_null() | value.is_in(list(spec.time_absent)) | (value == "")
-            text = (
-                pl.concat_str([pl.col(spec.date_column), value], separator=" ")
-                if spec.date_column
-                else value
-            )
+            text = pl.concat_str([pl.col(spec.date_column), value], separator=" ") if spec.date_column else value
             fmt = f"{spec.date_format} {spec.time_format}" if spec.date_column else spec.time_format
             parsed = text.str.strptime(pl.Datetime("us"), fmt, strict=False)
             exprs.append(pl.when(absent).then(None).otherwise(parsed).alias(f"_t_{col}"))
@@ -323,9 +313,7 @@ class MappedReader:
                 branches = (pl.when(cond) if branches is None else branches.when(cond)).then(value)
             expr = branches.otherwise(None) if branches is not None else pl.lit(None)
             frame = frame.with_columns(expr.cast(pl.Datetime("us")).alias(name))
-        frame = frame.with_columns(
-            answered_at=pl.when(pl.col("_outcome") == "answered").then(pl.col("answered_at"))
-        )
+        frame = frame.with_columns(answered_at=pl.when(pl.col("_outcome") == "answered").then(pl.col("answered_at")))
         if spec.clip:
             frame = frame.with_columns(
                 answered_at=pl.when(pl.col("answered_at") < pl.col("offered_at"))
@@ -334,15 +322,11 @@ class MappedReader:
             )
             start = pl.coalesce(["answered_at", "offered_at"])
             frame = frame.with_columns(
-                ended_at=pl.when(pl.col("ended_at") < start)
-                .then(start)
-                .otherwise(pl.col("ended_at"))
+                ended_at=pl.when(pl.col("ended_at") < start).then(start).otherwise(pl.col("ended_at"))
             )
         zoned = []
         for name in TIME_FIELDS:
-            local = pl.col(name).dt.replace_time_zone(
-                self._tz, ambiguous="earliest", non_existent="null"
-            )
+            local = pl.col(name).dt.replace_time_zone(self._tz, ambiguous="earliest", non_existent="null")
             zoned += [
                 local.dt.strftime("%Y-%m-%dT%H:%M:%S%:z").alias(f"_iso_{name}"),
                 (pl.col(name).is_not_null() & local.is_null()).alias(f"_gap_{name}"),
@@ -352,10 +336,7 @@ class MappedReader:
         values = []
         for name, cols in spec.fields.items():
             parts = [
-                pl.when(pl.col(c).is_in(list(spec.absent.get(c, ()))))
-                .then(None)
-                .otherwise(pl.col(c))
-                for c in cols
+                pl.when(pl.col(c).is_in(list(spec.absent.get(c, ())))).then(None).otherwise(pl.col(c)) for c in cols
             ]
             expr = parts[0] if len(parts) == 1 else pl.concat_str(parts, separator="-")
             values.append(pl.when(expr == "").then(None).otherwise(expr).alias(f"_v_{name}"))
@@ -434,9 +415,7 @@ def read_mapped_file(
     return items, reader.stats
 
 
-def parse_mapped(
-    lines: Iterable[tuple[str, str]], source: str = "mapped", options: Any = None
-) -> Iterator[Item]:
+def parse_mapped(lines: Iterable[tuple[str, str]], source: str = "mapped", options: Any = None) -> Iterator[Item]:
     """Registry entry: ``options['mapping']`` is a mapping name, path, dict or spec."""
     opts = dict(options or {})
     mapping = opts.get("mapping")

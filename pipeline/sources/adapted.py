@@ -72,8 +72,14 @@ def adapted_batches(path: str, fmt: str, batch_size: int, options: Mapping[str, 
     yield from _chunks(adapter(numbered_lines(path), source, options), source, batch_size)
 
 
-def followed_batches(path: str, fmt: str, options: Mapping[str, Any], stop: threading.Event,
-                     batch_size: int = 10_000, flush_s: float = 1.0) -> Iterator[RawBatch]:
+def followed_batches(
+    path: str,
+    fmt: str,
+    options: Mapping[str, Any],
+    stop: threading.Event,
+    batch_size: int = 10_000,
+    flush_s: float = 1.0,
+) -> Iterator[RawBatch]:
     """Tail ``path`` through the adapter; batches come at least every ``flush_s``."""
     source = source_name(path)
     adapter = get_adapter(fmt)

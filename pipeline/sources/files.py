@@ -94,7 +94,9 @@ def _jsonl_batch_line_by_line(lines: list[bytes], positions: list[str], source: 
         try:
             value: Any = json.loads(line)
         except (ValueError, UnicodeDecodeError) as exc:
-            items.append(DeadLetter(source, pos, _clip(mask_phone_like(text)), f"malformed JSON: {exc.__class__.__name__}"))
+            items.append(
+                DeadLetter(source, pos, _clip(mask_phone_like(text)), f"malformed JSON: {exc.__class__.__name__}")
+            )
             continue
         if not isinstance(value, dict):
             items.append(DeadLetter(source, pos, _clip(mask_phone_like(text)), "not a JSON object"))

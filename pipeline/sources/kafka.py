@@ -83,8 +83,9 @@ def fresh(messages: Iterable[Message], stored: Mapping[tuple[str, int], int]) ->
     return [m for m in messages if m.offset > stored.get((m.topic, m.partition), -1)]
 
 
-def seek_positions(assigned: Iterable[tuple[str, int]],
-                   stored: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+def seek_positions(
+    assigned: Iterable[tuple[str, int]], stored: Mapping[tuple[str, int], int]
+) -> dict[tuple[str, int], int]:
     """Where each assigned partition with a stored offset resumes (stored + 1).
 
     Partitions without a stored offset are left out: they start where the consumer
@@ -103,8 +104,7 @@ def batch_offsets(messages: Sequence[Message]) -> list[SourceOffset]:
     return [SourceOffset(source_name(t), p, o) for (t, p), o in sorted(top.items())]
 
 
-def batch_from_messages(topic: str, messages: Sequence[Message],
-                        max_value_bytes: int = MAX_VALUE_BYTES) -> RawBatch:
+def batch_from_messages(topic: str, messages: Sequence[Message], max_value_bytes: int = MAX_VALUE_BYTES) -> RawBatch:
     """One ``RawBatch`` from the messages of one topic (any partitions).
 
     Empty and oversized values become dead letters here; the rest are decoded
@@ -202,34 +202,45 @@ async def _ensure_topics(settings: KafkaSettings, partitions: int, timeout_s: fl
         existing = set(await admin.list_topics())
         missing = [t for t in topic_names(settings).values() if t not in existing]
         if missing:
-            await admin.create_topics([NewTopic(name=t, num_partitions=partitions, replication_factor=1)
-                                       for t in missing], timeout_ms=int(timeout_s * 1000))
+            await admin.create_topics(
+                [NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in missing],
+                timeout_ms=int(timeout_s * 1000),
+            )
         return missing
     finally:
         await admin.close()
 
 
-def produce_records(records: Iterable[dict[str, Any]], settings: KafkaSettings,
-                    progress: Callable[[int], None] | None = None, rate: float = 0.0,
-                    stamp: bool = False) -> int:
+def produce_records(
+    records: Iterable[dict[str, Any]],
+    settings: KafkaSettings,
+    progress: Callable[[int], None] | None = None,
+    rate: float = 0.0,
+    stamp: bool = False,
+) -> int:
     """Send native records (dicts) to their topics; return how many were sent.
 
     ``rate`` > 0 paces sending to that many records per second (latency measurement);
     ``stamp`` adds the ``callpulse-sent-ms`` header with the send time.
     """
-    return asyncio.run(produce_async(route_records(records, topic_names(settings)), settings, progress,
-                                     rate, stamp))
+    return asyncio.run(produce_async(route_records(records, topic_names(settings)), settings, progress, rate, stamp))
 
 
-def produce_lines(lines: Iterable[bytes], settings: KafkaSettings,
-                  progress: Callable[[int], None] | None = None) -> int:
+def produce_lines(
+    lines: Iterable[bytes], settings: KafkaSettings, progress: Callable[[int], None] | None = None
+) -> int:
     """Send JSON-lines file content, one message per non-blank line; return the count."""
     return asyncio.run(produce_async(route_lines(lines, topic_names(settings)), settings, progress))
 
 
-async def produce_async(messages: Iterable[Routed], settings: KafkaSettings,
-                        progress: Callable[[int], None] | None = None, rate: float = 0.0,
-                        stamp: bool = False, max_request_bytes: int = 4 * 1_048_576) -> int:
+async def produce_async(
+    messages: Iterable[Routed],
+    settings: KafkaSettings,
+    progress: Callable[[int], None] | None = None,
+    rate: float = 0.0,
+    stamp: bool = False,
+    max_request_bytes: int = 4 * 1_048_576,
+) -> int:
     """Send routed messages with one batching aiokafka producer; waits until all are acked."""
     import time
 

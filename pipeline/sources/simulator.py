@@ -125,11 +125,7 @@ class SimConfig:
 def arrival_profile(hour: float) -> float:
     """Relative arrival intensity at a local clock hour: quiet early and late,
     a morning peak around 10:30 and a lower one around 14:45."""
-    return (
-        0.35
-        + math.exp(-(((hour - 10.5) / 1.4) ** 2))
-        + 0.8 * math.exp(-(((hour - 14.75) / 1.6) ** 2))
-    )
+    return 0.35 + math.exp(-(((hour - 10.5) / 1.4) ** 2)) + 0.8 * math.exp(-(((hour - 14.75) / 1.6) ** 2))
 
 
 def simulate(config: SimConfig) -> Iterator[dict[str, Any]]:

@@ -1,7 +1,14 @@
-"""`make bench`: end-to-end replay throughput against a plain DuckDB append baseline.
+"""`make bench`: what callpulse costs, measured against baselines in the same run.
 
-Both are measured in the same run on the same file, so the ratio holds on a noisy
-machine where absolute rates don't. Nothing here asserts a time; it reports.
+- replay: end-to-end replay of ~1M simulated events against a plain DuckDB Arrow
+  append of the same rows (the ratio holds on a noisy machine where rates don't);
+- kafka: the worker on its own real broker, produced→stored events/s and
+  event-to-stored latency at a steady rate (tests/bench/kafka.py);
+- analyst: 30 days / 10M calls, the interval report and a 15-minute rolling query
+  on the analysts' snapshot (tests/bench/analyst.py).
+
+`make bench` runs all three; `BENCH_ARGS="--only replay"` (repeatable) picks some.
+Nothing here asserts a time; it reports.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pipeline.sources import files
 from pipeline.sources.simulator import SimConfig, simulate, write_jsonl
 
 OUT = Path("bench-out")
+PARTS = ("replay", "kafka", "analyst")
 console = Console()
 
 
@@ -57,27 +65,49 @@ def pipeline_replay(path: Path, db: Path, batch_size: int) -> tuple[int, float, 
     totals = engine.totals
     engine.close()
     elapsed = time.perf_counter() - started
-    return totals.read, elapsed, {"batches": totals.batches, "in process()": sum(totals.batch_seconds)}
+    return totals.read, elapsed, {"batches": totals.batches, "in process()": totals.seconds_in_process}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=20.0, help="simulator scale (20 ≈ 1 million events)")
     parser.add_argument("--batch-size", type=int, default=Config().batch_size)
+    parser.add_argument("--only", action="append", choices=PARTS, help="run only these parts (repeatable)")
+    parser.add_argument("--calls", type=int, default=10_000_000, help="calls in the analysts' 30-day database")
+    parser.add_argument("--rate", type=float, default=5000.0, help="events/s for the Kafka latency run")
     args = parser.parse_args()
+    parts = args.only or list(PARTS)
     path = ensure_events(args.scale)
+    if "replay" in parts:
+        replay_bench(path, args.batch_size)
+    if "kafka" in parts:
+        from tests.bench import kafka
+
+        kafka.run(path, rate=args.rate)
+    if "analyst" in parts:
+        from tests.bench.analyst import run_analyst_bench
+
+        run_analyst_bench(args.calls, console)
+
+
+def replay_bench(path: Path, batch_size: int) -> None:
     n_base, t_base = baseline(path, OUT / "baseline.duckdb")
-    n, t, detail = pipeline_replay(path, OUT / "replay.duckdb", args.batch_size)
+    n, t, detail = pipeline_replay(path, OUT / "replay.duckdb", batch_size)
     table = Table(title=f"replay of {n:,} simulated events ({path})")
     for col in ("path", "events", "seconds", "events/s", "ratio to baseline"):
         table.add_column(col, justify="right")
     base_rate, rate = n_base / t_base, n / t
-    table.add_row("baseline: polars parse + DuckDB Arrow append", f"{n_base:,}", f"{t_base:.2f}", f"{base_rate:,.0f}", "1.00")
-    table.add_row(f"callpulse replay (batches of {args.batch_size:,})", f"{n:,}", f"{t:.2f}", f"{rate:,.0f}",
-                  f"{rate / base_rate:.2f}")
+    table.add_row(
+        "baseline: polars parse + DuckDB Arrow append", f"{n_base:,}", f"{t_base:.2f}", f"{base_rate:,.0f}", "1.00"
+    )
+    table.add_row(
+        f"callpulse replay (batches of {batch_size:,})", f"{n:,}", f"{t:.2f}", f"{rate:,.0f}", f"{rate / base_rate:.2f}"
+    )
     console.print(table)
-    console.print(f"{detail['batches']:.0f} batches; {detail['in process()']:.2f} s inside Engine.process "
-                  f"(validate + store + KPI refresh), the rest reading the file")
+    console.print(
+        f"{detail['batches']:.0f} batches; {detail['in process()']:.2f} s inside Engine.process "
+        f"(validate + store + KPI refresh), the rest reading the file"
+    )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,7 @@ BANK = Path("/work/shared/data/anonymous-bank-1999-02.tsv")
 ENV = {**os.environ, "CALLPULSE_PII_KEY": "adapter-test-key"}
 
 KPI_COLUMNS = (
-    "offered, answered, abandoned, short_abandoned, exited, answered_in_sl, "
-    "service_level, asa_s, abandon_rate, aht_s"
+    "offered, answered, abandoned, short_abandoned, exited, answered_in_sl, service_level, asa_s, abandon_rate, aht_s"
 )
 CALL_COLUMNS = "call_id, queue, outcome, wait_s, talk_s, agent_id"
 TABLES = [
@@ -136,27 +135,22 @@ def test_asterisk_queue_log_calls_kpis_agents_and_dead_letters(tmp_path: Path) -
         ("1709542812.2", "sales", "answered", 9, 90, "SIP/3003"),  # B in sales
         ("1709543400.13", "support", "exited", 14400, None, None),  # G: orphan, 4 h
     ]
-    assert query(db, "SELECT call_id, queue FROM calls WHERE transferred") == [
-        ("1709542812.2", "support")
-    ]
+    assert query(db, "SELECT call_id, queue FROM calls WHERE transferred") == [("1709542812.2", "support")]
     # G was closed by the orphan rule at its offer + 4 h
-    assert query(db, "SELECT exited_at FROM calls WHERE call_id = '1709543400.13'")[0][0] == utc(
-        2024, 3, 4, 13, 10
-    )
+    assert query(db, "SELECT exited_at FROM calls WHERE call_id = '1709543400.13'")[0][0] == utc(2024, 3, 4, 13, 10)
 
     assert kpi_rows(db) == {
         ("support", utc(2024, 3, 4, 9, 0)): approx((7, 3, 2, 1, 2, 2, 1 / 3, 26.0, 1 / 6, 105.0)),
         ("sales", utc(2024, 3, 4, 9, 0)): approx((1, 1, 0, 0, 0, 1, 1.0, 9.0, 0.0, 90.0)),
     }
-    assert query(
-        db, "SELECT transfer_rate, max_wait_s FROM kpi_queue_interval WHERE queue = 'support'"
-    ) == [(pytest.approx(1 / 3), 14400)]
+    assert query(db, "SELECT transfer_rate, max_wait_s FROM kpi_queue_interval WHERE queue = 'support'") == [
+        (pytest.approx(1 / 3), 14400)
+    ]
 
     # the pause with its reason is a not_ready segment of 300 s (T+180 .. T+480)
     assert query(
         db,
-        "SELECT agent_id, state, reason, started_at, ended_at, duration_s FROM agent_states "
-        "WHERE state = 'not_ready'",
+        "SELECT agent_id, state, reason, started_at, ended_at, duration_s FROM agent_states WHERE state = 'not_ready'",
     ) == [("PJSIP/1001", "not_ready", "lunch", utc(2024, 3, 4, 9, 3), utc(2024, 3, 4, 9, 8), 300)]
     # PJSIP/1001 in 09:00-09:15: ready T+1..T+55 (54) + T+175..T+180 (5) + T+480..T+900 (420)
     # = 479 s, busy with D T+55..T+175 = 120 s, not ready 300 s; one call handled in 120 s.
@@ -166,9 +160,11 @@ def test_asterisk_queue_log_calls_kpis_agents_and_dead_letters(tmp_path: Path) -
         "WHERE agent_id = 'PJSIP/1001' AND interval_start = ?",
         [utc(2024, 3, 4, 9, 0)],
     ) == [(1, 120, 479, 120, 300)]
-    assert query(
-        db, "SELECT agent_id, state FROM agent_states WHERE ended_at IS NULL ORDER BY 1"
-    ) == [("PJSIP/1001", "logout"), ("SIP/2002", "logout"), ("SIP/3003", "logout")]
+    assert query(db, "SELECT agent_id, state FROM agent_states WHERE ended_at IS NULL ORDER BY 1") == [
+        ("PJSIP/1001", "logout"),
+        ("SIP/2002", "logout"),
+        ("SIP/3003", "logout"),
+    ]
 
     dead = query(db, "SELECT position, reason, raw FROM dead_letters ORDER BY position::INT")
     assert [(p, r) for p, r, _ in dead] == [
@@ -203,9 +199,7 @@ def test_asterisk_database_style_times_use_the_site_time_zone(tmp_path: Path) ->
         (utc(2024, 3, 4, 9, 0, 10), "c1", "support", "answered", 8, 120, "SIP/2002")
     ]
     # one call answered in 8 s: SL 1, ASA 8, AHT 120
-    assert kpi_rows(db) == {
-        ("support", utc(2024, 3, 4, 9, 0)): approx((1, 1, 0, 0, 0, 1, 1.0, 8.0, 0.0, 120.0))
-    }
+    assert kpi_rows(db) == {("support", utc(2024, 3, 4, 9, 0)): approx((1, 1, 0, 0, 0, 1, 1.0, 8.0, 0.0, 120.0))}
 
 
 def test_connect_contact_records(tmp_path: Path) -> None:
@@ -232,8 +226,7 @@ def test_connect_contact_records(tmp_path: Path) -> None:
     assert "not call records, left out by the adapter: initiation OUTBOUND 1, never queued 1" in err
     assert query(
         db,
-        f"SELECT {CALL_COLUMNS}, hold_s, wrap_s, handle_s, transferred FROM calls "
-        "ORDER BY offered_at",
+        f"SELECT {CALL_COLUMNS}, hold_s, wrap_s, handle_s, transferred FROM calls ORDER BY offered_at",
     ) == [
         ("k1", "Support", "answered", 10, 200, "ana", 20, 30, 250, False),
         ("k2", "Support", "abandoned", 4, None, None, None, None, None, False),
@@ -248,9 +241,7 @@ def test_connect_contact_records(tmp_path: Path) -> None:
         ("Billing", utc(2024, 3, 5, 14, 0)): approx((1, 1, 0, 0, 0, 1, 1.0, 5.0, 0.0, 70.0)),
     }
     # centre totals: k5 visits two queues but is one call
-    assert query(db, "SELECT offered, answered, abandoned, exited FROM kpi_centre_interval") == [
-        (6, 3, 2, 1)
-    ]
+    assert query(db, "SELECT offered, answered, abandoned, exited FROM kpi_centre_interval") == [(6, 3, 2, 1)]
     before = tables(db)
     assert "read 7  accepted 0  duplicates 7  dead-lettered 0" in replay(CTRS, db)
     assert tables(db) == before
@@ -354,9 +345,7 @@ def has_open(pid: int, path: Path) -> bool:
     return False
 
 
-@pytest.mark.skipif(
-    not Path("/proc/self/fd").exists(), reason="needs /proc to see the follower's open file"
-)
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc to see the follower's open file")
 def test_follow_with_rotation_stores_every_line_once(tmp_path: Path) -> None:
     lines = QUEUE_LOG.read_text().splitlines(keepends=True)
     first, second, third = lines[:12], lines[12:22], lines[22:]
@@ -445,9 +434,7 @@ def test_bank_month_through_replay_equals_an_independent_count(tmp_path: Path) -
         .filter((pl.col("outcome") == "AGENT") | queued)
         .select(
             queue=pl.col("type"),
-            outcome=pl.when(pl.col("outcome") == "AGENT")
-            .then(pl.lit("answered"))
-            .otherwise(pl.lit("abandoned")),
+            outcome=pl.when(pl.col("outcome") == "AGENT").then(pl.lit("answered")).otherwise(pl.lit("abandoned")),
             wait=pl.when(queued).then(pl.col("q_time").cast(pl.Int64)).otherwise(0),
         )
     )
@@ -478,17 +465,14 @@ def test_bank_month_through_replay_equals_an_independent_count(tmp_path: Path) -
     }
     got_queue = {
         q: (n, t, m)
-        for q, n, t, m in query(
-            db, "SELECT queue, count(*), sum(wait_s), avg(wait_s) FROM calls GROUP BY ALL"
-        )
+        for q, n, t, m in query(db, "SELECT queue, count(*), sum(wait_s), avg(wait_s) FROM calls GROUP BY ALL")
     }
     assert got_queue == {q: (n, t, pytest.approx(m)) for q, (n, t, m) in per_queue.items()}
 
     # the two waits that cross midnight: 23:59:29 → 0:00:26 and 23:59:26 → 0:00:27
     assert query(
         db,
-        "SELECT call_id, outcome, wait_s FROM calls WHERE call_id IN "
-        "('AA0105-35608', 'AA0215-13278') ORDER BY 1",
+        "SELECT call_id, outcome, wait_s FROM calls WHERE call_id IN ('AA0105-35608', 'AA0215-13278') ORDER BY 1",
     ) == [("AA0105-35608", "abandoned", 57), ("AA0215-13278", "abandoned", 61)]
     # the materialised interval KPIs add up to the same counts per queue, and
     # ASA x answered summed over the intervals to the answered calls' total wait

@@ -44,9 +44,7 @@ SIM = SimConfig(
         QueueSpec("sales", 1400, 70, mean_talk_s=270, mean_wrap_s=40, patience_s=60),
     ),
     understaffing=(
-        Understaffing(
-            QUEUE, datetime.min.time().replace(hour=13), datetime.min.time().replace(hour=14), 0.85
-        ),
+        Understaffing(QUEUE, datetime.min.time().replace(hour=13), datetime.min.time().replace(hour=14), 0.85),
     ),
 )
 TZ = ZoneInfo(SIM.tz)
@@ -166,13 +164,9 @@ def test_understaffed_hour_pages_for_that_queue_only_and_resolves(tmp_path: Path
         engine.process(helpers.batch(records[:split], "simulator"))  # the morning, at once
         services = start_services(engine, config, serve=True)
         am = AlertmanagerServer(_alertmanager_yml(receiver.url)).start()
-        prom = PrometheusServer(
-            _prometheus_yml(config.exporter.port, am.port), rule_files=[rules_path]
-        ).start()
+        prom = PrometheusServer(_prometheus_yml(config.exporter.port, am.port), rule_files=[rules_path]).start()
         prom.wait_for_series(f'up{{job="{SETTINGS.job}"}} == 1', timeout=40)
-        prom.wait_for_series(
-            'callpulse_service_level_ratio{window="15m"}', lambda rows: len(rows) == 2, timeout=20
-        )
+        prom.wait_for_series('callpulse_service_level_ratio{window="15m"}', lambda rows: len(rows) == 2, timeout=20)
         assert prom.query(f'ALERTS{{alertname="{rules.SERVICE_LEVEL_LOW}"}}') == []
 
         feeder = Feeder(engine, records[split:end], split)
@@ -190,9 +184,7 @@ def test_understaffed_hour_pages_for_that_queue_only_and_resolves(tmp_path: Path
         assert {s.labels["queue"] for s in seen} == {QUEUE}
         delivered = set().union(*(_sl_alerts(p, "firing") for p in receiver.payloads))
         assert delivered == {QUEUE}
-        breach = prom.query(
-            'max_over_time(callpulse_kpi_breach{kpi="service_level",window="15m"}[10m])'
-        )
+        breach = prom.query('max_over_time(callpulse_kpi_breach{kpi="service_level",window="15m"}[10m])')
         assert {s.labels["queue"]: s.value for s in breach} == {QUEUE: 1.0, "sales": 0.0}
         assert feeder.error is None
     finally:
@@ -252,9 +244,7 @@ def test_cli_render_and_check(tmp_path: Path) -> None:
     toml.write_text("[queues.vip.targets]\nservice_level = 0.9\n", encoding="utf-8")
     out = tmp_path / "rules" / "callpulse.rules.yml"
     runner = CliRunner()
-    result = runner.invoke(
-        app, ["alerts", "render", "--out", str(out), "-c", str(toml), "--window", "5m"]
-    )
+    result = runner.invoke(app, ["alerts", "render", "--out", str(out), "-c", str(toml), "--window", "5m"])
     assert result.exit_code == 0, result.output
     text = out.read_text(encoding="utf-8")
     assert "> 4.5" in text and "> 14.4" not in text  # defaults (80 %) are the lowest target

@@ -54,9 +54,7 @@ def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
 
 def test_analyst_config_section() -> None:
     assert Config().analyst == AnalystSettings(freshness_s=60.0, snapshot=None, retention_days=None)
-    cfg = config_from_dict(
-        {"analyst": {"freshness": "2m", "snapshot": "x/snap.duckdb", "retention_days": 400}}
-    )
+    cfg = config_from_dict({"analyst": {"freshness": "2m", "snapshot": "x/snap.duckdb", "retention_days": 400}})
     assert cfg.analyst == AnalystSettings(120.0, Path("x/snap.duckdb"), 400)
     assert analyst.snapshot_path(cfg) == Path("x/snap.duckdb")
     assert analyst.snapshot_path(Config(db=Path("d/cp.duckdb"))) == Path("d/cp.analyst.duckdb")
@@ -90,9 +88,7 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     cfg = Config(db=tmp_path / "cp.duckdb", analyst=AnalystSettings(freshness_s=2.0))
     todo = paced_batches(list(simulate(SimConfig(seed=11, scale=0.6))), 250)
     eng = engine(cfg.db, cfg)
-    refresher = Refresher(
-        eng.store.con, Published(), every_s=0.5
-    )  # as pipeline/runtime.py wires it
+    refresher = Refresher(eng.store.con, Published(), every_s=0.5)  # as pipeline/runtime.py wires it
     job = analyst.SnapshotJob(cfg)
     refresher.add("analyst_snapshot", job)
     eng.subscribe(refresher)
@@ -212,9 +208,7 @@ def small_db(tmp_path: Path) -> Config:
         "SET enable_external_access = true",
     ],
 )
-def test_an_analysts_write_is_refused_clearly(
-    small_db: Config, statement: str, tmp_path: Path
-) -> None:
+def test_an_analysts_write_is_refused_clearly(small_db: Config, statement: str, tmp_path: Path) -> None:
     done = run("sql", statement, "--db", str(small_db.db))
     assert done.returncode == 1
     assert "refused:" in done.stderr and "read-only" in done.stderr, done.stderr
@@ -251,9 +245,7 @@ def test_sql_formats_prompt_from_stdin_and_freshness(small_db: Config) -> None:
 
 
 def test_snapshot_follows_the_database_when_no_pipeline_runs(small_db: Config) -> None:
-    first = run(
-        "sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db)
-    )
+    first = run("sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db))
     n = int(first.stdout.splitlines()[1])
     eng = engine(small_db.db, small_db)
     eng.process(
@@ -271,17 +263,13 @@ def test_snapshot_follows_the_database_when_no_pipeline_runs(small_db: Config) -
         )[0]
     )
     eng.close()
-    again = run(
-        "sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db)
-    )
+    again = run("sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db))
     assert int(again.stdout.splitlines()[1]) == n + 1
 
 
 def test_clear_message_when_nothing_to_query(tmp_path: Path) -> None:
     done = run("sql", "SELECT 1", "--db", str(tmp_path / "none.duckdb"))
-    assert (
-        done.returncode == 2 and "no database yet" in done.stderr and "Traceback" not in done.stderr
-    )
+    assert done.returncode == 2 and "no database yet" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_engine_closes_while_a_snapshot_is_being_copied(tmp_path: Path) -> None:

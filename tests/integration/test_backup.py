@@ -59,11 +59,7 @@ def batches(records: list[dict[str, Any]], size: int) -> list[RawBatch]:
             Parsed(str(i + j), json.dumps(r), r) for j, r in enumerate(records[i : i + size])
         ]
         if k % 7 == 3:  # dead letters are copied too
-            items.append(
-                DeadLetter(
-                    "sim", f"bad{k}", '{"type": "call", "event": "offered"', "malformed JSON: test"
-                )
-            )
+            items.append(DeadLetter("sim", f"bad{k}", '{"type": "call", "event": "offered"', "malformed JSON: test"))
         out.append(RawBatch.from_items("sim", items, [SourceOffset("sim", 0, k)]))
     return out
 
@@ -71,10 +67,7 @@ def batches(records: list[dict[str, Any]], size: int) -> list[RawBatch]:
 def dump(db: Path | str) -> dict[str, list[tuple[Any, ...]]]:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return {
-            name: con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall()
-            for name in TABLES + VIEWS
-        }
+        return {name: con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall() for name in TABLES + VIEWS}
     finally:
         con.close()
 
@@ -91,9 +84,7 @@ def day() -> list[RawBatch]:
     return batches(list(simulate(SimConfig(seed=5, scale=0.3))), 400)
 
 
-def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(
-    day: list[RawBatch], tmp_path: Path
-) -> None:
+def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBatch], tmp_path: Path) -> None:
     cfg = Config(db=tmp_path / "live.duckdb", analyst=AnalystSettings(freshness_s=3600))
     eng = engine(cfg.db, cfg)
     job = analyst.SnapshotJob(cfg)
@@ -147,9 +138,7 @@ def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(
 
     # Which batches the backup holds: its stored offset says (offsets are saved with the rows).
     con = duckdb.connect(str(dest), read_only=True)
-    (last,) = con.execute(
-        'SELECT "offset" FROM source_offsets WHERE source = $s', {"s": "sim"}
-    ).fetchall()[0]
+    (last,) = con.execute('SELECT "offset" FROM source_offsets WHERE source = $s', {"s": "sim"}).fetchall()[0]
     info = backup.read_info(con)
     con.close()
     assert info is not None and info["kind"] == "backup"
@@ -171,9 +160,7 @@ def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(
     feed(reference, cfg, day[: last + 1])
     assert dump(restored) == dump(reference)
     con = duckdb.connect(str(restored), read_only=True)
-    assert not con.execute(
-        "SELECT * FROM duckdb_tables() WHERE table_name = 'snapshot_info'"
-    ).fetchall()
+    assert not con.execute("SELECT * FROM duckdb_tables() WHERE table_name = 'snapshot_info'").fetchall()
     con.close()
 
     # The pipeline resumes on the restored file: the rest of the day gives the same KPIs as one run.
@@ -210,11 +197,7 @@ def test_restore_refuses_to_overwrite_without_force(day: list[RawBatch], tmp_pat
         )
 
     refused = restore()
-    assert (
-        refused.returncode == 2
-        and "already exists" in refused.stderr
-        and "--force" in refused.stderr
-    )
+    assert refused.returncode == 2 and "already exists" in refused.stderr and "--force" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert dump(target) == before
     forced = restore("--force")
@@ -226,9 +209,7 @@ def test_restore_refuses_to_overwrite_without_force(day: list[RawBatch], tmp_pat
         backup.restore(empty, tmp_path / "x.duckdb")
 
 
-def test_backup_of_a_stopped_pipeline_and_refusal_to_overwrite(
-    day: list[RawBatch], tmp_path: Path
-) -> None:
+def test_backup_of_a_stopped_pipeline_and_refusal_to_overwrite(day: list[RawBatch], tmp_path: Path) -> None:
     cfg = Config(db=tmp_path / "cp.duckdb")
     feed(cfg.db, cfg, day[:3])
     dest = tmp_path / "b.duckdb"
@@ -267,26 +248,16 @@ def test_retention_deletes_old_raw_events_and_keeps_aggregates(tmp_path: Path) -
     assert result.events_before == cut
     assert result.deleted["call_events"] > 0 and result.deleted["dead_letters"] > 0
     for table in ("call_events", "qa_evals"):
-        assert (
-            con.execute(f"SELECT count(*) FROM {table} WHERE ts < $c", {"c": cut}).fetchall()[0][0]
-            == 0
-        )
+        assert con.execute(f"SELECT count(*) FROM {table} WHERE ts < $c", {"c": cut}).fetchall()[0][0] == 0
         assert con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] > 0
     assert con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0] == 0
     # Each agent keeps its latest event (the state it is still in); older ones go.
-    agents_now = con.execute(
-        "SELECT agent_id, max(ts) FROM agent_events GROUP BY ALL ORDER BY ALL"
-    ).fetchall()
+    agents_now = con.execute("SELECT agent_id, max(ts) FROM agent_events GROUP BY ALL ORDER BY ALL").fetchall()
     con.close()
     after = dump(cfg.db)
     for name in kept:
         assert after[name] == before[name], name
-    latest = sorted(
-        {
-            (a, max(t for b, t, *_ in before["agent_events"] if b == a))
-            for a, *_ in before["agent_events"]
-        }
-    )
+    latest = sorted({(a, max(t for b, t, *_ in before["agent_events"] if b == a)) for a, *_ in before["agent_events"]})
     assert agents_now == latest
     # Nothing left to delete: a second run deletes nothing.
     con = duckdb.connect(str(cfg.db))
@@ -296,9 +267,7 @@ def test_retention_deletes_old_raw_events_and_keeps_aggregates(tmp_path: Path) -
 
 def test_retention_runs_inside_a_running_pipeline_and_from_the_cli(tmp_path: Path) -> None:
     records = list(simulate(SimConfig(seed=8, day=date(2026, 3, 2), days=3, scale=0.05)))
-    cfg = Config(
-        db=tmp_path / "cp.duckdb", analyst=AnalystSettings(retention_days=2, freshness_s=3600)
-    )
+    cfg = Config(db=tmp_path / "cp.duckdb", analyst=AnalystSettings(retention_days=2, freshness_s=3600))
     eng = engine(cfg.db, cfg)
     job = analyst.SnapshotJob(cfg, clock=lambda: CLOCK, threaded=False)
     for b in batches(records, 3000):

@@ -61,9 +61,7 @@ def _small_batches(records: list[dict[str, Any]], seed: int) -> list[list[dict[s
     return out
 
 
-def test_live_in_small_batches_equals_replay_in_one_batch(
-    day: list[dict[str, Any]], tmp_path: Path
-) -> None:
+def test_live_in_small_batches_equals_replay_in_one_batch(day: list[dict[str, Any]], tmp_path: Path) -> None:
     replay = helpers.engine()
     _detect(replay)
     replay.process(helpers.batch(day, "file:day.jsonl"))
@@ -94,9 +92,7 @@ def test_live_in_small_batches_equals_replay_in_one_batch(
     start_t = datetime.combine(SIM.day, time(13, 0), tzinfo=tz).astimezone(UTC)
     end_t = datetime.combine(SIM.day, time(14, 0), tzinfo=tz).astimezone(UTC)
     hour = [
-        r
-        for r in expected
-        if r[0] == QUEUE and r[1] == "service_level" and r[2] == "15m" and start_t <= r[6] <= end_t
+        r for r in expected if r[0] == QUEUE and r[1] == "service_level" and r[2] == "15m" and start_t <= r[6] <= end_t
     ]
     assert hour, f"no 15m service-level breach of {QUEUE} in the understaffed hour: {expected}"
     for r in hour:
@@ -128,6 +124,4 @@ def test_catching_up_in_steps_equals_one_run(day: list[dict[str, Any]]) -> None:
         calls += 1
     assert calls > 3
     assert _rows(steps) == _rows(whole)
-    assert detector.book.open_keys() == frozenset(
-        (r[0], r[1], r[2]) for r in _rows(whole) if r[7] is None
-    )
+    assert detector.book.open_keys() == frozenset((r[0], r[1], r[2]) for r in _rows(whole) if r[7] is None)

@@ -107,13 +107,9 @@ def _has_data(rows: list[Sample]) -> bool:
 def test_every_panel_query_returns_data(prometheus: PrometheusServer) -> None:
     # Enough history for 1m rates and increases, with agents in every state.
     prometheus.wait_for_series("callpulse_calls_offered_total", timeout=60)
-    offered = prometheus.wait_for_series(
-        "sum by (queue) (increase(callpulse_calls_offered_total[1m])) > 0", timeout=90
-    )
+    offered = prometheus.wait_for_series("sum by (queue) (increase(callpulse_calls_offered_total[1m])) > 0", timeout=90)
     queue = max(offered, key=lambda r: r.value).labels["queue"]
-    prometheus.wait_for_series(
-        "count_over_time(callpulse_batch_duration_seconds_count[1m]) >= 10", timeout=60
-    )
+    prometheus.wait_for_series("count_over_time(callpulse_batch_duration_seconds_count[1m]) >= 10", timeout=60)
 
     failures: list[str] = []
     queries = _panel_queries()

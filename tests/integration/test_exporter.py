@@ -130,9 +130,7 @@ def test_metrics_endpoint_serves_every_metric_from_the_store(
 
     snap = services.published.get("snapshot")
     q = snap.queues[ODD]
-    assert value(text, names.SERVICE_LEVEL.name, queue=ODD, window="1h") == pytest.approx(
-        q.windows["1h"].service_level
-    )
+    assert value(text, names.SERVICE_LEVEL.name, queue=ODD, window="1h") == pytest.approx(q.windows["1h"].service_level)
     assert value(text, names.CALLS_OFFERED_TOTAL.name, queue=ODD) == 20
     assert value(text, names.CALLS_ABANDONED_TOTAL.name, queue=ODD) == 4
     answered_in_sl = sum(1 for i in range(20) if i % 5 != 4 and i % 3 != 2)
@@ -146,9 +144,7 @@ def test_metrics_endpoint_serves_every_metric_from_the_store(
     assert value(text, names.WAIT.name + "_bucket", queue="billing", le="20.0") is not None
     # pipeline health, bounded labels
     assert value(text, names.EVENTS_INGESTED_TOTAL.name, source="simulator") == 3000
-    assert value(text, names.EVENTS_INGESTED_TOTAL.name, source="file") == len(
-        odd_queue_calls(0, 20)
-    )
+    assert value(text, names.EVENTS_INGESTED_TOTAL.name, source="file") == len(odd_queue_calls(0, 20))
     wm = snap.watermark
     assert value(text, names.LAST_EVENT.name) == wm.timestamp()
     assert value(text, names.WATERMARK_LAG.name) == (helpers.CLOCK - wm).total_seconds()
@@ -177,9 +173,7 @@ def test_counters_only_grow_and_count_duplicates_and_dead_letters(
             grew += after[key] > old
     assert grew > 10
     assert value(after_text, names.EVENTS_DUPLICATE_TOTAL.name, source="simulator") == 500
-    assert (
-        value(after_text, names.DEAD_LETTERS_TOTAL.name, source="file", reason="missing_field") == 1
-    )
+    assert value(after_text, names.DEAD_LETTERS_TOTAL.name, source="file", reason="missing_field") == 1
 
 
 def test_per_agent_series_when_enabled() -> None:
@@ -228,9 +222,7 @@ scrape_configs:
 """)
     try:
         prom.start()
-        offered = prom.wait_for_series(
-            f"{names.CALLS_OFFERED_TOTAL.name}{{queue={json.dumps(ODD)}}}", timeout=40
-        )
+        offered = prom.wait_for_series(f"{names.CALLS_OFFERED_TOTAL.name}{{queue={json.dumps(ODD)}}}", timeout=40)
         assert offered[0].labels["queue"] == ODD  # escaping survives the round trip
         assert offered[0].value == 20
         up = prom.query('up{job="callpulse"}')

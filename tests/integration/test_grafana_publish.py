@@ -42,9 +42,7 @@ def test_publish_creates_folder_and_boards_idempotently() -> None:
             env=os.environ.copy(),
         )
         assert out.returncode == 0, out.stderr
-        versions.append(
-            {b["uid"]: api.dashboard.get_dashboard(b["uid"]) for b in boards.build_all().values()}
-        )
+        versions.append({b["uid"]: api.dashboard.get_dashboard(b["uid"]) for b in boards.build_all().values()})
     assert api.folder.get_folder(FOLDER_UID)["uid"] == FOLDER_UID
     folders = [f for f in api.folder.get_all_folders() if f["uid"] == FOLDER_UID]
     assert len(folders) == 1

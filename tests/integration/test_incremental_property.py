@@ -3,7 +3,7 @@ of times, give the same KPI tables as one full recompute from scratch."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import engine, feed, frame
 
-BASE = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+BASE = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 TABLES = {
     "call_state": "SELECT * FROM call_state ORDER BY ALL",
     "queue_interval": "SELECT * FROM queue_interval ORDER BY ALL",
@@ -36,8 +36,16 @@ def call_records(draw: st.DrawFn, index: int) -> list[dict[str, Any]]:
     caller = draw(st.sampled_from([None, "+15550001", "+15550002", "+15550003"]))
     case = draw(st.sampled_from([None, "K1", "K2"]))
     base = {"type": "call", "call_id": cid, "queue": queue}
-    out = [{**base, "event": "offered", "at": iso(offered), "caller": caller, "case_id": case,
-            "category": "cat" if case else None}]
+    out = [
+        {
+            **base,
+            "event": "offered",
+            "at": iso(offered),
+            "caller": caller,
+            "case_id": case,
+            "category": "cat" if case else None,
+        }
+    ]
     outcome = draw(st.sampled_from(["answered", "abandoned", "exited", None]))
     wait = draw(st.integers(0, 60))
     if outcome == "answered":
@@ -45,13 +53,23 @@ def call_records(draw: st.DrawFn, index: int) -> list[dict[str, Any]]:
         talk = draw(st.integers(1, 600))
         out.append({**base, "event": "answered", "at": iso(offered + wait), "agent_id": agent})
         if draw(st.booleans()):
-            out.append({**base, "event": "ended", "at": iso(offered + wait + talk), "agent_id": agent,
-                        "talk_s": talk, "wrap_s": draw(st.integers(0, 60)), "resolved": draw(st.booleans())})
+            out.append(
+                {
+                    **base,
+                    "event": "ended",
+                    "at": iso(offered + wait + talk),
+                    "agent_id": agent,
+                    "talk_s": talk,
+                    "wrap_s": draw(st.integers(0, 60)),
+                    "resolved": draw(st.booleans()),
+                }
+            )
             if draw(st.integers(0, 4)) == 0:
                 other = "q2" if queue == "q1" else "q1"
                 out.append({**base, "event": "transferred", "at": iso(offered + wait + talk)})
-                out.append({**base, "queue": other, "event": "offered", "at": iso(offered + wait + talk),
-                            "caller": caller})
+                out.append(
+                    {**base, "queue": other, "event": "offered", "at": iso(offered + wait + talk), "caller": caller}
+                )
     elif outcome is not None:
         out.append({**base, "event": outcome, "at": iso(offered + wait)})
     return out
@@ -80,8 +98,15 @@ def scenarios(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[dict[str
     for agent in draw(st.sets(st.sampled_from(["a1", "a2"]))):
         records += draw(agent_records(agent))
     for i in draw(st.sets(st.integers(0, n - 1), max_size=3)):
-        records.append({"type": "qa", "call_id": f"c{i}", "agent_id": "a1",
-                        "score": draw(st.integers(0, 100)), "at": iso(7 * 3600 + i)})
+        records.append(
+            {
+                "type": "qa",
+                "call_id": f"c{i}",
+                "agent_id": "a1",
+                "score": draw(st.integers(0, 100)),
+                "at": iso(7 * 3600 + i),
+            }
+        )
     records = [{k: v for k, v in r.items() if v is not None} for r in records]
     # Delivery: any order, some records more than once, in any batch split.
     repeats = draw(st.lists(st.sampled_from(records), max_size=5))
@@ -119,11 +144,14 @@ def test_rates_stay_within_bounds_on_a_simulated_day() -> None:
     eng = engine()
     records = list(simulate(SimConfig(seed=3)))
     for start in range(0, len(records), 5000):
-        feed(eng, records[start:start + 5000])
-    bounds = frame(eng, """
+        feed(eng, records[start : start + 5000])
+    bounds = frame(
+        eng,
+        """
         SELECT min(service_level) lo1, max(service_level) hi1, min(abandon_rate) lo2, max(abandon_rate) hi2,
                min(transfer_rate) lo3, max(transfer_rate) hi3, min(fcr) lo4, max(fcr) hi4
-        FROM kpi_queue_interval""").to_dicts()[0]
+        FROM kpi_queue_interval""",
+    ).to_dicts()[0]
     for k in ("1", "2", "3", "4"):
         assert 0 <= bounds[f"lo{k}"] <= bounds[f"hi{k}"] <= 1
     occ = frame(eng, "SELECT min(occupancy) lo, max(occupancy) hi FROM kpi_agent_interval").to_dicts()[0]

@@ -35,10 +35,16 @@ pytestmark = pytest.mark.kafka
 
 PII = "kafka-test-key"
 ENV = {**os.environ, "CALLPULSE_PII_KEY": PII}
-KPI_TABLES = ["SELECT * FROM kpi_queue_interval ORDER BY ALL", "SELECT * FROM kpi_agent_interval ORDER BY ALL",
-              "SELECT * FROM calls ORDER BY call_id, queue", "SELECT * FROM cases ORDER BY ALL"]
-COUNTS = ("SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM agent_events), "
-          "(SELECT count(*) FROM qa_evals), (SELECT count(*) FROM dead_letters)")
+KPI_TABLES = [
+    "SELECT * FROM kpi_queue_interval ORDER BY ALL",
+    "SELECT * FROM kpi_agent_interval ORDER BY ALL",
+    "SELECT * FROM calls ORDER BY call_id, queue",
+    "SELECT * FROM cases ORDER BY ALL",
+]
+COUNTS = (
+    "SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM agent_events), "
+    "(SELECT count(*) FROM qa_evals), (SELECT count(*) FROM dead_letters)"
+)
 
 
 @pytest.fixture(scope="session")
@@ -68,10 +74,27 @@ def settings_for(broker: KafkaBroker, partitions: int = 3) -> KafkaSettings:
 
 
 def worker(tmp: Path, db: Path, s: KafkaSettings, *extra: str, name: str = "worker") -> ManagedProcess:
-    (tmp / "callpulse.toml").write_text("[kafka]\nbatch_size = 500\nbatch_within = \"200ms\"\n")
-    argv = [sys.executable, "-m", "pipeline.cli", "worker", "--config", str(tmp / "callpulse.toml"),
-            "--db", str(db), "--bootstrap", s.bootstrap, "--group", s.group, "--topic-prefix", s.topic_prefix,
-            "--no-serve", "--session-timeout", "6", *extra]
+    (tmp / "callpulse.toml").write_text('[kafka]\nbatch_size = 500\nbatch_within = "200ms"\n')
+    argv = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "worker",
+        "--config",
+        str(tmp / "callpulse.toml"),
+        "--db",
+        str(db),
+        "--bootstrap",
+        s.bootstrap,
+        "--group",
+        s.group,
+        "--topic-prefix",
+        s.topic_prefix,
+        "--no-serve",
+        "--session-timeout",
+        "6",
+        *extra,
+    ]
     return ManagedProcess(argv, tmp / f"{name}.log", name=name, cwd=tmp, env=ENV, stop_timeout=30).start()
 
 
@@ -84,6 +107,7 @@ def stored_progress(proc: ManagedProcess) -> int:
 def caught_up(s: KafkaSettings) -> bool:
     """The group's committed offsets reached the end of every partition (so DuckDB has it all:
     faust commits a batch only after it is stored)."""
+
     async def check() -> bool:
         from aiokafka import AIOKafkaConsumer, TopicPartition
         from aiokafka.admin import AIOKafkaAdminClient
@@ -108,8 +132,15 @@ def caught_up(s: KafkaSettings) -> bool:
 
 def replay(tmp: Path, src: Path) -> Path:
     db = tmp / "replay.duckdb"
-    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", str(src), "--db", str(db)],
-                         cwd=tmp, env=ENV, capture_output=True, text=True, timeout=300, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "replay", str(src), "--db", str(db)],
+        cwd=tmp,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     return db
 
@@ -128,8 +159,13 @@ def produce_file(s: KafkaSettings, path: Path, lines: slice = slice(None)) -> in
 
 def finish(proc: ManagedProcess, s: KafkaSettings, timeout: float = 120) -> None:
     """Wait until the worker stored everything, then stop it with SIGTERM: it must exit 0."""
-    wait_until(lambda: caught_up(s), timeout, "the worker to store every produced message", interval=0.5,
-               on_poll=proc.check_alive)
+    wait_until(
+        lambda: caught_up(s),
+        timeout,
+        "the worker to store every produced message",
+        interval=0.5,
+        on_poll=proc.check_alive,
+    )
     assert proc.stop() == 0, tail(proc.log_path)
 
 
@@ -145,12 +181,13 @@ def test_simulated_day_through_kafka_equals_replay(broker: KafkaBroker, sim_day:
     expected = replay(tmp_path, sim_day)
     assert read(tmp_path / "w.duckdb", COUNTS) == read(expected, COUNTS)
     assert read(tmp_path / "w.duckdb", KPI_TABLES) == read(expected, KPI_TABLES)
-    offsets = read(tmp_path / "w.duckdb", "SELECT sum(\"offset\" + 1) FROM source_offsets")[0][0]
+    offsets = read(tmp_path / "w.duckdb", 'SELECT sum("offset" + 1) FROM source_offsets')[0][0]
     assert offsets == n  # every partition's stored offset is its last message
 
 
-def test_sigkill_at_random_points_stores_everything_exactly_once(broker: KafkaBroker, sim_day: Path,
-                                                                  tmp_path: Path) -> None:
+def test_sigkill_at_random_points_stores_everything_exactly_once(
+    broker: KafkaBroker, sim_day: Path, tmp_path: Path
+) -> None:
     s = settings_for(broker)
     db = tmp_path / "w.duckdb"
     lines = sim_day.read_bytes().splitlines()
@@ -159,7 +196,7 @@ def test_sigkill_at_random_points_stores_everything_exactly_once(broker: KafkaBr
     chunk = len(lines) // (kills + 1)
     previous = (0, 0, 0, 0)
     for i in range(kills):
-        produce_lines(lines[i * chunk:(i + 1) * chunk], s)
+        produce_lines(lines[i * chunk : (i + 1) * chunk], s)
         proc = worker(tmp_path, db, s, name=f"worker{i}")
         try:
             # Wait until this run really stores something, then kill it at a random moment.
@@ -174,7 +211,7 @@ def test_sigkill_at_random_points_stores_everything_exactly_once(broker: KafkaBr
         now = read(db, COUNTS)[0]
         assert now >= previous and now != previous, f"run {i} stored nothing: {now}"
         previous = now
-    produce_lines(lines[kills * chunk:], s)
+    produce_lines(lines[kills * chunk :], s)
     proc = worker(tmp_path, db, s, name="final")
     try:
         finish(proc, s)
@@ -183,7 +220,7 @@ def test_sigkill_at_random_points_stores_everything_exactly_once(broker: KafkaBr
     expected = replay(tmp_path, sim_day)
     assert read(db, COUNTS) == read(expected, COUNTS)
     assert read(db, KPI_TABLES) == read(expected, KPI_TABLES)
-    assert read(db, "SELECT sum(\"offset\" + 1) FROM source_offsets")[0][0] == len(lines)
+    assert read(db, 'SELECT sum("offset" + 1) FROM source_offsets')[0][0] == len(lines)
 
 
 async def _send_raw(s: KafkaSettings, topic: str, values: list[bytes | None]) -> list[int]:
@@ -197,8 +234,7 @@ async def _send_raw(s: KafkaSettings, topic: str, values: list[bytes | None]) ->
         await producer.stop()
 
 
-def test_malformed_messages_are_dead_lettered_and_consumption_goes_on(broker: KafkaBroker,
-                                                                       tmp_path: Path) -> None:
+def test_malformed_messages_are_dead_lettered_and_consumption_goes_on(broker: KafkaBroker, tmp_path: Path) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     tag = uuid.uuid4().hex[:8]
@@ -209,23 +245,37 @@ def test_malformed_messages_are_dead_lettered_and_consumption_goes_on(broker: Ka
         admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(t, 1, 1, topic_configs={"max.message.bytes": "8388608"})
-                                       for t in topics.values()])
+            await admin.create_topics(
+                [NewTopic(t, 1, 1, topic_configs={"max.message.bytes": "8388608"}) for t in topics.values()]
+            )
         finally:
             await admin.close()
 
     asyncio.run(make_topics())
 
     def call(i: int, **extra: Any) -> bytes:
-        return json.dumps({"type": "call", "event": "offered", "call_id": f"k{i}", "queue": "billing",
-                           "at": f"2026-03-02T09:{i:02d}:00Z", **extra}).encode()
+        return json.dumps(
+            {
+                "type": "call",
+                "event": "offered",
+                "call_id": f"k{i}",
+                "queue": "billing",
+                "at": f"2026-03-02T09:{i:02d}:00Z",
+                **extra,
+            }
+        ).encode()
 
     bad: list[tuple[bytes | None, str]] = [
         (b"this is not json", "malformed JSON"),
-        (b'{"type": "call", "event": "offered", "call_id": "w1", "queue": "billing", "at": "yesterday"}',
-         "bad timestamp"),
-        (b'{"type": "call", "event": "ended", "call_id": "w2", "queue": "q", "at": "2026-03-02T09:00:00Z", '
-         b'"talk_s": "long"}', "not a number: talk_s"),
+        (
+            b'{"type": "call", "event": "offered", "call_id": "w1", "queue": "billing", "at": "yesterday"}',
+            "bad timestamp",
+        ),
+        (
+            b'{"type": "call", "event": "ended", "call_id": "w2", "queue": "q", "at": "2026-03-02T09:00:00Z", '
+            b'"talk_s": "long"}',
+            "not a number: talk_s",
+        ),
         (b"", "empty message"),
         (None, "empty message"),
         (b'{"type": "call", "note": "' + b"x" * 2_000_000 + b'"}', "message too large"),
@@ -243,7 +293,7 @@ def test_malformed_messages_are_dead_lettered_and_consumption_goes_on(broker: Ka
     finally:
         proc.stop()
     dead = dict(read(tmp_path / "w.duckdb", "SELECT position, reason FROM dead_letters"))
-    for (_, reason), offset in zip(bad, offsets[1:2 * len(bad):2], strict=True):
+    for (_, reason), offset in zip(bad, offsets[1 : 2 * len(bad) : 2], strict=True):
         pos = f"{topics['calls']}:0:{offset}"
         assert pos in dead and dead[pos].startswith(reason), (pos, dead)
     assert len(dead) == len(bad)
@@ -260,8 +310,7 @@ def test_broker_outage_of_30s_loses_nothing(sim_day: Path, tmp_path: Path) -> No
         produce_lines(lines[:half], s)
         proc = worker(tmp_path, tmp_path / "w.duckdb", s)
         try:
-            wait_until(lambda: caught_up(s), 120, "the first half to be stored", interval=0.5,
-                       on_poll=proc.check_alive)
+            wait_until(lambda: caught_up(s), 120, "the first half to be stored", interval=0.5, on_poll=proc.check_alive)
             own.stop_process()
             time.sleep(30)  # the outage itself (the worker must ride it out)
             proc.check_alive()

@@ -18,7 +18,7 @@ answered within 15 s: c1, c7 = 2; abandoned within 15 s (not short): c4 = 1.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -35,7 +35,7 @@ def at(hms: str) -> str:
 
 def utc(hms: str) -> datetime:
     h, m, s = map(int, hms.split(":"))
-    return datetime(2026, 3, 2, h, m, s, tzinfo=TZ).astimezone(timezone.utc)
+    return datetime(2026, 3, 2, h, m, s, tzinfo=TZ).astimezone(UTC)
 
 
 def call(event: str, cid: str, hms: str, **extra: Any) -> dict[str, Any]:
@@ -80,10 +80,10 @@ SCENARIO: list[dict[str, Any]] = [
 
 # Service level by formula, by hand: offered 8 - 1 short = 7.
 SL = {
-    "negative": 2 / 7,           # answered_in_sl / (offered - short)
-    "without_abandons": 2 / 6,   # answered_in_sl / (offered - short - abandoned within T)
-    "positive": 3 / 7,           # (answered_in_sl + abandoned within T) / (offered - short)
-    "answered_only": 2 / 3,      # answered_in_sl / answered
+    "negative": 2 / 7,  # answered_in_sl / (offered - short)
+    "without_abandons": 2 / 6,  # answered_in_sl / (offered - short - abandoned within T)
+    "positive": 3 / 7,  # (answered_in_sl + abandoned within T) / (offered - short)
+    "answered_only": 2 / 3,  # answered_in_sl / answered
 }
 
 
@@ -91,8 +91,9 @@ SL = {
 def billing_interval() -> dict[str, Any]:
     eng = engine()
     feed(eng, SCENARIO)
-    return one(eng, "SELECT * FROM kpi_queue_interval WHERE queue = 'billing' AND interval_start = ?",
-               [utc("09:00:00")])
+    return one(
+        eng, "SELECT * FROM kpi_queue_interval WHERE queue = 'billing' AND interval_start = ?", [utc("09:00:00")]
+    )
 
 
 def test_queue_interval_counts(billing_interval: dict[str, Any]) -> None:
@@ -120,8 +121,11 @@ def test_queue_interval_ratios(billing_interval: dict[str, Any]) -> None:
 def test_every_service_level_formula(formula: str) -> None:
     eng = engine(config=config_from_dict({"defaults": {"sl_formula": formula}}))
     feed(eng, SCENARIO)
-    r = one(eng, "SELECT service_level FROM kpi_queue_interval WHERE queue = 'billing' AND interval_start = ?",
-            [utc("09:00:00")])
+    r = one(
+        eng,
+        "SELECT service_level FROM kpi_queue_interval WHERE queue = 'billing' AND interval_start = ?",
+        [utc("09:00:00")],
+    )
     assert r["service_level"] == pytest.approx(SL[formula])
 
 
@@ -141,7 +145,10 @@ def test_cisco_published_example_all_formulas() -> None:
     queues = {f: {"sl_formula": f} for f in expected}
     eng = engine(config=config_from_dict({"queues": queues}))
     feed(eng, [{**r, "queue": q} for q in expected for r in records])
-    got = {r["queue"]: r["service_level"] for r in frame(eng, "SELECT queue, service_level FROM kpi_queue_interval").to_dicts()}
+    got = {
+        r["queue"]: r["service_level"]
+        for r in frame(eng, "SELECT queue, service_level FROM kpi_queue_interval").to_dicts()
+    }
     assert got == pytest.approx(expected)
 
 
@@ -177,8 +184,21 @@ def test_agent_interval_by_hand() -> None:
 def test_agent_states_view() -> None:
     eng = engine()
     feed(eng, SCENARIO)
-    rows = frame(eng, "SELECT state, reason, duration_s, ended_at FROM agent_states WHERE agent_id = 'a1' ORDER BY started_at").to_dicts()
-    assert [r["state"] for r in rows] == ["login", "ready", "busy", "wrap", "ready", "busy", "ready", "not_ready", "ready", "logout"]
+    rows = frame(
+        eng, "SELECT state, reason, duration_s, ended_at FROM agent_states WHERE agent_id = 'a1' ORDER BY started_at"
+    ).to_dicts()
+    assert [r["state"] for r in rows] == [
+        "login",
+        "ready",
+        "busy",
+        "wrap",
+        "ready",
+        "busy",
+        "ready",
+        "not_ready",
+        "ready",
+        "logout",
+    ]
     assert rows[7]["reason"] == "break" and rows[7]["duration_s"] == 120
     assert rows[-1]["ended_at"] is None and rows[-1]["duration_s"] == 0  # open, as of the watermark
 
@@ -206,9 +226,26 @@ def test_calls_view_columns_and_values() -> None:
     feed(eng, SCENARIO)
     calls = {r["call_id"]: r for r in frame(eng, "SELECT * FROM calls").to_dicts()}
     assert list(calls["c1"])[:19] == [
-        "call_id", "queue", "caller_key", "agent_id", "offered_at", "answered_at", "abandoned_at",
-        "exited_at", "ended_at", "outcome", "wait_s", "talk_s", "hold_s", "wrap_s", "handle_s",
-        "transferred", "case_id", "category", "resolved"]
+        "call_id",
+        "queue",
+        "caller_key",
+        "agent_id",
+        "offered_at",
+        "answered_at",
+        "abandoned_at",
+        "exited_at",
+        "ended_at",
+        "outcome",
+        "wait_s",
+        "talk_s",
+        "hold_s",
+        "wrap_s",
+        "handle_s",
+        "transferred",
+        "case_id",
+        "category",
+        "resolved",
+    ]
     assert calls["c1"]["handle_s"] == 200 and calls["c7"]["handle_s"] == 120
     assert calls["c2"]["transferred"] is True and calls["c1"]["transferred"] is False
     assert calls["c8"]["outcome"] == "waiting" and calls["c8"]["wait_s"] is None
@@ -241,11 +278,17 @@ def test_orphan_rule_closes_a_call_waiting_too_long() -> None:
 
 def test_centre_totals_count_a_call_once() -> None:
     eng = engine()
-    feed(eng, [
-        call("offered", "t1", "09:00:00"), call("answered", "t1", "09:00:05"), call("transferred", "t1", "09:02:00"),
-        call("ended", "t1", "09:02:00", talk_s=115),
-        {**call("offered", "t1", "09:02:00"), "queue": "sales"}, {**call("abandoned", "t1", "09:02:30"), "queue": "sales"},
-    ])
+    feed(
+        eng,
+        [
+            call("offered", "t1", "09:00:00"),
+            call("answered", "t1", "09:00:05"),
+            call("transferred", "t1", "09:02:00"),
+            call("ended", "t1", "09:02:00", talk_s=115),
+            {**call("offered", "t1", "09:02:00"), "queue": "sales"},
+            {**call("abandoned", "t1", "09:02:30"), "queue": "sales"},
+        ],
+    )
     r = one(eng, "SELECT * FROM kpi_centre_interval")
     assert (r["offered"], r["answered"], r["abandoned"]) == (1, 1, 0)
     per_queue = frame(eng, "SELECT sum(offered) AS n FROM kpi_queue_interval").item()

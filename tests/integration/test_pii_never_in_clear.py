@@ -95,9 +95,7 @@ def test_caller_numbers_never_appear_in_the_clear(tmp_path: Path) -> None:
     needles = sorted({v.encode() for c in callers for v in variants(c)})
     source = src.read_bytes()
     assert all(c.encode() in source for c in callers)  # the search does find numbers where they are
-    blobs = [(str(p), p.read_bytes()) for p in produced] + [
-        (f"output {i}", t.encode()) for i, t in enumerate(logs)
-    ]
+    blobs = [(str(p), p.read_bytes()) for p in produced] + [(f"output {i}", t.encode()) for i, t in enumerate(logs)]
     found = [(name, n.decode()) for name, blob in blobs for n in needles if n in blob]
     assert not found, found[:10]
 
@@ -111,9 +109,7 @@ def test_caller_numbers_never_appear_in_the_clear(tmp_path: Path) -> None:
                 "AND NOT internal AND database_name = current_database()"
             ).fetchall()
             for table, column in cols:
-                values = con.execute(
-                    f'SELECT DISTINCT CAST("{column}" AS VARCHAR) FROM "{table}"'
-                ).fetchall()
+                values = con.execute(f'SELECT DISTINCT CAST("{column}" AS VARCHAR) FROM "{table}"').fetchall()
                 text = "\n".join(str(v[0]) for v in values)
                 hits = [n for n in text_needles if n in text]
                 assert not hits, (path.name, table, column, hits[:3])

@@ -97,29 +97,60 @@ def test_amtool_check_config() -> None:
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
-        (("alertname=CallpulseServiceLevelLow", "severity=critical", "component=kpi",
-          "queue=billing", "job=callpulse"), "oncall"),
-        (("alertname=CallpulseAsaHigh", "severity=warning", "component=kpi",
-          "queue=billing", "job=callpulse"), "supervisors"),
-        (("alertname=CallpulseServiceLevelBudgetBurn", "severity=warning", "component=kpi",
-          "queue=billing", "job=callpulse"), "supervisors"),
-        (("alertname=CallpulseWatermarkLag", "severity=warning", "component=pipeline",
-          "job=callpulse"), "oncall"),
-        (("alertname=CallpulseExporterDown", "severity=critical", "component=pipeline",
-          "job=callpulse"), "oncall"),
+        (
+            (
+                "alertname=CallpulseServiceLevelLow",
+                "severity=critical",
+                "component=kpi",
+                "queue=billing",
+                "job=callpulse",
+            ),
+            "oncall",
+        ),
+        (
+            ("alertname=CallpulseAsaHigh", "severity=warning", "component=kpi", "queue=billing", "job=callpulse"),
+            "supervisors",
+        ),
+        (
+            (
+                "alertname=CallpulseServiceLevelBudgetBurn",
+                "severity=warning",
+                "component=kpi",
+                "queue=billing",
+                "job=callpulse",
+            ),
+            "supervisors",
+        ),
+        (("alertname=CallpulseWatermarkLag", "severity=warning", "component=pipeline", "job=callpulse"), "oncall"),
+        (("alertname=CallpulseExporterDown", "severity=critical", "component=pipeline", "job=callpulse"), "oncall"),
         (("alertname=SomethingElse",), "oncall"),
     ],
 )
 def test_amtool_routes(labels: tuple[str, ...], receiver: str) -> None:
     amtool = _amtool()
-    proc = _run(amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}",
-                f"--verify.receivers={receiver}", *labels)
+    proc = _run(
+        amtool,
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_YML}",
+        f"--verify.receivers={receiver}",
+        *labels,
+    )
     _ok(proc)
     assert proc.stdout.strip() == receiver
 
 
 def test_amtool_routes_detects_a_wrong_receiver() -> None:
     amtool = _amtool()
-    proc = _run(amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}",
-                "--verify.receivers=oncall", "severity=warning", "component=kpi")
+    proc = _run(
+        amtool,
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_YML}",
+        "--verify.receivers=oncall",
+        "severity=warning",
+        "component=kpi",
+    )
     assert proc.returncode != 0

@@ -17,12 +17,48 @@ from tests.integration.test_kpis_by_hand import SCENARIO, X
 ENV = {**os.environ, "CALLPULSE_PII_KEY": "cli-test-key"}
 
 GOOD = [
-    {"type": "call", "event": "offered", "call_id": "g1", "queue": "billing", "at": "2026-03-02T09:00:00+08:00", "caller": X},
-    {"type": "call", "event": "answered", "call_id": "g1", "queue": "billing", "at": "2026-03-02T09:00:07+08:00", "agent_id": "a1"},
-    {"type": "call", "event": "ended", "call_id": "g1", "queue": "billing", "at": 1772413380, "agent_id": "a1", "talk_s": 60},
-    {"type": "cdr", "call_id": "g2", "queue": "sales", "offered_at": "2026-03-02T01:00:00Z",
-     "answered_at": "2026-03-02T01:00:20Z", "ended_at": "2026-03-02T01:05:00Z", "caller": "+8613800000077", "wrap_s": 15},
-    {"type": "cdr", "call_id": "g3", "queue": "sales", "offered_at": "2026-03-02T01:01:00Z", "ended_at": "2026-03-02T01:01:30Z"},
+    {
+        "type": "call",
+        "event": "offered",
+        "call_id": "g1",
+        "queue": "billing",
+        "at": "2026-03-02T09:00:00+08:00",
+        "caller": X,
+    },
+    {
+        "type": "call",
+        "event": "answered",
+        "call_id": "g1",
+        "queue": "billing",
+        "at": "2026-03-02T09:00:07+08:00",
+        "agent_id": "a1",
+    },
+    {
+        "type": "call",
+        "event": "ended",
+        "call_id": "g1",
+        "queue": "billing",
+        "at": 1772413380,
+        "agent_id": "a1",
+        "talk_s": 60,
+    },
+    {
+        "type": "cdr",
+        "call_id": "g2",
+        "queue": "sales",
+        "offered_at": "2026-03-02T01:00:00Z",
+        "answered_at": "2026-03-02T01:00:20Z",
+        "ended_at": "2026-03-02T01:05:00Z",
+        "caller": "+8613800000077",
+        "wrap_s": 15,
+    },
+    {
+        "type": "cdr",
+        "call_id": "g3",
+        "queue": "sales",
+        "offered_at": "2026-03-02T01:01:00Z",
+        "ended_at": "2026-03-02T01:01:30Z",
+    },
     {"type": "agent", "agent_id": "a1", "state": "login", "at": "2026-03-02T08:55:00+08:00", "queues": "billing,sales"},
     {"type": "agent", "agent_id": "a1", "state": "not_ready", "reason": "lunch", "at": "2026-03-02T09:10:00+08:00"},
     {"type": "qa", "call_id": "g1", "agent_id": "a1", "score": 77.5, "at": "2026-03-02T09:30:00+08:00"},
@@ -34,29 +70,84 @@ BAD: list[tuple[str, str]] = [
     ('"just a string +8613800000123"', "not a JSON object"),
     ("{}", "missing field: type"),
     ('{"type": "fax", "at": "2026-03-02T09:00:00Z"}', "unknown record type: fax"),
-    ('{"type": "call", "event": "offered", "queue": "billing", "at": "2026-03-02T09:00:00Z"}', "missing field: call_id"),
-    ('{"type": "call", "event": "rang", "call_id": "b2", "queue": "billing", "at": "2026-03-02T09:00:00Z"}', "unknown call event: rang"),
-    ('{"type": "call", "event": "offered", "call_id": "b3", "queue": "billing", "at": "2026-03-02 09:00:00"}', "bad timestamp"),
-    ('{"type": "call", "event": "ended", "call_id": "g1", "queue": "x", "at": "2026-03-02T09:00:00Z", "talk_s": "long"}', "not a number: talk_s"),
-    ('{"type": "call", "event": "ended", "call_id": "g1", "queue": "y", "at": "2026-03-02T09:00:00Z", "hold_s": -4}', "negative duration: hold_s"),
-    ('{"type": "cdr", "call_id": "b4", "queue": "sales", "offered_at": "2026-03-02T01:00:00Z", "answered_at": "2026-03-02T00:59:00Z", "ended_at": "2026-03-02T01:05:00Z"}', "answered before offered"),
+    (
+        '{"type": "call", "event": "offered", "queue": "billing", "at": "2026-03-02T09:00:00Z"}',
+        "missing field: call_id",
+    ),
+    (
+        '{"type": "call", "event": "rang", "call_id": "b2", "queue": "billing", "at": "2026-03-02T09:00:00Z"}',
+        "unknown call event: rang",
+    ),
+    (
+        '{"type": "call", "event": "offered", "call_id": "b3", "queue": "billing", "at": "2026-03-02 09:00:00"}',
+        "bad timestamp",
+    ),
+    (
+        '{"type": "call", "event": "ended", "call_id": "g1", "queue": "x", "at": "2026-03-02T09:00:00Z", "talk_s": "long"}',
+        "not a number: talk_s",
+    ),
+    (
+        '{"type": "call", "event": "ended", "call_id": "g1", "queue": "y", "at": "2026-03-02T09:00:00Z", "hold_s": -4}',
+        "negative duration: hold_s",
+    ),
+    (
+        '{"type": "cdr", "call_id": "b4", "queue": "sales", "offered_at": "2026-03-02T01:00:00Z", "answered_at": "2026-03-02T00:59:00Z", "ended_at": "2026-03-02T01:05:00Z"}',
+        "answered before offered",
+    ),
     # A live event contradicting a stored one: g3 was offered at 01:01:00.
-    ('{"type": "call", "event": "answered", "call_id": "g3", "queue": "sales", "at": "2026-03-02T01:00:30Z"}', "answered before offered"),
-    ('{"type": "call", "event": "offered", "call_id": "b5", "queue": "billing", "at": "2099-01-01T00:00:00Z"}', "timestamp in the future"),
-    ('{"type": "agent", "agent_id": "a1", "state": "dancing", "at": "2026-03-02T09:00:00Z"}', "unknown agent state: dancing"),
-    ('{"type": "qa", "call_id": "g1", "agent_id": "a2", "score": 140, "at": "2026-03-02T09:00:00Z"}', "score outside 0..100"),
-    ('{"type": "call", "event": "offered", "call_id": "' + "x" * 300 + '", "queue": "b", "at": "2026-03-02T09:00:00Z"}', "field too long: call_id"),
-    ('{"type": "call", "event": "ended", "call_id": "g1", "queue": "z", "at": "2026-03-02T09:00:00Z", "resolved": "maybe"}', "not a boolean: resolved"),
-    ('{"type": "cdr", "call_id": "b6", "queue": "sales", "offered_at": "2026-03-02T01:00:00Z", "ended_at": "2026-03-02T01:05:00Z", "outcome": "lost"}', "unknown outcome: lost"),
-    ('{"type": "call", "event": "offered", "call_id": "b7", "queue": "billing", "at": "2026-03-02T09:00:00Z", "caller": "+8613800000999", "talk_s": "NaN"}', "not a number: talk_s"),
+    (
+        '{"type": "call", "event": "answered", "call_id": "g3", "queue": "sales", "at": "2026-03-02T01:00:30Z"}',
+        "answered before offered",
+    ),
+    (
+        '{"type": "call", "event": "offered", "call_id": "b5", "queue": "billing", "at": "2099-01-01T00:00:00Z"}',
+        "timestamp in the future",
+    ),
+    (
+        '{"type": "agent", "agent_id": "a1", "state": "dancing", "at": "2026-03-02T09:00:00Z"}',
+        "unknown agent state: dancing",
+    ),
+    (
+        '{"type": "qa", "call_id": "g1", "agent_id": "a2", "score": 140, "at": "2026-03-02T09:00:00Z"}',
+        "score outside 0..100",
+    ),
+    (
+        '{"type": "call", "event": "offered", "call_id": "'
+        + "x" * 300
+        + '", "queue": "b", "at": "2026-03-02T09:00:00Z"}',
+        "field too long: call_id",
+    ),
+    (
+        '{"type": "call", "event": "ended", "call_id": "g1", "queue": "z", "at": "2026-03-02T09:00:00Z", "resolved": "maybe"}',
+        "not a boolean: resolved",
+    ),
+    (
+        '{"type": "cdr", "call_id": "b6", "queue": "sales", "offered_at": "2026-03-02T01:00:00Z", "ended_at": "2026-03-02T01:05:00Z", "outcome": "lost"}',
+        "unknown outcome: lost",
+    ),
+    (
+        '{"type": "call", "event": "offered", "call_id": "b7", "queue": "billing", "at": "2026-03-02T09:00:00Z", "caller": "+8613800000999", "talk_s": "NaN"}',
+        "not a number: talk_s",
+    ),
 ]
-KPI_TABLES = ["SELECT * FROM kpi_queue_interval ORDER BY ALL", "SELECT * FROM kpi_agent_interval ORDER BY ALL",
-              "SELECT * FROM calls ORDER BY call_id, queue", "SELECT * FROM cases ORDER BY ALL"]
+KPI_TABLES = [
+    "SELECT * FROM kpi_queue_interval ORDER BY ALL",
+    "SELECT * FROM kpi_agent_interval ORDER BY ALL",
+    "SELECT * FROM calls ORDER BY call_id, queue",
+    "SELECT * FROM cases ORDER BY ALL",
+]
 
 
 def callpulse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def write_mixed(path: Path) -> None:
@@ -88,8 +179,10 @@ def test_bad_input_is_dead_lettered_and_nothing_is_lost(tmp_path: Path) -> None:
 
     con = duckdb.connect(str(db), read_only=True)
     dead = con.execute("SELECT position, reason, raw FROM dead_letters ORDER BY position::INT").fetchall()
-    stored = con.execute("SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM agent_events), "
-                         "(SELECT count(*) FROM qa_evals)").fetchall()[0]
+    stored = con.execute(
+        "SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM agent_events), "
+        "(SELECT count(*) FROM qa_evals)"
+    ).fetchall()[0]
     con.close()
     # 3 live call events + CDR g2 (offered, answered, ended) + CDR g3 (offered, abandoned) = 8
     assert stored == (8, 2, 1)
@@ -114,8 +207,9 @@ def test_csv_and_parquet_sources_store_the_same_records(tmp_path: Path) -> None:
     import polars as pl
 
     rows = [{k: (",".join(v) if isinstance(v, list) else v) for k, v in r.items()} for r in SCENARIO]
-    frame = pl.DataFrame([{k: None if r.get(k) is None else str(r.get(k)) for k in sorted({k for r in rows for k in r})}
-                          for r in rows])
+    frame = pl.DataFrame(
+        [{k: None if r.get(k) is None else str(r.get(k)) for k in sorted({k for r in rows for k in r})} for r in rows]
+    )
     frame.write_csv(tmp_path / "s.csv")
     frame.write_parquet(tmp_path / "s.parquet")
     (tmp_path / "s.jsonl").write_text("\n".join(json.dumps(r) for r in SCENARIO))
@@ -131,9 +225,16 @@ def test_csv_and_parquet_sources_store_the_same_records(tmp_path: Path) -> None:
 
 def test_stdin_source(tmp_path: Path) -> None:
     db = tmp_path / "cp.duckdb"
-    run = subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", "-", "--db", str(db)], cwd=tmp_path,
-                         env=ENV, input="\n".join(json.dumps(r) for r in SCENARIO), capture_output=True, text=True,
-                         timeout=300, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "replay", "-", "--db", str(db)],
+        cwd=tmp_path,
+        env=ENV,
+        input="\n".join(json.dumps(r) for r in SCENARIO),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     assert f"accepted {len(SCENARIO)}" in run.stderr
 
@@ -148,7 +249,13 @@ def test_kpis_json_equals_hand_computed_values(tmp_path: Path) -> None:
     assert doc["watermark"] == "2026-03-02T01:20:00+00:00"  # 09:20 +08:00: a1's logout
     billing = doc["queues"]["billing"]
     hour = billing["windows"]["1h"]  # 08:20-09:20: every call of the scenario
-    assert (hour["offered"], hour["answered"], hour["abandoned"], hour["short_abandoned"], hour["exited"]) == (8, 3, 3, 1, 1)
+    assert (hour["offered"], hour["answered"], hour["abandoned"], hour["short_abandoned"], hour["exited"]) == (
+        8,
+        3,
+        3,
+        1,
+        1,
+    )
     assert hour["service_level"] == pytest.approx(2 / 7)
     assert hour["asa_s"] == pytest.approx(15)
     assert hour["abandon_rate"] == pytest.approx(2 / 7)
@@ -176,6 +283,13 @@ def test_config_error_is_a_message_not_a_traceback(tmp_path: Path) -> None:
 def test_replay_without_pii_key_explains(tmp_path: Path) -> None:
     env = {k: v for k, v in ENV.items() if k != "CALLPULSE_PII_KEY"}
     (tmp_path / "s.jsonl").write_text(json.dumps(GOOD[0]))
-    run = subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", "s.jsonl", "--db", "x.duckdb"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "replay", "s.jsonl", "--db", "x.duckdb"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 2 and "CALLPULSE_PII_KEY: not set" in run.stderr

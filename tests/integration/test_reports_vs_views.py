@@ -42,11 +42,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, ana
     records = list(simulate(SimConfig(seed=3, day=date(2026, 3, 28), days=3, tz=TZ, scale=0.4)))
     for i in range(0, len(records), 5000):
         chunk = records[i : i + 5000]
-        eng.process(
-            RawBatch.from_items(
-                "sim", [Parsed(str(i + j), json.dumps(r), r) for j, r in enumerate(chunk)]
-            )
-        )
+        eng.process(RawBatch.from_items("sim", [Parsed(str(i + j), json.dumps(r), r) for j, r in enumerate(chunk)]))
     backup.copy_live(eng.store.con, analyst.snapshot_path(cfg))
     eng.close()
     opened = analyst.open_snapshot(cfg)
@@ -60,9 +56,7 @@ def view(opened: analyst.Opened, sql: str, params: dict[str, Any] | None = None)
     return out
 
 
-def assert_same(
-    report: pl.DataFrame, expected: pl.DataFrame, keys: list[str], columns: list[str]
-) -> None:
+def assert_same(report: pl.DataFrame, expected: pl.DataFrame, keys: list[str], columns: list[str]) -> None:
     assert report.height == expected.height and report.height > 0
     got = {tuple(r[k] for k in keys): r for r in report.to_dicts()}
     for row in expected.to_dicts():
@@ -113,8 +107,7 @@ def test_daily_report_equals_kpi_queue_daily_with_a_23_hour_day(
     )
     by_calls = view(
         opened,
-        "SELECT queue, count(*) AS offered FROM calls WHERE offered_at >= $lo AND offered_at < $hi "
-        "GROUP BY queue",
+        "SELECT queue, count(*) AS offered FROM calls WHERE offered_at >= $lo AND offered_at < $hi GROUP BY queue",
         {"lo": dst_lo, "hi": dst_hi},
     )
     day = rep.filter(pl.col("day") == date(2026, 3, 29))
@@ -139,9 +132,7 @@ def test_queues_agents_and_cases_reports_equal_the_views(
     assert_same(queues, daily, ["queue"], list(reports.QUEUE_KPIS))
 
     agents = build(opened.con, "agents", lo, hi, None, TZ)
-    agent_daily = view(
-        opened, "SELECT * FROM kpi_agent_daily WHERE interval_start = $lo", {"lo": lo}
-    )
+    agent_daily = view(opened, "SELECT * FROM kpi_agent_daily WHERE interval_start = $lo", {"lo": lo})
     assert_same(agents, agent_daily, ["agent_id"], list(reports.AGENT_KPIS))
     assert agents.get_column("qa_score").drop_nulls().len() > 0
 
@@ -196,9 +187,7 @@ def test_cli_daily_csv_equals_the_view(site: tuple[Config, analyst.Opened], tmp_
         "SELECT queue, offered, service_level FROM kpi_queue_daily WHERE interval_start = $lo",
         {"lo": datetime(2026, 3, 28, 23, tzinfo=UTC)},
     )
-    assert {r["queue"]: int(r["offered"]) for r in rows} == dict(
-        exp.select("queue", "offered").iter_rows()
-    )
+    assert {r["queue"]: int(r["offered"]) for r in rows} == dict(exp.select("queue", "offered").iter_rows())
     for r in rows:
         assert r["interval_start"].startswith("2026-03-29T00:00:00") and r["hours"] == "23.0"
         want = exp.filter(pl.col("queue") == r["queue"]).get_column("service_level").item()
@@ -220,9 +209,7 @@ def test_report_period_defaults_to_the_watermark_day() -> None:
 def test_rolling_kpi_query_equals_the_interval_view(site: tuple[Config, analyst.Opened]) -> None:
     cfg, opened = site
     lo = datetime(2026, 3, 29, 8, tzinfo=UTC)
-    rolling = view(
-        opened, sqlfiles.load("analyst_rolling_kpis"), {"lo": lo, "hi": lo + timedelta(minutes=15)}
-    )
+    rolling = view(opened, sqlfiles.load("analyst_rolling_kpis"), {"lo": lo, "hi": lo + timedelta(minutes=15)})
     exp = view(opened, "SELECT * FROM kpi_queue_interval WHERE interval_start = $lo", {"lo": lo})
     assert_same(
         rolling,

@@ -62,9 +62,7 @@ def _live_members(pgid: int) -> list[int]:
     return members
 
 
-def test_missing_tools_name_the_apt_packages(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_tools_name_the_apt_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH
     monkeypatch.setenv("CALLPULSE_CACHE", str(tmp_path / "cache"))  # no jars cached
     with pytest.raises(ServiceError, match="apt-get install -y openjdk-17-jre-headless maven"):
@@ -170,9 +168,7 @@ scrape_configs:
         prom = PrometheusServer(config)
         try:
             prom.start()
-            series = prom.wait_for_series(
-                'callpulse_probe_value{job="probe"}', lambda rows: len(rows) == 1, timeout=30
-            )
+            series = prom.wait_for_series('callpulse_probe_value{job="probe"}', lambda rows: len(rows) == 1, timeout=30)
             assert series[0].value == 42.5
             assert series[0].labels["instance"] == f"127.0.0.1:{exporter_port}"
             assert prom.alerts() == []
@@ -214,9 +210,7 @@ receivers:
                     }
                 ]
             )
-            payload = receiver.wait_for(
-                lambda p: p.get("groupLabels", {}).get("alertname") == name, timeout=30
-            )
+            payload = receiver.wait_for(lambda p: p.get("groupLabels", {}).get("alertname") == name, timeout=30)
             assert payload["status"] == "firing"
             assert payload["alerts"][0]["labels"]["queue"] == "sales"
             assert payload["alerts"][0]["annotations"]["summary"] == "probe alert"

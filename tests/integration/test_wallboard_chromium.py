@@ -48,13 +48,9 @@ class DevTools:
     """The smallest DevTools-protocol client: one page target, numbered commands."""
 
     def __init__(self, port: int) -> None:
-        targets = json.loads(
-            urllib.request.urlopen(f"http://{LOOPBACK}:{port}/json/list", timeout=5).read()
-        )
+        targets = json.loads(urllib.request.urlopen(f"http://{LOOPBACK}:{port}/json/list", timeout=5).read())
         page = next(t for t in targets if t["type"] == "page")
-        self.ws = websocket.create_connection(
-            page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True
-        )
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
         self.ids = itertools.count(1)
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
@@ -68,9 +64,7 @@ class DevTools:
                 return dict(reply.get("result", {}))
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call(
-            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
-        )
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
         if "exceptionDetails" in result:
             raise RuntimeError(f"page error: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -167,8 +161,7 @@ def _expected_tiles(queue: dict[str, Any], window: str) -> dict[str, tuple[Any, 
         return "ok" if (value >= target if higher else value <= target) else "breach"
 
     agents = {
-        s: sum(a["agents"] for a in live["agents"] if a["state"] == s)
-        for s in ("ready", "busy", "wrap", "not_ready")
+        s: sum(a["agents"] for a in live["agents"] if a["state"] == s) for s in ("ready", "busy", "wrap", "not_ready")
     }
     return {
         "calls_waiting": (live["calls_waiting"], "none"),
@@ -211,9 +204,7 @@ def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> 
             )
             chromium.call("Page.navigate", url=url)
             wait_until(
-                lambda: chromium.evaluate(
-                    "document.body && document.body.dataset.loaded === 'true'"
-                ),
+                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
                 30,
                 "the wallboard to load its data",
             )
@@ -221,8 +212,7 @@ def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> 
             body_text = chromium.evaluate("document.body.innerText")
             page_watermark = chromium.evaluate("document.body.dataset.watermark")
             banner = chromium.evaluate(
-                "document.getElementById('banner').hidden ? '' : "
-                "document.getElementById('banner').textContent"
+                "document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent"
             )
             shot = chromium.call("Page.captureScreenshot", format="png")
         finally:

@@ -73,8 +73,7 @@ def _require_tools(*names: str) -> dict[str, str]:
     missing = [name for name, path in found.items() if path is None]
     if missing:
         raise ServiceError(
-            f"Kafka needs {' and '.join(missing)} on PATH, not found; "
-            f"install it with: {JAVA_INSTALL_HINT}"
+            f"Kafka needs {' and '.join(missing)} on PATH, not found; install it with: {JAVA_INSTALL_HINT}"
         )
     return {name: path for name, path in found.items() if path is not None}
 
@@ -168,9 +167,7 @@ def describe_cluster(bootstrap: str, timeout: float = 5.0) -> dict[str, Any]:
     return _run_sync(lambda: describe_cluster_async(bootstrap, timeout))
 
 
-async def create_topic_async(
-    bootstrap: str, name: str, partitions: int = 1, timeout: float = 30.0
-) -> None:
+async def create_topic_async(bootstrap: str, name: str, partitions: int = 1, timeout: float = 30.0) -> None:
     """Create a topic (replication 1) and wait until every partition has a leader."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.client import AIOKafkaClient
@@ -236,9 +233,7 @@ class KafkaBroker:
         start_timeout: float = START_TIMEOUT,
     ) -> None:
         self._owns_dir = data_dir is None
-        self.data_dir = (
-            Path(tempfile.mkdtemp(prefix="callpulse-kafka-")) if data_dir is None else data_dir
-        )
+        self.data_dir = Path(tempfile.mkdtemp(prefix="callpulse-kafka-")) if data_dir is None else data_dir
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
         self.heap = heap
@@ -295,8 +290,7 @@ class KafkaBroker:
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise ServiceError(
-                f"kafka StorageTool format failed (exit {result.returncode}):\n"
-                f"{result.stdout}{result.stderr}"
+                f"kafka StorageTool format failed (exit {result.returncode}):\n{result.stdout}{result.stderr}"
             )
 
     def start(self) -> Self:
@@ -321,9 +315,7 @@ class KafkaBroker:
             extra_logs=[self.log_dir / "server.log"],
             stop_timeout=30.0,
         ).start()
-        self.process.wait_ready(
-            self._ready, self.start_timeout, f"Kafka at {self.bootstrap} to serve metadata"
-        )
+        self.process.wait_ready(self._ready, self.start_timeout, f"Kafka at {self.bootstrap} to serve metadata")
         self.startup_seconds = time.monotonic() - began
 
     def _ready(self) -> bool:

@@ -67,9 +67,7 @@ def wait_until(
                 return result
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_exc!r})" if last_exc is not None else ""
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}") from (
-                last_exc
-            )
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}") from (last_exc)
         time.sleep(interval)
 
 

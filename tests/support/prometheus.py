@@ -178,9 +178,7 @@ class PrometheusServer(_Server):
         self.rule_files = [Path(p).resolve() for p in rule_files]
         text = config_yaml.rstrip() + "\n"
         if self.rule_files:
-            text += "rule_files:\n" + "".join(
-                f"  - {json.dumps(str(p))}\n" for p in self.rule_files
-            )
+            text += "rule_files:\n" + "".join(f"  - {json.dumps(str(p))}\n" for p in self.rule_files)
         self.config_path = self.dir / "prometheus.yml"
         self.config_path.write_text(text)
 
@@ -209,10 +207,7 @@ class PrometheusServer(_Server):
         if data["resultType"] in ("scalar", "string"):
             ts, value = data["result"]
             return [Sample({}, float(value), float(ts))]
-        return [
-            Sample(dict(row["metric"]), float(row["value"][1]), float(row["value"][0]))
-            for row in data["result"]
-        ]
+        return [Sample(dict(row["metric"]), float(row["value"][1]), float(row["value"][0])) for row in data["result"]]
 
     def wait_for_series(
         self,
@@ -329,15 +324,11 @@ class WebhookReceiver:
             return list(self._payloads)
 
     def start(self) -> Self:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="webhook-receiver", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
         self._thread.start()
         return self
 
-    def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30.0
-    ) -> dict[str, Any]:
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
         """The first recorded payload for which ``predicate`` holds, polling until
         ``timeout``; the error lists what did arrive."""
 

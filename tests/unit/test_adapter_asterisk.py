@@ -172,9 +172,7 @@ def test_a_day_of_interleaved_calls() -> None:
         ),
         (
             "queue_log:11",
-            dict(
-                call2, queue="support", event="ended", at=1700000100, agent_id="SIP/2002", talk_s=75
-            ),
+            dict(call2, queue="support", event="ended", at=1700000100, agent_id="SIP/2002", talk_s=75),
         ),
         ("queue_log:11", dict(s2, state="ready", at=1700000100)),
         ("queue_log:12", dict(call2, queue="sales", event="offered", at=1700000101)),
@@ -185,9 +183,7 @@ def test_a_day_of_interleaved_calls() -> None:
         ("queue_log:13", dict(s3, state="busy", at=1700000110)),
         (
             "queue_log:14",
-            dict(
-                call2, queue="sales", event="ended", at=1700000200, agent_id="SIP/3003", talk_s=90
-            ),
+            dict(call2, queue="sales", event="ended", at=1700000200, agent_id="SIP/3003", talk_s=90),
         ),
         ("queue_log:14", dict(s3, state="ready", at=1700000200)),
         ("queue_log:15", dict(p1, state="ready", at=1700000300)),
@@ -249,18 +245,14 @@ def test_registry_entry_reports_counts() -> None:
     lines = [("p:1", "1|c|q|NONE|ENTERQUEUE||1|1"), ("p:2", "nonsense")]
     items = list(parse_queue_log(lines, "queue_log", {"stats": stats}))
     assert (
-        len(items) == 2
-        and stats["ENTERQUEUE"] == 1
-        and sum(v for k, v in stats.items() if k.startswith("dead:")) == 1
+        len(items) == 2 and stats["ENTERQUEUE"] == 1 and sum(v for k, v in stats.items() if k.startswith("dead:")) == 1
     )
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
-        st.text(
-            alphabet=st.sampled_from("0123456789|.ABCDEFGHIJKLMNOPQRSTUVWXYZ/ \n"), max_size=60
-        ),
+        st.text(alphabet=st.sampled_from("0123456789|.ABCDEFGHIJKLMNOPQRSTUVWXYZ/ \n"), max_size=60),
         max_size=20,
     )
 )

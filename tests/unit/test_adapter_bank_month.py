@@ -34,9 +34,7 @@ def independent() -> pl.DataFrame:
         df.filter(pl.col("outcome") != "PHANTOM")
         .filter((pl.col("outcome") == "AGENT") | queued)  # HANG before queuing is no queue call
         .with_columns(
-            outcome=pl.when(pl.col("outcome") == "AGENT")
-            .then(pl.lit("answered"))
-            .otherwise(pl.lit("abandoned")),
+            outcome=pl.when(pl.col("outcome") == "AGENT").then(pl.lit("answered")).otherwise(pl.lit("abandoned")),
             wait=pl.when(queued).then(pl.col("q_time").cast(pl.Int64)).otherwise(0),
         )
     )
@@ -50,9 +48,7 @@ def test_reads_fast_and_cleanly(month: tuple) -> None:
     assert stats["skipped:not offered"] == 1941
 
 
-def test_counts_by_outcome_match_readme_and_independent_count(
-    month: tuple, independent: pl.DataFrame
-) -> None:
+def test_counts_by_outcome_match_readme_and_independent_count(month: tuple, independent: pl.DataFrame) -> None:
     items, _, _ = month
     got = Counter(i.record["outcome"] for i in items)
     want = dict(independent.group_by("outcome").len().iter_rows())
@@ -71,16 +67,12 @@ def test_mean_queue_wait(month: tuple, independent: pl.DataFrame) -> None:
 
     def wait(r: dict) -> float:
         end = r["answered_at"] if r["outcome"] == "answered" else r["ended_at"]
-        return (
-            datetime.fromisoformat(end) - datetime.fromisoformat(r["offered_at"])
-        ).total_seconds()
+        return (datetime.fromisoformat(end) - datetime.fromisoformat(r["offered_at"])).total_seconds()
 
     waits = [wait(i.record) for i in items]
     assert min(waits) >= 0
     assert sum(waits) / len(waits) == pytest.approx(independent["wait"].mean(), abs=1e-9)
-    queued_answered = [
-        wait(i.record) for i in items if i.record["outcome"] == "answered" and wait(i.record) > 0
-    ]
+    queued_answered = [wait(i.record) for i in items if i.record["outcome"] == "answered" and wait(i.record) > 0]
     assert len(queued_answered) <= 27_162 - 13_067
 
 

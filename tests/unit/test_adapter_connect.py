@@ -110,9 +110,7 @@ def test_json_lines() -> None:
 
 def test_pretty_printed_array_gives_the_same_records() -> None:
     stats: Counter[str] = Counter()
-    items = list(
-        parse_contact_records(lines_of("connect_ctrs_array.json"), "ctr", {"stats": stats})
-    )
+    items = list(parse_contact_records(lines_of("connect_ctrs_array.json"), "ctr", {"stats": stats}))
     assert all(isinstance(i, Parsed) for i in items)
     assert [i.record for i in items] == list(EXPECTED.values())  # type: ignore[union-attr]
     assert items[0].position == "connect_ctrs_array.json:1[0]"

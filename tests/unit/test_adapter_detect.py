@@ -50,10 +50,7 @@ def test_auto_dispatches_on_detected_format() -> None:
     assert sum(isinstance(i, DeadLetter) for i in items) == 5
     assert stats["ENTERQUEUE"] == 4
 
-    bank = [
-        (f"b:{i}", x)
-        for i, x in enumerate(FIXTURES.joinpath("bank_sample.tsv").read_text().splitlines(), 1)
-    ]
+    bank = [(f"b:{i}", x) for i, x in enumerate(FIXTURES.joinpath("bank_sample.tsv").read_text().splitlines(), 1)]
     items = list(get_adapter("auto")(bank, "bank", {"mapping": "anonymous_bank"}))
     assert sum(isinstance(i, Parsed) for i in items) == 5
 

@@ -158,17 +158,12 @@ def test_registry_entry_and_inline_mapping() -> None:
         "ended_at": "2024-10-27T02:31:00+02:00",
     }
     # 02:30 does not exist on the spring-forward day
-    assert (
-        isinstance(third, DeadLetter)
-        and third.reason == "offered_at does not exist in Europe/Berlin"
-    )
+    assert isinstance(third, DeadLetter) and third.reason == "offered_at does not exist in Europe/Berlin"
     assert stats["answered"] == 1 and stats["dead"] == 1
 
 
 def test_wrong_file_for_the_mapping_is_dead_lettered_not_raised() -> None:
-    items = list(
-        parse_mapped([("f:1", "a,b,c"), ("f:2", "1,2,3")], "f", {"mapping": "anonymous_bank"})
-    )
+    items = list(parse_mapped([("f:1", "a,b,c"), ("f:2", "1,2,3")], "f", {"mapping": "anonymous_bank"}))
     assert [type(i) for i in items] == [DeadLetter, DeadLetter]
     assert items[0].reason.startswith("header lacks columns")  # type: ignore[union-attr]
 

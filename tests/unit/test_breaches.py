@@ -22,16 +22,12 @@ def sl(minute: int, value: float | None, enough: bool = True, queue: str = "bill
     return Evaluation(queue, "service_level", "15m", at(minute), value, 0.8, enough)
 
 
-def run(
-    book: BreachBook, values: Sequence[float | None], kpi: str = "service_level"
-) -> list[list[Breach]]:
+def run(book: BreachBook, values: Sequence[float | None], kpi: str = "service_level") -> list[list[Breach]]:
     target = {"service_level": 0.8, "abandon_rate": 0.05, "asa": 30.0, "oldest_wait": 120.0}[kpi]
     window = LIVE if kpi == "oldest_wait" else "15m"
     out = []
     for minute, value in enumerate(values):
-        evs = (
-            [] if value is None else [Evaluation("billing", kpi, window, at(minute), value, target)]
-        )
+        evs = [] if value is None else [Evaluation("billing", kpi, window, at(minute), value, target)]
         out.append(book.apply(at(minute), evs))
     return out
 
@@ -140,9 +136,7 @@ def test_a_book_restored_from_open_rows_continues() -> None:
 
 
 @given(st.lists(st.one_of(st.none(), st.floats(0, 1)), max_size=40), st.integers(0, 600))
-def test_breaches_never_overlap_and_worst_is_extreme(
-    values: list[float | None], hold_s: int
-) -> None:
+def test_breaches_never_overlap_and_worst_is_extreme(values: list[float | None], hold_s: int) -> None:
     book = BreachBook(hold_s=hold_s)
     rows: dict[datetime, Breach] = {}
     for cs in run(book, values):

@@ -97,9 +97,7 @@ def state(**kw: object) -> ExportState:
     base: dict[str, object] = dict(
         snapshot=snap,
         calls={
-            "billing": CallTotals(
-                100, 90, 8, 70, 900.0, tuple(min(90, 10 * i) for i in range(len(bounds)))
-            ),
+            "billing": CallTotals(100, 90, 8, 70, 900.0, tuple(min(90, 10 * i) for i in range(len(bounds)))),
             "not-configured": CallTotals(5, 5, 0, 5, 1.0, (5,) * len(bounds)),
         },
         wait_bounds=bounds,
@@ -164,9 +162,7 @@ def test_labels_match_names() -> None:
 
 def test_window_kpis_and_live_values() -> None:
     text = scrape(state())
-    assert value(text, names.SERVICE_LEVEL.name, queue="billing", window="15m") == pytest.approx(
-        10 / 19
-    )
+    assert value(text, names.SERVICE_LEVEL.name, queue="billing", window="15m") == pytest.approx(10 / 19)
     assert value(text, names.ASA.name, queue="billing", window="5m") == 22.5
     assert value(text, names.WINDOW_OFFERED.name, queue="billing", window="1h") == 20
     assert value(text, names.OCCUPANCY.name, queue="billing", window="15m") == 0.85
@@ -213,9 +209,7 @@ def test_counters_and_wait_histogram() -> None:
     assert value(text, names.CALLS_OFFERED_TOTAL.name, queue="billing") == 100
     assert value(text, names.CALLS_ANSWERED_IN_SL_TOTAL.name, queue="billing") == 70
     buckets = {
-        dict(k)["le"]: v
-        for k, v in samples(text, names.WAIT.name + "_bucket").items()
-        if dict(k)["queue"] == "billing"
+        dict(k)["le"]: v for k, v in samples(text, names.WAIT.name + "_bucket").items() if dict(k)["queue"] == "billing"
     }
     assert "15.0" in buckets and "20.0" in buckets  # one bucket at each queue's threshold
     assert buckets["+Inf"] == 90
@@ -302,9 +296,7 @@ def test_reason_label_is_bounded(raw: str, label: str) -> None:
 
 
 def test_wait_bounds_add_every_threshold() -> None:
-    assert wait_bounds([15.0, 17.5, 0.0]) == tuple(
-        sorted({5, 10, 15, 17.5, 20, 30, 45, 60, 90, 120, 180, 300, 600})
-    )
+    assert wait_bounds([15.0, 17.5, 0.0]) == tuple(sorted({5, 10, 15, 17.5, 20, 30, 45, 60, 90, 120, 180, 300, 600}))
 
 
 @pytest.mark.prometheus

@@ -13,20 +13,26 @@ def test_defaults_follow_design() -> None:
     assert (q.sl_threshold_s, q.sl_formula, q.short_abandon_s, q.min_calls) == (15, "negative", 5, 10)
     assert (q.repeat_window_s, q.orphan_after_s) == (86400, 14400)
     assert (q.targets.service_level, q.targets.abandon_rate, q.targets.asa_s, q.targets.oldest_wait_s) == (
-        0.80, 0.05, 30, 120)
+        0.80,
+        0.05,
+        30,
+        120,
+    )
     assert cfg.interval_s == 900
     assert cfg.windows == (("5m", 300), ("15m", 900), ("1h", 3600))
 
 
 def test_queue_overrides_inherit_global_defaults() -> None:
-    cfg = config_from_dict({
-        "defaults": {"sl_threshold_s": 20, "targets": {"asa_s": 25}},
-        "queues": {"vip": {"sl_formula": "positive", "targets": {"service_level": 0.9}}},
-    })
+    cfg = config_from_dict(
+        {
+            "defaults": {"sl_threshold_s": 20, "targets": {"asa_s": 25}},
+            "queues": {"vip": {"sl_formula": "positive", "targets": {"service_level": 0.9}}},
+        }
+    )
     vip = cfg.for_queue("vip")
     assert vip.sl_formula == "positive"
-    assert vip.sl_threshold_s == 20          # from [defaults]
-    assert vip.targets.asa_s == 25           # from [defaults.targets]
+    assert vip.sl_threshold_s == 20  # from [defaults]
+    assert vip.targets.asa_s == 25  # from [defaults.targets]
     assert vip.targets.service_level == 0.9  # own override
     assert cfg.for_queue("other").sl_formula == "negative"
 
@@ -35,7 +41,10 @@ def test_queue_overrides_inherit_global_defaults() -> None:
     ("raw", "message"),
     [
         ({"defaults": {"sl_formula": "cisco"}}, "defaults.sl_formula: must be one of"),
-        ({"queues": {"b": {"targets": {"service_level": 1.5}}}}, "queues.b.targets.service_level: must be between 0 and 1"),
+        (
+            {"queues": {"b": {"targets": {"service_level": 1.5}}}},
+            "queues.b.targets.service_level: must be between 0 and 1",
+        ),
         ({"queues": {"b": {"colour": "red"}}}, "queues.b.colour: unknown key"),
         ({"pipeline": {"interval": "7m"}}, "pipeline.interval: must be whole minutes dividing a day"),
         ({"defaults": {"orphan_after": "soon"}}, "defaults.orphan_after: expected a duration"),

@@ -18,9 +18,7 @@ from dashboards.panels import DATASOURCE_UID, FOLDER_UID
 from metrics import names
 from pipeline.config import Config, QueueSettings, Targets
 
-SCHEMA = (
-    Path(__file__).resolve().parents[3] / "shared" / "grafana-schema" / "dashboard.jsonschema.json"
-)
+SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "grafana-schema" / "dashboard.jsonschema.json"
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "provisioning"
 BUILT = boards.build_all()
 
@@ -208,9 +206,7 @@ def test_kpi_tiles_take_their_threshold_from_the_target_metric() -> None:
         [transform] = tile["transformations"]
         assert transform["id"] == "configFromData" and transform["options"]["configRefId"] == "T"
         steps = tile["fieldConfig"]["defaults"]["thresholds"]["steps"]
-        assert [s["color"] for s in steps] == (
-            ["red", "green"] if higher_better else ["green", "red"]
-        )
+        assert [s["color"] for s in steps] == (["red", "green"] if higher_better else ["green", "red"])
         if title != "Oldest wait":  # KPIs on too few calls never breach: min_calls gates the target
             assert names.MIN_CALLS.name in by_ref["T"]["expr"]
 
@@ -221,8 +217,7 @@ def test_static_thresholds_follow_the_configured_default_targets() -> None:
     steps = {
         p["title"].split(" (")[0]: p["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"]
         for p in board["panels"]
-        if len(p.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", []))
-        == 2
+        if len(p.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])) == 2
     }
     assert steps["Service level"] == 0.9 and steps["ASA"] == 20
 
@@ -340,13 +335,9 @@ def test_wallboard_lists_carry_only_masked_callers() -> None:
             "caller_key": "secret-hash",
         }
     ]
-    abandoned = [
-        {"queue": "few", "caller_masked": "+86*****02", "abandoned_at": at, "wait_s": 12.0}
-    ]
+    abandoned = [{"queue": "few", "caller_masked": "+86*****02", "abandoned_at": at, "wait_s": 12.0}]
     doc = wallboard.wallboard_json(_snapshot(), waiting, abandoned, [], "Asia/Shanghai", "15m")
-    assert doc["waiting"] == [
-        {"queue": "few", "caller": "+86*****01", "wait_s": 30.0, "since": "09:59:30"}
-    ]
+    assert doc["waiting"] == [{"queue": "few", "caller": "+86*****01", "wait_s": 30.0, "since": "09:59:30"}]
     assert doc["abandoned"][0] == {
         "time": "09:59:30",
         "queue": "few",

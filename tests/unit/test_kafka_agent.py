@@ -35,8 +35,14 @@ def test_take_events_batches_reach_the_handler_with_positions() -> None:
     import faust
 
     # The broker is never contacted: test_context feeds the agent from an in-memory channel.
-    app = faust.App("unit-agent", broker="kafka://127.0.0.1:9", value_serializer="raw", store="memory://",
-                    web_enabled=False, autodiscover=False)
+    app = faust.App(
+        "unit-agent",
+        broker="kafka://127.0.0.1:9",
+        value_serializer="raw",
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+    )
     topic = app.topic("p.calls", value_serializer="raw")
     got: list[list[Message]] = []
 
@@ -70,9 +76,15 @@ def test_take_events_batches_reach_the_handler_with_positions() -> None:
 def test_bad_values_are_dead_lettered_with_their_position() -> None:
     good = json.dumps(CALL).encode()
     messages = [
-        msg(10, good), msg(11, b"not json {"), msg(12, b""), msg(13, None), msg(14, b"[1,2]"),
-        msg(15, b"{" + b'"x":"' + b"y" * 2_000_000 + b'"}'), msg(16, b'{"type":"call",\n"call_id":"m"}'),
-        msg(17, b'{"a":1}\n{"b":2}'), msg(3, good.replace(b"c1", b"c9"), partition=1),
+        msg(10, good),
+        msg(11, b"not json {"),
+        msg(12, b""),
+        msg(13, None),
+        msg(14, b"[1,2]"),
+        msg(15, b"{" + b'"x":"' + b"y" * 2_000_000 + b'"}'),
+        msg(16, b'{"type":"call",\n"call_id":"m"}'),
+        msg(17, b'{"a":1}\n{"b":2}'),
+        msg(3, good.replace(b"c1", b"c9"), partition=1),
     ]
     batch = batch_from_messages("p.calls", messages)
     reasons = {d.position: d.reason for d in batch.dead}
@@ -97,8 +109,7 @@ def test_bad_values_are_dead_lettered_with_their_position() -> None:
         ([3, 4], {("t", 1): 9}, [3, 4]),  # another partition's offset doesn't matter
     ],
 )
-def test_fresh_skips_what_duckdb_holds(offsets: list[int], stored: dict[tuple[str, int], int],
-                                       kept: list[int]) -> None:
+def test_fresh_skips_what_duckdb_holds(offsets: list[int], stored: dict[tuple[str, int], int], kept: list[int]) -> None:
     assert [m.offset for m in fresh([msg(o, b"{}", topic="t") for o in offsets], stored)] == kept
 
 
@@ -119,7 +130,8 @@ def test_offset_sink_stores_offsets_with_rows_and_skips_redelivery() -> None:
         assert sink.handle(again) == (1, 2)  # only offset 2 is new
         assert OffsetSink(eng, ["p.calls"]).stored == {("p.calls", 0): 2}  # read back from DuckDB
         counts = eng.store.con.execute(
-            "SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM dead_letters)").fetchone()
+            "SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM dead_letters)"
+        ).fetchone()
         assert counts == (2, 1)
     finally:
         eng.close()
@@ -135,4 +147,6 @@ def test_routing_by_type_and_key() -> None:
     assert all(route(r, topics) == ("x.calls", None) for r in unknown)
     lines = [b'{"type":"agent","agent_id":"a1"}\n', b"\n", b"garbage\n"]
     assert [(r.topic, r.key, r.value) for r in route_lines(lines, topics)] == [
-        ("x.agents", b"a1", b'{"type":"agent","agent_id":"a1"}'), ("x.calls", None, b"garbage")]
+        ("x.agents", b"a1", b'{"type":"agent","agent_id":"a1"}'),
+        ("x.calls", None, b"garbage"),
+    ]

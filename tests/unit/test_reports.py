@@ -85,13 +85,9 @@ def test_short_abandons_leave_offered_first_and_undefined_is_null() -> None:
 def test_daily_report_follows_the_site_time_zone_across_dst() -> None:
     # Berlin, 29 March 2026: local midnight is 23:00 UTC the day before; the day has 23 hours.
     rows = [
-        sums(
-            interval_start=datetime(2026, 3, 28, 22, 45, tzinfo=UTC), offered=1
-        ),  # 28th, 23:45 CET
+        sums(interval_start=datetime(2026, 3, 28, 22, 45, tzinfo=UTC), offered=1),  # 28th, 23:45 CET
         sums(interval_start=datetime(2026, 3, 28, 23, 0, tzinfo=UTC), offered=2),  # 29th, 00:00 CET
-        sums(
-            interval_start=datetime(2026, 3, 29, 21, 45, tzinfo=UTC), offered=4
-        ),  # 29th, 23:45 CEST
+        sums(interval_start=datetime(2026, 3, 29, 21, 45, tzinfo=UTC), offered=4),  # 29th, 23:45 CEST
         sums(interval_start=datetime(2026, 3, 29, 22, 0, tzinfo=UTC), offered=8),
     ]  # 30th
     out = reports.daily_report(frame(rows), "Europe/Berlin")
@@ -101,9 +97,7 @@ def test_daily_report_follows_the_site_time_zone_across_dst() -> None:
         date(2026, 3, 29): (6, 23.0),
         date(2026, 3, 30): (8, 24.0),
     }
-    autumn = reports.daily_report(
-        frame([sums(interval_start=datetime(2026, 10, 25, 12, tzinfo=UTC))]), "Europe/Berlin"
-    )
+    autumn = reports.daily_report(frame([sums(interval_start=datetime(2026, 10, 25, 12, tzinfo=UTC))]), "Europe/Berlin")
     assert autumn.get_column("hours").item() == 25.0
 
 
@@ -152,9 +146,7 @@ def test_abandon_curve_and_aht_distribution() -> None:
 
 def test_html_is_self_contained_and_escapes_text() -> None:
     main = pl.DataFrame({"queue": ["<b>billing</b>"], "offered": [3]})
-    centre = reports.centre_by_interval(
-        frame([sums(offered=3, answered=3, answered_in_sl=2)]), "Asia/Shanghai"
-    )
+    centre = reports.centre_by_interval(frame([sums(offered=3, answered=3, answered_in_sl=2)]), "Asia/Shanghai")
     agents = pl.DataFrame(
         {
             "agent_id": ["a-1"],

@@ -49,8 +49,7 @@ def test_every_selector_is_exported_or_up() -> None:
 def test_one_alert_per_kpi_target() -> None:
     kpi_group = next(g for g in build_rules()["groups"] if g["name"] == "callpulse-kpi")
     assert [r["alert"] for r in kpi_group["rules"]] == list(rules.KPI_ALERTS)
-    for target in (names.TARGET_SERVICE_LEVEL, names.TARGET_ABANDON_RATE, names.TARGET_ASA,
-                   names.TARGET_OLDEST_WAIT):
+    for target in (names.TARGET_SERVICE_LEVEL, names.TARGET_ABANDON_RATE, names.TARGET_ASA, names.TARGET_OLDEST_WAIT):
         users = [r["alert"] for r in kpi_group["rules"] if target.name in r["expr"]]
         assert len(users) == 1, (target.name, users)
 
@@ -200,8 +199,19 @@ def test_write_rules(tmp_path: Path) -> None:
 def test_yaml_shapes() -> None:
     doc = {
         "groups": [
-            {"name": "g", "rules": [{"alert": "A", "expr": "a > 1\nor\nb", "for": "5m",
-                                    "labels": {"severity": "on"}, "x": 1.5, "ok": True}]},
+            {
+                "name": "g",
+                "rules": [
+                    {
+                        "alert": "A",
+                        "expr": "a > 1\nor\nb",
+                        "for": "5m",
+                        "labels": {"severity": "on"},
+                        "x": 1.5,
+                        "ok": True,
+                    }
+                ],
+            },
             {"name": "empty", "rules": []},
         ],
         "e": {},
@@ -265,7 +275,7 @@ def test_yaml_scalar_is_plain_or_a_json_string(value: str) -> None:
 def test_yaml_block_is_only_used_when_exact(value: str) -> None:
     out = rules._item("k:", value, 0)
     if out.startswith("k: |-\n"):
-        lines = out[len("k: |-\n"):].rstrip("\n").split("\n")
+        lines = out[len("k: |-\n") :].rstrip("\n").split("\n")
         assert "\n".join(line[2:] for line in lines) == value
         assert all(line.startswith("  ") or line == "" for line in lines)
 

@@ -62,9 +62,7 @@ def check_valid(records: list[Record]) -> None:
     agent_keys: Counter[tuple[str, ...]] = Counter()
     qa_keys: Counter[tuple[str, ...]] = Counter()
     for r in records:
-        assert isinstance(r["at"], str) and re.fullmatch(
-            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", r["at"]
-        ), r
+        assert isinstance(r["at"], str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", r["at"]), r
         if r["type"] == "call":
             assert r["event"] in CALL_EVENTS
             assert r["call_id"] and r["queue"]
@@ -199,9 +197,7 @@ def hourly(records: list[Record], queue: str, hour: int) -> tuple[float, float, 
     return abandoned / len(waits), sum(waits) / len(waits), len(waits)
 
 
-def test_understaffed_hour_hurts_that_queue_then_recovers(
-    day: list[Record], understaffed: list[Record]
-) -> None:
+def test_understaffed_hour_hurts_that_queue_then_recovers(day: list[Record], understaffed: list[Record]) -> None:
     check_valid(understaffed)
     base_abandon, base_wait, base_n = hourly(day, "billing", 11)
     hit_abandon, hit_wait, hit_n = hourly(understaffed, "billing", 11)

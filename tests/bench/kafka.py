@@ -1,0 +1,155 @@
+"""`make bench BENCH_ARGS=--kafka`: the Kafka worker on its own real broker.
+
+1. throughput: ~1M simulated events produced first, then consumed by the worker
+   (in-process, the real ``KafkaWorker``): produced→stored events/s, with and without
+   the consumer-group start-up;
+2. latency: the producer sends at a steady rate (default 5,000 events/s) while the
+   worker runs; each message's Kafka timestamp (CreateTime, set when the producer
+   appends it) is compared with the wall clock when its batch is stored (the
+   worker's ``on_stored`` hook, on the engine thread): p50 / p99 / max.
+
+Nothing here asserts a time; it reports. The broker is started and stopped here.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.config import Config, KafkaSettings
+from pipeline.sources import kafka
+from pipeline.sources.simulator import SimConfig, simulate
+from pipeline.worker import KafkaWorker, WorkerOptions
+from tests.support.kafka import KafkaBroker
+
+console = Console()
+KEY = b"bench-key"
+
+
+def _settings(broker: KafkaBroker, batch_size: int, within_s: float) -> KafkaSettings:
+    tag = uuid.uuid4().hex[:8]
+    return KafkaSettings(
+        bootstrap=broker.bootstrap,
+        group=f"bench-{tag}",
+        topic_prefix=f"bench-{tag}.",
+        batch_size=batch_size,
+        batch_within_s=within_s,
+    )
+
+
+def throughput(broker: KafkaBroker, path: Path, db: Path, batch_size: int, partitions: int) -> dict[str, float]:
+    s = _settings(broker, batch_size, 0.5)
+    kafka.ensure_topics(s, partitions)
+    started = time.perf_counter()
+    with path.open("rb") as fh:
+        n = kafka.produce_lines(fh, s)
+    produce_s = time.perf_counter() - started
+    first: list[float] = []
+
+    def stored(messages: list[kafka.Message]) -> None:
+        if not first:
+            first.append(time.perf_counter())
+
+    cfg = Config(db=db, kafka=s)
+    worker = KafkaWorker(cfg, KEY, WorkerOptions(max_events=n, serve=False), on_stored=stored)
+    started = time.perf_counter()
+    summary = worker.run()
+    total_s = time.perf_counter() - started
+    steady_s = time.perf_counter() - first[0] if first else total_s
+    assert worker.engine is not None
+    return {
+        "events": n,
+        "produce_s": produce_s,
+        "total_s": total_s,
+        "steady_s": steady_s,
+        "stored": summary.messages,
+        "batches": summary.batches,
+        "process_s": worker.engine.totals.seconds_in_process,
+    }
+
+
+def latency(
+    broker: KafkaBroker, db: Path, rate: float, seconds: float, batch_size: int, within_s: float
+) -> dict[str, Any]:
+    s = _settings(broker, batch_size, within_s)
+    kafka.ensure_topics(s, 3)
+    n = int(rate * seconds)
+    lat_ms: list[float] = []
+
+    def stored(messages: list[kafka.Message]) -> None:
+        now = time.time() * 1000
+        lat_ms.extend(now - m.timestamp_ms for m in messages if m.timestamp_ms is not None)
+
+    def produce() -> None:
+        records = (r for _, r in zip(range(n), simulate(SimConfig(seed=5, scale=20)), strict=False))
+        kafka.produce_records(records, s, rate=rate)
+
+    cfg = Config(db=db, kafka=s)
+    worker = KafkaWorker(
+        cfg, KEY, WorkerOptions(max_events=n, serve=False, duration_s=seconds * 3 + 60), on_stored=stored
+    )
+    # The producer starts once the worker has its partitions (first batch would otherwise
+    # include the group join): wait until the consumer group is up by a short warm-up.
+    producer = threading.Timer(8.0, produce)
+    producer.start()
+    summary = worker.run()
+    producer.join()
+    assert worker.engine is not None
+    lat_ms.sort()
+    q = statistics.quantiles(lat_ms, n=100) if len(lat_ms) > 2 else [float("nan")] * 99
+    return {
+        "events": summary.messages,
+        "p50_ms": q[49],
+        "p99_ms": q[98],
+        "max_ms": lat_ms[-1] if lat_ms else 0,
+        "batches": summary.batches,
+        "mean_batch": summary.messages / max(1, summary.batches),
+        "process_ms": 1000 * worker.engine.totals.seconds_in_process / max(1, worker.engine.totals.batches),
+    }
+
+
+def run(
+    events_path: Path,
+    batch_size: int = 5000,
+    partitions: int = 3,
+    rate: float = 5000.0,
+    latency_s: float = 30.0,
+    within_s: float = 0.2,
+) -> None:
+    work = Path(tempfile.mkdtemp(prefix="callpulse-bench-kafka-"))
+    broker = KafkaBroker(heap="1g")
+    try:
+        with console.status("starting a Kafka broker ..."):
+            broker.start()
+        with console.status(f"throughput: producing {events_path} and consuming it ..."):
+            t = throughput(broker, events_path, work / "throughput.duckdb", batch_size, partitions)
+        with console.status(f"latency: {rate:,.0f} events/s for {latency_s:.0f} s ..."):
+            lat = latency(broker, work / "latency.duckdb", rate, latency_s, batch_size, within_s)
+    finally:
+        broker.stop()
+    table = Table(title="Kafka worker (faust-streaming → Engine.process → DuckDB)")
+    for col in ("measure", "value"):
+        table.add_column(col, justify="right")
+    table.add_row("events produced", f"{t['events']:,.0f}")
+    table.add_row("produce rate (aiokafka, batched)", f"{t['events'] / t['produce_s']:,.0f} events/s")
+    table.add_row("produced→stored, whole run (incl. group join)", f"{t['stored'] / t['total_s']:,.0f} events/s")
+    table.add_row("produced→stored, first batch → last", f"{t['stored'] / t['steady_s']:,.0f} events/s")
+    table.add_row(
+        "batches / time inside Engine.process", f"{t['batches']:,.0f} / {t['process_s']:.1f} s of {t['total_s']:.1f} s"
+    )
+    table.add_row(f"latency at {rate:,.0f} events/s: p50", f"{lat['p50_ms']:,.0f} ms")
+    table.add_row("latency p99 / max", f"{lat['p99_ms']:,.0f} ms / {lat['max_ms']:,.0f} ms")
+    table.add_row(
+        "latency run: events, mean batch, mean process()",
+        f"{lat['events']:,} / {lat['mean_batch']:,.0f} / {lat['process_ms']:.0f} ms",
+    )
+    console.print(table)
+    console.print("targets: ≥ 20,000 events/s, p99 < 1 s", style="dim")
