@@ -9,14 +9,19 @@ client can never block or endanger ingestion.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import duckdb
+
+log = logging.getLogger("callpulse.server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,7 @@ class Refresher:
         self.published = published
         self.every_s = every_s
         self.jobs: dict[str, Job] = {}
+        self.failures: Counter[str] = Counter()
         self._last = 0.0
 
     def add(self, name: str, job: Job) -> None:
@@ -65,9 +71,20 @@ class Refresher:
             self.refresh_now()
 
     def refresh_now(self) -> None:
+        """Run every job; a failing job keeps its last published value and is logged and
+        counted, but never stops ingestion (jobs run inside ``Engine.process``)."""
         self._last = time.monotonic()
         for name, job in self.jobs.items():
-            self.published.set(name, job(self.con))
+            try:
+                self.published.set(name, job(self.con))
+            except Exception:  # noqa: BLE001 - a board or snapshot bug must not stop the pipeline
+                self.failures[name] += 1
+                with contextlib.suppress(duckdb.Error):
+                    self.con.execute("ROLLBACK")  # a job that failed inside its own transaction
+                if self.failures[name] == 1 or self.failures[name] % 100 == 0:
+                    log.exception(
+                        "refresh job %r failed (%d times so far); serving its last result", name, self.failures[name]
+                    )
 
 
 class HttpServer:

@@ -1,0 +1,46 @@
+"""A failing refresh job (board, snapshot, breaches) must not stop ingestion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipeline.server import Published, Refresher
+from tests.helpers import engine, feed
+
+
+def offered(call_id: str, minute: int) -> dict[str, Any]:
+    return {"type": "call", "event": "offered", "call_id": call_id, "queue": "q", "at": f"2026-03-02T09:{minute:02d}:00Z"}
+
+
+def test_a_failing_job_keeps_its_last_result_and_ingestion_goes_on(tmp_path: Path) -> None:
+    eng = engine(tmp_path / "r.duckdb")
+    published = Published()
+    refresher = Refresher(eng.store.con, published, every_s=0.0)
+    runs = {"n": 0}
+
+    def flaky(con: duckdb.DuckDBPyConnection) -> int:
+        runs["n"] += 1
+        if runs["n"] >= 2:
+            con.execute("BEGIN TRANSACTION")  # fails inside its own transaction
+            raise RuntimeError("board bug")
+        return 41
+
+    refresher.add("flaky", flaky)
+    refresher.add("count", lambda con: con.execute("SELECT count(*) FROM call_events").fetchall()[0][0])
+    eng.subscribe(refresher)
+
+    feed(eng, [offered("a", 0)])
+    feed(eng, [offered("b", 1)])
+    feed(eng, [offered("c", 2)])
+
+    assert eng.totals.accepted == 3
+    assert published.get("flaky") == 41  # the last good result, still served
+    assert published.get("count") == 3  # the other jobs keep running after the failing one
+    assert refresher.failures["flaky"] == 2
+    # the failed job's open transaction was rolled back: the next batch commits normally
+    feed(eng, [offered("d", 3)])
+    assert eng.store.con.execute("SELECT count(*) FROM call_events").fetchall()[0][0] == 4
+    eng.close()
