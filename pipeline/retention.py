@@ -11,8 +11,9 @@ repeat-contact and centre totals are built on it; it holds the caller only as a
 keyed hash and a mask). ``source_offsets``, ``pipeline_state`` and
 ``queue_settings`` are configuration and progress, not events.
 
-Consequence: a full ``Store.rebuild()`` (run when a KPI setting changes) can only
-recompute from the events still kept.
+A KPI setting change recomputes queue intervals from ``call_state`` (nothing lost);
+only a change of the interval length recomputes agent intervals, from the agent
+events still kept. A full ``Store.rebuild()`` (tests, repair) uses the events alone.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ end. Nothing is written outside ``apply`` / ``sync_settings`` / ``rebuild``.
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,8 @@ from pipeline import sqlfiles
 from pipeline.config import Config, QueueSettings
 from pipeline.normalize import Normalized
 from pipeline.records import SourceOffset
+
+log = logging.getLogger("callpulse.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +87,7 @@ class Store:
             raise
         has_events = self._one("has_events")
         if changed and has_events and has_events[0]:
-            self.rebuild()
+            self.resettle(interval_changed)
 
     def _upsert_queue(self, queue: str, s: QueueSettings) -> bool:
         values = {
@@ -257,6 +260,34 @@ class Store:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    def resettle(self, interval_changed: bool) -> None:
+        """Recompute the aggregates after a KPI setting changed, without the raw events.
+
+        Queue intervals come from ``call_state`` (facts that no setting changes and that
+        retention keeps), so no KPI history is lost; agent intervals don't depend on queue
+        settings and are recomputed only when the interval length changed, from the agent
+        events retention kept (older agent rows are then gone: logged).
+        """
+        con = self.con
+        iv = self.config.interval_s
+        wm = self.watermark()
+        con.execute("BEGIN")
+        try:
+            self._run("store_clear_touched")
+            self._run("resettle_queue_intervals")
+            self._run("touched_call_intervals", iv=iv)
+            if interval_changed and wm is not None:
+                self._run("resettle_agent_intervals", iv=iv, wm=wm)
+            else:
+                self._run("resettle_keep_agent_intervals")
+            self._recompute(wm)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        if interval_changed:
+            log.warning("interval length changed: agent intervals were recomputed from the agent events still kept")
 
     # -- reads ---------------------------------------------------------------
 

@@ -302,3 +302,46 @@ def test_retention_runs_inside_a_running_pipeline_and_from_the_cli(tmp_path: Pat
     assert con.execute("SELECT min(ts) FROM call_events").fetchall()[0][0] >= wm - timedelta(days=1)
     con.close()
     assert datetime.now(UTC) > CLOCK  # the CLI uses the wall clock for dead letters
+
+
+def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_a_setting_change_after_retention_keeps_the_kpi_history(tmp_path: Path) -> None:
+    """Changing a queue KPI setting (or the interval length) recomputes the queue KPIs for
+    every day, also those whose raw events retention deleted: they must equal a fresh
+    pipeline fed every event under the new settings. Agent intervals are kept when only
+    queue settings change."""
+    from dataclasses import replace
+
+    from pipeline.config import QueueSettings
+
+    records = list(simulate(SimConfig(seed=7, day=date(2026, 3, 2), days=3, scale=0.05)))
+    todo = batches(records, 2000)
+    old = Config(db=tmp_path / "cp.duckdb")
+    feed(old.db, old, todo)
+    con = duckdb.connect(str(old.db))
+    assert retention.apply(con, 1, CLOCK).deleted["call_events"] > 0
+    con.close()
+    agents_before = _rows(old.db, "SELECT * FROM agent_interval ORDER BY ALL")
+    queue_sql = "SELECT * FROM kpi_queue_interval ORDER BY ALL"
+
+    new = replace(old, defaults=QueueSettings(sl_threshold_s=40.0, short_abandon_s=12.0))
+    engine(old.db, new).close()  # opening with new settings resettles the aggregates
+    expected = tmp_path / "fresh.duckdb"
+    feed(expected, replace(new, db=expected), todo)
+    got = _rows(old.db, queue_sql)
+    assert len({r[1].date() for r in got}) >= 3  # every day, not only the kept one
+    assert got == _rows(expected, queue_sql)
+    assert _rows(old.db, "SELECT * FROM agent_interval ORDER BY ALL") == agents_before
+
+    hourly = replace(new, interval_s=3600)
+    engine(old.db, hourly).close()
+    expected_h = tmp_path / "fresh-hourly.duckdb"
+    feed(expected_h, replace(hourly, db=expected_h), todo)
+    assert _rows(old.db, queue_sql) == _rows(expected_h, queue_sql)
