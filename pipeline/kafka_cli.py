@@ -92,12 +92,14 @@ def worker(
     console.print(
         f"worker: {cfg.kafka.bootstrap} group {cfg.kafka.group} topics {', '.join(w.topics.values())} → {cfg.db}"
     )
-    last = [0.0]
+    last = [0.0, -1.0]
 
-    def progress(s: WorkerSummary) -> None:  # one line at most every half second (tests wait on it)
+    def progress(s: WorkerSummary) -> None:
+        # A line when the count moved, at most every half second; the worker also calls
+        # this when idle, so the last count is printed too (operators and tests read it).
         now = time.monotonic()
-        if now - last[0] >= 0.5:
-            last[0] = now
+        if s.messages != last[1] and now - last[0] >= 0.5:
+            last[0], last[1] = now, s.messages
             console.print(f"progress: {s.messages} messages stored in {s.batches} batches")
 
     summary = w.run(progress)

@@ -298,6 +298,8 @@ class KafkaWorker:
             log.info("resuming from DuckDB offsets: %s", offsets)
             # Kafka's committed offset follows DuckDB: faust seeks to the committed
             # offset once recovery completes, so commit first, then seek as well.
+            # (Faust may still leave the group's committed offset behind afterwards,
+            # faust-streaming#606; DuckDB's offsets are what the worker resumes from.)
             await app.consumer._commit(offsets)
             for tp, offset in offsets.items():
                 await app.consumer.seek(tp, offset)
@@ -312,8 +314,12 @@ class KafkaWorker:
             loglevel="WARNING",
         )
         await worker.start()
+        idle_tick = time.monotonic()
         try:
             while not self._stop.is_set():
+                if on_progress is not None and time.monotonic() - idle_tick >= 1.0:
+                    idle_tick = time.monotonic()
+                    on_progress(summary)
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 if app.crashed or worker.crashed:

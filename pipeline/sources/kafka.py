@@ -86,12 +86,13 @@ def fresh(messages: Iterable[Message], stored: Mapping[tuple[str, int], int]) ->
 def seek_positions(
     assigned: Iterable[tuple[str, int]], stored: Mapping[tuple[str, int], int]
 ) -> dict[tuple[str, int], int]:
-    """Where each assigned partition with a stored offset resumes (stored + 1).
+    """Where each assigned partition resumes: stored offset + 1, or 0 when DuckDB has none.
 
-    Partitions without a stored offset are left out: they start where the consumer
-    group's committed offset (or ``auto_offset_reset=earliest``) puts them.
+    Never the group's committed offset: faust acks (and commits) a batch the worker
+    dropped while stopping, and a restored backup may predate a partition's first batch.
+    An offset below the log start (retention) resets to the earliest one still kept.
     """
-    return {tp: stored[tp] + 1 for tp in assigned if tp in stored}
+    return {tp: stored[tp] + 1 if tp in stored else 0 for tp in assigned}
 
 
 def batch_offsets(messages: Sequence[Message]) -> list[SourceOffset]:

@@ -115,7 +115,7 @@ def test_fresh_skips_what_duckdb_holds(offsets: list[int], stored: dict[tuple[st
 
 def test_seek_positions_resume_after_the_stored_offset() -> None:
     stored = {("t", 0): 41, ("t", 2): 0, ("u", 0): 7}
-    assert seek_positions([("t", 0), ("t", 1), ("t", 2)], stored) == {("t", 0): 42, ("t", 2): 1}
+    assert seek_positions([("t", 0), ("t", 1), ("t", 2)], stored) == {("t", 0): 42, ("t", 1): 0, ("t", 2): 1}
     assert seek_positions([], stored) == {}
 
 
