@@ -382,7 +382,7 @@ def restore_cmd(
 def retention_cmd(
     days: Annotated[
         int | None,
-        typer.Option(help="Keep raw events this many days (default from [analyst] retention_days)"),
+        typer.Option(help="Keep raw events this many days (default from analyst.retention_days in the config)"),
     ] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
@@ -392,14 +392,14 @@ def retention_cmd(
     cfg = load_config(config).with_db(db)
     n = days if days is not None else cfg.analyst.retention_days
     if n is None:
-        _fail("no retention configured: pass --days or set [analyst] retention_days")
+        _fail("no retention configured: pass --days or set analyst.retention_days in callpulse.toml")
         return
     if n < 1:
         _fail(f"--days: must be at least 1, got {n}")
     try:
         con = duckdb.connect(str(cfg.db))
     except duckdb.IOException:
-        _fail(f"{cfg.db}: in use; a running pipeline applies [analyst] retention_days itself")
+        _fail(f"{cfg.db}: in use; a running pipeline applies analyst.retention_days itself")
         raise
     try:
         res = retention.apply(con, n, datetime.now(UTC), dry_run=dry_run)

@@ -153,12 +153,23 @@ def simulate(
     days: Annotated[int, typer.Option(help="Number of days")] = 1,
     scale: Annotated[float, typer.Option(help="Multiply call volumes")] = 1.0,
     timezone: Annotated[str, typer.Option(help="Site time zone of the simulated centre")] = "Asia/Shanghai",
+    to: Annotated[str, typer.Option("--to", help="file (--out, or stdout) | kafka (the configured topics)")] = "file",
+    config: ConfigOpt = None,
+    bootstrap: kafka_cli.BootstrapOpt = None,
+    topic_prefix: kafka_cli.PrefixOpt = None,
 ) -> None:
-    """Write a realistic simulated call-centre day as JSON lines."""
+    """Write a realistic simulated call-centre day as JSON lines, or send it to Kafka."""
     from pipeline.sources.simulator import SimConfig, write_jsonl
     from pipeline.sources.simulator import simulate as run
 
     sim = SimConfig(seed=seed, day=date.fromisoformat(day), days=days, scale=scale, tz=timezone)
+    if to == "kafka":
+        count = kafka_cli.produce_simulated(
+            run(sim), kafka_cli.kafka_config(config, None, bootstrap, None, topic_prefix)
+        )
+        return
+    if to != "file":
+        _fail(f"--to: must be file or kafka, got {to!r}")
     count = write_jsonl(run(sim), out)
     console.print(f"wrote {count:,} records" + (f" to {out}" if out else ""))
 
@@ -176,8 +187,16 @@ def kpis(
         _fail(f"{cfg.db}: no database yet (run `callpulse replay` or `callpulse demo` first)")
     try:
         con = duckdb.connect(str(cfg.db), read_only=True)
-    except duckdb.IOException as exc:
-        _fail(f"{cfg.db}: cannot open read-only ({exc}); is a pipeline writing it?")
+    except duckdb.IOException:
+        # A running pipeline holds the file: read the analysts' snapshot it keeps beside it.
+        from pipeline.analyst import AnalystError, open_snapshot
+
+        try:
+            opened = open_snapshot(cfg)
+        except AnalystError as exc:
+            _fail(f"{cfg.db}: in use by a running pipeline and no analysts' snapshot to read ({exc})")
+        con = opened.con
+        console.print(f"{cfg.db} is in use by a running pipeline; reading {opened.freshness_line()}")
     try:
         snap = take_snapshot(con, cfg.windows)
     finally:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -163,11 +163,7 @@ def produce(
             task = progress.add_task(path.name, total=total)
             with path.open("rb") as fh:
                 sent += kafka.produce_lines(fh, cfg.kafka, _updater(progress, task))
-    seconds = time.perf_counter() - started
-    console.print(
-        f"produced {sent:,} messages to {cfg.kafka.bootstrap} in {seconds:.1f}s "
-        f"({sent / seconds if seconds else 0:,.0f}/s)"
-    )
+    _produced(sent, started, cfg.kafka.bootstrap)
 
 
 def _updater(progress: Progress, task: TaskID) -> Callable[[int], None]:
@@ -178,3 +174,25 @@ def register(app: typer.Typer) -> None:
     """Add ``worker`` and ``produce`` to the ``callpulse`` command."""
     app.command()(worker)
     app.command()(produce)
+
+
+def produce_simulated(records: Iterable[dict[str, Any]], cfg: Config, partitions: int = 3) -> int:
+    """``callpulse simulate --to kafka``: send simulated records to the configured topics."""
+    from pipeline.sources import kafka
+
+    created = kafka.ensure_topics(cfg.kafka, partitions)
+    if created:
+        console.print(f"created topics {', '.join(created)} ({partitions} partitions)")
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("simulated records", total=None)
+        sent = kafka.produce_records(records, cfg.kafka, lambda n: progress.update(task, completed=n))
+    _produced(sent, started, cfg.kafka.bootstrap)
+    return sent
+
+
+def _produced(sent: int, started: float, bootstrap: str) -> None:
+    seconds = time.perf_counter() - started
+    console.print(
+        f"produced {sent:,} messages to {bootstrap} in {seconds:.1f}s ({sent / seconds if seconds else 0:,.0f}/s)"
+    )

@@ -288,3 +288,28 @@ def test_engine_closes_while_a_snapshot_is_being_copied(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp-*"))
     reopened = engine(cfg.db, cfg)  # the file lock was released
     reopened.close()
+
+
+def test_kpis_while_a_pipeline_holds_the_database_reads_its_snapshot(small_db: Config) -> None:
+    def kpis() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "kpis", "--format", "json", "--db", str(small_db.db)],
+            env=ENV,
+            text=True,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+
+    free = kpis()  # no pipeline: read from the database itself
+    assert free.returncode == 0, free.stderr
+    assert run("sql", "SELECT 1", "--db", str(small_db.db)).returncode == 0  # makes the snapshot
+    writer = duckdb.connect(str(small_db.db))  # a "running pipeline" holds the file
+    try:
+        held = kpis()
+    finally:
+        writer.close()
+    assert held.returncode == 0, held.stderr
+    said = " ".join(held.stderr.split())  # rich wraps lines at the console width
+    assert "in use by a running pipeline" in said and "snapshot cp.analyst.duckdb" in said
+    assert json.loads(held.stdout) == json.loads(free.stdout)

@@ -152,7 +152,15 @@ def stored_messages(db: Path) -> int:
 
 def test_simulated_day_through_kafka_equals_replay(broker: KafkaBroker, sim_day: Path, tmp_path: Path) -> None:
     s = settings_for(broker)
-    n = produce_file(s, sim_day)
+    # The same day, sent by `callpulse simulate --to kafka` (same seed and scale as sim_day).
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "simulate", "--seed", "7", "--scale", "0.2", "--to", "kafka",
+         "--bootstrap", s.bootstrap, "--topic-prefix", s.topic_prefix],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    n = len(sim_day.read_bytes().splitlines())
+    assert f"produced {n:,} messages" in out.stdout.replace("\n", " "), out.stdout
     proc = worker(tmp_path, tmp_path / "w.duckdb", s)
     try:
         finish(proc, n)
