@@ -53,12 +53,14 @@ import duckdb
 import polars as pl
 import pytest
 
+from tests.support.shared import need, shared_file
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adapters"
 QUEUE_LOG = FIXTURES / "pipeline_queue_log.txt"
 CTRS = FIXTURES / "pipeline_ctrs.jsonl"
 BANK_INTERVAL = FIXTURES / "bank_interval.tsv"
 ACD_CSV, ACD_MAPPING = FIXTURES / "acd_export.csv", FIXTURES / "acd_export.toml"
-BANK = Path("/work/shared/data/anonymous-bank-1999-02.tsv")
+BANK = shared_file("data", "anonymous-bank-1999-02.tsv")
 ENV = {**os.environ, "CALLPULSE_PII_KEY": "adapter-test-key"}
 
 KPI_COLUMNS = (
@@ -413,8 +415,8 @@ def test_follow_with_rotation_stores_every_line_once(tmp_path: Path) -> None:
 # -- 3. the bank month against an independent count ------------------------------------
 
 
-@pytest.mark.skipif(not BANK.exists(), reason="bank data not present")
 def test_bank_month_through_replay_equals_an_independent_count(tmp_path: Path) -> None:
+    need(BANK)
     db = tmp_path / "bank.duckdb"
     err = replay(BANK, db)  # --format auto: detected as mapped, committed mapping
     assert "read 31,125  accepted 31,125  duplicates 0  dead-lettered 0" in err

@@ -6,22 +6,21 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import datetime
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 from pipeline.adapters.mapped import read_mapped_file
 from pipeline.records import DeadLetter, Parsed
+from tests.support.shared import need, shared_file
 
-BANK = Path("/work/shared/data/anonymous-bank-1999-02.tsv")
-pytestmark = pytest.mark.skipif(not BANK.exists(), reason="bank data not present")
+BANK = shared_file("data", "anonymous-bank-1999-02.tsv")
 
 
 @pytest.fixture(scope="module")
 def month() -> tuple[list[Parsed | DeadLetter], Counter[str], float]:
     started = time.perf_counter()
-    items, stats = read_mapped_file(BANK, "anonymous_bank")
+    items, stats = read_mapped_file(need(BANK), "anonymous_bank")
     return items, stats, time.perf_counter() - started
 
 

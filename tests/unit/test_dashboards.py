@@ -1,5 +1,6 @@
 """Grafana boards as code: deterministic, committed, schema-valid, laid out without
-overlap, and every query names only metrics the exporter has (metrics.names)."""
+overlap, and every query names only metrics the exporter has (metrics.names; the
+per-agent ones, exported with [exporter] per_agent only, on the agent board only)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from dashboards import publish
 from dashboards.panels import DATASOURCE_UID, FOLDER_UID
 from metrics import names
 from pipeline.config import Config, QueueSettings, Targets
+from tests.support.shared import need, shared_file
 
-SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "grafana-schema" / "dashboard.jsonschema.json"
+SCHEMA = shared_file("grafana-schema", "dashboard.jsonschema.json")
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "provisioning"
 BUILT = boards.build_all()
 
 KNOWN: dict[str, names.MetricName] = {}
-for metric in names.ALL:
+for metric in (*names.ALL, *names.PER_AGENT):
     KNOWN[metric.name] = metric
     if metric.kind == "histogram":
         for suffix in ("_bucket", "_count", "_sum"):
@@ -93,7 +95,7 @@ def test_builders_are_deterministic_and_the_committed_json_is_current() -> None:
 
 @pytest.mark.parametrize("stem", sorted(BUILT))
 def test_board_is_valid_against_the_grafana_schema(stem: str) -> None:
-    schema = json.loads(SCHEMA.read_text())
+    schema = json.loads(need(SCHEMA).read_text())
     errors = sorted(Draft7Validator(schema).iter_errors(BUILT[stem]), key=lambda e: list(e.path))
     assert not errors, "\n".join(f"{list(e.path)}: {e.message[:300]}" for e in errors[:10])
     assert BUILT[stem]["schemaVersion"] >= 41
@@ -138,6 +140,41 @@ def test_every_query_names_only_exported_metrics(stem: str) -> None:
             assert metric.group(2) in KNOWN[metric.group(1)].labels
 
 
+def test_only_the_agent_board_needs_per_agent_series() -> None:
+    per_agent = {m.name for m in names.PER_AGENT}
+    for stem, board in BUILT.items():
+        used = set().union(*(metric_names(e) for e in queries(board)))
+        variables = " ".join(v.get("query", "") for v in board["templating"].get("list", []) if v["type"] == "query")
+        if stem != "agents":
+            assert not used & per_agent, stem
+            assert not any(name in variables for name in per_agent), stem
+
+
+def test_agent_board_shows_every_per_agent_kpi() -> None:
+    board = BUILT["agents"]
+    used = set().union(*(metric_names(e) for e in queries(board)))
+    for metric in (
+        names.AGENT_HANDLED,
+        names.AGENT_AHT,
+        names.AGENT_OCCUPANCY,
+        names.AGENT_NOT_READY_SECONDS,
+        names.AGENT_QA_SCORE,
+    ):
+        assert metric.name in used
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["agent"]["query"] == f"label_values({names.AGENT_HANDLED.name}, agent)"
+    assert variables["window"]["options"] or variables["window"]["query"]
+    for p in panels(board):
+        for t in p.get("targets", []):
+            if set(metric_names(t["expr"])) & {m.name for m in names.PER_AGENT}:
+                assert '$agent"' in t["expr"], (p["title"], t["expr"])
+    [table] = [p for p in panels(board) if p["type"] == "table"]
+    headers = set(
+        next(t for t in table["transformations"] if t["id"] == "organize")["options"]["renameByName"].values()
+    )
+    assert {"Agent", "Handled", "AHT", "Occupancy", "Not ready"} <= headers
+
+
 @pytest.mark.parametrize("stem", sorted(BUILT))
 def test_datasources_are_the_provisioned_uid(stem: str) -> None:
     board = BUILT[stem]
@@ -178,8 +215,12 @@ def test_supervisor_wallboard_is_kiosk_ready() -> None:
         "wrap",
         "Agents not ready",
         "reason",
+        "Time not ready by reason",
     ):
         assert word in titles
+    time_tile = next(p for p in stats if p["title"] == "Time not ready by reason")
+    assert names.AGENTS_NOT_READY_SECONDS.name in time_tile["targets"][0]["expr"]
+    assert time_tile["fieldConfig"]["defaults"]["unit"] == "s"
     for p in stats:
         assert p["options"]["reduceOptions"]["calcs"] == ["lastNotNull"]
         assert all(t["instant"] for t in p["targets"])
