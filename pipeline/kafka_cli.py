@@ -6,7 +6,10 @@ Environment overrides (read here, once, on top of ``[kafka]`` in the config):
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -19,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from pipeline.config import Config, load_config, pii_key_from_env
 
+log = logging.getLogger("callpulse.worker")
 console = Console(stderr=True)
 
 ConfigOpt = Annotated[
@@ -115,6 +119,26 @@ def worker(
         f"batches {summary.batches:,}  sessions {summary.sessions}  in {summary.seconds:.1f}s "
         f"({rate:,.0f} messages/s)"
     )
+    _exit_despite_lingering_threads()
+
+
+def _exit_despite_lingering_threads(grace_s: float = 5.0) -> None:
+    """Exit now if a library thread outlives the run.
+
+    After a broker outage faust/aiokafka can leave a non-daemon thread behind, which
+    would hold the process for ever after ``worker done``. Everything is stored and the
+    engine is closed by now, so waiting for it protects nothing.
+    """
+    deadline = time.monotonic() + grace_s
+    for t in threading.enumerate():
+        if t is not threading.main_thread() and not t.daemon:
+            t.join(max(0.0, deadline - time.monotonic()))
+    lingering = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if lingering:
+        log.warning("threads still running after the worker stopped: %s; exiting anyway", ", ".join(lingering))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def produce(
