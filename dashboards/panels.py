@@ -177,6 +177,31 @@ def queue_variable(metric: MetricName, multi: bool = True) -> dash_b.QueryVariab
     )
 
 
+def label_variable(name: str, label: str, metric: MetricName, title: str) -> dash_b.QueryVariable:
+    """A multi-value variable over the values of ``label`` on ``metric`` (default: All)."""
+    return (
+        dash_b.QueryVariable(name)
+        .label(title)
+        .datasource(DATASOURCE)
+        .query(f"label_values({m(metric)}, {label})")
+        .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dash_m.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .current(dash_m.VariableOption(selected=True, text="All", value="$__all"))
+    )
+
+
+def window_variable(windows: Sequence[str], current: str = "15m") -> dash_b.CustomVariable:
+    """``$window``: one of the exported rolling windows."""
+    return (
+        dash_b.CustomVariable("window")
+        .label("Window")
+        .values(",".join(windows))
+        .current(dash_m.VariableOption(selected=True, text=current, value=current))
+    )
+
+
 def dashboard(
     uid: str,
     title: str,

@@ -9,6 +9,8 @@ give it to a registry of your own (``CollectorRegistry().register(collector)``).
 Rules of the output: base units; an undefined KPI (None) has no sample (never 0 or
 NaN); a queue known from config is exported with zeros for its counts; labels are
 bounded (source kinds, reason prefixes); per-agent series only when asked for.
+Not-ready time per queue (``callpulse_agents_not_ready_seconds``) is always there: one
+series per queue and reason, ``reason=""`` with 0 while nobody is not ready.
 """
 
 from __future__ import annotations
@@ -37,21 +39,11 @@ WAIT_BUCKETS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300,
 BATCH_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 AGENT_STATES: tuple[str, ...] = ("login", "ready", "not_ready", "busy", "wrap")
 
-# Per-agent series (exporter.per_agent = true only). Not in names.ALL, so rules and
-# boards cannot depend on them by accident.
-AGENT_STATE = names.MetricName(
-    PREFIX + "agent_state",
-    "gauge",
-    ("agent", "state", "reason"),
-    "1 for the current state of each logged-in agent.",
-)
-AGENT_OCCUPANCY = names.MetricName(
-    PREFIX + "agent_occupancy_ratio",
-    "gauge",
-    ("agent", "window"),
-    "Occupancy of one agent in the window.",
-)
-PER_AGENT: tuple[names.MetricName, ...] = (AGENT_STATE, AGENT_OCCUPANCY)
+# Per-agent series (exporter.per_agent = true only); defined in metrics.names, outside
+# names.ALL, so alert rules and the queue boards cannot depend on them by accident.
+AGENT_STATE = names.AGENT_STATE
+AGENT_OCCUPANCY = names.AGENT_OCCUPANCY
+PER_AGENT: tuple[names.MetricName, ...] = names.PER_AGENT
 
 
 def wait_bounds(thresholds: Iterable[float]) -> tuple[float, ...]:
@@ -105,10 +97,31 @@ class Health:
 
 @dataclass(frozen=True, slots=True)
 class AgentRow:
+    """The current state of one logged-in agent."""
+
     agent: str
     state: str
     reason: str
-    occupancy: Mapping[str, float | None] = field(default_factory=dict)  # window -> ratio
+
+
+@dataclass(frozen=True, slots=True)
+class AgentWindow:
+    """One agent's KPIs over one rolling window; None where undefined."""
+
+    handled: int = 0
+    aht_s: float | None = None
+    occupancy: float | None = None
+    not_ready_s: Mapping[str, float] = field(default_factory=dict)  # reason ('' if none) -> seconds
+
+
+@dataclass(frozen=True, slots=True)
+class AgentKpis:
+    """One agent's rolling-window KPIs and QA score (over names.QA_WINDOW)."""
+
+    agent: str
+    windows: Mapping[str, AgentWindow] = field(default_factory=dict)
+    qa_score: float | None = None
+    qa_evaluations: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +135,7 @@ class ExportState:
     breaches: frozenset[Key] = frozenset()
     health: Health = field(default_factory=Health)
     agents: tuple[AgentRow, ...] | None = None  # None: per-agent series off
+    agent_kpis: tuple[AgentKpis, ...] = ()
 
 
 Clock = Callable[[], datetime]
@@ -172,7 +186,7 @@ class KpiCollector(Collector):
             self._queues(snap, state, fam)
         self._health(snap, state.health, fam)
         if self.per_agent and state.agents is not None:
-            self._agents(state.agents, fam)
+            self._agents(state.agents, state.agent_kpis, fam)
         yield from fam.values()
 
     # -- per queue ---------------------------------------------------------------------
@@ -192,6 +206,9 @@ class KpiCollector(Collector):
                     agents[(s, "")] = 0
             for (agent_state, reason), n in sorted(agents.items()):
                 _add(fam, names.AGENTS, [queue, agent_state, reason or ""], n)
+            not_ready = {r or "": s_ for (st, r), s_ in q.agent_seconds.items() if st == "not_ready"}
+            for reason, seconds in sorted((not_ready or {"": 0.0}).items()):
+                _add(fam, names.AGENTS_NOT_READY_SECONDS, [queue, reason], seconds)
             t = q.targets
             _add(fam, names.TARGET_SERVICE_LEVEL, [queue], t.service_level)
             _add(fam, names.TARGET_ABANDON_RATE, [queue], t.abandon_rate)
@@ -233,11 +250,19 @@ class KpiCollector(Collector):
             _add(fam, names.LAST_EVENT, [], snap.watermark.timestamp())
             _add(fam, names.WATERMARK_LAG, [], (self.clock() - snap.watermark).total_seconds())
 
-    def _agents(self, agents: tuple[AgentRow, ...], fam: dict[str, Metric]) -> None:
+    def _agents(self, agents: tuple[AgentRow, ...], kpis: tuple[AgentKpis, ...], fam: dict[str, Metric]) -> None:
         for row in agents:
-            _add(fam, AGENT_STATE, [row.agent, row.state, row.reason], 1)
-            for window, value in sorted(row.occupancy.items()):
-                _add(fam, AGENT_OCCUPANCY, [row.agent, window], value)
+            _add(fam, names.AGENT_STATE, [row.agent, row.state, row.reason], 1)
+        for k in kpis:
+            for window, w in sorted(k.windows.items()):
+                _add(fam, names.AGENT_HANDLED, [k.agent, window], w.handled)
+                _add(fam, names.AGENT_AHT, [k.agent, window], w.aht_s)
+                _add(fam, names.AGENT_OCCUPANCY, [k.agent, window], w.occupancy)
+                for reason, seconds in sorted(w.not_ready_s.items()):
+                    _add(fam, names.AGENT_NOT_READY_SECONDS, [k.agent, reason, window], seconds)
+            if k.qa_evaluations:
+                _add(fam, names.AGENT_QA_SCORE, [k.agent], k.qa_score)
+                _add(fam, names.AGENT_QA_EVALUATIONS, [k.agent], k.qa_evaluations)
 
 
 def _kpi(kpis: QueueKpis, attr: str) -> float | None:

@@ -3,7 +3,8 @@ the runtime services (pipeline/runtime.py).
 
 Threads: ``Exporter.refresh`` is a refresher job, so it runs on the engine's thread
 (the only one touching DuckDB): it runs the breach detector, reads the running call
-totals, wait histogram, occupancy and agent states, copies the engine's counters and
+totals, wait histogram, occupancy and (with ``per_agent``) each agent's state,
+window KPIs and QA score, copies the engine's counters and
 publishes one immutable ``ExportState``. The HTTP handler only formats what was
 published (``generate_latest`` on the exporter's own registry).
 
@@ -22,10 +23,13 @@ import duckdb
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from metrics import names
 from metrics.breaches import BreachDetector
 from metrics.collector import (
     BATCH_BUCKETS,
+    AgentKpis,
     AgentRow,
+    AgentWindow,
     CallTotals,
     ExportState,
     Health,
@@ -114,29 +118,18 @@ class Exporter:
         calls = _call_totals(con, bounds)
         occupancy: dict[tuple[str, str], float | None] = {}
         agents: tuple[AgentRow, ...] | None = None
+        agent_kpis: tuple[AgentKpis, ...] = ()
         watermark = snap.watermark if snap is not None else None
         if watermark is not None:
             label = {w: name for name, w in self.config.windows}
-            per_agent: dict[str, dict[str, float | None]] = {}
-            for r in _rows(
-                con,
-                "exporter_occupancy",
-                {
-                    "wm": watermark,
-                    "widths": sorted(label),
-                    "per_agent": self.config.exporter.per_agent,
-                },
-            ):
-                window = label[int(r["width_s"])]
-                if r["agent_id"] is None:
-                    occupancy[(r["queue"], window)] = r["occupancy"]
-                else:
-                    per_agent.setdefault(r["agent_id"], {})[window] = r["occupancy"]
+            params = {"wm": watermark, "widths": sorted(label)}
+            for r in _rows(con, "exporter_occupancy", params):
+                occupancy[(r["queue"], label[int(r["width_s"])])] = r["occupancy"]
             if self.config.exporter.per_agent:
                 agents = tuple(
-                    AgentRow(r["agent_id"], r["state"], r["reason"], per_agent.get(r["agent_id"], {}))
-                    for r in _rows(con, "exporter_agent_states", {})
+                    AgentRow(r["agent_id"], r["state"], r["reason"]) for r in _rows(con, "exporter_agent_states", {})
                 )
+                agent_kpis = _agent_kpis(con, watermark, label)
         self.state = ExportState(
             snapshot=snap,
             calls=calls,
@@ -145,6 +138,7 @@ class Exporter:
             breaches=breaches,
             health=self.health.update(self.totals),
             agents=agents,
+            agent_kpis=agent_kpis,
         )
         return self.state
 
@@ -202,3 +196,25 @@ def _call_totals(con: duckdb.DuckDBPyConnection, bounds: tuple[float, ...]) -> d
             wait_buckets=tuple(per.get(b, 0) for b in bounds),
         )
     return out
+
+
+def _agent_kpis(con: duckdb.DuckDBPyConnection, watermark: datetime, label: dict[int, str]) -> tuple[AgentKpis, ...]:
+    """Per-agent window KPIs and QA scores (sql/exporter_agent_windows.sql, exporter_agent_qa.sql)."""
+    windows: dict[str, dict[str, AgentWindow]] = {}
+    for r in _rows(con, "exporter_agent_windows", {"wm": watermark, "widths": sorted(label)}):
+        windows.setdefault(r["agent_id"], {})[label[int(r["width_s"])]] = AgentWindow(
+            handled=int(r["handled"]),
+            aht_s=r["aht_s"],
+            occupancy=r["occupancy"],
+            not_ready_s={x["reason"]: float(x["seconds"]) for x in r["not_ready"]},
+        )
+    qa = {r["agent_id"]: r for r in _rows(con, "exporter_agent_qa", {"wm": watermark, "qa_s": names.QA_WINDOW_S})}
+    return tuple(
+        AgentKpis(
+            agent,
+            windows.get(agent, {}),
+            qa_score=qa[agent]["qa_score"] if agent in qa else None,
+            qa_evaluations=int(qa[agent]["evaluations"]) if agent in qa else 0,
+        )
+        for agent in sorted(windows.keys() | qa.keys())
+    )

@@ -42,6 +42,12 @@ WINDOW_ABANDONED = _m("window_abandoned_calls", "gauge", QW, "Calls offered in t
 CALLS_WAITING = _m("calls_waiting", "gauge", ("queue",), "Calls waiting now (as of the watermark).")
 OLDEST_WAIT = _m("oldest_wait_seconds", "gauge", ("queue",), "Wait of the longest-waiting call now.")
 AGENTS = _m("agents", "gauge", ("queue", "state", "reason"), "Agents per queue and state now.")
+AGENTS_NOT_READY_SECONDS = _m(
+    "agents_not_ready_seconds",
+    "gauge",
+    ("queue", "reason"),
+    "Time in not-ready so far, summed over the queue's agents not ready now, by reason.",
+)
 
 # Targets, exported so that alert rules and boards stay generic.
 TARGET_SERVICE_LEVEL = _m("target_service_level_ratio", "gauge", ("queue",), "Service level target (at least).")
@@ -78,3 +84,55 @@ WATERMARK_LAG = _m("watermark_lag_seconds", "gauge", (), "Wall clock minus the w
 LAST_EVENT = _m("last_event_timestamp_seconds", "gauge", (), "Event time of the newest event (the watermark).")
 
 ALL: tuple[MetricName, ...] = tuple(v for v in dict(globals()).values() if isinstance(v, MetricName))
+
+# Per-agent series: exported only with `[exporter] per_agent = true` (one series per
+# agent, so cardinality grows with the roster). Not in ALL: alert rules and the
+# queue boards never depend on them; only the agent board does.
+QA_WINDOW = "24h"
+QA_WINDOW_S = 24 * 3600
+AW = ("agent", "window")
+AGENT_STATE = _m(
+    "agent_state", "gauge", ("agent", "state", "reason"), "1 for the current state of each logged-in agent."
+)
+AGENT_HANDLED = _m(
+    "agent_handled_calls", "gauge", AW, "Calls offered in the window that the agent handled (answered and ended)."
+)
+AGENT_AHT = _m(
+    "agent_aht_seconds",
+    "gauge",
+    AW,
+    "Average handle time (talk + hold + wrap) of the agent's handled calls in the window.",
+)
+AGENT_OCCUPANCY = _m(
+    "agent_occupancy_ratio",
+    "gauge",
+    AW,
+    "Occupancy of one agent in the window: (busy + wrap) / (busy + wrap + ready) time.",
+)
+AGENT_NOT_READY_SECONDS = _m(
+    "agent_not_ready_seconds",
+    "gauge",
+    ("agent", "reason", "window"),
+    "Time the agent spent not ready in the window, by reason.",
+)
+AGENT_QA_SCORE = _m(
+    "agent_qa_score",
+    "gauge",
+    ("agent",),
+    f"Mean QA evaluation score (0-100) of the agent's evaluations made in the last {QA_WINDOW} up to the watermark.",
+)
+AGENT_QA_EVALUATIONS = _m(
+    "agent_qa_evaluations",
+    "gauge",
+    ("agent",),
+    f"QA evaluations of the agent made in the last {QA_WINDOW} up to the watermark.",
+)
+PER_AGENT: tuple[MetricName, ...] = (
+    AGENT_STATE,
+    AGENT_HANDLED,
+    AGENT_AHT,
+    AGENT_OCCUPANCY,
+    AGENT_NOT_READY_SECONDS,
+    AGENT_QA_SCORE,
+    AGENT_QA_EVALUATIONS,
+)

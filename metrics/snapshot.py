@@ -81,6 +81,8 @@ class QueueSnapshot:
     calls_waiting: int
     oldest_wait_s: float | None
     agents: dict[tuple[str, str], int] = field(default_factory=dict)  # (state, reason) -> count
+    # (state, reason) -> seconds in that state so far, summed over those agents
+    agent_seconds: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,13 @@ class KpiSnapshot:
                         "calls_waiting": q.calls_waiting,
                         "oldest_wait_s": q.oldest_wait_s,
                         "agents": [
-                            {"state": s, "reason": r or None, "agents": n} for (s, r), n in sorted(q.agents.items())
+                            {
+                                "state": s,
+                                "reason": r or None,
+                                "agents": n,
+                                "state_s": q.agent_seconds.get((s, r)),
+                            }
+                            for (s, r), n in sorted(q.agents.items())
                         ],
                     },
                 }
@@ -143,8 +151,11 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
     latest = {r["queue"]: r for r in _rows(con, "kpi_queue_latest_interval")} if watermark else {}
     live = {r["queue"]: r for r in _rows(con, "queue_live")}
     agents: dict[str, dict[tuple[str, str], int]] = {}
+    agent_seconds: dict[str, dict[tuple[str, str], float]] = {}
     for r in _rows(con, "agents_live"):
         agents.setdefault(r["queue"], {})[(r["state"], r["reason"])] = int(r["agents"])
+        if r["state_s"] is not None:
+            agent_seconds.setdefault(r["queue"], {})[(r["state"], r["reason"])] = float(r["state_s"])
     current_interval = None
     if watermark is not None:
         epoch = int(watermark.timestamp()) // int(interval_s) * int(interval_s)
@@ -170,5 +181,6 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
             calls_waiting=int(live.get(name, {}).get("calls_waiting") or 0),
             oldest_wait_s=live.get(name, {}).get("oldest_wait_s"),
             agents=agents.get(name, {}),
+            agent_seconds=agent_seconds.get(name, {}),
         )
     return KpiSnapshot(watermark=watermark, interval_s=int(interval_s), queues=queues)

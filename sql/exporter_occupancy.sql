@@ -1,4 +1,4 @@
--- Returns per queue (agent_id NULL) and, with $per_agent, per agent and queue, for each window width in $widths (seconds) ending at $wm, the occupancy: (busy + wrap) / (busy + wrap + ready) time of the agents serving the queue (NULL without such time). Reads only the widest window's events plus each agent's last state and queues before it.
+-- Returns per queue, for each window width in $widths (seconds) ending at $wm, the occupancy: (busy + wrap) / (busy + wrap + ready) time of the agents serving the queue (NULL without such time). Reads only the widest window's events plus each agent's last state and queues before it.
 WITH w AS (
     SELECT unnest($widths::INTEGER[]) AS width_s
 ), bounds AS (
@@ -40,10 +40,7 @@ WITH w AS (
            coalesce(sum(seconds) FILTER (WHERE state = 'ready'), 0) AS ready_s
     FROM clipped GROUP BY ALL
 )
-SELECT queue, NULL::VARCHAR AS agent_id, width_s::INTEGER AS width_s,
+SELECT queue, width_s::INTEGER AS width_s,
        cp_ratio(sum(handle_s), sum(handle_s) + sum(ready_s)) AS occupancy
 FROM per_agent GROUP BY ALL
-UNION ALL
-SELECT queue, agent_id, width_s::INTEGER AS width_s, cp_ratio(handle_s, handle_s + ready_s) AS occupancy
-FROM per_agent WHERE $per_agent
 ORDER BY ALL

@@ -14,9 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from grafana_foundation_sdk.builders import common as common_b
-from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.models import common as common_m
-from grafana_foundation_sdk.models import dashboard as dash_m
 
 from dashboards.panels import (
     BLUE,
@@ -31,6 +29,7 @@ from dashboards.panels import (
     queue_variable,
     sel,
     thresholds,
+    window_variable,
 )
 from metrics import names as n
 from pipeline.config import Config
@@ -70,6 +69,18 @@ def kpi_tile(
         )
         .thresholds(thresholds(below, (default_target, above)))
         .with_transformation(config_from_query("T", "threshold1"))
+    )
+
+
+def reason_tile(title: str, unit: str, expr: str) -> Any:
+    """One value per not-ready reason, named by it."""
+    return (
+        big_stat(title, unit, query(expr, "A", legend="{{reason}}", instant=True), decimals=0)
+        .thresholds(thresholds(GREY))
+        .color_mode(common_m.BigValueColorMode.VALUE)
+        .text_mode(common_m.BigValueTextMode.VALUE_AND_NAME)
+        .text(common_b.VizTextDisplayOptions().title_size(16).value_size(32))
+        .no_value("none")
     )
 
 
@@ -161,31 +172,15 @@ def build(config: Config | None = None) -> dict[str, Any]:
             big_stat(title, "short", query(expr, "A", instant=True), decimals=0)
             .thresholds(thresholds(GREY))
             .no_value("0"),
-            4,
+            3,
             5,
         )
     by_reason = f"sum by (reason) ({sel(n.AGENTS, queue='$queue', state='not_ready')})"
-    grid.place(
-        big_stat(
-            "Not ready by reason (agents)",
-            "short",
-            query(by_reason, "A", legend="{{reason}}", instant=True),
-            decimals=0,
-        )
-        .thresholds(thresholds(GREY))
-        .color_mode(common_m.BigValueColorMode.VALUE)
-        .text_mode(common_m.BigValueTextMode.VALUE_AND_NAME)
-        .text(common_b.VizTextDisplayOptions().title_size(16).value_size(32))
-        .no_value("none"),
-        8,
-        5,
-    )
-    window_var = (
-        dash_b.CustomVariable("window")
-        .label("Window")
-        .values(",".join(n.WINDOWS))
-        .current(dash_m.VariableOption(selected=True, text="15m", value="15m"))
-    )
+    grid.place(reason_tile("Not ready by reason (agents)", "short", by_reason), 6, 5)
+    # Time so far in not-ready of the agents not ready now, summed per reason.
+    time_by_reason = f"sum by (reason) ({sel(n.AGENTS_NOT_READY_SECONDS, **Q)})"
+    grid.place(reason_tile("Time not ready by reason", "s", time_by_reason), 6, 5)
+    window_var = window_variable(n.WINDOWS)
     return dashboard(
         UID,
         "callpulse — supervisor wallboard",

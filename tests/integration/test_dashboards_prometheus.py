@@ -3,7 +3,9 @@ scraping a running `callpulse demo` (so no board can show "No data" because of a
 name, label or expression).
 
 Grafana's variables are substituted as Grafana would: ``$queue`` with a real queue,
-``$window`` with 15m, ``$__interval`` / ``$__rate_interval`` with 1m. Range panels are
+``$agent`` with every agent (the board's default, All), ``$window`` with 15m,
+``$__interval`` / ``$__rate_interval`` with 1m. The demo runs with
+``[exporter] per_agent = true``, which the agent board's per-agent panels need. Range panels are
 evaluated as instant queries at "now" (the last point Grafana would draw).
 """
 
@@ -24,7 +26,7 @@ from tests.support.prometheus import PrometheusServer, Sample
 
 pytestmark = pytest.mark.prometheus
 
-VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$window": "15m"}
+VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$window": "15m", "$agent": ".+"}
 
 
 def substitute(expr: str, queue: str) -> str:
@@ -38,7 +40,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     tmp_path = tmp_path_factory.mktemp("demo")
     port = free_port()
     config = tmp_path / "callpulse.toml"
-    config.write_text(f"[exporter]\nport = {port}\n")
+    config.write_text(f"[exporter]\nport = {port}\nper_agent = true\n")
     proc = ManagedProcess(
         [
             sys.executable,

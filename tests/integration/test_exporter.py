@@ -181,14 +181,19 @@ def test_per_agent_series_when_enabled() -> None:
     engine = helpers.engine(config=cfg)
     services = start_services(engine, cfg, serve=True, refresh_every_s=0)
     try:
-        engine.process(helpers.batch(SIM_DAY[:3000], "simulator"))
+        engine.process(helpers.batch(SIM_DAY, "simulator"))  # breaks start after ~3700 records
         text = get(services)[0]
     finally:
         services.close()
         engine.close()
     states = [s for (n, _), s in series(text).items() if n == AGENT_STATE.name]
     assert states and all(v == 1 for v in states)
-    assert "callpulse_agent_occupancy_ratio{agent=" in text
+    exported = {f.name for f in text_string_to_metric_families(text)}
+    assert exported == {m.name.removesuffix("_total") for m in (*names.ALL, *names.PER_AGENT)}
+    for metric in names.PER_AGENT:
+        assert f"{metric.name}{{agent=" in text, metric.name  # every per-agent series has samples
+    handled = {dict(labels)["window"]: v for (n, labels), v in series(text).items() if n == names.AGENT_HANDLED.name}
+    assert set(handled) == {"5m", "15m", "1h"}
 
 
 @pytest.mark.prometheus

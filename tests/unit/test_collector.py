@@ -15,7 +15,9 @@ from metrics import names
 from metrics.collector import (
     AGENT_OCCUPANCY,
     AGENT_STATE,
+    AgentKpis,
     AgentRow,
+    AgentWindow,
     CallTotals,
     ExportState,
     Health,
@@ -50,6 +52,7 @@ def queue(
     waiting: int = 0,
     oldest: float | None = None,
     agents: dict[tuple[str, str], int] | None = None,
+    agent_seconds: dict[tuple[str, str], float] | None = None,
 ) -> QueueSnapshot:
     return QueueSnapshot(
         queue=name,
@@ -60,6 +63,7 @@ def queue(
         calls_waiting=waiting,
         oldest_wait_s=oldest,
         agents=agents or {},
+        agent_seconds=agent_seconds or {},
     )
 
 
@@ -88,6 +92,7 @@ def state(**kw: object) -> ExportState:
                 waiting=2,
                 oldest=75.0,
                 agents={("ready", ""): 3, ("not_ready", "lunch"): 2},
+                agent_seconds={("ready", ""): 30.0, ("not_ready", "lunch"): 1500.0},
             ),
             "quiet": queue("quiet", EMPTY, threshold=20.0),
             ODD: queue(ODD, BUSY),
@@ -239,16 +244,66 @@ def test_before_the_first_refresh_only_health_families_have_samples() -> None:
     assert value(text, names.WATERMARK_LAG.name) is None
 
 
+AGENT_KPIS = (
+    AgentKpis(
+        "a-001",
+        {
+            "15m": AgentWindow(handled=4, aht_s=250.0, occupancy=0.5, not_ready_s={"break": 120.0, "": 30.0}),
+            "5m": AgentWindow(handled=0, aht_s=None, occupancy=None),
+        },
+        qa_score=87.5,
+        qa_evaluations=2,
+    ),
+    AgentKpis("a-003", {}, qa_score=None, qa_evaluations=0),
+)
+
+
 def test_per_agent_series_only_when_enabled() -> None:
     agents = (
-        AgentRow("a-001", "ready", "", {"15m": 0.5, "5m": None}),
-        AgentRow("a-002", "not_ready", "break", {}),
+        AgentRow("a-001", "ready", ""),
+        AgentRow("a-002", "not_ready", "break"),
     )
-    assert "callpulse_agent_" not in scrape(state(agents=agents), per_agent=False)
-    text = scrape(state(agents=agents), per_agent=True)
+    st = state(agents=agents, agent_kpis=AGENT_KPIS)
+    off = scrape(st, per_agent=False)
+    assert "callpulse_agent_" not in off
+    assert set(families(off)) == {_base(m) for m in names.ALL}
+    text = scrape(st, per_agent=True)
+    assert set(families(text)) == {_base(m) for m in (*names.ALL, *names.PER_AGENT)}
     assert value(text, AGENT_STATE.name, agent="a-002", state="not_ready", reason="break") == 1
     assert value(text, AGENT_OCCUPANCY.name, agent="a-001", window="15m") == 0.5
     assert value(text, AGENT_OCCUPANCY.name, agent="a-001", window="5m") is None
+    assert value(text, names.AGENT_HANDLED.name, agent="a-001", window="15m") == 4
+    assert value(text, names.AGENT_HANDLED.name, agent="a-001", window="5m") == 0  # a count: 0, not missing
+    assert value(text, names.AGENT_AHT.name, agent="a-001", window="15m") == 250.0
+    assert value(text, names.AGENT_AHT.name, agent="a-001", window="5m") is None  # undefined: no sample
+    nr = samples(text, names.AGENT_NOT_READY_SECONDS.name)
+    assert {tuple(dict(k).values()): v for k, v in nr.items()} == {
+        ("a-001", "", "15m"): 30.0,
+        ("a-001", "break", "15m"): 120.0,
+    }
+    assert value(text, names.AGENT_QA_SCORE.name, agent="a-001") == 87.5
+    assert value(text, names.AGENT_QA_EVALUATIONS.name, agent="a-001") == 2
+    assert value(text, names.AGENT_QA_SCORE.name, agent="a-003") is None
+    assert value(text, names.AGENT_QA_EVALUATIONS.name, agent="a-003") is None
+    for fam in text_string_to_metric_families(text):
+        metric = next(m for m in (*names.ALL, *names.PER_AGENT) if _base(m) == fam.name)
+        for s in fam.samples:
+            assert set(s.labels) - {"le"} == set(metric.labels), (s, metric)
+
+
+def test_not_ready_seconds_per_queue_always_exported() -> None:
+    text = scrape(state())
+    assert samples(text, names.AGENTS_NOT_READY_SECONDS.name) == {
+        (("queue", "billing"), ("reason", "lunch")): 1500.0,  # ready time is not counted
+        (("queue", "quiet"), ("reason", "")): 0.0,  # nobody not ready: one zero sample
+        (("queue", ODD), ("reason", "")): 0.0,
+    }
+
+
+def test_per_agent_names_are_apart_from_names_all() -> None:
+    assert not set(names.PER_AGENT) & set(names.ALL)
+    assert all(m.name.startswith("callpulse_agent_") and "agent" in m.labels for m in names.PER_AGENT)
+    assert {m.name for m in names.PER_AGENT} >= {AGENT_STATE.name, AGENT_OCCUPANCY.name}
 
 
 def test_describe_reads_nothing_and_nothing_touches_the_global_registry() -> None:
@@ -304,7 +359,7 @@ def test_promtool_check_metrics_accepts_the_output() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool not found: apt-get install -y --no-install-recommends prometheus")
-    text = scrape(state(agents=(AgentRow("a-1", "busy", "", {"15m": 1.0}),)), per_agent=True)
+    text = scrape(state(agents=(AgentRow("a-1", "busy", ""),), agent_kpis=AGENT_KPIS), per_agent=True)
     proc = subprocess.run(
         [promtool, "check", "metrics"],
         input=text,

@@ -163,16 +163,14 @@ def test_agent_board_shows_every_per_agent_kpi() -> None:
         assert metric.name in used
     variables = {v["name"]: v for v in board["templating"]["list"]}
     assert variables["agent"]["query"] == f"label_values({names.AGENT_HANDLED.name}, agent)"
-    assert variables["window"]["options"] or variables["window"]["query"]
+    assert variables["window"]["query"] == ",".join(names.WINDOWS)
     for p in panels(board):
         for t in p.get("targets", []):
             if set(metric_names(t["expr"])) & {m.name for m in names.PER_AGENT}:
                 assert '$agent"' in t["expr"], (p["title"], t["expr"])
-    [table] = [p for p in panels(board) if p["type"] == "table"]
-    headers = set(
-        next(t for t in table["transformations"] if t["id"] == "organize")["options"]["renameByName"].values()
-    )
-    assert {"Agent", "Handled", "AHT", "Occupancy", "Not ready"} <= headers
+    units = {p["title"].split(" (")[0]: p.get("fieldConfig", {}).get("defaults", {}).get("unit") for p in panels(board)}
+    assert units["Handled calls"] == "short" and units["AHT"] == "s" and units["Occupancy"] == "percentunit"
+    assert units["Not-ready time by agent and reason"] == "s"
 
 
 @pytest.mark.parametrize("stem", sorted(BUILT))
