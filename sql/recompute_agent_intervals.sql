@@ -5,10 +5,25 @@ INSERT INTO agent_interval
 WITH t AS (
     SELECT DISTINCT agent_id, interval_start, interval_start + to_seconds($iv) AS interval_end FROM touched_a
 ),
+-- Only the events that can overlap [$lo, $hi): those inside it plus each agent's last one
+-- before it (its state when the range starts), never the agent's whole history. Events
+-- at or after $hi are left out: the last one inside then ends at $wm, which clips to the
+-- same interval ends as its real successor would (no event is later than $wm).
+before AS (
+    SELECT agent_id, max(ts) AS ts FROM agent_events
+    WHERE ts < $lo AND agent_id IN (SELECT agent_id FROM t) GROUP BY agent_id
+),
+ev AS (
+    SELECT agent_id, state, ts FROM agent_events
+    WHERE ts >= $lo AND ts < $hi AND agent_id IN (SELECT agent_id FROM t)
+    UNION ALL
+    -- of several changes at that instant, the last in (ts, state) order is the one that lasts
+    SELECT e.agent_id, max(e.state), e.ts FROM agent_events e JOIN before b USING (agent_id, ts) GROUP BY e.agent_id, e.ts
+),
 seg AS (
     SELECT agent_id, state, ts AS started_at,
            coalesce(lead(ts) OVER (PARTITION BY agent_id ORDER BY ts, state), $wm) AS ended_at
-    FROM agent_events WHERE agent_id IN (SELECT agent_id FROM t)
+    FROM ev
 ),
 st AS (
     SELECT t.agent_id, t.interval_start,
