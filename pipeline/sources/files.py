@@ -5,13 +5,18 @@ yields one ``RawBatch`` per ``batch_size`` records and closes it at the end.
 Records of any type may be mixed in one file (each has a ``type`` field).
 JSON lines are parsed a batch at a time with polars; only a batch that holds a
 malformed line is parsed line by line, to dead-letter exactly the bad lines.
+CSV is split into records line by line (a row with the wrong number of fields or
+a quote never closed is a dead letter at its line), then each batch of good
+records is parsed with polars; Parquet is read a slice of rows at a time.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import sys
+from collections import deque
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -113,8 +118,12 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_RAW else text[:MAX_RAW] + f"...[{len(text) - MAX_RAW} more characters]"
 
 
-def _as_raw_frame(frame: pl.DataFrame, first_position: int, source: str) -> RawBatch:
-    """Keep the native columns (as strings), fill the missing ones, add position and raw text."""
+def _as_raw_frame(frame: pl.DataFrame, positions: pl.Series, source: str, dead: list[DeadLetter]) -> RawBatch:
+    """Keep the native columns (as strings), fill the missing ones, add position and raw text.
+
+    The raw text is the row as a JSON object (every column, types kept), built for the
+    whole frame at once.
+    """
     cols: list[pl.Expr] = []
     for name in NATIVE_FIELDS:
         if name not in frame.columns:
@@ -129,23 +138,126 @@ def _as_raw_frame(frame: pl.DataFrame, first_position: int, source: str) -> RawB
         else:
             col = col.cast(pl.String)
         cols.append(col.alias(name))
-    raw = [json.dumps(row, default=str, separators=(",", ":")) for row in frame.iter_rows(named=True)]
-    out = frame.select(cols).with_columns(
-        pl.Series("_pos", [str(first_position + i) for i in range(frame.height)], dtype=pl.String),
-        pl.Series("_raw", raw, dtype=pl.String),
-    )
-    return RawBatch(source=source, frame=out)
+    raw = pl.struct(pl.all()).struct.json_encode().alias("_raw")
+    out = frame.select(*cols, positions.alias("_pos"), raw)
+    return RawBatch(source=source, frame=out, dead=dead)
+
+
+# A quoted CSV field may hold line breaks, but a record spanning more lines than this
+# is taken for a quote that was never closed.
+MAX_RECORD_LINES = 1_000
 
 
 def _csv_batches(path: str, batch_size: int) -> Iterator[RawBatch]:
+    """CSV a batch of records at a time: the header is line 1; a row with the wrong number
+    of fields or a quote never closed is a dead letter (its line number as position),
+    and reading goes on with the next line."""
     separator = "\t" if path.lower().endswith(".tsv") else ","
-    frame = pl.read_csv(path, infer_schema=False, separator=separator)
-    for offset in range(0, frame.height, batch_size):
-        # Line numbers: the header is line 1.
-        yield _as_raw_frame(frame.slice(offset, batch_size), offset + 2, source_name(path))
+    source = source_name(path)
+    with open(path, "rb") as handle:
+        lines = ((str(n), line.rstrip(b"\r\n")) for n, line in enumerate(handle, start=1))
+        first = next((line for _, line in lines if line.strip()), None)
+        if first is None:
+            return
+        text = first.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace")
+        header = next(csv.reader([text], delimiter=separator))
+        good: list[bytes] = []
+        positions: list[str] = []
+        dead: list[DeadLetter] = []
+        for item in _csv_records(lines, separator, len(header), source):
+            if isinstance(item, DeadLetter):
+                dead.append(item)
+            else:
+                positions.append(item[0])
+                good.append(item[1])
+            if len(good) + len(dead) >= batch_size:
+                yield _csv_batch(good, positions, dead, header, separator, source)
+                good, positions, dead = [], [], []
+        if good or dead:
+            yield _csv_batch(good, positions, dead, header, separator, source)
+
+
+def _csv_records(
+    lines: Iterator[tuple[str, bytes]], separator: str, width: int, source: str
+) -> Iterator[tuple[str, bytes] | DeadLetter]:
+    """Each record after the header as (line number, bytes), or a dead letter."""
+    sep = separator.encode()
+    pushed_back: deque[tuple[str, bytes]] = deque()
+
+    def next_line() -> tuple[str, bytes] | None:
+        return pushed_back.popleft() if pushed_back else next(lines, None)
+
+    while (item := next_line()) is not None:
+        position, line = item
+        if not line.strip():
+            continue
+        record, taken = line, list[tuple[str, bytes]]()
+        while record.count(b'"') % 2 and len(taken) < MAX_RECORD_LINES:
+            # an odd number of quotes: a quoted field goes on to the next line, or was never closed
+            following = next_line()
+            if following is None:
+                break
+            taken.append(following)
+            record += b"\n" + following[1]
+        problem = _csv_problem(record, sep, separator, width)
+        if problem is not None:
+            if taken or record.count(b'"') % 2:
+                problem = "csv: unclosed quote"
+                pushed_back.extendleft(reversed(taken))  # the lines after it are read again
+            text = line.decode("utf-8", errors="replace")
+            yield DeadLetter(source, position, _clip(mask_phone_like(text)), problem)
+            continue
+        yield position, record
+
+
+def _csv_problem(record: bytes, sep: bytes, separator: str, width: int) -> str | None:
+    """Why ``record`` is not one CSV row of ``width`` fields, or None when it is."""
+    if b'"' not in record:
+        fields = record.count(sep) + 1
+    else:
+        text = record.decode("utf-8", errors="replace")
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True))
+        except csv.Error as exc:
+            return f"csv: {exc}"
+        if len(rows) != 1:
+            return "csv: unclosed quote"
+        fields = len(rows[0])
+    return None if fields == width else f"csv: expected {width} fields, got {fields}"
+
+
+def _csv_batch(
+    records: list[bytes], positions: list[str], dead: list[DeadLetter], header: list[str], separator: str, source: str
+) -> RawBatch:
+    """Parse well-formed records together with polars (Python's csv module if polars reads them otherwise)."""
+    try:
+        frame = pl.read_csv(
+            io.BytesIO(b"\n".join(records)),
+            has_header=False,
+            new_columns=header,
+            separator=separator,
+            infer_schema=False,
+            encoding="utf8-lossy",
+        )
+        if frame.height != len(records) or frame.width != len(header):
+            raise ValueError("polars read the records differently")
+    except Exception:  # noqa: BLE001 - any failure means: parse these records one by one
+        rows = [
+            next(csv.reader(io.StringIO(r.decode("utf-8", errors="replace"), newline=""), delimiter=separator))
+            for r in records
+        ]
+        frame = pl.DataFrame(
+            {name: [row[i] or None for row in rows] for i, name in enumerate(header)},
+            schema={name: pl.String for name in header},
+        )
+    return _as_raw_frame(frame, pl.Series("_pos", positions, dtype=pl.String), source, dead)
 
 
 def _parquet_batches(path: str, batch_size: int) -> Iterator[RawBatch]:
-    frame = pl.read_parquet(path)
-    for offset in range(0, frame.height, batch_size):
-        yield _as_raw_frame(frame.slice(offset, batch_size), offset + 1, source_name(path))
+    """Parquet a slice of rows at a time (polars reads only the row groups a slice needs)."""
+    scan = pl.scan_parquet(path)
+    rows = scan.select(pl.len()).collect().item()
+    for offset in range(0, rows, batch_size):
+        frame = scan.slice(offset, batch_size).collect()
+        positions = pl.int_range(offset + 1, offset + 1 + frame.height, eager=True).cast(pl.String)
+        yield _as_raw_frame(frame, positions, source_name(path), [])

@@ -73,3 +73,21 @@ def test_native_passthrough() -> None:
     )
     assert isinstance(items[0], Parsed) and items[0].record["score"] == 90
     assert isinstance(items[1], DeadLetter) and items[1].reason.startswith("broken JSON")
+
+
+NATIVE_LINE = '{"type":"call","event":"offered","call_id":"c-1","queue":"b","at":1}'
+QUEUE_LOG_LINE = "1700000010|1700000010.1|support|NONE|ENTERQUEUE||+15551230001|1"
+
+
+@pytest.mark.parametrize(
+    ("lines", "fmt"),
+    [
+        (["garbage at the top", NATIVE_LINE, NATIVE_LINE], "native"),
+        (["{broken", NATIVE_LINE, "", NATIVE_LINE, "not json"], "native"),
+        (["garbage", QUEUE_LOG_LINE, QUEUE_LOG_LINE], "asterisk"),
+        (["garbage", '{"ContactId":"x","Queue":{"Name":"q"}}', '{"ContactId":"y"}'], "connect"),
+        (["garbage", NATIVE_LINE], "unknown"),  # undecided: the caller falls back on the file name
+    ],
+)
+def test_one_garbage_line_does_not_change_the_format(lines: list[str], fmt: str) -> None:
+    assert detect_format(lines) == fmt
