@@ -21,7 +21,15 @@ import polars as pl
 from pipeline.sources.simulator import SimConfig, simulate, write_jsonl
 
 ENV = {**os.environ, "CALLPULSE_PII_KEY": "pii-test-key-0123456789"}
-MALFORMED_CALLERS = ["+8613800001234", "+86 138 0000 5678", "+8613800009999", "+8613800004321"]
+MALFORMED_CALLERS = [
+    "+8613800001234",
+    "+86 138 0000 5678",
+    "+8613800009999",
+    "+8613800004321",
+    "+8613800000001",
+    "8613800000002",  # spelled \u002b8613800000002 in the file
+    "8613800000003",
+]
 MALFORMED = [
     '{"type": "call", "event": "offered", "call_id": "m1", "queue": "billing", "caller": "+8613800001234"',
     '["+86 138 0000 5678", "called twice"]',
@@ -29,6 +37,12 @@ MALFORMED = [
     '"caller": "+8613800009999"}',
     '{"type": "call", "event": "offered", "call_id": "m3", "queue": "billing", "at": "2026-03-02T10:00:00+08:00", '
     '"caller": "+8613800004321", "talk_s": "long"}',
+    # Other spellings of a caller in records that are dead-lettered for another reason.
+    '{"type": "call", "event": "offered", "call_id": "m4", "queue": "billing", "at": "soon", '
+    '"caller":[ "+8613800000001" ]}',
+    '{"type": "call", "event": "offered", "call_id": "m5", "queue": "billing", "at": "soon", '
+    '"caller":"\\u002b8613800000002"}',
+    '{"type": "call", "event": "offered", "call_id": "m6", "queue": "billing", "at": "soon", "caller": 8613800000003}',
 ]
 
 
@@ -122,3 +136,72 @@ def test_caller_numbers_never_appear_in_the_clear(tmp_path: Path) -> None:
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(DISTINCT caller_key) FROM call_state").fetchall()[0][0] > 100
     con.close()
+
+
+HMAC = re.compile(r"hmac:[0-9a-f]{32}")
+BANK_HEADER = (
+    "vru+line\tcall_id\tcustomer_id\tpriority\ttype\tdate\tvru_entry\tvru_exit\tvru_time\tq_start\tq_exit\t"
+    "q_time\toutcome\tser_start\tser_exit\tser_time\tserver"
+)
+
+
+def test_dead_letters_hash_the_caller_in_every_spelling_and_format(tmp_path: Path) -> None:
+    """A dead letter's raw record keeps its shape (a JSON object stays valid JSON) with the caller
+    replaced by its hash; a line that is not a JSON object keeps no caller number either."""
+    offered = {"type": "call", "event": "offered", "queue": "billing", "at": "soon"}
+    inputs: dict[str, tuple[list[str], tuple[str, ...]]] = {
+        "spellings.jsonl": (MALFORMED[-3:], ()),
+        "calls.csv": (
+            [
+                "type,event,call_id,queue,at,caller",
+                "call,offered,c1,billing,soon,+8613800000011",
+                "call,offered,c2,billing,2026-03-02T09:00:00Z,+8613800000012,extra",
+                "call,rang,c3,billing,2026-03-02T09:00:00Z,5551",
+            ],
+            (),
+        ),
+        "bank.tsv": (
+            [
+                BANK_HEADER,
+                "AA0101\t1\t12345\t2\tPS\t990203\t10:00:00\t10:00:06\t6\t10:00:06\t10:00:36\t30\t"
+                "AGENT\t10:00:35\t10:03:35\t-5\tDORIT",
+            ],
+            ("--format", "mapped"),
+        ),
+        "queue_log": (["4100000010|4100000010.1|support|NONE|ENTERQUEUE||5551|1"], ("--format", "asterisk")),
+    }
+    dead: dict[str, list[tuple[str, str, str]]] = {}
+    for name, (lines, args) in inputs.items():
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        db = tmp_path / f"{name}.duckdb"
+        run = callpulse("replay", str(tmp_path / name), "--db", str(db), *args, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        con = duckdb.connect(str(db), read_only=True)
+        dead[name] = con.execute("SELECT position, reason, raw FROM dead_letters ORDER BY position::INT").fetchall()
+        con.close()
+
+    spelled = dead["spellings.jsonl"]
+    bad_at = "bad timestamp (ISO 8601 with offset or epoch seconds): at"
+    assert [(p, r) for p, r, _ in spelled] == [("1", bad_at), ("2", bad_at), ("3", bad_at)]
+    for (_, _, raw), call_id in zip(spelled, ("m4", "m5", "m6"), strict=True):
+        record = json.loads(raw)  # still valid JSON
+        assert HMAC.fullmatch(record.pop("caller"))
+        assert record == {**offered, "call_id": call_id}
+
+    (p1, r1, raw1), (p2, r2, raw2), (p3, r3, raw3) = dead["calls.csv"]
+    assert (p1, r1) == ("2", bad_at)
+    record = json.loads(raw1)
+    assert HMAC.fullmatch(record.pop("caller")) and record == {**offered, "call_id": "c1"}
+    assert (p2, r2) == ("3", "csv: expected 6 fields, got 7") and "8613800000012" not in raw2
+    assert (p3, r3) == ("4", "unknown call event: rang")
+    record = json.loads(raw3)
+    assert HMAC.fullmatch(record.pop("caller"))
+    assert record == {**offered, "event": "rang", "call_id": "c3", "at": "2026-03-02T09:00:00Z"}
+
+    [(position, reason, raw)] = dead["bank.tsv"]
+    assert (position, reason) == ("2", "negative duration: talk_s")
+    assert "12345" not in raw and HMAC.search(raw) and "DORIT" in raw
+
+    [(position, reason, raw)] = dead["queue_log"]
+    assert (position, reason) == ("1", "timestamp in the future (more than 300 s ahead of the clock): at")
+    assert "5551" not in raw and HMAC.search(raw) and "ENTERQUEUE" in raw
