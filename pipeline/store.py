@@ -53,8 +53,8 @@ class Store:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(path)
-        con.execute("SET TimeZone = 'UTC'")
         store = cls(con, config)
+        store._run("store_settings")
         store._init_schema()
         return store
 
