@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -143,11 +144,26 @@ def _exit_despite_lingering_threads(grace_s: float = 5.0) -> None:
 
 def produce(
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="JSON-lines files to produce, one message per line")
+        list[Path] | None,
+        typer.Argument(help="JSON-lines files (or with --queue-log, Asterisk queue_log files), one message per line"),
     ] = None,
     config: ConfigOpt = None,
     bootstrap: BootstrapOpt = None,
     topic_prefix: PrefixOpt = None,
+    queue_log: Annotated[
+        bool,
+        typer.Option(
+            "--queue-log",
+            help="The files are Asterisk queue_log files: send their lines as they are to <prefix>queue_log, "
+            "keyed by --server (give one server's rotated files oldest first)",
+        ),
+    ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server", help="--queue-log: the Asterisk server's name, the message key (default: this host's name)"
+        ),
+    ] = None,
     simulate: Annotated[bool, typer.Option("--simulate", help="Produce a simulated day instead of files")] = False,
     seed: Annotated[int, typer.Option(help="--simulate: random seed")] = 1,
     scale: Annotated[float, typer.Option(help="--simulate: multiply call volumes")] = 1.0,
@@ -156,13 +172,25 @@ def produce(
     """Send records to Kafka: calls/CDRs keyed by queue, agents by agent_id, qa by call_id.
 
     Lines that are not JSON objects with a known ``type`` go to the calls topic as they
-    are, so the worker dead-letters them (nothing is silently dropped here).
+    are, so the worker dead-letters them (nothing is silently dropped here). With
+    ``--queue-log`` every non-blank line goes to the queue_log topic unchanged, keyed by
+    the server name, so one server's log keeps its order on one partition.
     """
     from pipeline.sources import kafka
 
     cfg = kafka_config(config, None, bootstrap, None, topic_prefix)
     if not paths and not simulate:
         console.print("[bold red]error:[/] give files to produce or --simulate")
+        raise typer.Exit(2)
+    if queue_log and not paths:
+        console.print("[bold red]error:[/] --queue-log needs queue_log files")
+        raise typer.Exit(2)
+    if server is not None and not queue_log:
+        console.print("[bold red]error:[/] --server is for --queue-log")
+        raise typer.Exit(2)
+    key = (server if server is not None else socket.gethostname()).strip()
+    if queue_log and not key:
+        console.print("[bold red]error:[/] --server: give a non-empty name")
         raise typer.Exit(2)
     created = kafka.ensure_topics(cfg.kafka, partitions)
     if created:
@@ -186,7 +214,10 @@ def produce(
                 total = sum(1 for line in fh if line.strip())
             task = progress.add_task(path.name, total=total)
             with path.open("rb") as fh:
-                sent += kafka.produce_lines(fh, cfg.kafka, _updater(progress, task))
+                if queue_log:
+                    sent += kafka.produce_queue_log(fh, cfg.kafka, key, _updater(progress, task))
+                else:
+                    sent += kafka.produce_lines(fh, cfg.kafka, _updater(progress, task))
     _produced(sent, started, cfg.kafka.bootstrap)
 
 

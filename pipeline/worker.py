@@ -4,7 +4,9 @@ Lifecycle of ``KafkaWorker.run()``:
   open      the engine (DuckDB) and the runtime services (refresher, /metrics, wallboard)
             on the engine thread, the only thread that ever touches DuckDB;
   session   a faust app + ``faust.Worker`` on a fresh event loop: one agent per topic,
-            ``concurrency=1``, micro-batches from ``stream.take_events(batch_size, within)``;
+            ``concurrency=1``, micro-batches from ``stream.take_events(batch_size, within)``
+            (JSON topics decoded with polars, the queue_log topic through one stateful
+            ``QueueLogParser`` per partition, kept by ``OffsetSink`` for the process's life);
             on partition assignment every assigned partition with a stored offset is moved
             (Kafka commit + seek) to the stored offset + 1; each batch is filtered by
             ``kafka.fresh`` and stored as ONE ``RawBatch`` whose offsets the store writes in
@@ -33,7 +35,9 @@ from typing import Any, TypeVar
 from pipeline.config import Config, KafkaSettings
 from pipeline.engine import Engine
 from pipeline.sources.kafka import (
+    QUEUE_LOG,
     Message,
+    QueueLogDecoder,
     batch_from_messages,
     fresh,
     seek_positions,
@@ -83,14 +87,25 @@ class EngineThread:
 
 
 class OffsetSink:
-    """Engine-thread side: the stored offsets (from DuckDB) and the one call to ``process``."""
+    """Engine-thread side: the stored offsets (from DuckDB) and the one call to ``process``.
+
+    Batches from ``queue_log_topics`` are raw Asterisk lines, decoded by ``queue_log``
+    (its parsers live as long as this sink: the worker process); the others are JSON.
+    """
 
     def __init__(
-        self, engine: Engine, topics: Iterable[str], on_stored: Callable[[list[Message]], None] | None = None
+        self,
+        engine: Engine,
+        topics: Iterable[str],
+        on_stored: Callable[[list[Message]], None] | None = None,
+        queue_log_topics: Iterable[str] = (),
+        timezone: str = "UTC",
     ) -> None:
         self.engine = engine
         self.on_stored = on_stored
         self.topics = list(topics)
+        self.queue_log_topics = frozenset(queue_log_topics)
+        self.queue_log = QueueLogDecoder(timezone)
         self.stored: dict[tuple[str, int], int] = {}
         self.reload()
 
@@ -107,7 +122,11 @@ class OffsetSink:
         new = fresh(messages, self.stored)
         if not new:
             return 0, len(messages)
-        batch = batch_from_messages(new[0].topic, new)
+        topic = new[0].topic
+        if topic in self.queue_log_topics:
+            batch = self.queue_log.batch(topic, new, self.stored)
+        else:
+            batch = batch_from_messages(topic, new)
         self.engine.process(batch)
         for off in batch.offsets:
             topic = off.source.removeprefix("kafka:")
@@ -197,7 +216,13 @@ class KafkaWorker:
         from pipeline.runtime import start_services
 
         self.engine = Engine.open(self.config, self.pii_key)
-        self.sink = OffsetSink(self.engine, self.topics.values(), self.on_stored)
+        self.sink = OffsetSink(
+            self.engine,
+            self.topics.values(),
+            self.on_stored,
+            queue_log_topics=[self.topics[QUEUE_LOG]],
+            timezone=self.config.timezone,
+        )
         return start_services(self.engine, self.config, serve=self.options.serve)
 
     def _close(self, services: Any) -> None:

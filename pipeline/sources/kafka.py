@@ -1,7 +1,9 @@
 """Kafka source: topic names, message batches → ``RawBatch``, offset bookkeeping, producing.
 
 Topics (names from ``[kafka] topic_prefix``): ``<prefix>calls`` (call events and CDRs,
-keyed by queue), ``<prefix>agents`` (keyed by agent_id), ``<prefix>qa`` (keyed by call_id).
+keyed by queue), ``<prefix>agents`` (keyed by agent_id), ``<prefix>qa`` (keyed by call_id),
+all JSON; ``<prefix>queue_log`` (raw Asterisk queue_log lines, one per message, keyed by
+the Asterisk server's name so that one server's log stays in order on one partition).
 
 Consuming (the faust worker in ``pipeline.worker`` drives this):
   ``fresh(messages, stored)``     drop what DuckDB already holds (offset ≤ stored offset);
@@ -9,12 +11,15 @@ Consuming (the faust worker in ``pipeline.worker`` drives this):
                                   polars, bad values dead-lettered at ``topic:partition:offset``,
                                   the batch's highest offset per partition attached so the
                                   store saves it in the same transaction as the rows;
+  ``QueueLogDecoder.batch(...)``   the same for a queue_log topic, through one stateful
+                                  ``QueueLogParser`` per (topic, partition);
   ``seek_positions(...)``         where each assigned partition resumes: stored offset + 1.
 DuckDB's ``source_offsets`` is the truth; Kafka's committed offset only follows it.
 
 Producing: ``produce_records(records, settings)`` (the simulator, dicts) and
-``produce_lines(lines, settings)`` (files); both route by record ``type``, key, batch
-and linger with aiokafka, and return how many messages were sent.
+``produce_lines(lines, settings)`` (files) route by record ``type``;
+``produce_queue_log(lines, settings, server)`` sends raw queue_log lines keyed by the
+server. All key, batch and linger with aiokafka, and return how many messages were sent.
 """
 
 from __future__ import annotations
@@ -27,15 +32,17 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
+from pipeline.adapters.asterisk import QueueLogParser
 from pipeline.config import KafkaSettings
 from pipeline.pii import mask_phone_like
-from pipeline.records import DeadLetter, RawBatch, SourceOffset
+from pipeline.records import DeadLetter, Parsed, RawBatch, SourceOffset
 from pipeline.sources.files import MAX_RAW, jsonl_batch
 
 # A value larger than this is not decoded but dead-lettered (clipped). Kafka's own
 # default limit is ~1 MB; a topic may allow more, the pipeline does not need it.
 MAX_VALUE_BYTES = 1_048_576
-KINDS: tuple[str, ...] = ("calls", "agents", "qa")
+QUEUE_LOG = "queue_log"
+KINDS: tuple[str, ...] = ("calls", "agents", "qa", QUEUE_LOG)
 # record type → (topic kind, key field)
 ROUTES: dict[str, tuple[str, str]] = {
     "call": ("calls", "queue"),
@@ -58,7 +65,7 @@ class Message(NamedTuple):
 
 
 def topic_names(settings: KafkaSettings) -> dict[str, str]:
-    """``{"calls": "<prefix>calls", "agents": ..., "qa": ...}``."""
+    """``{"calls": "<prefix>calls", "agents": ..., "qa": ..., "queue_log": ...}``."""
     return {kind: f"{settings.topic_prefix}{kind}" for kind in KINDS}
 
 
@@ -139,6 +146,75 @@ def batch_from_messages(topic: str, messages: Sequence[Message], max_value_bytes
     return RawBatch(source=source, frame=frame, dead=dead, offsets=batch_offsets(messages))
 
 
+@dataclass(slots=True)
+class _Tail:
+    """One partition's parser and the offset of the last message it was given."""
+
+    parser: QueueLogParser
+    last: int
+
+
+class QueueLogDecoder:
+    """Batches of a queue_log topic → ``RawBatch``, one ``QueueLogParser`` per (topic, partition).
+
+    Lifecycle: made once per worker process (``pipeline.worker.OffsetSink``, engine
+    thread) and kept across faust sessions; ``batch()`` runs once per micro-batch, with
+    the messages in partition order. The parser is stateful (open calls, agents' calls
+    and pauses), so a partition's parser is replaced by a fresh one whenever a batch
+    does not continue where that parser stopped, i.e. when DuckDB's stored offset for
+    the partition is not the last offset the parser saw (another worker stored the
+    partition's messages in between, after a rebalance). A fresh parser is what a
+    restart gives too: the adapter rebuilds a missing ``offered`` / ``answered`` from
+    the closing line, with the same key, and the store keeps one.
+
+    Values: one queue_log line per message, as Asterisk writes it (a value holding
+    several lines is read line by line, all at the message's position). Empty and
+    oversized values are dead-lettered here, broken lines and unknown verbs by the
+    parser; every record and dead letter is at ``topic:partition:offset``. Text
+    timestamps are read in ``timezone`` (the site's).
+    """
+
+    def __init__(self, timezone: str = "UTC", max_value_bytes: int = MAX_VALUE_BYTES) -> None:
+        self.timezone = timezone
+        self.max_value_bytes = max_value_bytes
+        self.tails: dict[tuple[str, int], _Tail] = {}
+
+    def _parser(self, topic: str, partition: int, stored: Mapping[tuple[str, int], int]) -> QueueLogParser:
+        """The partition's parser, fresh unless it saw exactly what DuckDB holds."""
+        tp = (topic, partition)
+        held = stored.get(tp, -1)
+        tail = self.tails.get(tp)
+        if tail is None or tail.last != held:
+            tail = self.tails[tp] = _Tail(QueueLogParser(source_name(topic), timezone=self.timezone), held)
+        return tail.parser
+
+    def batch(
+        self, topic: str, messages: Sequence[Message], stored: Mapping[tuple[str, int], int] | None = None
+    ) -> RawBatch:
+        """Decode fresh messages of one topic; ``stored`` is DuckDB's offset per partition
+        before this batch (what ``fresh`` filtered on)."""
+        source = source_name(topic)
+        held = dict(stored or {})
+        items: list[Parsed | DeadLetter] = []
+        checked: set[int] = set()
+        for m in messages:
+            if m.partition not in checked:
+                checked.add(m.partition)
+                self._parser(topic, m.partition, held)
+            tail = self.tails[(topic, m.partition)]
+            pos = position(m)
+            value = (m.value or b"").rstrip(b"\r\n")
+            if not value.strip():
+                items.append(DeadLetter(source, pos, "", "empty message"))
+            elif len(value) > self.max_value_bytes:
+                items.append(DeadLetter(source, pos, _clip(value), f"message too large: {len(value)} bytes"))
+            else:
+                for line in value.decode("utf-8", errors="replace").splitlines():
+                    items.extend(tail.parser.feed(pos, line))
+            tail.last = m.offset
+        return RawBatch.from_items(source, items, batch_offsets(messages))
+
+
 def _clip(value: bytes) -> str:
     text = value[: MAX_RAW + 1].decode("utf-8", errors="replace")
     if len(value) > MAX_RAW:
@@ -189,8 +265,18 @@ def route_lines(lines: Iterable[bytes], topics: Mapping[str, str]) -> Iterable[R
         yield Routed(topic, key, value)
 
 
+def route_queue_log(lines: Iterable[bytes], topics: Mapping[str, str], server: str) -> Iterable[Routed]:
+    """queue_log lines (blank ones skipped) to the queue_log topic, keyed by ``server``: one
+    server's lines land on one partition, in the order given (the log's order)."""
+    key = server.encode("utf-8")
+    for line in lines:
+        value = line.rstrip(b"\r\n")
+        if value.strip():
+            yield Routed(topics[QUEUE_LOG], key, value)
+
+
 def ensure_topics(settings: KafkaSettings, partitions: int = 3, timeout_s: float = 30.0) -> list[str]:
-    """Create the three topics if missing (replication 1); return the ones created."""
+    """Create the four topics if missing (replication 1); return the ones created."""
     return asyncio.run(_ensure_topics(settings, partitions, timeout_s))
 
 
@@ -232,6 +318,15 @@ def produce_lines(
 ) -> int:
     """Send JSON-lines file content, one message per non-blank line; return the count."""
     return asyncio.run(produce_async(route_lines(lines, topic_names(settings)), settings, progress))
+
+
+def produce_queue_log(
+    lines: Iterable[bytes], settings: KafkaSettings, server: str, progress: Callable[[int], None] | None = None
+) -> int:
+    """Send raw queue_log lines of one Asterisk server, one message per non-blank line,
+    keyed by ``server``; return the count. Ordered: the producer is idempotent, so
+    retries never reorder a partition."""
+    return asyncio.run(produce_async(route_queue_log(lines, topic_names(settings), server), settings, progress))
 
 
 async def produce_async(

@@ -1,5 +1,6 @@
 """`callpulse worker` against a real Kafka broker: same KPIs as a replay, crash safety
-(SIGKILL at random points), malformed messages, a broker outage.
+(SIGKILL at random points), malformed messages, a broker outage, an Asterisk queue_log
+through its own topic.
 
 Every test has its own topics, consumer group and DuckDB file; the worker runs as a
 subprocess (`python -m pipeline.cli worker`) and the database is read only while no
@@ -160,7 +161,8 @@ def test_simulated_day_through_kafka_equals_replay(broker: KafkaBroker, sim_day:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     n = len(sim_day.read_bytes().splitlines())
-    assert f"produced {n:,} messages" in out.stdout.replace("\n", " "), out.stdout
+    # status lines go to stderr (kafka_cli's console), like every command's
+    assert f"produced {n:,} messages" in out.stderr.replace("\n", " "), out.stderr
     proc = worker(tmp_path, tmp_path / "w.duckdb", s)
     try:
         finish(proc, n)
@@ -319,3 +321,71 @@ def test_broker_outage_of_30s_loses_nothing(sim_day: Path, tmp_path: Path) -> No
     db = tmp_path / "w.duckdb"
     assert read(db, COUNTS) == read(expected, COUNTS)
     assert read(db, KPI_TABLES) == read(expected, KPI_TABLES)
+
+
+QUEUE_LOG = Path(__file__).resolve().parents[1] / "fixtures" / "adapters" / "pipeline_queue_log.txt"
+# Positions differ by design (line numbers against topic:partition:offset): rows without them.
+QUEUE_LOG_TABLES = [
+    "SELECT * FROM calls ORDER BY call_id, queue",
+    "SELECT * FROM kpi_queue_interval ORDER BY ALL",
+    "SELECT * FROM kpi_agent_interval ORDER BY ALL",
+    "SELECT * EXCLUDE (queues) FROM agent_states ORDER BY ALL",
+    "SELECT reason, raw FROM dead_letters ORDER BY ALL",
+    "SELECT count(*) FROM call_events",
+    "SELECT count(*) FROM agent_events",
+]
+
+
+def produce_queue_log_cli(tmp: Path, s: KafkaSettings, path: Path, server: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "produce", "--queue-log", str(path), "--server", server,
+         "--bootstrap", s.bootstrap, "--topic-prefix", s.topic_prefix],
+        cwd=tmp, env=ENV, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return (out.stdout + out.stderr).replace("\n", " ")
+
+
+def test_queue_log_topic_equals_replay_of_the_file_across_a_sigkill(broker: KafkaBroker, tmp_path: Path) -> None:
+    """The adapters' queue_log fixture through `produce --queue-log` and the worker, killed
+    (SIGKILL) once half-way with calls in progress, equals `replay --format asterisk`."""
+    s = settings_for(broker)
+    lines = QUEUE_LOG.read_bytes().splitlines(keepends=True)
+    cut = len(lines) // 2  # after the TRANSFER: calls D, E, F are still open
+    first, second = tmp_path / "queue_log.1", tmp_path / "queue_log"
+    first.write_bytes(b"".join(lines[:cut]))
+    second.write_bytes(b"".join(lines[cut:]))
+    db = tmp_path / "w.duckdb"
+
+    assert f"produced {cut} messages" in produce_queue_log_cli(tmp_path, s, first, "pbx-a")
+    proc = worker(tmp_path, db, s, name="worker-killed")
+    try:
+        wait_until(lambda: stored_progress(proc) >= cut, 90, "the first half to be stored", on_poll=proc.check_alive)
+        assert proc.proc is not None
+        os.killpg(proc.proc.pid, signal.SIGKILL)
+        proc.proc.wait(timeout=10)
+    finally:
+        proc.stop()
+    assert stored_messages(db) == cut
+
+    assert f"produced {len(lines) - cut} messages" in produce_queue_log_cli(tmp_path, s, second, "pbx-a")
+    proc = worker(tmp_path, db, s, name="worker-restarted")
+    try:
+        finish(proc, len(lines) - cut)
+    finally:
+        proc.stop()
+
+    expected = tmp_path / "replay.duckdb"
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "replay", str(QUEUE_LOG), "--format", "asterisk", "--db", str(expected)],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert read(db, QUEUE_LOG_TABLES) == read(expected, QUEUE_LOG_TABLES)
+    assert read(db, "SELECT count(*) FROM dead_letters")[0][0] == 5
+    # One server's lines are one partition's, in the log's order; every message stored once.
+    topic = topic_names(s)["queue_log"]
+    offsets = read(db, 'SELECT source, "offset" FROM source_offsets')
+    assert len(offsets) == 1 and offsets[0] == (f"kafka:{topic}", len(lines) - 1)
+    positions = [p for (p,) in read(db, "SELECT position FROM dead_letters")]
+    assert all(re.fullmatch(re.escape(topic) + r":\d+:\d+", p) for p in positions), positions
