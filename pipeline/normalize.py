@@ -14,7 +14,7 @@ from datetime import datetime
 
 import polars as pl
 
-from pipeline.pii import CallerHasher, mask_number, scrub_raw
+from pipeline.pii import CallerHasher, mask_normalized, normalized_numbers, scrub_raw
 from pipeline.records import AGENT_STATES, CALL_EVENTS, OUTCOMES, RECORD_TYPES, DeadLetter, RawBatch
 
 CALL_EVENT_SCHEMA: dict[str, pl.DataType] = {
@@ -228,13 +228,15 @@ def normalize(batch: RawBatch, hasher: CallerHasher, now: datetime, max_future_s
         + [_parse_bool(n) for n in _BOOL_FIELDS]
     ).with_columns(_reason(now, max_future_s))
 
-    callers = f.get_column("caller").drop_nulls().unique().to_list()
-    keys = {c: hasher.key_of(c) for c in callers}
-    masks = {c: mask_number(c) for c in callers}
+    # Normalize the callers in one vectorised pass; only the HMAC itself runs per distinct number.
+    f = f.with_columns(normalized_numbers(pl.col("caller")).alias("_caller_n"))
+    numbers = f.get_column("_caller_n").drop_nulls().unique().to_list()
+    keys = {n: hasher.key_of_normalized(n) for n in numbers}
+    masks = {n: mask_normalized(n) for n in numbers}
     f = f.with_columns(
-        pl.col("caller").replace_strict(keys, default=None, return_dtype=pl.String).alias("caller_key"),
-        pl.col("caller").replace_strict(masks, default=None, return_dtype=pl.String).alias("caller_masked"),
-    )
+        pl.col("_caller_n").replace_strict(keys, default=None, return_dtype=pl.String).alias("caller_key"),
+        pl.col("_caller_n").replace_strict(masks, default=None, return_dtype=pl.String).alias("caller_masked"),
+    ).drop("_caller_n")
     good = f.filter(pl.col("_reason").is_null())
     bad = f.filter(pl.col("_reason").is_not_null())
     dead = pl.concat(

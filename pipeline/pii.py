@@ -14,6 +14,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 _NOT_DIGIT = re.compile(r"[^\d]")
 # Runs that look like phone numbers inside text we could not parse: 7+ digits,
 # optionally with a leading + and separators (not tabs or line breaks: those part fields).
@@ -38,19 +40,33 @@ class CallerHasher:
         self._cache: dict[str, str] = {}
 
     def key_of(self, number: str) -> str:
+        return self.key_of_normalized(normalize_number(number))
+
+    def key_of_normalized(self, number: str) -> str:
+        """The key of a number already through ``normalize_number`` (or ``normalized_numbers``)."""
         cached = self._cache.get(number)
         if cached is not None:
             return cached
-        digest = hmac.digest(self._key, normalize_number(number).encode(), "sha256").hex()[:32]
+        digest = hmac.digest(self._key, number.encode(), "sha256").hex()[:32]
         if len(self._cache) > 200_000:
             self._cache.clear()
         self._cache[number] = digest
         return digest
 
 
+def normalized_numbers(numbers: pl.Expr) -> pl.Expr:
+    """``normalize_number`` for a whole column at once (a batch pays one regex pass)."""
+    digits = numbers.str.replace_all(r"[^\d]", "")
+    return pl.when(numbers.str.strip_chars().str.starts_with("+")).then(pl.lit("+") + digits).otherwise(digits)
+
+
 def mask_number(number: str) -> str:
     """``+8613800000001`` → ``+86*********01``: enough to tell callers apart on a board."""
-    n = normalize_number(number)
+    return mask_normalized(normalize_number(number))
+
+
+def mask_normalized(n: str) -> str:
+    """``mask_number`` of a number already normalized."""
     if len(n) <= 4:
         return "*" * len(n)
     head = 3 if n.startswith("+") else 0
