@@ -71,8 +71,7 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, src: str, dst: str) -> int:
     tables = [r[0] for r in con.execute(sqlfiles.load("analyst_tables"), {"db": src}).fetchall()]
     existing = {r[0] for r in con.execute(sqlfiles.load("analyst_tables"), {"db": dst}).fetchall()}
     q_src, q_dst = sqlfiles.quote_identifier(src), sqlfiles.quote_identifier(dst)
-    con.execute("BEGIN")
-    try:
+    with sqlfiles.transaction(con):
         for table in tables:
             t = sqlfiles.quote_identifier(table)
             if table in existing:
@@ -80,10 +79,6 @@ def _copy_tables(con: duckdb.DuckDBPyConnection, src: str, dst: str) -> int:
                 con.execute(f"INSERT INTO {q_dst}.main.{t} BY NAME SELECT * FROM {q_src}.main.{t}")
             else:  # a table this version's schema.sql doesn't know: copy it as it is
                 con.execute(f"CREATE TABLE {q_dst}.main.{t} AS SELECT * FROM {q_src}.main.{t}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return len(tables)
 
 

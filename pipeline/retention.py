@@ -51,12 +51,7 @@ def apply(con: duckdb.DuckDBPyConnection, days: int, now: datetime, dry_run: boo
     }
     counts = {name: n for name, n in con.execute(sqlfiles.load("retention_counts"), params).fetchall()}
     if not dry_run and any(counts.values()):
-        con.execute("BEGIN")
-        try:
+        with sqlfiles.transaction(con):
             for stmt in sqlfiles.statements("retention_delete"):
                 con.execute(stmt, sqlfiles.params_for(stmt, params))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     return RetentionResult(events_before, dead_before, counts)

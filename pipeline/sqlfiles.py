@@ -7,8 +7,12 @@ are bound as parameters (``$name``), never formatted into the text.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+
+import duckdb
 
 _HERE = Path(__file__).resolve().parent
 # In a source checkout the queries sit at the top level (analysts read them there);
@@ -53,3 +57,15 @@ def params_for(statement: str, params: dict[str, object]) -> dict[str, object]:
     """Only the named parameters a statement uses (DuckDB refuses unused ones)."""
     used = set(_PARAM.findall(statement))
     return {k: v for k, v in params.items() if k in used}
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """``BEGIN`` ... ``COMMIT``, or ``ROLLBACK`` on any exception (which is re-raised)."""
+    con.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

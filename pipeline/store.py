@@ -76,15 +76,10 @@ class Store:
         """Write the config's queue settings; rebuild the aggregates if KPI settings changed."""
         queues = set(self.config.queues) | self._known_queues
         changed = interval_changed
-        self.con.execute("BEGIN")
-        try:
+        with sqlfiles.transaction(self.con):
             self._run("update_pipeline_settings", interval_s=self.config.interval_s, timezone=self.config.timezone)
             for queue in sorted(queues):
                 changed |= self._upsert_queue(queue, self.config.for_queue(queue))
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
         has_events = self._one("has_events")
         if changed and has_events and has_events[0]:
             self.resettle(interval_changed)
@@ -125,58 +120,58 @@ class Store:
         agents = batch.agents.unique(subset=["agent_id", "ts", "state"], keep="first", maintain_order=True)
         qa = batch.qa.unique(subset=["call_id", "agent_id"], keep="first", maintain_order=True)
         con = self.con
-        con.execute("BEGIN")
         try:
-            new_queues = set(calls.get_column("queue").unique().to_list()) - self._known_queues
-            for queue in sorted(new_queues):
-                self._upsert_queue(queue, self.config.for_queue(queue))
-            con.register("batch_calls", calls.to_arrow())
-            con.register("batch_agents", agents.to_arrow())
-            con.register("batch_qa", qa.to_arrow())
-            new_calls = self._frame(sqlfiles.load("new_call_events"))
-            new_agents = self._frame(sqlfiles.load("new_agent_events"))
-            new_qa = self._frame(sqlfiles.load("new_qa_evals"))
-            late_dead = pl.DataFrame(schema={"_row": pl.Int64, "reason": pl.String})
-            if new_calls.height:
-                con.register("new_calls", new_calls.to_arrow())
-                late_dead = self._frame(sqlfiles.load("call_order_violations"))
-                if late_dead.height:
-                    late_dead = late_dead.unique(subset=["_row"], keep="first", maintain_order=True)
-                    bad_rows = late_dead.get_column("_row")
-                    new_calls = new_calls.filter(~pl.col("_row").is_in(bad_rows.implode()))
+            with sqlfiles.transaction(con):
+                new_queues = set(calls.get_column("queue").unique().to_list()) - self._known_queues
+                for queue in sorted(new_queues):
+                    self._upsert_queue(queue, self.config.for_queue(queue))
+                con.register("batch_calls", calls.to_arrow())
+                con.register("batch_agents", agents.to_arrow())
+                con.register("batch_qa", qa.to_arrow())
+                new_calls = self._frame(sqlfiles.load("new_call_events"))
+                new_agents = self._frame(sqlfiles.load("new_agent_events"))
+                new_qa = self._frame(sqlfiles.load("new_qa_evals"))
+                late_dead = pl.DataFrame(schema={"_row": pl.Int64, "reason": pl.String})
+                if new_calls.height:
                     con.register("new_calls", new_calls.to_arrow())
-            dead = pl.concat([batch.dead, batch.dead_letters_for(late_dead)], how="vertical")
+                    late_dead = self._frame(sqlfiles.load("call_order_violations"))
+                    if late_dead.height:
+                        late_dead = late_dead.unique(subset=["_row"], keep="first", maintain_order=True)
+                        bad_rows = late_dead.get_column("_row")
+                        new_calls = new_calls.filter(~pl.col("_row").is_in(bad_rows.implode()))
+                        con.register("new_calls", new_calls.to_arrow())
+                dead = pl.concat([batch.dead, batch.dead_letters_for(late_dead)], how="vertical")
 
-            self._insert("call_events", new_calls)
-            self._insert("agent_events", new_agents)
-            self._insert("qa_evals", new_qa)
-            if dead.height:
-                con.register("batch_dead", dead.to_arrow())
-                con.execute(sqlfiles.load("insert_dead_letters"), {"received_at": received_at})
+                self._insert("call_events", new_calls)
+                self._insert("agent_events", new_agents)
+                self._insert("qa_evals", new_qa)
+                if dead.height:
+                    con.register("batch_dead", dead.to_arrow())
+                    con.execute(sqlfiles.load("insert_dead_letters"), {"received_at": received_at})
 
-            old_wm = self.watermark()
-            times: list[datetime] = [
-                t
-                for f in (new_calls, new_agents, new_qa)
-                if f.height
-                if isinstance(t := f.get_column("ts").max(), datetime)
-            ]
-            new_wm = max([*times, *([old_wm] if old_wm else [])], default=None)
-            if new_wm is not None and new_wm != old_wm:
-                self._run("set_watermark", watermark=new_wm)
+                old_wm = self.watermark()
+                times: list[datetime] = [
+                    t
+                    for f in (new_calls, new_agents, new_qa)
+                    if f.height
+                    if isinstance(t := f.get_column("ts").max(), datetime)
+                ]
+                new_wm = max([*times, *([old_wm] if old_wm else [])], default=None)
+                if new_wm is not None and new_wm != old_wm:
+                    self._run("set_watermark", watermark=new_wm)
 
-            con.register("new_agents", new_agents.to_arrow())
-            con.register("new_qa", new_qa.to_arrow())
-            touched = new_calls.select("call_id", "queue").unique()
-            self._refresh(touched, old_wm, new_wm, agents_changed=new_agents.height > 0)
-            for off in offsets or []:
-                self._run(
-                    "save_offset", source=off.source, partition=off.partition, offset=off.offset, updated_at=received_at
-                )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+                con.register("new_agents", new_agents.to_arrow())
+                con.register("new_qa", new_qa.to_arrow())
+                touched = new_calls.select("call_id", "queue").unique()
+                self._refresh(touched, old_wm, new_wm, agents_changed=new_agents.height > 0)
+                for off in offsets or []:
+                    self._run(
+                        "save_offset",
+                        source=off.source,
+                        partition=off.partition,
+                        offset=off.offset,
+                        updated_at=received_at,
+                    )
         finally:
             for name in ("batch_calls", "batch_agents", "batch_qa", "new_calls", "new_agents", "new_qa", "batch_dead"):
                 with contextlib.suppress(duckdb.Error):
@@ -248,18 +243,15 @@ class Store:
         con = self.con
         iv = self.config.interval_s
         wm = self.watermark()
-        con.execute("BEGIN")
-        try:
+        with sqlfiles.transaction(con):
             self._run("store_clear_touched")
-            self._run("rebuild_touch_everything", iv=iv, wm=wm)
+            self._run("rebuild_touch_everything")
+            if wm is not None:
+                self._run("touch_all_agent_intervals", iv=iv, wm=wm)
             self._run("refresh_call_state")
             self._run("refresh_next_contact", iv=iv)
             self._run("touched_call_intervals", iv=iv)
             self._recompute(wm)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
     def resettle(self, interval_changed: bool) -> None:
         """Recompute the aggregates after a KPI setting changed, without the raw events.
@@ -272,20 +264,16 @@ class Store:
         con = self.con
         iv = self.config.interval_s
         wm = self.watermark()
-        con.execute("BEGIN")
-        try:
+        with sqlfiles.transaction(con):
             self._run("store_clear_touched")
             self._run("resettle_queue_intervals")
             self._run("touched_call_intervals", iv=iv)
             if interval_changed and wm is not None:
-                self._run("resettle_agent_intervals", iv=iv, wm=wm)
+                self._run("resettle_agent_intervals")
+                self._run("touch_all_agent_intervals", iv=iv, wm=wm)
             else:
                 self._run("resettle_keep_agent_intervals")
             self._recompute(wm)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         if interval_changed:
             log.warning("interval length changed: agent intervals were recomputed from the agent events still kept")
 
