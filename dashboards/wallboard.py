@@ -7,7 +7,9 @@ lists into one JSON document and publishes it; the routes only read what was
 published. Tiles use the snapshot's numbers (the same ones `callpulse kpis` prints) and
 the terminal board's breach rule: a KPI is in breach when it is past its target on a
 window with at least ``min_calls`` offered calls (oldest wait: whenever it is past its
-target). Caller numbers appear only masked (``caller_masked``).
+target). Each queue also gets the time in not-ready so far by reason (``not_ready_time``,
+as the Grafana board's "Time not ready by reason"). Caller numbers appear only masked
+(``caller_masked``).
 """
 
 from __future__ import annotations
@@ -91,7 +93,21 @@ def queue_tiles(q: QueueSnapshot, window: str) -> dict[str, dict[str, Any]]:
     labels = {"ready": "Ready", "busy": "Busy", "wrap": "Wrap", "not_ready": "Not ready"}
     for state in AGENT_STATES:
         tiles[f"agents_{state}"] = {"label": labels[state], "value": counts[state], "status": NONE}
+    reasons = not_ready_reasons(q)
+    tiles["not_ready_time"] = {
+        "label": "Time not ready",
+        "value": sum(r["seconds"] for r in reasons),
+        "reasons": reasons,
+        "status": NONE,
+    }
     return tiles
+
+
+def not_ready_reasons(q: QueueSnapshot) -> list[dict[str, Any]]:
+    """Time in not-ready so far of the queue's agents not ready now, per reason, longest first
+    (the Grafana board's ``callpulse_agents_not_ready_seconds{queue,reason}``); no reason is None."""
+    seconds = [(reason, s) for (state, reason), s in q.agent_seconds.items() if state == "not_ready"]
+    return [{"reason": reason or None, "seconds": s} for reason, s in sorted(seconds, key=lambda rs: (-rs[1], rs[0]))]
 
 
 def wallboard_json(

@@ -2,7 +2,7 @@
 "use strict";
 const REFRESH_MS = 3000;
 const ORDER = ["calls_waiting", "oldest_wait_s", "service_level", "asa_s", "abandon_rate",
-               "agents_ready", "agents_busy", "agents_wrap", "agents_not_ready"];
+               "agents_ready", "agents_busy", "agents_wrap", "agents_not_ready", "not_ready_time"];
 const PERCENT = new Set(["service_level", "abandon_rate"]);
 const SECONDS = new Set(["oldest_wait_s", "asa_s"]);
 
@@ -10,6 +10,12 @@ function fmtSeconds(v) {
   if (v === null || v === undefined) return "—";
   if (v < 120) return Math.round(v) + "s";
   if (v < 3600) return Math.floor(v / 60) + "m " + String(Math.round(v % 60)).padStart(2, "0") + "s";
+  return Math.floor(v / 3600) + "h " + String(Math.floor((v % 3600) / 60)).padStart(2, "0") + "m";
+}
+// Compact time for the not-ready tile: "45s", "12m", "1h 05m" (minutes rounded down, like fmtSeconds).
+function fmtShort(v) {
+  if (v < 60) return Math.floor(v) + "s";
+  if (v < 3600) return Math.floor(v / 60) + "m";
   return Math.floor(v / 3600) + "h " + String(Math.floor((v % 3600) / 60)).padStart(2, "0") + "m";
 }
 function fmtValue(key, v) {
@@ -31,10 +37,33 @@ function el(tag, attrs, children) {
   for (const child of children || []) node.appendChild(child);
   return node;
 }
+// Time not ready by reason, longest first; past MAX_REASONS the rest are folded into "+N more".
+const MAX_REASONS = 3;
+function reasonChip(name, seconds, attrs) {
+  return el("span", {class: "reason", title: name + " " + fmtSeconds(seconds), ...attrs}, [
+    el("span", {class: "reason-name", text: name}),
+    el("span", {class: "reason-time", text: fmtShort(seconds)})]);
+}
+function notReadyTile(q, t) {
+  const shown = t.reasons.length > MAX_REASONS ? t.reasons.slice(0, MAX_REASONS - 1) : t.reasons;
+  const rest = t.reasons.slice(shown.length);
+  const chips = shown.map((r) => reasonChip(r.reason || "no reason", r.seconds,
+    {"data-reason": r.reason || "", "data-seconds": String(r.seconds)}));
+  if (rest.length) {
+    chips.push(reasonChip("+" + rest.length + " more", rest.reduce((s, r) => s + r.seconds, 0),
+      {"data-more": String(rest.length)}));
+  }
+  if (!chips.length) chips.push(el("span", {class: "reason-none", text: "none"}));
+  return el("div", {
+    class: "tile agents reasons", "data-queue": q.queue, "data-kpi": "not_ready_time",
+    "data-status": t.status, "data-value": String(t.value),
+  }, [el("div", {class: "label", text: t.label}), el("div", {class: "reason-list"}, chips)]);
+}
 function renderQueues(data) {
   const box = document.getElementById("queues");
   const rows = data.queues.map((q) => {
     const tiles = ORDER.map((key) => {
+      if (key === "not_ready_time") return notReadyTile(q, q.tiles[key]);
       const t = q.tiles[key];
       return el("div", {
         class: "tile" + (key.startsWith("agents_") ? " agents" : ""),

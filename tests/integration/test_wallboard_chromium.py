@@ -1,6 +1,8 @@
 """The built-in wallboard in a real headless Chromium: its tiles show the same numbers as
 `callpulse kpis --format json` at the same watermark, breached KPIs are drawn in the
-breach colour, no caller number appears in the clear, and a 1920x1080 screenshot is
+breach colour, each queue's time not ready by reason is the sum of ``state_s`` of its
+not-ready agents per reason in that JSON, no tile overflows at 1920x1080, no caller
+number appears in the clear, and a 1920x1080 screenshot is
 taken (saved to dashboards/wallboard/screenshot.png, the README's picture, when
 CALLPULSE_UPDATE_SCREENSHOT=1).
 
@@ -42,6 +44,7 @@ SCREENSHOT = Path(wallboard.__file__).resolve().parent / "wallboard" / "screensh
 EVENTS = 15_000  # the simulated day up to the 10:00 peak: every queue busy, some in breach
 BREACH_RGB = "rgb(185, 28, 28)"  # --breach in wallboard.css
 OK_RGB = "rgb(21, 128, 61)"  # --ok
+MAX_REASONS = 3  # wallboard.js: past this many reasons the rest are folded into "+N more"
 
 
 class DevTools:
@@ -173,12 +176,65 @@ def _expected_tiles(queue: dict[str, Any], window: str) -> dict[str, tuple[Any, 
         "asa_s": (k["asa_s"], rule(k["asa_s"], t["asa_s"], False)),
         "abandon_rate": (k["abandon_rate"], rule(k["abandon_rate"], t["abandon_rate"], False)),
         **{f"agents_{s}": (n, "none") for s, n in agents.items()},
+        "not_ready_time": (sum(_not_ready_by_reason(queue).values()), "none"),
     }
+
+
+def _not_ready_by_reason(queue: dict[str, Any]) -> dict[str, float]:
+    """Seconds in not-ready so far per reason ("" for none): the not-ready agents' state_s summed."""
+    out: dict[str, float] = {}
+    for a in queue["live"]["agents"]:
+        if a["state"] == "not_ready" and a["state_s"] is not None:
+            reason = a["reason"] or ""
+            out[reason] = out.get(reason, 0.0) + float(a["state_s"])
+    return out
+
+
+def _short(seconds: float) -> str:
+    """The page's compact time (fmtShort in wallboard.js), written out independently."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
 
 
 READ_TILES = """(() => Array.from(document.querySelectorAll('.tile')).map(el => ({
   queue: el.dataset.queue, kpi: el.dataset.kpi, value: el.dataset.value, status: el.dataset.status,
-  text: el.querySelector('.value').textContent, bg: getComputedStyle(el).backgroundColor})))()"""
+  text: (el.querySelector('.value') || el.querySelector('.reason-list')).textContent,
+  bg: getComputedStyle(el).backgroundColor})))()"""
+
+READ_REASONS = """(() => Array.from(document.querySelectorAll('.tile[data-kpi="not_ready_time"]')).map(el => ({
+  queue: el.dataset.queue,
+  chips: Array.from(el.querySelectorAll('.reason')).map(c => ({
+    reason: c.dataset.reason, seconds: c.dataset.seconds, more: c.dataset.more,
+    name: c.querySelector('.reason-name').textContent, time: c.querySelector('.reason-time').textContent,
+    shown: c.querySelector('.reason-name').scrollWidth <= c.querySelector('.reason-name').clientWidth + 1})),
+  none: el.querySelector('.reason-none') !== null})))()"""
+
+# Elements drawn past their box (text cut or spilling), and the page's width: nothing may overflow at 1920 wide.
+READ_OVERFLOW = """(() => ({
+  page: document.documentElement.scrollWidth,
+  tiles: Array.from(document.querySelectorAll('.tile, .queue-name')).filter(el =>
+    el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1).map(el =>
+    (el.dataset.queue || '') + ' ' + (el.dataset.kpi || el.className)),
+  rows: Array.from(document.querySelectorAll('.queue')).map(el => el.getBoundingClientRect().height)}))()"""
+
+# The page redrawn from its own document with many, long not-ready reasons in every queue.
+MANY_REASONS = [
+    {"reason": "break", "seconds": 3725.0},
+    {"reason": "a-very-long-pause-reason-from-the-pbx", "seconds": 1830.0},
+    {"reason": "training", "seconds": 754.0},
+    {"reason": "meeting", "seconds": 301.0},
+    {"reason": None, "seconds": 45.0},
+]
+REDRAW_MANY_REASONS = """(async () => {
+  const data = await (await fetch('/api/wallboard', {cache: 'no-store'})).json();
+  for (const q of data.queues) q.tiles.not_ready_time.reasons = %s;
+  renderQueues(data);
+  return %s;
+})()"""
 
 
 def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> None:
@@ -209,12 +265,16 @@ def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> 
                 "the wallboard to load its data",
             )
             tiles = chromium.evaluate(READ_TILES)
+            reasons = chromium.evaluate(READ_REASONS)
+            overflow = chromium.evaluate(READ_OVERFLOW)
+            shot = chromium.call("Page.captureScreenshot", format="png")
+            crowded = chromium.evaluate(REDRAW_MANY_REASONS % (json.dumps(MANY_REASONS), READ_OVERFLOW.strip()))
+            crowded_tiles = chromium.evaluate(READ_REASONS)
             body_text = chromium.evaluate("document.body.innerText")
             page_watermark = chromium.evaluate("document.body.dataset.watermark")
             banner = chromium.evaluate(
                 "document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent"
             )
-            shot = chromium.call("Page.captureScreenshot", format="png")
         finally:
             services.close()
 
@@ -253,6 +313,46 @@ def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> 
     sl = by_key[(breached[0][0], "service_level")]
     if sl["value"]:
         assert sl["text"] == f"{float(sl['value']) * 100:.1f}%"
+
+    # Time not ready by reason: per queue, the not-ready agents' state_s summed per reason
+    # in the kpis JSON, longest first, each shown as the page's compact time.
+    on_page = {r["queue"]: r for r in reasons}
+    assert set(on_page) == set(expected["queues"])
+    any_reason = False
+    for name, queue in expected["queues"].items():
+        want = sorted(_not_ready_by_reason(queue).items(), key=lambda rs: (-rs[1], rs[0]))
+        chips = on_page[name]["chips"]
+        assert on_page[name]["none"] == (not want), (name, on_page[name])
+        shown = want if len(want) <= MAX_REASONS else want[: MAX_REASONS - 1]
+        assert len(chips) == len(shown) + (len(want) > len(shown)), (name, chips, want)
+        for chip, (reason, seconds) in zip(chips, shown, strict=False):
+            any_reason = True
+            assert chip["reason"] == reason and chip["name"] == (reason or "no reason"), (name, chip, reason)
+            assert math.isclose(float(chip["seconds"]), seconds, rel_tol=1e-12), (name, chip, seconds)
+            assert chip["time"] == _short(seconds), (name, chip, seconds)
+            assert chip["shown"], f"{name}: reason {reason!r} cut off"
+        if len(want) > len(shown):
+            more = chips[-1]
+            rest = want[len(shown) :]
+            assert more["more"] == str(len(rest)) and more["name"] == f"+{len(rest)} more", (name, more)
+            assert more["time"] == _short(sum(s for _, s in rest)), (name, more, rest)
+    assert any_reason, "at the simulated peak some agents should be not ready"
+
+    # Nothing overflows at 1920x1080 with the simulator's four queues, and the not-ready
+    # tile does not make a queue's row taller than the other tiles do.
+    assert overflow["page"] <= 1920, overflow
+    assert not overflow["tiles"], overflow
+    assert max(overflow["rows"]) <= 104 + 1, overflow
+    # With more reasons than fit (and a long one), still no overflow: the longest first,
+    # the rest folded into "+N more", a long reason cut with an ellipsis but its time shown.
+    assert crowded["page"] <= 1920 and not crowded["tiles"], crowded
+    assert max(crowded["rows"]) <= 104 + 1, crowded
+    for tile in crowded_tiles:
+        assert [(c["name"], c["time"]) for c in tile["chips"]] == [
+            ("break", "1h 02m"),
+            ("a-very-long-pause-reason-from-the-pbx", "30m"),
+            ("+3 more", "18m"),
+        ], tile
 
     # Lists are there, and caller numbers only masked.
     assert api["agents"] and api["abandoned"]

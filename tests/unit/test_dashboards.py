@@ -332,7 +332,13 @@ def _snapshot() -> Any:
                 None,
                 2,
                 121.0,
-                {("ready", ""): 1, ("not_ready", "break"): 2, ("not_ready", "lunch"): 1},
+                {("ready", ""): 1, ("not_ready", "break"): 2, ("not_ready", "lunch"): 1, ("not_ready", ""): 1},
+                {
+                    ("ready", ""): 30.0,
+                    ("not_ready", "break"): 400.0,
+                    ("not_ready", "lunch"): 720.5,
+                    ("not_ready", ""): 5.0,
+                },
             ),
             "many": QueueSnapshot("many", targets, {"15m": many}, QueueKpis(), None, 0, None),
         },
@@ -351,12 +357,30 @@ def test_wallboard_tiles_follow_the_terminal_board_rule() -> None:
     assert tiles["many"]["service_level"] == "ok" and tiles["many"]["asa_s"] == "breach"
     assert tiles["many"]["abandon_rate"] == "none" and tiles["many"]["oldest_wait_s"] == "none"
     few = next(q for q in doc["queues"] if q["queue"] == "few")["tiles"]
-    assert few["agents_not_ready"]["value"] == 3 and few["agents_ready"]["value"] == 1
+    assert few["agents_not_ready"]["value"] == 4 and few["agents_ready"]["value"] == 1
     assert {(b["queue"], b["kpi"]) for b in doc["breaches"]} == {
         ("few", "oldest_wait_s"),
         ("many", "asa_s"),
     }
     assert doc["watermark_local"] == "2026-03-02 10:00:00"
+
+
+def test_wallboard_time_not_ready_by_reason() -> None:
+    from dashboards import wallboard
+
+    doc = wallboard.wallboard_json(_snapshot(), [], [], [], "Asia/Shanghai", "15m")
+    tiles = {q["queue"]: q["tiles"]["not_ready_time"] for q in doc["queues"]}
+    # Only not-ready time, per reason, longest first; no reason is None; never a breach.
+    assert tiles["few"]["reasons"] == [
+        {"reason": "lunch", "seconds": 720.5},
+        {"reason": "break", "seconds": 400.0},
+        {"reason": None, "seconds": 5.0},
+    ]
+    assert tiles["few"]["value"] == 1125.5 and tiles["few"]["status"] == "none"
+    # A queue with nobody not ready: no reasons, zero time.
+    assert tiles["many"]["reasons"] == [] and tiles["many"]["value"] == 0
+    assert not any(b["kpi"] == "not_ready_time" for b in doc["breaches"])
+    json.dumps(doc)  # serializable as published
 
 
 def test_wallboard_lists_carry_only_masked_callers() -> None:
