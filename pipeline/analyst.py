@@ -119,7 +119,7 @@ class SnapshotJob:
             self.copy_ms.append(info.copy_ms)
         except Exception as exc:  # noqa: BLE001 - a failed snapshot must never stop ingestion
             self.errors.append(f"{exc.__class__.__name__}: {exc}")
-            log.warning("analyst snapshot failed: %s", exc.__class__.__name__)
+            log.warning("analyst snapshot failed: %s: %s", exc.__class__.__name__, exc, exc_info=True)
         finally:
             if own:
                 con.close()

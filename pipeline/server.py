@@ -22,6 +22,8 @@ from typing import Any
 import duckdb
 
 log = logging.getLogger("callpulse.server")
+# A refresh may take at most 1 / BUSY_FACTOR of the engine thread's time (see Refresher).
+BUSY_FACTOR = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,26 +56,35 @@ class Published:
 class Refresher:
     """Runs jobs on the engine's thread at most every ``every_s`` seconds (and on demand)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, published: Published, every_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        published: Published,
+        every_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.con = con
+        self.clock = clock
         self.published = published
         self.every_s = every_s
         self.jobs: dict[str, Job] = {}
         self.failures: Counter[str] = Counter()
+        self.took_s = 0.0  # how long the last refresh took
         self._last = 0.0
 
     def add(self, name: str, job: Job) -> None:
         self.jobs[name] = job
 
     def __call__(self, _result: object = None) -> None:
-        now = time.monotonic()
-        if now - self._last >= self.every_s:
+        # Under load the jobs (board and snapshot queries) must not crowd out ingestion:
+        # the next refresh waits at least BUSY_FACTOR times as long as the last one took.
+        if self.clock() - self._last >= max(self.every_s, BUSY_FACTOR * self.took_s):
             self.refresh_now()
 
     def refresh_now(self) -> None:
         """Run every job; a failing job keeps its last published value and is logged and
         counted, but never stops ingestion (jobs run inside ``Engine.process``)."""
-        self._last = time.monotonic()
+        started = self._last = self.clock()
         for name, job in self.jobs.items():
             try:
                 self.published.set(name, job(self.con))
@@ -85,6 +96,7 @@ class Refresher:
                     log.exception(
                         "refresh job %r failed (%d times so far); serving its last result", name, self.failures[name]
                     )
+        self.took_s = self.clock() - started
 
 
 class HttpServer:

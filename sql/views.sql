@@ -141,6 +141,20 @@ SELECT agent_id, state, reason,
 FROM agent_events
 WINDOW w AS (PARTITION BY agent_id ORDER BY ts, state);
 
+-- Each agent's current state: its last event in (ts, state) order, the queues it last
+-- reported, since when and seconds in it as of the watermark. The same rows as
+-- agent_states WHERE ended_at IS NULL, from two aggregations instead of a window over
+-- every agent event (the boards read it on every refresh).
+CREATE OR REPLACE VIEW agent_current AS
+WITH last AS (
+    SELECT agent_id, max({'ts': ts, 'state': state}) AS k,
+           arg_max(queues, {'ts': ts, 'state': state}) FILTER (WHERE queues IS NOT NULL) AS queues
+    FROM agent_events GROUP BY agent_id
+)
+SELECT e.agent_id, e.state, e.reason, l.queues, e.ts AS started_at,
+       epoch((SELECT watermark FROM pipeline_state) - e.ts) AS duration_s
+FROM last l JOIN agent_events e ON e.agent_id = l.agent_id AND e.ts = l.k.ts AND e.state = l.k.state;
+
 -- Agent KPIs per interval: calls by the interval they were offered in, state time
 -- clipped to the interval, QA scores by evaluation time.
 CREATE OR REPLACE MACRO kpi_agent_rollup(width) AS TABLE

@@ -12,7 +12,13 @@ from tests.helpers import engine, feed
 
 
 def offered(call_id: str, minute: int) -> dict[str, Any]:
-    return {"type": "call", "event": "offered", "call_id": call_id, "queue": "q", "at": f"2026-03-02T09:{minute:02d}:00Z"}
+    return {
+        "type": "call",
+        "event": "offered",
+        "call_id": call_id,
+        "queue": "q",
+        "at": f"2026-03-02T09:{minute:02d}:00Z",
+    }
 
 
 def test_a_failing_job_keeps_its_last_result_and_ingestion_goes_on(tmp_path: Path) -> None:
@@ -44,3 +50,23 @@ def test_a_failing_job_keeps_its_last_result_and_ingestion_goes_on(tmp_path: Pat
     feed(eng, [offered("d", 3)])
     assert eng.store.con.execute("SELECT count(*) FROM call_events").fetchall()[0][0] == 4
     eng.close()
+
+
+def test_slow_jobs_are_run_less_often_so_ingestion_keeps_most_of_the_time() -> None:
+    now = {"t": 100.0}
+    runs: list[float] = []
+
+    def slow(con: duckdb.DuckDBPyConnection) -> None:
+        runs.append(now["t"])
+        now["t"] += 2.0  # this refresh takes 2 s of the engine thread
+
+    refresher = Refresher(duckdb.connect(), Published(), every_s=1.0, clock=lambda: now["t"])
+    refresher.add("slow", slow)
+    refresher()  # first batch: refresh (t 100 -> 102)
+    assert runs == [100.0] and refresher.took_s == 2.0
+    now["t"] = 105.9  # 5.9 s after the last start: under 3 x 2 s, no refresh yet
+    refresher()
+    assert runs == [100.0]
+    now["t"] = 106.0
+    refresher()
+    assert runs == [100.0, 106.0]
