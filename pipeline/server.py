@@ -54,7 +54,8 @@ class Published:
 
 
 class Refresher:
-    """Runs jobs on the engine's thread at most every ``every_s`` seconds (and on demand)."""
+    """Runs jobs on the engine's thread at most every ``every_s`` seconds (and on demand);
+    ``every_s`` 0: after every batch."""
 
     def __init__(
         self,
@@ -77,8 +78,10 @@ class Refresher:
 
     def __call__(self, _result: object = None) -> None:
         # Under load the jobs (board and snapshot queries) must not crowd out ingestion:
-        # the next refresh waits at least BUSY_FACTOR times as long as the last one took.
-        if self.clock() - self._last >= max(self.every_s, BUSY_FACTOR * self.took_s):
+        # the next refresh waits at least BUSY_FACTOR times as long as the last one took
+        # (``every_s`` 0 means after every batch, whatever it costs: tests, tools).
+        wait = max(self.every_s, BUSY_FACTOR * self.took_s) if self.every_s > 0 else 0.0
+        if self.clock() - self._last >= wait:
             self.refresh_now()
 
     def refresh_now(self) -> None:
