@@ -75,6 +75,21 @@ def test_promtool_unit_tests(tmp_path: Path, test_file: Path) -> None:
     assert "SUCCESS" in proc.stdout and "FAILED" not in proc.stdout
 
 
+def test_promtool_unit_tests_of_the_rules_rendered_for_the_default_config(tmp_path: Path) -> None:
+    """What `callpulse alerts render` writes for the shipped defaults (burn factors fitted to
+    the 0.80 target): pages for reachable burns only (tests/promtool/default_config)."""
+    from metrics.alerts_cli import render_for_config
+    from pipeline.config import Config
+
+    promtool = _promtool()
+    (tmp_path / RULES_NAME).write_text(render_for_config(Config()), encoding="utf-8")
+    test_file = ROOT / "tests" / "promtool" / "default_config" / "slo_burn.yml"
+    shutil.copy(test_file, tmp_path / test_file.name)
+    proc = _run(promtool, "test", "rules", test_file.name, cwd=tmp_path)
+    _ok(proc)
+    assert "SUCCESS" in proc.stdout and "FAILED" not in proc.stdout
+
+
 def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
     """A wrong expectation must fail, so the passing runs above mean something."""
     promtool = _promtool()
