@@ -303,3 +303,33 @@ def test_hourly_and_daily_roll_up_in_site_time_zone() -> None:
     assert daily["offered"] == 8 and daily["service_level"] == pytest.approx(2 / 7)
     hourly = one(eng, "SELECT * FROM kpi_queue_hourly WHERE queue = 'billing'")
     assert hourly["interval_start"] == utc("09:00:00") and hourly["interval_s"] == 3600
+
+
+def test_a_five_minute_interval_by_hand() -> None:
+    """`[pipeline] interval = "5m"`: the scenario's calls fall into three intervals by offer
+    time; each interval's KPIs worked out by hand, and the hour still adds up to the whole."""
+    eng = engine(config=config_from_dict({"site": {"timezone": "Asia/Shanghai"}, "pipeline": {"interval": "5m"}}))
+    feed(eng, SCENARIO)
+    rows = {
+        r["interval_start"]: r
+        for r in frame(
+            eng, "SELECT * FROM kpi_queue_interval WHERE queue = 'billing' ORDER BY interval_start"
+        ).to_dicts()
+    }
+    assert sorted(rows) == [utc("09:00:00"), utc("09:05:00"), utc("09:10:00")]
+    first, second, third = (rows[utc(t)] for t in ("09:00:00", "09:05:00", "09:10:00"))
+    assert {r["interval_s"] for r in rows.values()} == {300}
+    # 09:00-09:05: c1 (answered after 10 s), c2 (answered after 20 s), c3 (abandoned after 3 s: short),
+    # c4 (abandoned after 12 s), c5 (abandoned after 40 s).
+    assert (first["offered"], first["answered"], first["abandoned"], first["short_abandoned"]) == (5, 2, 3, 1)
+    assert first["service_level"] == pytest.approx(1 / (5 - 1))
+    assert first["abandon_rate"] == pytest.approx((3 - 1) / (5 - 1))
+    assert first["asa_s"] == pytest.approx((10 + 20) / 2)
+    # 09:05-09:10: c6 (exited after 120 s), c7 (answered after 15 s: within the threshold).
+    assert (second["offered"], second["answered"], second["exited"]) == (2, 1, 1)
+    assert second["service_level"] == pytest.approx(1 / 2)
+    assert second["asa_s"] == pytest.approx(15)
+    # 09:10-09:15: c8, still waiting at the watermark.
+    assert (third["offered"], third["waiting"]) == (1, 1)
+    hourly = one(eng, "SELECT * FROM kpi_queue_hourly WHERE queue = 'billing'")
+    assert hourly["offered"] == 8 and hourly["service_level"] == pytest.approx(2 / 7)
