@@ -49,8 +49,11 @@ class KafkaSettings:
     bootstrap: str = "127.0.0.1:9092"
     group: str = "callpulse"
     topic_prefix: str = "callpulse."
-    batch_size: int = 5000
-    batch_within_s: float = 0.5
+    # Under a backlog faust fills a batch up to batch_size; a small batch costs a few hundred
+    # ms of maintenance whatever its size, so large batches double the catch-up rate
+    # (make bench: 2,918 -> 5,718 events/s); at low rates batch_within bounds the latency.
+    batch_size: int = 50_000
+    batch_within_s: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

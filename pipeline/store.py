@@ -164,12 +164,12 @@ class Store:
                 con.register("new_qa", new_qa.to_arrow())
                 touched = new_calls.select("call_id", "queue").unique()
                 self._refresh(touched, old_wm, new_wm, agents_changed=new_agents.height > 0)
-                for off in offsets or []:
+                if offsets:
                     self._run(
                         "save_offset",
-                        source=off.source,
-                        partition=off.partition,
-                        offset=off.offset,
+                        sources=[o.source for o in offsets],
+                        partitions=[o.partition for o in offsets],
+                        offsets=[o.offset for o in offsets],
                         updated_at=received_at,
                     )
         finally:

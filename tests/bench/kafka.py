@@ -45,8 +45,10 @@ def _settings(broker: KafkaBroker, batch_size: int, within_s: float) -> KafkaSet
     )
 
 
-def throughput(broker: KafkaBroker, path: Path, db: Path, batch_size: int, partitions: int) -> dict[str, float]:
-    s = _settings(broker, batch_size, 0.5)
+def throughput(
+    broker: KafkaBroker, path: Path, db: Path, batch_size: int, within_s: float, partitions: int
+) -> dict[str, float]:
+    s = _settings(broker, batch_size, within_s)
     kafka.ensure_topics(s, partitions)
     started = time.perf_counter()
     with path.open("rb") as fh:
@@ -118,19 +120,20 @@ def latency(
 
 def run(
     events_path: Path,
-    batch_size: int = 5000,
+    batch_size: int = KafkaSettings().batch_size,
     partitions: int = 3,
     rate: float = 5000.0,
     latency_s: float = 30.0,
-    within_s: float = 0.2,
+    within_s: float = KafkaSettings().batch_within_s,
 ) -> None:
+    """Both runs use the worker's default batch knobs unless told otherwise."""
     work = Path(tempfile.mkdtemp(prefix="callpulse-bench-kafka-"))
     broker = KafkaBroker(heap="1g")
     try:
         with console.status("starting a Kafka broker ..."):
             broker.start()
         with console.status(f"throughput: producing {events_path} and consuming it ..."):
-            t = throughput(broker, events_path, work / "throughput.duckdb", batch_size, partitions)
+            t = throughput(broker, events_path, work / "throughput.duckdb", batch_size, within_s, partitions)
         with console.status(f"latency: {rate:,.0f} events/s for {latency_s:.0f} s ..."):
             lat = latency(broker, work / "latency.duckdb", rate, latency_s, batch_size, within_s)
     finally:
