@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +89,8 @@ def paced_batches(records: list[dict[str, Any]], size: int) -> list[RawBatch]:
 
 def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     cfg = Config(db=tmp_path / "cp.duckdb", analyst=AnalystSettings(freshness_s=2.0))
-    todo = paced_batches(list(simulate(SimConfig(seed=11, scale=0.6))), 250)
+    fed = list(simulate(SimConfig(seed=11, scale=0.6)))
+    todo = paced_batches(fed, 250)
     eng = engine(cfg.db, cfg)
     refresher = Refresher(eng.store.con, Published(), every_s=0.5)  # as pipeline/runtime.py wires it
     job = analyst.SnapshotJob(cfg)
@@ -117,8 +121,7 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
         assert analyst.snapshot_path(cfg).exists(), job.errors
         started = time.monotonic()
         batches_before = len(done_at)
-        query = "SELECT count(*) AS n, count(DISTINCT queue) AS queues, max(offered_at) AS newest FROM calls"
-        procs = [cli("sql", query, "--format", "json", "--db", str(cfg.db)) for _ in range(20)]
+        procs = [cli("sql", CHECKABLE_QUERY, "--format", "json", "--db", str(cfg.db)) for _ in range(20)]
         html = tmp_path / "report.html"
         procs.append(
             cli(
@@ -145,11 +148,27 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
 
     assert not errors, errors
     assert not job.errors, job.errors
+    # Each query's figures, checked against the fed records at the watermark its snapshot
+    # reports on stderr (event times never decrease and whole batches are copied, so every
+    # record before the watermark was stored and none is missing from the snapshot).
+    seen_watermarks = set()
     for (out, err), code in outputs[:20]:
         assert code == 0, err
-        rows = json.loads(out)
-        assert rows[0]["n"] > 0 and rows[0]["queues"] >= 1
         assert "snapshot cp.analyst.duckdb taken" in err and "pipeline running" in err
+        said = re.search(r"; data up to (\S+)$", err.strip().splitlines()[0])
+        assert said, err
+        wm = datetime.fromisoformat(said.group(1))
+        seen_watermarks.add(wm)
+        rows = json.loads(out)
+        assert rows and {datetime.fromisoformat(r["watermark"]) for r in rows} == {wm}, (rows, err)
+        got = {r["queue"]: (r["events_before_wm"], r["offered_before_wm"], r["calls_before_wm"]) for r in rows}
+        want = _figures_before(fed, wm)
+        assert {q: got.get(q, (0, 0, 0)) for q in got | want} == {q: want.get(q, (0, 0, 0)) for q in got | want}, wm
+        # All stored events: those before the watermark, and some or all of those at it.
+        at_most = _figures_before(fed, wm, inclusive=True)
+        for r in rows:
+            assert want.get(r["queue"], (0,))[0] <= r["events"] <= at_most[r["queue"]][0], (r, wm)
+        assert sum(r["calls"] for r in rows) > 0 and len(rows) >= 1
     (out, err), code = outputs[20]
     assert code == 0, err
     text = html.read_text()
@@ -181,6 +200,41 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     info = backup.read_info(snap)
     assert info is not None and info["kind"] == "snapshot"
     snap.close()
+    print(f"the 20 queries read {len(seen_watermarks)} snapshot watermark(s): {sorted(map(str, seen_watermarks))}")
+
+
+# One row per queue from the snapshot, each figure taken up to the snapshot's own watermark.
+CHECKABLE_QUERY = """
+SELECT e.queue, p.watermark,
+       count(*) FILTER (WHERE e.ts < p.watermark) AS events_before_wm,
+       count(*) FILTER (WHERE e.event = 'offered' AND e.ts < p.watermark) AS offered_before_wm,
+       (SELECT count(*) FROM calls c WHERE c.queue = e.queue AND c.offered_at < p.watermark) AS calls_before_wm,
+       (SELECT count(*) FROM calls c WHERE c.queue = e.queue) AS calls,
+       count(*) AS events
+FROM call_events e CROSS JOIN pipeline_state p
+WHERE p.id = 1
+GROUP BY e.queue, p.watermark
+ORDER BY e.queue
+"""
+
+
+def _figures_before(
+    records: list[dict[str, Any]], watermark: datetime, inclusive: bool = False
+) -> dict[str, tuple[int, int, int]]:
+    """Per queue, from the fed records alone: (call events, offered events, calls offered) with
+    event time before the watermark (or at it too, ``inclusive``)."""
+    events: Counter[str] = Counter()
+    offered: Counter[str] = Counter()
+    calls: dict[str, set[str]] = {}
+    for r in records:
+        at = datetime.fromisoformat(r["at"])
+        if r["type"] != "call" or at > watermark or (at == watermark and not inclusive):
+            continue
+        events[r["queue"]] += 1
+        if r["event"] == "offered":
+            offered[r["queue"]] += 1
+            calls.setdefault(r["queue"], set()).add(r["call_id"])
+    return {q: (events[q], offered[q], len(calls.get(q, ()))) for q in events}
 
 
 # -- read-only -----------------------------------------------------------------------
