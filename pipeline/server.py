@@ -72,6 +72,7 @@ class Refresher:
         self.failures: Counter[str] = Counter()
         self.took_s = 0.0  # how long the last refresh took
         self._last = 0.0
+        self._pending = False  # a batch arrived that no refresh has published yet
 
     def add(self, name: str, job: Job) -> None:
         self.jobs[name] = job
@@ -80,14 +81,26 @@ class Refresher:
         # Under load the jobs (board and snapshot queries) must not crowd out ingestion:
         # the next refresh waits at least BUSY_FACTOR times as long as the last one took
         # (``every_s`` 0 means after every batch, whatever it costs: tests, tools).
-        wait = max(self.every_s, BUSY_FACTOR * self.took_s) if self.every_s > 0 else 0.0
-        if self.clock() - self._last >= wait:
+        if self._due():
             self.refresh_now()
+        else:
+            self._pending = True  # published by the next batch, or by tick() if none comes
+
+    def tick(self) -> None:
+        """Publish a batch the cadence skipped, once a refresh is due: an idle pipeline calls
+        this (on the engine thread) so the last batch before a quiet spell reaches the boards."""
+        if self._pending and self._due():
+            self.refresh_now()
+
+    def _due(self) -> bool:
+        wait = max(self.every_s, BUSY_FACTOR * self.took_s) if self.every_s > 0 else 0.0
+        return self.clock() - self._last >= wait
 
     def refresh_now(self) -> None:
         """Run every job; a failing job keeps its last published value and is logged and
         counted, but never stops ingestion (jobs run inside ``Engine.process``)."""
         started = self._last = self.clock()
+        self._pending = False
         for name, job in self.jobs.items():
             try:
                 self.published.set(name, job(self.con))

@@ -204,6 +204,7 @@ class KafkaWorker:
         self._thread = EngineThread()
         self.engine: Engine | None = None
         self.sink: OffsetSink | None = None
+        self.services: Any = None  # the runtime services while running (pipeline.runtime)
         self._fatal: BaseException | None = None
 
     def stop(self) -> None:
@@ -342,9 +343,12 @@ class KafkaWorker:
         idle_tick = time.monotonic()
         try:
             while not self._stop.is_set():
-                if on_progress is not None and time.monotonic() - idle_tick >= 1.0:
+                if time.monotonic() - idle_tick >= 1.0:
                     idle_tick = time.monotonic()
-                    on_progress(summary)
+                    if on_progress is not None:
+                        on_progress(summary)
+                    if self.services is not None:  # publish a batch the refresh cadence skipped
+                        await self._thread.run(self.services.refresher.tick)
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 if app.crashed or worker.crashed:

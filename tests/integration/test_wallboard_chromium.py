@@ -359,3 +359,56 @@ def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> 
     for row in api["waiting"] + api["abandoned"]:
         assert row["caller"] is None or "*" in row["caller"]
     assert not re.search(r"\+\d{10,}", body_text), "a caller number is shown in the clear"
+
+
+def test_the_open_page_follows_new_batches_without_reloading(tmp_path: Path, chromium: DevTools) -> None:
+    """A batch stored while the page is open reaches it by itself: the page's watermark and
+    every numeric tile become those of `/api/wallboard` after the batch, and the page was
+    not reloaded (a marker set before the batch survives). The batch arrives right after a
+    refresh, so the refresh cadence skips it: the pipeline's idle tick publishes it."""
+    port = free_port()
+    config_path = _config_file(tmp_path, port)
+    _replay(config_path)
+    cfg = load_config(config_path)
+    more = list(itertools.islice(simulate(SimConfig()), EVENTS, EVENTS + 2_500))
+    url = f"http://{LOOPBACK}:{port}/"
+    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
+        services = start_services(engine, cfg)
+        try:
+            chromium.call("Page.enable")
+            chromium.call("Page.navigate", url=url)
+            wait_until(
+                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
+                30,
+                "the wallboard to load its data",
+            )
+            before = chromium.evaluate("document.body.dataset.watermark")
+            chromium.evaluate("window.__callpulseMarker = 'still the same page'")
+            services.refresher.refresh_now()  # so the batch below falls inside the cadence
+            engine.process(batch(more, "simulator", EVENTS))
+
+            def published() -> bool:
+                services.refresher.tick()  # what the worker's idle loop does every second
+                doc = json.loads(urllib.request.urlopen(url + "api/wallboard", timeout=10).read())
+                return bool(doc["watermark"] != before)
+
+            wait_until(published, 30, "the skipped batch to be published")
+            api = json.loads(urllib.request.urlopen(url + "api/wallboard", timeout=10).read())
+            wait_until(
+                lambda: chromium.evaluate("document.body.dataset.watermark") == api["watermark"],
+                30,
+                "the open page to show the new watermark",
+            )
+            tiles = chromium.evaluate(READ_TILES)
+            marker = chromium.evaluate("window.__callpulseMarker")
+        finally:
+            services.close()
+
+    assert marker == "still the same page"
+    assert api["watermark"] > before
+    want = {(q["queue"], key): tile["value"] for q in api["queues"] for key, tile in q["tiles"].items()}
+    got = {(t["queue"], t["kpi"]): t["value"] for t in tiles}
+    numeric = [k for k, v in want.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    assert numeric
+    for key in numeric:
+        assert math.isclose(float(got[key]), float(want[key]), rel_tol=1e-12), (key, got.get(key), want[key])

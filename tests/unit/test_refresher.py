@@ -70,3 +70,27 @@ def test_slow_jobs_are_run_less_often_so_ingestion_keeps_most_of_the_time() -> N
     now["t"] = 106.0
     refresher()
     assert runs == [100.0, 106.0]
+
+
+def test_a_batch_the_cadence_skipped_is_published_by_a_later_tick() -> None:
+    """The last batch before a quiet spell must reach the boards without another batch."""
+    now = {"t": 100.0}
+    published = Published()
+    seen = {"batches": 0}
+    refresher = Refresher(duckdb.connect(), published, every_s=1.0, clock=lambda: now["t"])
+    refresher.add("count", lambda con: seen["batches"])
+    seen["batches"] = 1
+    refresher()  # first batch: published at once
+    assert published.get("count") == 1
+    now["t"] = 100.5
+    seen["batches"] = 2
+    refresher()  # second batch within the cadence: not yet
+    refresher.tick()  # idle tick before it is due: still not
+    assert published.get("count") == 1
+    now["t"] = 101.0
+    refresher.tick()  # due: the skipped batch is published
+    assert published.get("count") == 2
+    runs_before = refresher._last
+    now["t"] = 105.0
+    refresher.tick()  # nothing pending: no refresh
+    assert refresher._last == runs_before
