@@ -19,7 +19,7 @@ import duckdb
 import typer
 from rich.console import Console
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from metrics.snapshot import take_snapshot
 from pipeline import board, kafka_cli
@@ -27,6 +27,7 @@ from pipeline.adapters.mapped import MappingError
 from pipeline.config import Config, ConfigError, load_config, pii_key_from_env
 from pipeline.engine import Engine, Totals
 from pipeline.pii import local_demo_key
+from pipeline.progress import progress_bar
 from pipeline.records import Parsed, RawBatch
 from pipeline.runtime import start_services
 from pipeline.sources import adapted, files
@@ -133,16 +134,7 @@ def _batches(
 
 
 def _progress() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-        disable=not console.is_terminal,
-    )
+    return progress_bar(console)
 
 
 @app.command()

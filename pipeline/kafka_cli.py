@@ -19,9 +19,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, TaskID
 
 from pipeline.config import Config, load_config, pii_key_from_env
+from pipeline.progress import progress_bar
 
 log = logging.getLogger("callpulse.worker")
 console = Console(stderr=True)
@@ -61,16 +62,7 @@ def kafka_config(
 
 
 def _progress() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-        disable=not console.is_terminal,
-    )
+    return progress_bar(console)
 
 
 def worker(
