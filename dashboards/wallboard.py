@@ -1,8 +1,8 @@
 """The built-in wallboard page, for centres without Grafana: `/` (plain HTML/CSS/JS from
 ``dashboards/wallboard/``) and its data at `/api/wallboard`.
 
-Data flow: a refresh job, run by ``services.refresher`` on the engine's thread (the only
-one that touches DuckDB), turns the latest snapshot plus the ``sql/wallboard_*.sql``
+Data flow: a refresh job, run by ``services.refresher`` (on its own thread and DuckDB
+connection in a running pipeline), turns the latest snapshot plus the ``sql/wallboard_*.sql``
 lists into one JSON document and publishes it; the routes only read what was
 published. Tiles use the snapshot's numbers (the same ones `callpulse kpis` prints) and
 the terminal board's breach rule: a KPI is in breach when it is past its target on a
@@ -191,7 +191,7 @@ def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | No
 
 
 def compute(con: duckdb.DuckDBPyConnection, snapshot: KpiSnapshot, timezone: str, window: str) -> dict[str, Any]:
-    """Run the list queries (engine thread only) and build the document."""
+    """Run the list queries (the refresher's thread) and build the document."""
     return wallboard_json(
         snapshot,
         _rows(con, "wallboard_waiting_calls", {"limit": LIST_LIMIT}),

@@ -12,8 +12,8 @@ small batches and a replay in one batch write the same ``breaches`` rows.
 
 Pure core: ``Evaluation`` (one KPI value at one point), ``Breach`` (one breaches row)
 and ``BreachBook.apply`` (the state machine). ``BreachDetector`` is the thin part that
-reads evaluations from DuckDB and persists the book; it runs on the engine's thread
-(a refresh job or an engine listener).
+reads evaluations from DuckDB and persists the book; it runs as a refresh job, one at a
+time (the breach tables have no other writer).
 
 KPIs and the window label: ``service_level`` (breach when below target),
 ``abandon_rate`` and ``asa`` (above target) on every configured window, gated by the
@@ -215,7 +215,7 @@ def evaluations_as_of(
 
 
 class BreachDetector:
-    """Evaluates the points the watermark passed and persists the book (engine thread only).
+    """Evaluates the points the watermark passed and persists the book (one caller at a time).
 
     Call it with the store's connection after batches (it is a refresher job); it
     returns the open breach keys, which the exporter publishes.

@@ -1,7 +1,7 @@
 """The Prometheus ``Collector`` over the latest published KPI state.
 
 ``KpiCollector(source)`` reads one ``ExportState`` (the KPI snapshot plus what the
-exporter's refresh job computed on the engine's thread: call totals, wait histogram,
+exporter's refresh job computed on the refresher's thread: call totals, wait histogram,
 occupancy, open breaches, pipeline health) and turns it into metric families named
 in ``metrics.names``. It never touches DuckDB and never registers itself anywhere:
 give it to a registry of your own (``CollectorRegistry().register(collector)``).
@@ -126,7 +126,7 @@ class AgentKpis:
 
 @dataclass(frozen=True, slots=True)
 class ExportState:
-    """Everything one scrape shows; built on the engine's thread, replaced whole."""
+    """Everything one scrape shows; built by the refresh job, replaced whole."""
 
     snapshot: KpiSnapshot | None
     calls: Mapping[str, CallTotals] = field(default_factory=dict)

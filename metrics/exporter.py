@@ -1,8 +1,8 @@
 """``/metrics``: attaches the KPI collector, the breach detector and their refresh job to
 the runtime services (pipeline/runtime.py).
 
-Threads: ``Exporter.refresh`` is a refresher job, so it runs on the engine's thread
-(the only one touching DuckDB): it runs the breach detector, reads the running call
+Threads: ``Exporter.refresh`` is a refresher job, so it runs on the refresher's thread
+and connection (pipeline/server.py; the engine's, with ``every_s`` 0): it runs the breach detector, reads the running call
 totals, wait histogram, occupancy and (with ``per_agent``) each agent's state,
 window KPIs and QA score, copies the engine's counters and
 publishes one immutable ``ExportState``. The HTTP handler only formats what was
@@ -111,7 +111,7 @@ class Exporter:
         self.registry.register(self.collector)
 
     def refresh(self, con: duckdb.DuckDBPyConnection) -> ExportState:
-        """Build (and keep) the state the next scrapes show; engine thread only."""
+        """Build (and keep) the state the next scrapes show; the refresher's thread only."""
         breaches = self.detector(con)
         snap: KpiSnapshot | None = self.snapshot()
         bounds = wait_bounds(t.sl_threshold_s for t in _targets(snap))

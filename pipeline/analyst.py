@@ -142,7 +142,7 @@ def attach(services: Any) -> SnapshotJob | None:
     if config.analyst.snapshot is None:
         config = replace(config, db=Path(rows[0][0]))
     job = SnapshotJob(config)
-    services.refresher.add("analyst_snapshot", job)
+    services.refresher.add("analyst_snapshot", job, engine=True)  # retention writes
     return job
 
 

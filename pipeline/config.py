@@ -49,9 +49,9 @@ class KafkaSettings:
     bootstrap: str = "127.0.0.1:9092"
     group: str = "callpulse"
     topic_prefix: str = "callpulse."
-    # Under a backlog faust fills a batch up to batch_size; a small batch costs a few hundred
-    # ms of maintenance whatever its size, so large batches double the catch-up rate
-    # (make bench: 2,918 -> 5,718 events/s); at low rates batch_within bounds the latency.
+    # Under a backlog (or while the store is busy) a micro-batch grows up to batch_size: a
+    # batch costs a few hundred ms of KPI maintenance whatever its size, so large batches
+    # catch up fastest; at low rates batch_within bounds the wait before a batch is stored.
     batch_size: int = 50_000
     batch_within_s: float = 1.0
 

@@ -219,8 +219,10 @@ def _queues_list() -> pl.Expr:
 
 def normalize(batch: RawBatch, hasher: CallerHasher, now: datetime, max_future_s: float = 300.0) -> Normalized:
     """Validate ``batch``; ``now`` is the wall clock used for the future-timestamp check."""
+    # A batch merged from several sources (RawBatch.concat) names each row's source in _src.
+    src = pl.col("_src") if "_src" in batch.frame.columns else pl.lit(batch.source, dtype=pl.String)
     f = batch.frame.with_row_index("_row").with_columns(
-        pl.col("_row").cast(pl.Int64), *[_blank_to_null(n) for n in _ID_FIELDS]
+        pl.col("_row").cast(pl.Int64), src.alias("_src"), *[_blank_to_null(n) for n in _ID_FIELDS]
     )
     f = f.with_columns(
         [_parse_ts(n) for n in _TIME_FIELDS]
@@ -239,21 +241,19 @@ def normalize(batch: RawBatch, hasher: CallerHasher, now: datetime, max_future_s
     ).drop("_caller_n")
     good = f.filter(pl.col("_reason").is_null())
     bad = f.filter(pl.col("_reason").is_not_null())
-    dead = pl.concat(
-        [dead_letters_frame(batch.dead), _dead_rows(bad.with_columns(pl.lit(batch.source).alias("source")))]
-    )
-    calls = pl.concat([_live_calls(good, batch.source), _exploded_cdrs(good, batch.source)], how="vertical")
+    dead = pl.concat([dead_letters_frame(batch.dead), _dead_rows(bad.rename({"_src": "source"}))])
+    calls = pl.concat([_live_calls(good), _exploded_cdrs(good)], how="vertical")
     return Normalized(
         calls=calls,
-        agents=_agent_events(good, batch.source),
-        qa=_qa_events(good, batch.source),
+        agents=_agent_events(good),
+        qa=_qa_events(good),
         dead=dead,
         records=batch.size,
-        origin=good.select("_row", pl.lit(batch.source).alias("source"), "_pos", "_raw", "caller", "caller_key"),
+        origin=good.select("_row", pl.col("_src").alias("source"), "_pos", "_raw", "caller", "caller_key"),
     )
 
 
-def _call_frame(f: pl.DataFrame, source: str, event: pl.Expr, ts: pl.Expr, **cols: pl.Expr) -> pl.DataFrame:
+def _call_frame(f: pl.DataFrame, event: pl.Expr, ts: pl.Expr, **cols: pl.Expr) -> pl.DataFrame:
     null_s, null_f = pl.lit(None, dtype=pl.String), pl.lit(None, dtype=pl.Float64)
     base: dict[str, pl.Expr] = {
         "_row": pl.col("_row"),
@@ -270,7 +270,7 @@ def _call_frame(f: pl.DataFrame, source: str, event: pl.Expr, ts: pl.Expr, **col
         "case_id": pl.col("case_id"),
         "category": pl.col("category"),
         "resolved": pl.lit(None, dtype=pl.Boolean),
-        "source": pl.lit(source),
+        "source": pl.col("_src"),
         "position": pl.col("_pos"),
     }
     base.update(cols)
@@ -280,11 +280,10 @@ def _call_frame(f: pl.DataFrame, source: str, event: pl.Expr, ts: pl.Expr, **col
     return out.cast(CALL_EVENT_SCHEMA)  # type: ignore[arg-type]
 
 
-def _live_calls(good: pl.DataFrame, source: str) -> pl.DataFrame:
+def _live_calls(good: pl.DataFrame) -> pl.DataFrame:
     live = good.filter(pl.col("type") == "call")
     return _call_frame(
         live,
-        source,
         pl.col("event"),
         pl.col("at__t"),
         caller_key=pl.col("caller_key"),
@@ -296,7 +295,7 @@ def _live_calls(good: pl.DataFrame, source: str) -> pl.DataFrame:
     )
 
 
-def _exploded_cdrs(good: pl.DataFrame, source: str) -> pl.DataFrame:
+def _exploded_cdrs(good: pl.DataFrame) -> pl.DataFrame:
     """A CDR is the events it implies: offered, then its outcome, then ended/transferred."""
     cdr = good.filter(pl.col("type") == "cdr").with_columns(
         pl.coalesce(
@@ -315,17 +314,15 @@ def _exploded_cdrs(good: pl.DataFrame, source: str) -> pl.DataFrame:
     frames = [
         _call_frame(
             cdr,
-            source,
             pl.lit("offered"),
             pl.col("offered_at__t"),
             caller_key=pl.col("caller_key"),
             caller_masked=pl.col("caller_masked"),
             agent_id=pl.lit(None, dtype=pl.String),
         ),
-        _call_frame(answered, source, pl.lit("answered"), pl.col("answered_at__t")),
+        _call_frame(answered, pl.lit("answered"), pl.col("answered_at__t")),
         _call_frame(
             answered,
-            source,
             pl.lit("ended"),
             pl.col("ended_at__t"),
             talk_s=talk,
@@ -335,14 +332,12 @@ def _exploded_cdrs(good: pl.DataFrame, source: str) -> pl.DataFrame:
         ),
         _call_frame(
             cdr.filter(pl.col("_outcome") != "answered"),
-            source,
             pl.col("_outcome"),
             pl.col("ended_at__t"),
             agent_id=pl.lit(None, dtype=pl.String),
         ),
         _call_frame(
             answered.filter(pl.col("transferred__b").fill_null(False)),
-            source,
             pl.lit("transferred"),
             pl.col("ended_at__t"),
         ),
@@ -350,7 +345,7 @@ def _exploded_cdrs(good: pl.DataFrame, source: str) -> pl.DataFrame:
     return pl.concat(frames, how="vertical")
 
 
-def _agent_events(good: pl.DataFrame, source: str) -> pl.DataFrame:
+def _agent_events(good: pl.DataFrame) -> pl.DataFrame:
     a = good.filter(pl.col("type") == "agent")
     if a.height == 0:
         return pl.DataFrame(schema=AGENT_EVENT_SCHEMA)
@@ -361,12 +356,12 @@ def _agent_events(good: pl.DataFrame, source: str) -> pl.DataFrame:
         pl.col("state"),
         pl.col("reason"),
         _queues_list(),
-        pl.lit(source).alias("source"),
+        pl.col("_src").alias("source"),
         pl.col("_pos").alias("position"),
     ).cast(AGENT_EVENT_SCHEMA)  # type: ignore[arg-type]
 
 
-def _qa_events(good: pl.DataFrame, source: str) -> pl.DataFrame:
+def _qa_events(good: pl.DataFrame) -> pl.DataFrame:
     q = good.filter(pl.col("type") == "qa")
     if q.height == 0:
         return pl.DataFrame(schema=QA_SCHEMA)
@@ -377,7 +372,7 @@ def _qa_events(good: pl.DataFrame, source: str) -> pl.DataFrame:
         pl.col("score__n").alias("score"),
         pl.col("at__t").alias("ts"),
         pl.col("evaluator"),
-        pl.lit(source).alias("source"),
+        pl.col("_src").alias("source"),
         pl.col("_pos").alias("position"),
     ).cast(QA_SCHEMA)  # type: ignore[arg-type]
 

@@ -102,6 +102,24 @@ class RawBatch:
         return self.frame.height + len(self.dead)
 
     @classmethod
+    def concat(cls, batches: list[RawBatch]) -> RawBatch:
+        """Several batches as one (one transaction, one KPI refresh); each row keeps its
+        source in a ``_src`` column, dead letters and offsets keep theirs."""
+        if len(batches) == 1:
+            return batches[0]
+
+        def tagged(b: RawBatch) -> pl.DataFrame:
+            return b.frame if "_src" in b.frame.columns else b.frame.with_columns(pl.lit(b.source).alias("_src"))
+
+        frames = [tagged(b) for b in batches]
+        return cls(
+            source=",".join(dict.fromkeys(b.source for b in batches)),
+            frame=pl.concat(frames, how="vertical"),
+            dead=[d for b in batches for d in b.dead],
+            offsets=[o for b in batches for o in b.offsets],
+        )
+
+    @classmethod
     def from_items(
         cls,
         source: str,

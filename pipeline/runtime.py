@@ -1,9 +1,10 @@
 """What runs beside the engine in a long-lived process (`demo`, `worker`): the
 refresher that publishes snapshots after batches, and the HTTP server.
 
-Each feature attaches itself here with one call: it adds refresh jobs (run on the
-engine's thread, the only one that touches DuckDB) and HTTP routes (which only
-read what the jobs published).
+Each feature attaches itself here with one call: it adds refresh jobs (read-only ones run on
+the refresher's own thread and DuckDB connection, so a batch never waits for a board;
+jobs that write, on the engine's thread) and HTTP routes (which only read what the jobs
+published).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Services:
     server: HttpServer | None
 
     def close(self) -> None:
+        self.refresher.stop()
         if self.server is not None:
             self.server.stop()
 
@@ -48,6 +50,7 @@ def start_services(engine: Engine, config: Config, serve: bool = True, refresh_e
     # -- attach: analyst snapshot (pipeline/analyst.py) --
     analyst.attach(services)
     refresher.refresh_now()
+    refresher.start_background()  # every_s 0 (tests, tools): stays after every batch, on this thread
     if server is not None:
         server.start()
     return services

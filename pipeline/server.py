@@ -1,10 +1,11 @@
 """The small HTTP server of `callpulse demo` / `worker`: /metrics, the wallboard page
 and its JSON, on 127.0.0.1 unless told otherwise.
 
-Threads: DuckDB is only ever touched on the engine's thread. After a batch, the
-``Refresher`` (an engine listener) runs each registered job against the store and
-publishes the results; HTTP handlers only read what was published, so a slow
-client can never block or endanger ingestion.
+Threads: the store is written only on the engine's thread. After a batch, the
+``Refresher`` runs each registered job against the store and publishes the results
+(in a long-lived process on its own thread and DuckDB connection, see ``Refresher``);
+HTTP handlers only read what was published, so a slow client can never block or
+endanger ingestion.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -54,8 +55,16 @@ class Published:
 
 
 class Refresher:
-    """Runs jobs on the engine's thread at most every ``every_s`` seconds (and on demand);
-    ``every_s`` 0: after every batch."""
+    """Runs the refresh jobs at most every ``every_s`` seconds after a batch (and on demand);
+    ``every_s`` 0: after every batch.
+
+    Where jobs run: by default on the engine's thread, as an engine listener. After
+    ``start_background()`` the read-only jobs (boards, /metrics, breaches) run on a
+    thread of their own through a second DuckDB connection of the same database, so a
+    batch never waits for a board query: DuckDB gives that connection its own
+    transactions, which see every batch committed when they begin. Jobs added with
+    ``engine=True`` (they change stored data: retention) always run on the engine thread.
+    """
 
     def __init__(
         self,
@@ -69,27 +78,67 @@ class Refresher:
         self.published = published
         self.every_s = every_s
         self.jobs: dict[str, Job] = {}
+        self.engine_jobs: set[str] = set()
         self.failures: Counter[str] = Counter()
         self.took_s = 0.0  # how long the last refresh took
         self._last = 0.0
         self._pending = False  # a batch arrived that no refresh has published yet
+        self._last_engine = float("-inf")
+        self._lock = threading.Lock()  # one refresh at a time
+        self._reader: duckdb.DuckDBPyConnection | None = None
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
 
-    def add(self, name: str, job: Job) -> None:
+    def add(self, name: str, job: Job, engine: bool = False) -> None:
         self.jobs[name] = job
+        if engine:
+            self.engine_jobs.add(name)
+
+    @property
+    def background(self) -> bool:
+        return self._thread is not None
+
+    def start_background(self) -> None:
+        """Run the read-only jobs on a refresher thread from now on (engine thread call)."""
+        if self._thread is not None or self.every_s <= 0:
+            return
+        self._reader = self.con.cursor()
+        self._thread = threading.Thread(target=self._loop, name="refresher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the refresher thread (after its current refresh) and close its connection."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stopping.set()
+            self._wake.set()
+            thread.join()
+        if self._reader is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._reader.close()
+            self._reader = None
 
     def __call__(self, _result: object = None) -> None:
         # Under load the jobs (board and snapshot queries) must not crowd out ingestion:
         # the next refresh waits at least BUSY_FACTOR times as long as the last one took
         # (``every_s`` 0 means after every batch, whatever it costs: tests, tools).
-        if self._due():
+        if self.background:
+            self._pending = True
+            self._wake.set()
+            self._run_engine_jobs()
+        elif self._due():
             self.refresh_now()
         else:
             self._pending = True  # published by the next batch, or by tick() if none comes
 
     def tick(self) -> None:
         """Publish a batch the cadence skipped, once a refresh is due: an idle pipeline calls
-        this (on the engine thread) so the last batch before a quiet spell reaches the boards."""
-        if self._pending and self._due():
+        this (on the engine thread) so the last batch before a quiet spell reaches the boards.
+        In the background, the refresher thread does this itself."""
+        if self.background:
+            self._run_engine_jobs()
+        elif self._pending and self._due():
             self.refresh_now()
 
     def _due(self) -> bool:
@@ -97,22 +146,57 @@ class Refresher:
         return self.clock() - self._last >= wait
 
     def refresh_now(self) -> None:
-        """Run every job; a failing job keeps its last published value and is logged and
-        counted, but never stops ingestion (jobs run inside ``Engine.process``)."""
+        """Run every job now (engine thread); a failing job keeps its last published value
+        and is logged and counted, but never stops ingestion."""
+        if not self.background:
+            with self._lock:
+                self._refresh(self.jobs, self.con)
+            return
+        self._run_engine_jobs(force=True)
+        assert self._reader is not None
+        with self._lock:
+            self._refresh([n for n in self.jobs if n not in self.engine_jobs], self._reader)
+
+    def _run_engine_jobs(self, force: bool = False) -> None:
+        """The jobs that write, on the engine thread, at the refresh cadence."""
+        if self.engine_jobs and (force or self._engine_due()):
+            self._last_engine = self.clock()
+            for name in self.engine_jobs:
+                self._run_job(name, self.con)
+
+    def _engine_due(self) -> bool:
+        return self.clock() - self._last_engine >= max(self.every_s, 1.0)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(timeout=0.25)
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
+            if self._pending and self._due():
+                with self._lock:
+                    reader = self._reader
+                    if reader is not None:
+                        self._refresh([n for n in self.jobs if n not in self.engine_jobs], reader)
+
+    def _refresh(self, names: Iterable[str], con: duckdb.DuckDBPyConnection) -> None:
         started = self._last = self.clock()
         self._pending = False
-        for name, job in self.jobs.items():
-            try:
-                self.published.set(name, job(self.con))
-            except Exception:  # noqa: BLE001 - a board or snapshot bug must not stop the pipeline
-                self.failures[name] += 1
-                with contextlib.suppress(duckdb.Error):
-                    self.con.execute("ROLLBACK")  # a job that failed inside its own transaction
-                if self.failures[name] == 1 or self.failures[name] % 100 == 0:
-                    log.exception(
-                        "refresh job %r failed (%d times so far); serving its last result", name, self.failures[name]
-                    )
+        for name in names:
+            self._run_job(name, con)
         self.took_s = self.clock() - started
+
+    def _run_job(self, name: str, con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            self.published.set(name, self.jobs[name](con))
+        except Exception:  # noqa: BLE001 - a board or snapshot bug must not stop the pipeline
+            self.failures[name] += 1
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")  # a job that failed inside its own transaction
+            if self.failures[name] == 1 or self.failures[name] % 100 == 0:
+                log.exception(
+                    "refresh job %r failed (%d times so far); serving its last result", name, self.failures[name]
+                )
 
 
 class HttpServer:

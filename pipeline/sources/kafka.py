@@ -146,6 +146,52 @@ def batch_from_messages(topic: str, messages: Sequence[Message], max_value_bytes
     return RawBatch(source=source, frame=frame, dead=dead, offsets=batch_offsets(messages))
 
 
+class MicroBatcher:
+    """Collects fetched messages into micro-batches bounded by size and time.
+
+    A batch is due when it holds ``batch_size`` messages, or when its first message
+    has waited ``within_s`` and the consumer of batches has room for one more. While
+    the consumer is busy, messages keep accumulating (up to ``batch_size``), so under a
+    backlog batches grow to the size the store handles best instead of queueing up.
+    Messages keep their partition order; a batch keeps one list per topic.
+    """
+
+    def __init__(self, batch_size: int, within_s: float) -> None:
+        self.batch_size = max(1, batch_size)
+        self.within_s = within_s
+        self.count = 0
+        self.since: float | None = None  # when the oldest pending message arrived
+        self._pending: dict[str, list[Message]] = {}
+
+    def add(self, messages: Iterable[Message], now: float) -> None:
+        for m in messages:
+            self._pending.setdefault(m.topic, []).append(m)
+            self.count += 1
+        if self.count and self.since is None:
+            self.since = now
+
+    def due(self, now: float, room: bool) -> bool:
+        if self.count >= self.batch_size:
+            return True
+        return room and self.since is not None and now - self.since >= self.within_s
+
+    def wait_s(self, now: float, ceiling: float = 1.0) -> float:
+        """How long a fetch may block before the oldest pending message is due."""
+        if self.since is None:
+            return ceiling
+        return min(ceiling, max(0.0, self.since + self.within_s - now))
+
+    def take(self) -> list[list[Message]]:
+        """The pending messages, one list per topic, and start a new batch."""
+        batches = list(self._pending.values())
+        self._pending, self.count, self.since = {}, 0, None
+        return batches
+
+    def clear(self) -> None:
+        """Drop what is pending (a rebalance: the partitions are sought again from DuckDB)."""
+        self.take()
+
+
 @dataclass(slots=True)
 class _Tail:
     """One partition's parser and the offset of the last message it was given."""

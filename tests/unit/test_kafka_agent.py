@@ -14,6 +14,7 @@ from pipeline.config import KafkaSettings
 from pipeline.records import RawBatch, SourceOffset
 from pipeline.sources.kafka import (
     Message,
+    MicroBatcher,
     QueueLogDecoder,
     batch_from_messages,
     batch_offsets,
@@ -24,7 +25,7 @@ from pipeline.sources.kafka import (
     seek_positions,
     topic_names,
 )
-from pipeline.worker import OffsetSink, batch_agent
+from pipeline.worker import OffsetSink, store_agent
 from tests.helpers import engine
 
 CALL = {"type": "call", "event": "offered", "call_id": "c1", "queue": "billing", "at": "2026-03-02T09:00:00Z"}
@@ -34,7 +35,7 @@ def msg(offset: int, value: bytes | None, partition: int = 0, topic: str = "p.ca
     return Message(topic, partition, offset, value)
 
 
-def test_take_events_batches_reach_the_handler_with_positions() -> None:
+def test_the_store_agent_hands_each_micro_batch_to_the_handler() -> None:
     import faust
 
     # The broker is never contacted: test_context feeds the agent from an in-memory channel.
@@ -46,34 +47,79 @@ def test_take_events_batches_reach_the_handler_with_positions() -> None:
         web_enabled=False,
         autodiscover=False,
     )
-    topic = app.topic("p.calls", value_serializer="raw")
-    got: list[list[Message]] = []
+    got: list[list[list[Message]]] = []
+    batcher = MicroBatcher(batch_size=3, within_s=0.2)
+    values = [json.dumps({**CALL, "call_id": f"c{i}"}).encode() for i in range(5)]
+    batcher.add([msg(i, v) for i, v in enumerate(values[:3])], now=0.0)
+    full = batcher.take()
+    batcher.add([msg(3, values[3]), msg(4, values[4]), msg(0, b"{}", topic="p.agents")], now=0.0)
+    rest = batcher.take()
 
     async def main() -> None:
         enough = asyncio.Condition()
 
-        async def handler(messages: list[Message]) -> None:
+        async def handler(batches: list[list[Message]]) -> None:
             async with enough:
-                got.append(messages)
+                got.append(batches)
                 enough.notify_all()
 
-        agent = app.agent(topic, name="unit-calls", concurrency=1)(batch_agent(handler, 3, 0.2))
+        agent = app.agent(app.channel(), name="unit-store", concurrency=1)(store_agent(handler))
         async with agent.test_context() as ctx:
-            for i in range(5):
-                await ctx.put(json.dumps({**CALL, "call_id": f"c{i}"}).encode())
-            # put() returns before the batch is flushed: wait for the condition, not a sleep.
+            await ctx.put(full)
+            await ctx.put(rest)
+            # put() returns before the agent ran: wait for the condition, not a sleep.
             async with enough:
-                await asyncio.wait_for(enough.wait_for(lambda: sum(map(len, got)) >= 5), timeout=10)
+                await asyncio.wait_for(enough.wait_for(lambda: len(got) == 2), timeout=10)
 
     asyncio.run(main())
-    assert [len(b) for b in got] == [3, 2]  # batch_size 3, the rest after `within`
-    flat = [m for b in got for m in b]
+    assert [[len(t) for t in b] for b in got] == [[3], [2, 1]]  # one list per topic
+    flat = [m for t in got[0] + got[1][:1] for m in t]
     assert [m.offset for m in flat] == [0, 1, 2, 3, 4]
-    assert {m.topic for m in flat} == {"p.calls"}
     batch = batch_from_messages("p.calls", flat)
     assert batch.frame.get_column("call_id").to_list() == [f"c{i}" for i in range(5)]
     assert batch.frame.get_column("_pos").to_list() == [f"p.calls:0:{i}" for i in range(5)]
     assert batch.offsets == [SourceOffset("kafka:p.calls", 0, 4)]
+
+
+def test_micro_batches_are_bounded_by_size_and_time_and_grow_while_the_store_is_busy() -> None:
+    b = MicroBatcher(batch_size=4, within_s=0.5)
+    assert not b.due(now=100.0, room=True) and b.wait_s(100.0) == 1.0  # nothing pending
+    b.add([msg(0, b"{}"), msg(1, b"{}")], now=100.0)
+    assert not b.due(now=100.4, room=True)
+    assert b.wait_s(100.4) == pytest.approx(0.1)  # a fetch may block until the batch is due
+    assert b.due(now=100.5, room=True)  # the time bound
+    assert not b.due(now=100.9, room=False)  # the store is busy: keep collecting ...
+    b.add([msg(2, b"{}"), msg(3, b"{}", topic="p.agents")], now=100.9)
+    assert b.due(now=100.9, room=False)  # ... up to the size bound
+    taken = b.take()
+    assert [[(m.topic, m.offset) for m in t] for t in taken] == [
+        [("p.calls", 0), ("p.calls", 1), ("p.calls", 2)],
+        [("p.agents", 3)],
+    ]
+    assert b.count == 0 and b.since is None and not b.due(now=200.0, room=True)
+    b.add([msg(4, b"{}")], now=201.0)
+    b.clear()  # a rebalance drops what is pending
+    assert b.take() == []
+
+
+def test_a_micro_batch_of_several_topics_is_stored_in_one_process_call() -> None:
+    eng = engine()
+    try:
+        sink = OffsetSink(eng, ["p.calls", "p.agents"])
+        agent = {"type": "agent", "agent_id": "a1", "state": "ready", "at": "2026-03-02T09:00:00Z"}
+        calls = [msg(0, json.dumps(CALL).encode()), msg(1, b"junk")]
+        agents = [msg(0, json.dumps(agent).encode(), topic="p.agents")]
+        assert sink.handle_all([calls, agents]) == (3, 0)
+        assert eng.totals.batches == 1
+        assert eng.store.offsets("kafka:p.calls") == {0: 1} and eng.store.offsets("kafka:p.agents") == {0: 0}
+        sources = eng.store.con.execute(
+            "SELECT (SELECT source FROM call_events), (SELECT source FROM agent_events),"
+            " (SELECT source || ' ' || position FROM dead_letters)"
+        ).fetchall()
+        assert sources == [("kafka:p.calls", "kafka:p.agents", "kafka:p.calls p.calls:0:1")]
+        assert sink.handle_all([calls, agents]) == (0, 3)  # redelivered: nothing new
+    finally:
+        eng.close()
 
 
 def test_bad_values_are_dead_lettered_with_their_position() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,44 @@ def test_a_batch_the_cadence_skipped_is_published_by_a_later_tick() -> None:
     now["t"] = 105.0
     refresher.tick()  # nothing pending: no refresh
     assert refresher._last == runs_before
+
+
+def test_in_the_background_a_slow_board_job_never_holds_up_a_batch(tmp_path: Path) -> None:
+    """start_background(): read-only jobs on the refresher's thread and connection; jobs that
+    write stay on the engine thread; a batch goes through while a board query runs."""
+    eng = engine(tmp_path / "b.duckdb")
+    published = Published()
+    refresher = Refresher(eng.store.con, published, every_s=0.01)
+    started, release = threading.Event(), threading.Event()
+    ran_on: dict[str, str] = {}
+
+    def slow_board(con: duckdb.DuckDBPyConnection) -> int:
+        ran_on["board"] = threading.current_thread().name
+        started.set()
+        release.wait(10)
+        return int(con.execute("SELECT count(*) FROM call_events").fetchall()[0][0])
+
+    def writer(con: duckdb.DuckDBPyConnection) -> bool:
+        ran_on["writer"] = threading.current_thread().name
+        return con is eng.store.con
+
+    refresher.add("board", slow_board)
+    refresher.add("writer", writer, engine=True)
+    eng.subscribe(refresher)
+    refresher.start_background()
+    try:
+        feed(eng, [offered("a", 0)])
+        assert started.wait(10)  # the board job is running (and blocked) on its thread ...
+        feed(eng, [offered("b", 1)])  # ... and the next batch is stored all the same
+        assert eng.totals.accepted == 2
+        release.set()
+        deadline = time.monotonic() + 10
+        while published.get("board") != 2 and time.monotonic() < deadline:
+            threading.Event().wait(0.02)
+        assert published.get("board") == 2  # the batch stored meanwhile reaches the board
+        assert published.get("writer") is True  # the writing job got the engine's connection
+        assert ran_on == {"board": "refresher", "writer": threading.current_thread().name}
+    finally:
+        release.set()
+        refresher.stop()
+        eng.close()
