@@ -2,11 +2,11 @@
 the runtime services (pipeline/runtime.py).
 
 Threads: ``Exporter.refresh`` is a refresher job, so it runs on the refresher's thread
-and connection (pipeline/server.py; the engine's, with ``every_s`` 0): it runs the breach detector, reads the running call
-totals, wait histogram, occupancy and (with ``per_agent``) each agent's state,
-window KPIs and QA score, copies the engine's counters and
-publishes one immutable ``ExportState``. The HTTP handler only formats what was
-published (``generate_latest`` on the exporter's own registry).
+and connection (pipeline/server.py; the engine's, with ``every_s`` 0): it runs the
+breach detector, reads the running call totals, wait histogram, occupancy and (with
+``per_agent``) each agent's state, window KPIs and QA score, copies the engine's
+counters and publishes one immutable ``ExportState``. The HTTP handler only formats
+what was published (``generate_latest`` on the exporter's own registry).
 
 Served on the [exporter] host/port of the config (127.0.0.1:9464 by default) by the
 services' HTTP server.
