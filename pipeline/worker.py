@@ -44,6 +44,7 @@ from pipeline.sources.kafka import (
     QueueLogDecoder,
     batch_from_messages,
     fresh,
+    highest_offsets,
     seek_positions,
     source_name,
     topic_names,
@@ -135,7 +136,10 @@ class OffsetSink:
                 raw.append(self._decode(new))
                 stored += new
         if raw:
-            self._store(RawBatch.concat(raw), stored)
+            self.engine.process(RawBatch.concat(raw))
+            self.stored.update(highest_offsets(stored))  # fresh: each above what was held
+            if self.on_stored is not None:
+                self.on_stored(stored)
         return len(stored), seen - len(stored)
 
     def handle(self, messages: list[Message]) -> tuple[int, int]:
@@ -147,14 +151,6 @@ class OffsetSink:
         if topic in self.queue_log_topics:
             return self.queue_log.batch(topic, new, self.stored)
         return batch_from_messages(topic, new)
-
-    def _store(self, batch: RawBatch, messages: list[Message]) -> None:
-        self.engine.process(batch)
-        for off in batch.offsets:
-            topic = off.source.removeprefix("kafka:")
-            self.stored[(topic, off.partition)] = off.offset
-        if self.on_stored is not None:
-            self.on_stored(messages)
 
 
 class BatchFeed:
@@ -170,9 +166,9 @@ class BatchFeed:
     the partition-assignment hook stay faust's.
     """
 
-    def __init__(self, batch_size: int, within_s: float, channel: Any = None) -> None:
+    def __init__(self, batch_size: int, within_s: float) -> None:
         self.batcher = MicroBatcher(batch_size, within_s)
-        self.channel = channel
+        self.channel: Any = None  # the store agent's channel, set once the app exists
         self.queued = 0  # batches sent to the agent that it has not finished storing
 
     def done(self) -> None:
@@ -208,13 +204,9 @@ async def commit_stored(app: Any, batches: list[list[Message]]) -> None:
     the worker resumes from DuckDB). A failed commit (broker away) is retried by the next."""
     from faust.types import TP
 
-    top: dict[Any, int] = {}
-    for messages in batches:
-        for m in messages:
-            tp = TP(m.topic, m.partition)
-            top[tp] = max(top.get(tp, -1), m.offset + 1)
+    top = highest_offsets(m for messages in batches for m in messages)
     try:
-        await app.consumer._commit(top)
+        await app.consumer._commit({TP(t, p): o + 1 for (t, p), o in top.items()})
     except Exception as exc:  # noqa: BLE001 - nothing depends on Kafka's commit
         log.debug("commit of stored offsets failed: %r", exc)
 

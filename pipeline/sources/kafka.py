@@ -102,14 +102,19 @@ def seek_positions(
     return {tp: stored[tp] + 1 if tp in stored else 0 for tp in assigned}
 
 
-def batch_offsets(messages: Sequence[Message]) -> list[SourceOffset]:
-    """The highest offset per partition in a batch, as ``SourceOffset``s."""
+def highest_offsets(messages: Iterable[Message]) -> dict[tuple[str, int], int]:
+    """The highest offset per (topic, partition) among ``messages``."""
     top: dict[tuple[str, int], int] = {}
     for m in messages:
         key = (m.topic, m.partition)
         if m.offset > top.get(key, -1):
             top[key] = m.offset
-    return [SourceOffset(source_name(t), p, o) for (t, p), o in sorted(top.items())]
+    return top
+
+
+def batch_offsets(messages: Sequence[Message]) -> list[SourceOffset]:
+    """The highest offset per partition in a batch, as ``SourceOffset``s."""
+    return [SourceOffset(source_name(t), p, o) for (t, p), o in sorted(highest_offsets(messages).items())]
 
 
 def batch_from_messages(topic: str, messages: Sequence[Message], max_value_bytes: int = MAX_VALUE_BYTES) -> RawBatch:
