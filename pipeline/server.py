@@ -149,23 +149,24 @@ class Refresher:
         """Run every job now (engine thread); a failing job keeps its last published value
         and is logged and counted, but never stops ingestion."""
         if not self.background:
-            with self._lock:
-                self._refresh(self.jobs, self.con)
+            self._refresh(self.jobs, self.con)
             return
         self._run_engine_jobs(force=True)
-        assert self._reader is not None
-        with self._lock:
-            self._refresh([n for n in self.jobs if n not in self.engine_jobs], self._reader)
+        self._refresh_reader()
 
     def _run_engine_jobs(self, force: bool = False) -> None:
-        """The jobs that write, on the engine thread, at the refresh cadence."""
-        if self.engine_jobs and (force or self._engine_due()):
+        """The jobs that write, on the engine thread, at most every ``every_s`` seconds."""
+        if self.engine_jobs and (force or self.clock() - self._last_engine >= self.every_s):
             self._last_engine = self.clock()
-            for name in self.engine_jobs:
-                self._run_job(name, self.con)
+            for name in self.jobs:
+                if name in self.engine_jobs:
+                    self._run_job(name, self.con)
 
-    def _engine_due(self) -> bool:
-        return self.clock() - self._last_engine >= max(self.every_s, 1.0)
+    def _refresh_reader(self) -> None:
+        """The read-only jobs, through the refresher's own connection (either thread)."""
+        with self._lock:
+            if self._reader is not None:
+                self._refresh([n for n in self.jobs if n not in self.engine_jobs], self._reader)
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -174,10 +175,7 @@ class Refresher:
             if self._stopping.is_set():
                 break
             if self._pending and self._due():
-                with self._lock:
-                    reader = self._reader
-                    if reader is not None:
-                        self._refresh([n for n in self.jobs if n not in self.engine_jobs], reader)
+                self._refresh_reader()
 
     def _refresh(self, names: Iterable[str], con: duckdb.DuckDBPyConnection) -> None:
         started = self._last = self.clock()
