@@ -230,7 +230,7 @@ class BreachDetector:
     ) -> None:
         self.windows = windows
         self.step_s = step_s
-        _run(con, "breaches_schema", {})
+        sqlfiles.run(con, "breaches_schema")
         self.book = BreachBook(hold_s, _open_breaches(con))
 
     def __call__(self, con: duckdb.DuckDBPyConnection) -> frozenset[Key]:
@@ -269,25 +269,18 @@ class BreachDetector:
             at = datetime.fromtimestamp(point, tz=UTC)
             for b in self.book.apply(at, by_point.get(at, ())):
                 changed[(b.key, b.opened_at)] = b
-        con.execute("BEGIN")
         try:
-            if changed:
-                con.register("breach_changes", _frame(list(changed.values())))
-                try:
-                    _run(con, "breaches_save", {})
-                finally:
-                    con.unregister("breach_changes")
-            _run(con, "breaches_clock_set", {"evaluated_to": datetime.fromtimestamp(last, tz=UTC)})
-            con.execute("COMMIT")
+            with sqlfiles.transaction(con):
+                if changed:
+                    con.register("breach_changes", _frame(list(changed.values())))
+                    try:
+                        sqlfiles.run(con, "breaches_save")
+                    finally:
+                        con.unregister("breach_changes")
+                sqlfiles.run(con, "breaches_clock_set", {"evaluated_to": datetime.fromtimestamp(last, tz=UTC)})
         except BaseException:
-            con.execute("ROLLBACK")
-            self.book = BreachBook(self.book.hold.total_seconds(), _open_breaches(con))
+            self.book = BreachBook(self.book.hold.total_seconds(), _open_breaches(con))  # as stored
             raise
-
-
-def _run(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> None:
-    for stmt in sqlfiles.statements(name):
-        con.execute(stmt, sqlfiles.params_for(stmt, params))
 
 
 def _frame(rows: list[Breach]) -> pa.Table:

@@ -59,8 +59,8 @@ def _fresh_target(dest: Path) -> Path:
     con = duckdb.connect(str(tmp))
     try:
         con.execute("SET TimeZone = 'UTC'")
-        _script(con, "schema")
-        _script(con, "views")
+        sqlfiles.run(con, "schema")
+        sqlfiles.run(con, "views")
     finally:
         con.close()
     return tmp
@@ -94,20 +94,12 @@ def _finish(
     con = duckdb.connect(str(tmp))
     try:
         if kind is not None:
-            for stmt in sqlfiles.statements("analyst_snapshot_info"):
-                con.execute(
-                    stmt,
-                    sqlfiles.params_for(
-                        stmt,
-                        {
-                            "kind": kind,
-                            "taken_at": taken_at,
-                            "source_db": str(source),
-                            "copy_ms": copy_ms,
-                        },
-                    ),
-                )
-        watermark = con.execute("SELECT watermark FROM pipeline_state WHERE id = 1").fetchall()
+            sqlfiles.run(
+                con,
+                "analyst_snapshot_info",
+                {"kind": kind, "taken_at": taken_at, "source_db": str(source), "copy_ms": copy_ms},
+            )
+        watermark = con.execute(sqlfiles.load("pipeline_state")).fetchall()
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -197,11 +189,6 @@ def read_info(con: duckdb.DuckDBPyConnection) -> dict[str, object] | None:
     names = [d[0] for d in cur.description or []]
     rows = cur.fetchall()
     return dict(zip(names, rows[0], strict=True)) if rows else None
-
-
-def _script(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    for stmt in sqlfiles.statements(name):
-        con.execute(stmt)
 
 
 def _first_line(exc: BaseException) -> str:

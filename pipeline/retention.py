@@ -34,7 +34,7 @@ class RetentionResult:
 
 
 def cutoffs(con: duckdb.DuckDBPyConnection, days: int, now: datetime) -> tuple[datetime | None, datetime]:
-    rows = con.execute("SELECT watermark FROM pipeline_state WHERE id = 1").fetchall()
+    rows = con.execute(sqlfiles.load("pipeline_state")).fetchall()
     wm = rows[0][0] if rows else None
     return (wm - timedelta(days=days) if wm is not None else None), now - timedelta(days=days)
 
@@ -52,6 +52,5 @@ def apply(con: duckdb.DuckDBPyConnection, days: int, now: datetime, dry_run: boo
     counts = {name: n for name, n in con.execute(sqlfiles.load("retention_counts"), params).fetchall()}
     if not dry_run and any(counts.values()):
         with sqlfiles.transaction(con):
-            for stmt in sqlfiles.statements("retention_delete"):
-                con.execute(stmt, sqlfiles.params_for(stmt, params))
+            sqlfiles.run(con, "retention_delete", params)
     return RetentionResult(events_before, dead_before, counts)

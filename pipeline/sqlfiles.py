@@ -59,6 +59,12 @@ def params_for(statement: str, params: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in params.items() if k in used}
 
 
+def run(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> None:
+    """Execute every statement of ``sql/<name>.sql``, each with the parameters it uses."""
+    for stmt in statements(name):
+        con.execute(stmt, params_for(stmt, params or {}))
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """``BEGIN`` ... ``COMMIT``, or ``ROLLBACK`` on any exception (which is re-raised)."""

@@ -302,5 +302,4 @@ class Store:
         return rows[0] if rows else None
 
     def _run(self, name: str, **params: Any) -> None:
-        for stmt in sqlfiles.statements(name):
-            self.con.execute(stmt, sqlfiles.params_for(stmt, params))
+        sqlfiles.run(self.con, name, params)
