@@ -3,17 +3,9 @@ WITH w AS (
     SELECT unnest($widths::INTEGER[]) AS width_s
 ), bounds AS (
     SELECT $wm - to_seconds(max(width_s)) AS lo FROM w
-), last_before AS (
-    SELECT e.agent_id, max(e.ts) AS ts
-    FROM agent_events e, bounds b WHERE e.ts < b.lo GROUP BY e.agent_id
 ), ev AS (
-    -- the state(s) each agent was in when the widest window opened ...
-    SELECT e.agent_id, e.ts, e.state, e.reason
-    FROM agent_events e JOIN last_before l ON l.agent_id = e.agent_id AND l.ts = e.ts
-    UNION ALL
-    -- ... and every change inside it
-    SELECT e.agent_id, e.ts, e.state, e.reason
-    FROM agent_events e, bounds b WHERE e.ts >= b.lo AND e.ts <= $wm
+    -- each agent's state when the widest window opens, and every change inside it
+    SELECT agent_id, ts, state, reason FROM agent_events_from((SELECT lo FROM bounds), $wm)
 ), seg AS (
     -- the same segments as the agent_states view: each state lasts until the agent's next event
     SELECT agent_id, state, coalesce(reason, '') AS reason, ts AS started_at,

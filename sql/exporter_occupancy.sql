@@ -1,25 +1,9 @@
 -- Returns per queue, for each window width in $widths (seconds) ending at $wm, the occupancy: (busy + wrap) / (busy + wrap + ready) time of the agents serving the queue (NULL without such time). Reads only the widest window's events plus each agent's last state and queues before it.
 WITH w AS (
     SELECT unnest($widths::INTEGER[]) AS width_s
-), bounds AS (
-    SELECT $wm - to_seconds(max(width_s)) AS lo FROM w
-), last_before AS (
-    SELECT e.agent_id, max(e.ts) AS ts
-    FROM agent_events e, bounds b WHERE e.ts < b.lo GROUP BY e.agent_id
-), queues_before AS (
-    SELECT e.agent_id, arg_max(e.queues, e.ts) AS queues
-    FROM agent_events e, bounds b WHERE e.ts < b.lo AND e.queues IS NOT NULL GROUP BY e.agent_id
 ), ev AS (
-    -- the state each agent was in when the widest window opened ...
-    SELECT e.agent_id, e.ts, max(e.state) AS state, any_value(q.queues) AS queues
-    FROM agent_events e
-    JOIN last_before l ON l.agent_id = e.agent_id AND l.ts = e.ts
-    LEFT JOIN queues_before q ON q.agent_id = e.agent_id
-    GROUP BY e.agent_id, e.ts
-    UNION ALL
-    -- ... and every change inside it
-    SELECT e.agent_id, e.ts, e.state, e.queues
-    FROM agent_events e, bounds b WHERE e.ts >= b.lo AND e.ts <= $wm
+    -- each agent's state (and queues) when the widest window opens, and every change inside it
+    SELECT agent_id, ts, state, queues FROM agent_events_from($wm - to_seconds(list_max($widths::INTEGER[])), $wm)
 ), seg AS (
     SELECT agent_id, state, ts AS started_at,
            coalesce(lead(ts) OVER (PARTITION BY agent_id ORDER BY ts, state), $wm) AS ended_at,

@@ -6,7 +6,9 @@ WITH t AS (
     SELECT DISTINCT agent_id, interval_start, interval_start + to_seconds($iv) AS interval_end FROM touched_a
 ),
 -- Only the events that can overlap [$lo, $hi): those inside it plus each agent's last one
--- before it (its state when the range starts), never the agent's whole history. Events
+-- before it (its state when the range starts), never the agent's whole history. (What
+-- agent_events_from does, but with the touched agents filtered before the aggregation:
+-- measured ~10% faster on this per-batch path.) Events
 -- at or after $hi are left out: the last one inside then ends at $wm, which clips to the
 -- same interval ends as its real successor would (no event is later than $wm).
 before AS (

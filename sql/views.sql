@@ -141,19 +141,33 @@ SELECT agent_id, state, reason,
 FROM agent_events
 WINDOW w AS (PARTITION BY agent_id ORDER BY ts, state);
 
--- Each agent's current state: its last event in (ts, state) order, the queues it last
--- reported, since when and seconds in it as of the watermark. The same rows as
--- agent_states WHERE ended_at IS NULL, from two aggregations instead of a window over
--- every agent event (the boards read it on every refresh).
-CREATE OR REPLACE VIEW agent_current AS
+-- Each agent's state just before `upto`: its last event before it in (ts, state) order (of
+-- several changes at one instant, the one that lasts), with the queues it last reported
+-- before `upto`. Two aggregations, not a window over every agent event.
+CREATE OR REPLACE MACRO agent_last_before(upto) AS TABLE
 WITH last AS (
     SELECT agent_id, max({'ts': ts, 'state': state}) AS k,
            arg_max(queues, {'ts': ts, 'state': state}) FILTER (WHERE queues IS NOT NULL) AS queues
-    FROM agent_events GROUP BY agent_id
+    FROM agent_events WHERE ts < upto GROUP BY agent_id
 )
-SELECT e.agent_id, e.state, e.reason, l.queues, e.ts AS started_at,
-       epoch((SELECT watermark FROM pipeline_state) - e.ts) AS duration_s
+SELECT e.agent_id, e.ts, e.state, e.reason, l.queues
 FROM last l JOIN agent_events e ON e.agent_id = l.agent_id AND e.ts = l.k.ts AND e.state = l.k.state;
+
+-- The agent events that can overlap [lo, hi]: each agent's state when it opens (its last
+-- event before lo, carrying the queues it last reported) and every change inside it.
+-- Window queries read these instead of each agent's whole history.
+CREATE OR REPLACE MACRO agent_events_from(lo, hi) AS TABLE
+SELECT agent_id, ts, state, reason, queues FROM agent_last_before(lo)
+UNION ALL
+SELECT agent_id, ts, state, reason, queues FROM agent_events WHERE ts >= lo AND ts <= hi;
+
+-- Each agent's current state: its last event in (ts, state) order, the queues it last
+-- reported, since when and seconds in it as of the watermark. The same rows as
+-- agent_states WHERE ended_at IS NULL (the boards read it on every refresh).
+CREATE OR REPLACE VIEW agent_current AS
+SELECT agent_id, state, reason, queues, ts AS started_at,
+       epoch((SELECT watermark FROM pipeline_state) - ts) AS duration_s
+FROM agent_last_before('infinity'::TIMESTAMPTZ);
 
 -- Agent KPIs per interval: calls by the interval they were offered in, state time
 -- clipped to the interval, QA scores by evaluation time.
