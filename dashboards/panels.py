@@ -164,21 +164,11 @@ def target_lines(panel: timeseries.Panel) -> timeseries.Panel:
 
 
 def queue_variable(metric: MetricName, multi: bool = True) -> dash_b.QueryVariable:
-    return (
-        dash_b.QueryVariable("queue")
-        .label("Queue")
-        .datasource(DATASOURCE)
-        .query(f"label_values({m(metric)}, queue)")
-        .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dash_m.VariableSort.ALPHABETICAL_ASC)
-        .multi(multi)
-        .include_all(True)
-        .current(dash_m.VariableOption(selected=True, text="All", value="$__all"))
-    )
+    return label_variable("queue", "queue", metric, "Queue", multi=multi)
 
 
-def label_variable(name: str, label: str, metric: MetricName, title: str) -> dash_b.QueryVariable:
-    """A multi-value variable over the values of ``label`` on ``metric`` (default: All)."""
+def label_variable(name: str, label: str, metric: MetricName, title: str, multi: bool = True) -> dash_b.QueryVariable:
+    """A variable over the values of ``label`` on ``metric`` (default: All)."""
     return (
         dash_b.QueryVariable(name)
         .label(title)
@@ -186,7 +176,7 @@ def label_variable(name: str, label: str, metric: MetricName, title: str) -> das
         .query(f"label_values({m(metric)}, {label})")
         .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(dash_m.VariableSort.ALPHABETICAL_ASC)
-        .multi(True)
+        .multi(multi)
         .include_all(True)
         .current(dash_m.VariableOption(selected=True, text="All", value="$__all"))
     )
