@@ -19,7 +19,6 @@ import duckdb
 import typer
 from rich.console import Console
 from rich.live import Live
-from rich.progress import Progress
 
 from metrics.snapshot import take_snapshot
 from pipeline import board, kafka_cli
@@ -86,7 +85,7 @@ def replay(
     skipped: Counter[str] = Counter()
     options: dict[str, Any] = {"timezone": cfg.timezone, "mapping": mapping or "anonymous_bank", "stats": skipped}
     started = time.perf_counter()
-    with Engine.open(cfg, key) as engine, _progress() as progress:
+    with Engine.open(cfg, key) as engine, progress_bar(console) as progress:
         task = progress.add_task("replay", total=None)
         for path in paths:
             if path != "-" and not Path(path).is_file() and not follow_file:
@@ -133,10 +132,6 @@ def _batches(
         _fail(f"{path}: could not recognise the format from its first lines; pass --format")
 
 
-def _progress() -> Progress:
-    return progress_bar(console)
-
-
 @app.command()
 def simulate(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON-lines file (default: stdout)")] = None,
@@ -156,9 +151,7 @@ def simulate(
 
     sim = SimConfig(seed=seed, day=date.fromisoformat(day), days=days, scale=scale, tz=timezone)
     if to == "kafka":
-        count = kafka_cli.produce_simulated(
-            run(sim), kafka_cli.kafka_config(config, None, bootstrap, None, topic_prefix)
-        )
+        kafka_cli.produce_simulated(run(sim), kafka_cli.kafka_config(config, None, bootstrap, None, topic_prefix))
         return
     if to != "file":
         _fail(f"--to: must be file or kafka, got {to!r}")

@@ -61,10 +61,6 @@ def kafka_config(
     return replace(cfg, kafka=k)
 
 
-def _progress() -> Progress:
-    return progress_bar(console)
-
-
 def worker(
     config: ConfigOpt = None,
     db: DbOpt = None,
@@ -189,7 +185,7 @@ def produce(
         console.print(f"created topics {', '.join(created)} ({partitions} partitions)")
     started = time.perf_counter()
     sent = 0
-    with _progress() as progress:
+    with progress_bar(console) as progress:
         if simulate:
             from pipeline.sources.simulator import SimConfig
             from pipeline.sources.simulator import simulate as run
@@ -231,7 +227,7 @@ def produce_simulated(records: Iterable[dict[str, Any]], cfg: Config, partitions
     if created:
         console.print(f"created topics {', '.join(created)} ({partitions} partitions)")
     started = time.perf_counter()
-    with _progress() as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("simulated records", total=None)
         sent = kafka.produce_records(records, cfg.kafka, lambda n: progress.update(task, completed=n))
     _produced(sent, started, cfg.kafka.bootstrap)
