@@ -106,8 +106,8 @@ def queue_tiles(q: QueueSnapshot, window: str) -> dict[str, dict[str, Any]]:
 def not_ready_reasons(q: QueueSnapshot) -> list[dict[str, Any]]:
     """Time in not-ready so far of the queue's agents not ready now, per reason, longest first
     (the Grafana board's ``callpulse_agents_not_ready_seconds{queue,reason}``); no reason is None."""
-    seconds = [(reason, s) for (state, reason), s in q.agent_seconds.items() if state == "not_ready"]
-    return [{"reason": reason or None, "seconds": s} for reason, s in sorted(seconds, key=lambda rs: (-rs[1], rs[0]))]
+    by_length = sorted(q.not_ready_seconds().items(), key=lambda rs: (-rs[1], rs[0]))
+    return [{"reason": reason or None, "seconds": s} for reason, s in by_length]
 
 
 def wallboard_json(

@@ -84,6 +84,10 @@ class QueueSnapshot:
     # (state, reason) -> seconds in that state so far, summed over those agents
     agent_seconds: dict[tuple[str, str], float] = field(default_factory=dict)
 
+    def not_ready_seconds(self) -> dict[str, float]:
+        """Time in not-ready so far of the agents not ready now, by reason ('' if none given)."""
+        return {reason or "": s for (state, reason), s in self.agent_seconds.items() if state == "not_ready"}
+
 
 @dataclass(frozen=True, slots=True)
 class KpiSnapshot:
