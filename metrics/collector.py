@@ -39,12 +39,6 @@ WAIT_BUCKETS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300,
 BATCH_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 AGENT_STATES: tuple[str, ...] = ("login", "ready", "not_ready", "busy", "wrap")
 
-# Per-agent series (exporter.per_agent = true only); defined in metrics.names, outside
-# names.ALL, so alert rules and the queue boards cannot depend on them by accident.
-AGENT_STATE = names.AGENT_STATE
-AGENT_OCCUPANCY = names.AGENT_OCCUPANCY
-PER_AGENT: tuple[names.MetricName, ...] = names.PER_AGENT
-
 
 def wait_bounds(thresholds: Iterable[float]) -> tuple[float, ...]:
     """The wait histogram's bucket bounds: the standard set with every threshold added."""
@@ -175,12 +169,12 @@ class KpiCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         """Empty families with every name this collector may export (no data read)."""
-        for metric in (*names.ALL, *(PER_AGENT if self.per_agent else ())):
+        for metric in (*names.ALL, *(names.PER_AGENT if self.per_agent else ())):
             yield _family(metric)
 
     def collect(self) -> Iterator[Metric]:
         state = self.source() or ExportState(snapshot=None)
-        fam = {m.name: _family(m) for m in (*names.ALL, *(PER_AGENT if self.per_agent else ()))}
+        fam = {m.name: _family(m) for m in (*names.ALL, *(names.PER_AGENT if self.per_agent else ()))}
         snap = state.snapshot
         if snap is not None:
             self._queues(snap, state, fam)
@@ -206,8 +200,7 @@ class KpiCollector(Collector):
                     agents[(s, "")] = 0
             for (agent_state, reason), n in sorted(agents.items()):
                 _add(fam, names.AGENTS, [queue, agent_state, reason or ""], n)
-            not_ready = {r or "": s_ for (st, r), s_ in q.agent_seconds.items() if st == "not_ready"}
-            for reason, seconds in sorted((not_ready or {"": 0.0}).items()):
+            for reason, seconds in sorted((q.not_ready_seconds() or {"": 0.0}).items()):
                 _add(fam, names.AGENTS_NOT_READY_SECONDS, [queue, reason], seconds)
             t = q.targets
             _add(fam, names.TARGET_SERVICE_LEVEL, [queue], t.service_level)

@@ -15,7 +15,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics import names
-from metrics.collector import AGENT_STATE
 from pipeline.config import Config, ExporterSettings, QueueSettings
 from pipeline.engine import Engine
 from pipeline.runtime import Services, start_services
@@ -186,7 +185,7 @@ def test_per_agent_series_when_enabled() -> None:
     finally:
         services.close()
         engine.close()
-    states = [s for (n, _), s in series(text).items() if n == AGENT_STATE.name]
+    states = [s for (n, _), s in series(text).items() if n == names.AGENT_STATE.name]
     assert states and all(v == 1 for v in states)
     exported = {f.name for f in text_string_to_metric_families(text)}
     assert exported == {m.name.removesuffix("_total") for m in (*names.ALL, *names.PER_AGENT)}

@@ -13,8 +13,6 @@ from prometheus_client.registry import REGISTRY
 
 from metrics import names
 from metrics.collector import (
-    AGENT_OCCUPANCY,
-    AGENT_STATE,
     AgentKpis,
     AgentRow,
     AgentWindow,
@@ -269,9 +267,9 @@ def test_per_agent_series_only_when_enabled() -> None:
     assert set(families(off)) == {_base(m) for m in names.ALL}
     text = scrape(st, per_agent=True)
     assert set(families(text)) == {_base(m) for m in (*names.ALL, *names.PER_AGENT)}
-    assert value(text, AGENT_STATE.name, agent="a-002", state="not_ready", reason="break") == 1
-    assert value(text, AGENT_OCCUPANCY.name, agent="a-001", window="15m") == 0.5
-    assert value(text, AGENT_OCCUPANCY.name, agent="a-001", window="5m") is None
+    assert value(text, names.AGENT_STATE.name, agent="a-002", state="not_ready", reason="break") == 1
+    assert value(text, names.AGENT_OCCUPANCY.name, agent="a-001", window="15m") == 0.5
+    assert value(text, names.AGENT_OCCUPANCY.name, agent="a-001", window="5m") is None
     assert value(text, names.AGENT_HANDLED.name, agent="a-001", window="15m") == 4
     assert value(text, names.AGENT_HANDLED.name, agent="a-001", window="5m") == 0  # a count: 0, not missing
     assert value(text, names.AGENT_AHT.name, agent="a-001", window="15m") == 250.0
@@ -303,7 +301,7 @@ def test_not_ready_seconds_per_queue_always_exported() -> None:
 def test_per_agent_names_are_apart_from_names_all() -> None:
     assert not set(names.PER_AGENT) & set(names.ALL)
     assert all(m.name.startswith("callpulse_agent_") and "agent" in m.labels for m in names.PER_AGENT)
-    assert {m.name for m in names.PER_AGENT} >= {AGENT_STATE.name, AGENT_OCCUPANCY.name}
+    assert {m.name for m in names.PER_AGENT} >= {names.AGENT_STATE.name, names.AGENT_OCCUPANCY.name}
 
 
 def test_describe_reads_nothing_and_nothing_touches_the_global_registry() -> None:
