@@ -30,6 +30,17 @@ def feed(eng: Engine, records: list[dict[str, Any]], source: str = "test") -> No
     eng.process(batch(records, source))
 
 
+def offered(call_id: str, minute: int, queue: str = "billing") -> dict[str, Any]:
+    """A native ``offered`` call event at 09:<minute> on 2026-03-02 (UTC)."""
+    return {
+        "type": "call",
+        "event": "offered",
+        "call_id": call_id,
+        "queue": queue,
+        "at": f"2026-03-02T09:{minute:02d}:00Z",
+    }
+
+
 def frame(eng: Engine, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
     out = pl.from_arrow(eng.store.con.sql(sql, params=params).to_arrow_table())
     assert isinstance(out, pl.DataFrame)

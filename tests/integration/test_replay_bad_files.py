@@ -14,17 +14,9 @@ import duckdb
 import polars as pl
 import pytest
 
+from tests.helpers import offered
+
 ENV = {**os.environ, "CALLPULSE_PII_KEY": "bad-files-test-key"}
-
-
-def offered(call_id: str, minute: int) -> dict[str, str]:
-    return {
-        "type": "call",
-        "event": "offered",
-        "call_id": call_id,
-        "queue": "billing",
-        "at": f"2026-03-02T09:{minute:02d}:00Z",
-    }
 
 
 def replay(src: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:

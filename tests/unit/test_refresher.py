@@ -5,22 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
 from pipeline.server import Published, Refresher
-from tests.helpers import engine, feed
-
-
-def offered(call_id: str, minute: int) -> dict[str, Any]:
-    return {
-        "type": "call",
-        "event": "offered",
-        "call_id": call_id,
-        "queue": "q",
-        "at": f"2026-03-02T09:{minute:02d}:00Z",
-    }
+from tests.helpers import engine, feed, offered
 
 
 def test_a_failing_job_keeps_its_last_result_and_ingestion_goes_on(tmp_path: Path) -> None:
