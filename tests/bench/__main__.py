@@ -60,9 +60,7 @@ def pipeline_replay(path: Path, db: Path, batch_size: int) -> tuple[int, float, 
     db.unlink(missing_ok=True)
     started = time.perf_counter()
     engine = Engine.open(Config(batch_size=batch_size), b"bench-key", db=db)
-    for batch in files.read_batches(str(path), batch_size):
-        engine.process(batch)
-    totals = engine.totals
+    totals = engine.process_all(files.read_batches(str(path), batch_size))
     engine.close()
     elapsed = time.perf_counter() - started
     return totals.read, elapsed, {"batches": totals.batches, "in process()": totals.seconds_in_process}
