@@ -128,9 +128,14 @@ class Store:
                 con.register("batch_calls", calls.to_arrow())
                 con.register("batch_agents", agents.to_arrow())
                 con.register("batch_qa", qa.to_arrow())
-                new_calls = self._frame(sqlfiles.load("new_call_events"))
-                new_agents = self._frame(sqlfiles.load("new_agent_events"))
-                new_qa = self._frame(sqlfiles.load("new_qa_evals"))
+                known = self.query("batch_call_state")
+                con.register("batch_known", known.to_arrow())
+                new_calls = self.query("new_call_events") if calls.height else calls
+                new_agents = agents
+                if agents.height:
+                    ts = agents.get_column("ts")
+                    new_agents = self.query("new_agent_events", lo=ts.min(), hi=ts.max())
+                new_qa = self.query("new_qa_evals") if qa.height else qa
                 late_dead = pl.DataFrame(schema={"_row": pl.Int64, "reason": pl.String})
                 if new_calls.height:
                     con.register("new_calls", new_calls.to_arrow())
@@ -173,7 +178,16 @@ class Store:
                         updated_at=received_at,
                     )
         finally:
-            for name in ("batch_calls", "batch_agents", "batch_qa", "new_calls", "new_agents", "new_qa", "batch_dead"):
+            for name in (
+                "batch_calls",
+                "batch_agents",
+                "batch_qa",
+                "batch_known",
+                "new_calls",
+                "new_agents",
+                "new_qa",
+                "batch_dead",
+            ):
                 with contextlib.suppress(duckdb.Error):
                     con.unregister(name)
 
@@ -215,9 +229,7 @@ class Store:
             con.register("_touched", touched.to_arrow())
             self._run("touch_calls")
             con.unregister("_touched")
-            self._run("touched_call_intervals", iv=iv)
-            self._run("refresh_call_state")
-            self._run("touched_call_intervals", iv=iv)
+            self._run("refresh_batch_calls", iv=iv)
             self._run("refresh_next_contact", iv=iv)
         if old_wm is not None and new_wm is not None and new_wm > old_wm:
             self._run("orphaned_call_intervals", iv=iv, old_wm=old_wm, new_wm=new_wm)

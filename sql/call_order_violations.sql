@@ -1,19 +1,22 @@
 -- Returns (_row, reason) for new call events that contradict their call's order: an outcome before the offer, an end before the answer, an offer after events stored earlier.
-WITH keys AS (SELECT DISTINCT call_id, queue FROM new_calls),
-stored AS (SELECT e.call_id, e.queue, e.event, e.ts FROM call_events e SEMI JOIN keys USING (call_id, queue)),
-offers AS (
+-- What is stored of each call comes from batch_known (its call_state row: one time per event kind).
+WITH offers AS (
     SELECT call_id, queue, min(ts) AS ts FROM (
-        SELECT call_id, queue, ts FROM stored WHERE event = 'offered'
+        SELECT call_id, queue, offered_at AS ts FROM batch_known WHERE offered_at IS NOT NULL
         UNION ALL SELECT call_id, queue, ts FROM new_calls WHERE event = 'offered'
     ) GROUP BY ALL
 ),
 answers AS (
     SELECT call_id, queue, min(ts) AS ts FROM (
-        SELECT call_id, queue, ts FROM stored WHERE event = 'answered'
+        SELECT call_id, queue, answered_at AS ts FROM batch_known WHERE answered_at IS NOT NULL
         UNION ALL SELECT call_id, queue, ts FROM new_calls WHERE event = 'answered'
     ) GROUP BY ALL
 ),
-stored_later AS (SELECT call_id, queue, min(ts) AS ts FROM stored WHERE event <> 'offered' GROUP BY ALL)
+-- least() skips NULLs: the first stored event that is not the offer
+stored_later AS (
+    SELECT call_id, queue, least(answered_at, abandoned_at, exited_at, ended_at, transferred_at) AS ts
+    FROM batch_known
+)
 SELECT n._row, n.event || ' before offered' AS reason
 FROM new_calls n JOIN offers o USING (call_id, queue)
 WHERE n.event <> 'offered' AND n.ts < o.ts

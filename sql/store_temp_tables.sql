@@ -1,4 +1,30 @@
--- Creates the session's scratch tables that list what a batch touched (temporary: never stored).
+-- Creates the session's scratch tables that list what a batch touched (temporary: never stored), and the macro reading them.
 CREATE TEMP TABLE IF NOT EXISTS touched_calls (call_id VARCHAR, queue VARCHAR);
 CREATE TEMP TABLE IF NOT EXISTS touched_q (queue VARCHAR, interval_start TIMESTAMPTZ);
 CREATE TEMP TABLE IF NOT EXISTS touched_a (agent_id VARCHAR, interval_start TIMESTAMPTZ);
+
+-- call_state rows rebuilt from the stored events of the calls in touched_calls (the store's
+-- scratch table): each event kind's time, the agent who answered (else ended, else any).
+CREATE OR REPLACE TEMP MACRO touched_call_state() AS TABLE
+SELECT e.call_id, e.queue,
+       max(e.caller_key) AS caller_key,
+       max(e.caller_masked) AS caller_masked,
+       coalesce(max(e.agent_id) FILTER (WHERE e.event = 'answered'),
+                max(e.agent_id) FILTER (WHERE e.event = 'ended'),
+                max(e.agent_id)) AS agent_id,
+       min(e.ts) FILTER (WHERE e.event = 'offered') AS offered_at,
+       min(e.ts) FILTER (WHERE e.event = 'answered') AS answered_at,
+       min(e.ts) FILTER (WHERE e.event = 'abandoned') AS abandoned_at,
+       min(e.ts) FILTER (WHERE e.event = 'exited') AS exited_at,
+       min(e.ts) FILTER (WHERE e.event = 'ended') AS ended_at,
+       min(e.ts) FILTER (WHERE e.event = 'transferred') AS transferred_at,
+       max(e.talk_s) FILTER (WHERE e.event = 'ended') AS talk_s,
+       max(e.hold_s) FILTER (WHERE e.event = 'ended') AS hold_s,
+       max(e.wrap_s) FILTER (WHERE e.event = 'ended') AS wrap_s,
+       max(e.case_id) AS case_id,
+       max(e.category) AS category,
+       bool_or(e.resolved) AS resolved,
+       NULL::TIMESTAMPTZ AS contact_started_at,
+       NULL::TIMESTAMPTZ AS next_contact_at
+FROM call_events e SEMI JOIN touched_calls t USING (call_id, queue)
+GROUP BY e.call_id, e.queue;
