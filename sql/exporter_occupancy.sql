@@ -11,9 +11,11 @@ WITH w AS (
                                                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS queues
     FROM ev
 ), served AS (
-    SELECT seg.agent_id, seg.state, seg.started_at, seg.ended_at, q.queue
-    FROM seg, unnest(coalesce(seg.queues, []::VARCHAR[])) AS q(queue)
-    WHERE seg.state IN ('ready', 'busy', 'wrap')
+    -- unnest in the select list, not a lateral join: DuckDB plans the lateral one as a
+    -- delim join that cost more than the rest of this query together
+    SELECT agent_id, state, started_at, ended_at, unnest(coalesce(queues, []::VARCHAR[])) AS queue
+    FROM seg
+    WHERE state IN ('ready', 'busy', 'wrap')
 ), clipped AS (
     SELECT s.queue, s.agent_id, w.width_s, s.state,
            epoch(s.ended_at - greatest(s.started_at, $wm - to_seconds(w.width_s))) AS seconds
