@@ -168,7 +168,8 @@ class Store:
                 con.register("new_agents", new_agents.to_arrow())
                 con.register("new_qa", new_qa.to_arrow())
                 touched = new_calls.select("call_id", "queue").unique()
-                self._refresh(touched, old_wm, new_wm, agents_changed=new_agents.height > 0)
+                calls_from = _first_event(known, new_calls)
+                self._refresh(touched, calls_from, old_wm, new_wm, agents_changed=new_agents.height > 0)
                 if offsets:
                     self._run(
                         "save_offset",
@@ -219,7 +220,12 @@ class Store:
             self.con.unregister("_insert_frame")
 
     def _refresh(
-        self, touched: pl.DataFrame, old_wm: datetime | None, new_wm: datetime | None, agents_changed: bool
+        self,
+        touched: pl.DataFrame,
+        calls_from: datetime | None,
+        old_wm: datetime | None,
+        new_wm: datetime | None,
+        agents_changed: bool,
     ) -> None:
         """Bring call_state and the interval aggregates up to date for what changed."""
         con = self.con
@@ -229,7 +235,7 @@ class Store:
             con.register("_touched", touched.to_arrow())
             self._run("touch_calls")
             con.unregister("_touched")
-            self._run("refresh_batch_calls", iv=iv)
+            self._run("refresh_batch_calls", iv=iv, lo=calls_from)
             self._run("refresh_next_contact", iv=iv)
         if old_wm is not None and new_wm is not None and new_wm > old_wm:
             self._run("orphaned_call_intervals", iv=iv, old_wm=old_wm, new_wm=new_wm)
@@ -315,3 +321,14 @@ class Store:
 
     def _run(self, name: str, **params: Any) -> None:
         sqlfiles.run(self.con, name, params)
+
+
+_KIND_TIMES = ("offered_at", "answered_at", "abandoned_at", "exited_at", "ended_at", "transferred_at")
+
+
+def _first_event(known: pl.DataFrame, new_calls: pl.DataFrame) -> datetime | None:
+    """The earliest event of the batch's calls: new, or stored (call_state holds the time of
+    each event kind a call has, and a call has at most one event of each kind)."""
+    firsts = [new_calls.get_column("ts").min(), known.select(pl.min_horizontal(_KIND_TIMES).min()).item()]
+    times = [t for t in firsts if isinstance(t, datetime)]
+    return min(times) if times else None

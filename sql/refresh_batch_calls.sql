@@ -5,7 +5,8 @@ WHERE offered_at IS NOT NULL;
 INSERT INTO touched_a
 SELECT agent_id, cp_bucket(offered_at, $iv) FROM batch_known SEMI JOIN touched_calls USING (call_id, queue)
 WHERE offered_at IS NOT NULL AND agent_id IS NOT NULL;
-CREATE OR REPLACE TEMP TABLE fresh_state AS SELECT * FROM touched_call_state();
+-- $lo: the earliest event of these calls, stored (batch_known) or new
+CREATE OR REPLACE TEMP TABLE fresh_state AS SELECT * FROM touched_call_state($lo);
 DELETE FROM call_state USING touched_calls t
 WHERE call_state.call_id = t.call_id AND call_state.queue = t.queue;
 INSERT INTO call_state SELECT * FROM fresh_state;

@@ -5,7 +5,8 @@ CREATE TEMP TABLE IF NOT EXISTS touched_a (agent_id VARCHAR, interval_start TIME
 
 -- call_state rows rebuilt from the stored events of the calls in touched_calls (the store's
 -- scratch table): each event kind's time, the agent who answered (else ended, else any).
-CREATE OR REPLACE TEMP MACRO touched_call_state() AS TABLE
+-- `lo`: no event of those calls is earlier (a bound that lets DuckDB skip old row groups).
+CREATE OR REPLACE TEMP MACRO touched_call_state(lo) AS TABLE
 SELECT e.call_id, e.queue,
        max(e.caller_key) AS caller_key,
        max(e.caller_masked) AS caller_masked,
@@ -27,4 +28,5 @@ SELECT e.call_id, e.queue,
        NULL::TIMESTAMPTZ AS contact_started_at,
        NULL::TIMESTAMPTZ AS next_contact_at
 FROM call_events e SEMI JOIN touched_calls t USING (call_id, queue)
+WHERE e.ts >= lo
 GROUP BY e.call_id, e.queue;
