@@ -1,16 +1,12 @@
 -- Rebuilds the call_state rows of the batch's calls (touched_calls) from their stored events, and marks as touched the (queue | agent, interval) each of them held before (batch_known) and holds now.
-INSERT INTO touched_q
-SELECT queue, cp_bucket(offered_at, $iv) FROM batch_known SEMI JOIN touched_calls USING (call_id, queue)
-WHERE offered_at IS NOT NULL;
-INSERT INTO touched_a
-SELECT agent_id, cp_bucket(offered_at, $iv) FROM batch_known SEMI JOIN touched_calls USING (call_id, queue)
-WHERE offered_at IS NOT NULL AND agent_id IS NOT NULL;
+INSERT INTO touched_q SELECT queue, interval_start FROM touched_call_intervals_in('batch_known', $iv);
+INSERT INTO touched_a SELECT agent_id, interval_start FROM touched_call_intervals_in('batch_known', $iv)
+WHERE agent_id IS NOT NULL;
 -- $lo: the earliest event of these calls, stored (batch_known) or new
 CREATE OR REPLACE TEMP TABLE fresh_state AS SELECT * FROM touched_call_state($lo);
 DELETE FROM call_state USING touched_calls t
 WHERE call_state.call_id = t.call_id AND call_state.queue = t.queue;
 INSERT INTO call_state SELECT * FROM fresh_state;
-INSERT INTO touched_q
-SELECT queue, cp_bucket(offered_at, $iv) FROM fresh_state WHERE offered_at IS NOT NULL;
-INSERT INTO touched_a
-SELECT agent_id, cp_bucket(offered_at, $iv) FROM fresh_state WHERE offered_at IS NOT NULL AND agent_id IS NOT NULL;
+INSERT INTO touched_q SELECT queue, interval_start FROM touched_call_intervals_in('fresh_state', $iv);
+INSERT INTO touched_a SELECT agent_id, interval_start FROM touched_call_intervals_in('fresh_state', $iv)
+WHERE agent_id IS NOT NULL;

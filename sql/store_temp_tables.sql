@@ -30,3 +30,10 @@ SELECT e.call_id, e.queue,
 FROM call_events e SEMI JOIN touched_calls t USING (call_id, queue)
 WHERE e.ts >= lo
 GROUP BY e.call_id, e.queue;
+
+-- (queue, agent, interval) of the calls in touched_calls as the relation named `state` (a
+-- call_state-shaped table: call_state itself, or a batch's rows before and after) holds them.
+CREATE OR REPLACE TEMP MACRO touched_call_intervals_in(state, iv) AS TABLE
+SELECT s.queue, s.agent_id, cp_bucket(s.offered_at, iv) AS interval_start
+FROM query_table(state) s SEMI JOIN touched_calls USING (call_id, queue)
+WHERE s.offered_at IS NOT NULL;
