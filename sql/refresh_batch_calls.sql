@@ -1,4 +1,4 @@
--- Rebuilds the call_state rows of the batch's calls (touched_calls) from their stored events, and marks as touched the (queue | agent, interval) each of them held before (batch_known) and holds now.
+-- Rebuilds the call_state rows of the batch's calls (touched_calls) from their stored events, marks as touched the (queue | agent, interval) each of them held before (batch_known) and holds now, and lists their callers (touched_callers).
 INSERT INTO touched_q SELECT queue, interval_start FROM touched_call_intervals_in('batch_known', $iv);
 INSERT INTO touched_a SELECT agent_id, interval_start FROM touched_call_intervals_in('batch_known', $iv)
 WHERE agent_id IS NOT NULL;
@@ -10,3 +10,4 @@ INSERT INTO call_state SELECT * FROM fresh_state;
 INSERT INTO touched_q SELECT queue, interval_start FROM touched_call_intervals_in('fresh_state', $iv);
 INSERT INTO touched_a SELECT agent_id, interval_start FROM touched_call_intervals_in('fresh_state', $iv)
 WHERE agent_id IS NOT NULL;
+INSERT INTO touched_callers SELECT DISTINCT caller_key FROM fresh_state WHERE caller_key IS NOT NULL;

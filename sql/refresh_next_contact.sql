@@ -1,11 +1,13 @@
--- Recomputes contact start and the caller's next contact for every call of the callers of touched_calls, and marks the intervals of the rows that changed as touched.
+-- Recomputes contact start and the caller's next contact for every call of the callers in touched_callers (those of touched_calls), and marks the intervals of the rows that changed as touched.
 CREATE OR REPLACE TEMP TABLE next_contact AS
-WITH callers AS (
-    SELECT DISTINCT caller_key FROM call_state SEMI JOIN touched_calls USING (call_id, queue)
-    WHERE caller_key IS NOT NULL
+WITH mine AS (
+    -- every call of those callers, read once: the window below and the comparison with the
+    -- stored values both use these rows
+    SELECT call_id, queue, caller_key, offered_at, contact_started_at, next_contact_at
+    FROM call_state SEMI JOIN touched_callers USING (caller_key)
 ), contacts AS (
     SELECT caller_key, call_id, min(offered_at) AS started_at
-    FROM call_state SEMI JOIN callers USING (caller_key)
+    FROM mine
     WHERE offered_at IS NOT NULL
     GROUP BY ALL
 )
@@ -16,7 +18,7 @@ FROM (
            lead(started_at) OVER (PARTITION BY caller_key ORDER BY started_at, call_id) AS next_at
     FROM contacts
 ) n
-JOIN call_state c ON c.caller_key = n.caller_key AND c.call_id = n.call_id
+JOIN mine c ON c.caller_key = n.caller_key AND c.call_id = n.call_id
 WHERE c.contact_started_at IS DISTINCT FROM n.started_at OR c.next_contact_at IS DISTINCT FROM n.next_at;
 UPDATE call_state
 SET contact_started_at = n.started_at, next_contact_at = n.next_at

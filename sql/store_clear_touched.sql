@@ -2,3 +2,4 @@
 DELETE FROM touched_calls;
 DELETE FROM touched_q;
 DELETE FROM touched_a;
+DELETE FROM touched_callers;

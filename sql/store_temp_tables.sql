@@ -2,6 +2,7 @@
 CREATE TEMP TABLE IF NOT EXISTS touched_calls (call_id VARCHAR, queue VARCHAR);
 CREATE TEMP TABLE IF NOT EXISTS touched_q (queue VARCHAR, interval_start TIMESTAMPTZ);
 CREATE TEMP TABLE IF NOT EXISTS touched_a (agent_id VARCHAR, interval_start TIMESTAMPTZ);
+CREATE TEMP TABLE IF NOT EXISTS touched_callers (caller_key VARCHAR);  -- callers of touched_calls
 
 -- call_state rows rebuilt from the stored events of the calls in touched_calls (the store's
 -- scratch table): each event kind's time, the agent who answered (else ended, else any).
