@@ -22,7 +22,7 @@ import polars as pl
 from pipeline import sqlfiles
 from pipeline.config import Config, QueueSettings
 from pipeline.normalize import Normalized
-from pipeline.records import SourceOffset
+from pipeline.records import CALL_EVENTS, SourceOffset
 
 log = logging.getLogger("callpulse.store")
 
@@ -128,9 +128,12 @@ class Store:
                 con.register("batch_calls", calls.to_arrow())
                 con.register("batch_agents", agents.to_arrow())
                 con.register("batch_qa", qa.to_arrow())
-                known = self.query("batch_call_state")
-                con.register("batch_known", known.to_arrow())
-                new_calls = self.query("new_call_events") if calls.height else calls
+                # What is stored of the batch's calls (no call events, nothing to look up)
+                known = self.query("batch_call_state") if calls.height else None
+                new_calls = calls
+                if known is not None:
+                    con.register("batch_known", known.to_arrow())
+                    new_calls = self.query("new_call_events")
                 new_agents = agents
                 if agents.height:
                     ts = agents.get_column("ts")
@@ -168,7 +171,7 @@ class Store:
                 con.register("new_agents", new_agents.to_arrow())
                 con.register("new_qa", new_qa.to_arrow())
                 touched = new_calls.select("call_id", "queue").unique()
-                calls_from = _first_event(known, new_calls)
+                calls_from = _first_event(known, new_calls) if known is not None else None
                 self._refresh(touched, calls_from, old_wm, new_wm, agents_changed=new_agents.height > 0)
                 if offsets:
                     self._run(
@@ -323,7 +326,8 @@ class Store:
         sqlfiles.run(self.con, name, params)
 
 
-_KIND_TIMES = ("offered_at", "answered_at", "abandoned_at", "exited_at", "ended_at", "transferred_at")
+# call_state's column per event kind: offered -> offered_at, ...
+_KIND_TIMES = tuple(f"{kind}_at" for kind in CALL_EVENTS)
 
 
 def _first_event(known: pl.DataFrame, new_calls: pl.DataFrame) -> datetime | None:

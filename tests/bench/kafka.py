@@ -3,8 +3,8 @@
 1. throughput: ~1M simulated events produced first, then consumed by the worker
    (in-process, the real ``KafkaWorker``): produced→stored events/s, with and without
    the consumer-group start-up;
-2. latency: the producer sends at a steady rate (default 5,000 events/s) while the
-   worker runs; each message's Kafka timestamp (CreateTime, set when the producer
+2. latency: a producer in its own process sends at a steady rate (default 5,000
+   events/s) while the worker runs, once per ``batch_within`` (the default, then 1 s); each message's Kafka timestamp (CreateTime, set when the producer
    appends it) is compared with the wall clock when its batch is stored (the
    worker's ``on_stored`` hook, on the engine thread): p50 / p99 / max.
 
