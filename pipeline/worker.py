@@ -191,12 +191,12 @@ class BatchFeed:
                 continue
             now = time.monotonic()
             for tp, recs in (records or {}).items():
-                batcher.add((Message(tp.topic, tp.partition, r.offset, r.value, r.timestamp) for r in recs), now)
+                batcher.add(Message(tp.topic, tp.partition, r.offset, r.value, r.timestamp) for r in recs)
             # A batch due by time waits while the agent is storing one: what arrives
             # meanwhile joins it (up to batch_size), so a busy store gets fewer, larger batches.
             if batcher.due(now, room=self.queued == 0):
                 self.queued += 1
-                await self.channel.send(value=batcher.take())
+                await self.channel.send(value=batcher.take(now))
 
 
 async def commit_stored(app: Any, batches: list[list[Message]]) -> None:

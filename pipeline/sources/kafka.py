@@ -154,47 +154,51 @@ def batch_from_messages(topic: str, messages: Sequence[Message], max_value_bytes
 class MicroBatcher:
     """Collects fetched messages into micro-batches bounded by size and time.
 
-    A batch is due when it holds ``batch_size`` messages, or when its first message
-    has waited ``within_s`` and the consumer of batches has room for one more. While
-    the consumer is busy, messages keep accumulating (up to ``batch_size``), so under a
-    backlog batches grow to the size the store handles best instead of queueing up.
-    Messages keep their partition order; a batch keeps one list per topic.
+    A batch is due when it holds ``batch_size`` messages, or when the consumer of
+    batches has room for one more and ``within_s`` has passed since the last batch was
+    taken: at most one batch per ``within_s`` while messages trickle in (the fixed cost of
+    a batch is paid that often, not per message), and none waits longer than it must.
+    Counting from the last take, not from the oldest pending message, matters under load:
+    what collected while the store was busy waits only for what is left of ``within_s``
+    since the previous batch was taken (nothing, if the store took longer), instead of
+    a time bound of its own that started with its first message.
+    While the consumer is busy, messages keep accumulating (up to ``batch_size``), so
+    under a backlog batches grow to the size the store handles best instead of queueing
+    up. Messages keep their partition order; a batch keeps one list per topic.
     """
 
     def __init__(self, batch_size: int, within_s: float) -> None:
         self.batch_size = max(1, batch_size)
         self.within_s = within_s
         self.count = 0
-        self.since: float | None = None  # when the oldest pending message arrived
+        self.taken_at = float("-inf")  # when the last batch was taken
         self._pending: dict[str, list[Message]] = {}
 
-    def add(self, messages: Iterable[Message], now: float) -> None:
+    def add(self, messages: Iterable[Message]) -> None:
         for m in messages:
             self._pending.setdefault(m.topic, []).append(m)
             self.count += 1
-        if self.count and self.since is None:
-            self.since = now
 
     def due(self, now: float, room: bool) -> bool:
         if self.count >= self.batch_size:
             return True
-        return room and self.since is not None and now - self.since >= self.within_s
+        return room and self.count > 0 and now - self.taken_at >= self.within_s
 
     def wait_s(self, now: float, ceiling: float = 1.0) -> float:
-        """How long a fetch may block before the oldest pending message is due."""
-        if self.since is None:
+        """How long a fetch may block before the pending messages are due."""
+        if not self.count:
             return ceiling
-        return min(ceiling, max(0.0, self.since + self.within_s - now))
+        return min(ceiling, max(0.0, self.taken_at + self.within_s - now))
 
-    def take(self) -> list[list[Message]]:
+    def take(self, now: float) -> list[list[Message]]:
         """The pending messages, one list per topic, and start a new batch."""
         batches = list(self._pending.values())
-        self._pending, self.count, self.since = {}, 0, None
+        self._pending, self.count, self.taken_at = {}, 0, now
         return batches
 
     def clear(self) -> None:
         """Drop what is pending (a rebalance: the partitions are sought again from DuckDB)."""
-        self.take()
+        self._pending, self.count = {}, 0
 
 
 @dataclass(slots=True)

@@ -50,10 +50,10 @@ def test_the_store_agent_hands_each_micro_batch_to_the_handler() -> None:
     got: list[list[list[Message]]] = []
     batcher = MicroBatcher(batch_size=3, within_s=0.2)
     values = [json.dumps({**CALL, "call_id": f"c{i}"}).encode() for i in range(5)]
-    batcher.add([msg(i, v) for i, v in enumerate(values[:3])], now=0.0)
-    full = batcher.take()
-    batcher.add([msg(3, values[3]), msg(4, values[4]), msg(0, b"{}", topic="p.agents")], now=0.0)
-    rest = batcher.take()
+    batcher.add([msg(i, v) for i, v in enumerate(values[:3])])
+    full = batcher.take(now=0.0)
+    batcher.add([msg(3, values[3]), msg(4, values[4]), msg(0, b"{}", topic="p.agents")])
+    rest = batcher.take(now=0.0)
 
     async def main() -> None:
         enough = asyncio.Condition()
@@ -84,22 +84,29 @@ def test_the_store_agent_hands_each_micro_batch_to_the_handler() -> None:
 def test_micro_batches_are_bounded_by_size_and_time_and_grow_while_the_store_is_busy() -> None:
     b = MicroBatcher(batch_size=4, within_s=0.5)
     assert not b.due(now=100.0, room=True) and b.wait_s(100.0) == 1.0  # nothing pending
-    b.add([msg(0, b"{}"), msg(1, b"{}")], now=100.0)
-    assert not b.due(now=100.4, room=True)
-    assert b.wait_s(100.4) == pytest.approx(0.1)  # a fetch may block until the batch is due
-    assert b.due(now=100.5, room=True)  # the time bound
+    b.add([msg(0, b"{}")])
+    assert b.due(now=100.0, room=True)  # the first message after a quiet spell goes at once
+    assert [[m.offset for m in t] for t in b.take(now=100.0)] == [[0]]
+    b.add([msg(1, b"{}")])
+    assert not b.due(now=100.4, room=True)  # at most one batch per within_s ...
+    assert b.wait_s(100.4) == pytest.approx(0.1)  # ... so a fetch may block until it is due
+    assert b.due(now=100.5, room=True)  # the time bound, counted from the last take
     assert not b.due(now=100.9, room=False)  # the store is busy: keep collecting ...
-    b.add([msg(2, b"{}"), msg(3, b"{}", topic="p.agents")], now=100.9)
+    b.add([msg(2, b"{}"), msg(3, b"{}"), msg(4, b"{}", topic="p.agents")])
     assert b.due(now=100.9, room=False)  # ... up to the size bound
-    taken = b.take()
+    taken = b.take(now=100.9)
     assert [[(m.topic, m.offset) for m in t] for t in taken] == [
-        [("p.calls", 0), ("p.calls", 1), ("p.calls", 2)],
-        [("p.agents", 3)],
+        [("p.calls", 1), ("p.calls", 2), ("p.calls", 3)],
+        [("p.agents", 4)],
     ]
-    assert b.count == 0 and b.since is None and not b.due(now=200.0, room=True)
-    b.add([msg(4, b"{}")], now=201.0)
+    assert b.count == 0 and not b.due(now=200.0, room=True)
+    # The bound counts from the last take, not from a message's arrival: one arriving at
+    # 101.3 (say, while a store runs) is due at 101.4, not half a second later.
+    b.add([msg(5, b"{}")])
+    assert not b.due(now=101.3, room=False) and not b.due(now=101.3, room=True)
+    assert b.due(now=101.4, room=True)
     b.clear()  # a rebalance drops what is pending
-    assert b.take() == []
+    assert b.count == 0 and b.take(now=102.0) == []
 
 
 def test_a_micro_batch_of_several_topics_is_stored_in_one_process_call() -> None:
