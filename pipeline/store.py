@@ -19,10 +19,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline import sqlfiles
+from pipeline import call_order, sqlfiles
 from pipeline.config import Config, QueueSettings
 from pipeline.normalize import Normalized
-from pipeline.records import CALL_EVENTS, SourceOffset
+from pipeline.records import SourceOffset
 
 log = logging.getLogger("callpulse.store")
 
@@ -65,6 +65,10 @@ class Store:
 
     def _init_schema(self) -> None:
         self._run("schema")
+        # At every open, not only for a database from before agent_last: a version without
+        # it may have stored agent events since (a rollback). One aggregate of agent_events.
+        with sqlfiles.transaction(self.con):
+            self._run("refill_agent_last")
         self._run("store_temp_tables")
         row = self._one("pipeline_state")
         self._run("init_pipeline_state", interval_s=self.config.interval_s, timezone=self.config.timezone)
@@ -133,21 +137,17 @@ class Store:
                 new_calls = calls
                 if known is not None:
                     con.register("batch_known", known.to_arrow())
-                    new_calls = self.query("new_call_events")
+                    new_calls = call_order.new_call_events(calls, known)
                 new_agents = agents
                 if agents.height:
                     ts = agents.get_column("ts")
                     new_agents = self.query("new_agent_events", lo=ts.min(), hi=ts.max())
                 new_qa = self.query("new_qa_evals") if qa.height else qa
                 late_dead = pl.DataFrame(schema={"_row": pl.Int64, "reason": pl.String})
-                if new_calls.height:
-                    con.register("new_calls", new_calls.to_arrow())
-                    late_dead = self._frame(sqlfiles.load("call_order_violations"))
+                if known is not None and new_calls.height:
+                    late_dead = call_order.call_order_violations(new_calls, known)
                     if late_dead.height:
-                        late_dead = late_dead.unique(subset=["_row"], keep="first", maintain_order=True)
-                        bad_rows = late_dead.get_column("_row")
-                        new_calls = new_calls.filter(~pl.col("_row").is_in(bad_rows.implode()))
-                        con.register("new_calls", new_calls.to_arrow())
+                        new_calls = new_calls.filter(~pl.col("_row").is_in(late_dead.get_column("_row").implode()))
                 dead = pl.concat([batch.dead, batch.dead_letters_for(late_dead)], how="vertical")
 
                 self._insert("call_events", new_calls)
@@ -187,7 +187,6 @@ class Store:
                 "batch_agents",
                 "batch_qa",
                 "batch_known",
-                "new_calls",
                 "new_agents",
                 "new_qa",
                 "batch_dead",
@@ -240,12 +239,16 @@ class Store:
             con.unregister("_touched")
             self._run("refresh_batch_calls", iv=iv, lo=calls_from)
             self._run("refresh_next_contact", iv=iv)
-        if old_wm is not None and new_wm is not None and new_wm > old_wm:
+        advanced = old_wm is not None and new_wm is not None and new_wm > old_wm
+        if advanced:
             self._run("orphaned_call_intervals", iv=iv, old_wm=old_wm, new_wm=new_wm)
-            self._run("open_agent_ranges", iv=iv, old_wm=old_wm, new_wm=new_wm)
         if new_wm is not None and agents_changed:
             self._run("touched_agent_ranges", iv=iv, wm=new_wm)
         self._run("touched_qa_intervals", iv=iv)
+        if advanced:  # after touched_a is complete: it leaves those intervals to the recompute
+            self._run("extend_open_agents", iv=iv, old_wm=old_wm, new_wm=new_wm)
+        if agents_changed:  # after extend_open_agents: it needs each agent's state before the batch
+            self._run("update_agent_last")
         self._recompute(new_wm)
 
     def _recompute(self, wm: datetime | None) -> None:
@@ -267,6 +270,7 @@ class Store:
         with sqlfiles.transaction(con):
             self._run("store_clear_touched")
             self._run("rebuild_touch_everything")
+            self._run("refill_agent_last")
             if wm is not None:
                 self._run("touch_all_agent_intervals", iv=iv, wm=wm)
             self._run("refresh_call_state")
@@ -326,13 +330,9 @@ class Store:
         sqlfiles.run(self.con, name, params)
 
 
-# call_state's column per event kind: offered -> offered_at, ...
-_KIND_TIMES = tuple(f"{kind}_at" for kind in CALL_EVENTS)
-
-
 def _first_event(known: pl.DataFrame, new_calls: pl.DataFrame) -> datetime | None:
     """The earliest event of the batch's calls: new, or stored (call_state holds the time of
     each event kind a call has, and a call has at most one event of each kind)."""
-    firsts = [new_calls.get_column("ts").min(), known.select(pl.min_horizontal(_KIND_TIMES).min()).item()]
+    firsts = [new_calls.get_column("ts").min(), known.select(pl.min_horizontal(call_order.KIND_TIMES).min()).item()]
     times = [t for t in firsts if isinstance(t, datetime)]
     return min(times) if times else None

@@ -29,16 +29,23 @@ seg AS (
            coalesce(lead(ts) OVER (PARTITION BY agent_id ORDER BY ts, state), $wm) AS ended_at
     FROM ev
 ),
-st AS (
-    SELECT t.agent_id, t.interval_start,
-           sum(epoch(least(seg.ended_at, t.interval_end) - greatest(seg.started_at, t.interval_start))) FILTER (WHERE seg.state = 'ready') AS ready_s,
-           sum(epoch(least(seg.ended_at, t.interval_end) - greatest(seg.started_at, t.interval_start))) FILTER (WHERE seg.state = 'busy') AS busy_s,
-           sum(epoch(least(seg.ended_at, t.interval_end) - greatest(seg.started_at, t.interval_start))) FILTER (WHERE seg.state = 'wrap') AS wrap_s,
-           sum(epoch(least(seg.ended_at, t.interval_end) - greatest(seg.started_at, t.interval_start))) FILTER (WHERE seg.state = 'not_ready') AS not_ready_s
+-- Times summed in whole microseconds, then made seconds once: extend_open_agents grows
+-- these rows by the same microseconds, and both must give the very same DOUBLE.
+piece AS (
+    SELECT t.agent_id, t.interval_start, seg.state,
+           epoch_us(least(seg.ended_at, t.interval_end)) - epoch_us(greatest(seg.started_at, t.interval_start)) AS us
     FROM t JOIN seg ON seg.agent_id = t.agent_id
                    AND seg.started_at < t.interval_end AND seg.ended_at > t.interval_start
     -- only time in a counted state makes a row (logged-out time makes none)
     WHERE seg.state IN ('ready', 'busy', 'wrap', 'not_ready')
+),
+st AS (
+    SELECT agent_id, interval_start,
+           sum(us) FILTER (WHERE state = 'ready') / 1e6 AS ready_s,
+           sum(us) FILTER (WHERE state = 'busy') / 1e6 AS busy_s,
+           sum(us) FILTER (WHERE state = 'wrap') / 1e6 AS wrap_s,
+           sum(us) FILTER (WHERE state = 'not_ready') / 1e6 AS not_ready_s
+    FROM piece
     GROUP BY ALL
 ),
 handled AS (

@@ -16,8 +16,8 @@ CREATE TABLE IF NOT EXISTS call_events (
     category      VARCHAR,
     resolved      BOOLEAN,
     source        VARCHAR
-    -- key (call_id, queue, event): duplicates are filtered out by an anti-join before
-    -- insert (sql/new_call_events.sql); a primary-key index would double the write cost
+    -- key (call_id, queue, event): duplicates are filtered out before insert
+    -- (pipeline/call_order.py); a primary-key index would double the write cost
 );
 
 CREATE TABLE IF NOT EXISTS agent_events (
@@ -28,6 +28,16 @@ CREATE TABLE IF NOT EXISTS agent_events (
     queues   VARCHAR[],
     source   VARCHAR
     -- key (agent_id, ts, state), enforced the same way
+);
+
+-- Each agent's last event in (ts, state) order: its state at the watermark, kept per batch
+-- so that growing every logged-in agent's current interval never scans agent_events.
+-- Retention keeps each agent's last event, so this agrees with agent_events; it is
+-- refilled from them at every open (sql/refill_agent_last.sql).
+CREATE TABLE IF NOT EXISTS agent_last (
+    agent_id VARCHAR NOT NULL,
+    ts       TIMESTAMPTZ NOT NULL,
+    state    VARCHAR NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS qa_evals (

@@ -17,6 +17,12 @@ CREATE OR REPLACE MACRO cp_abandon_rate(abandoned, short_abandoned, offered) AS
 
 CREATE OR REPLACE MACRO cp_bucket(ts, width_s) AS to_timestamp(floor(epoch(ts) / width_s) * width_s);
 
+-- Seconds s (a whole number of microseconds / 1e6, as agent_interval holds its times)
+-- plus us microseconds: the same DOUBLE as all those microseconds / 1e6, because the
+-- round trip through s * 1e6 is exact below 2^51 microseconds (71 years; a row holds
+-- at most one interval).
+CREATE OR REPLACE MACRO cp_seconds_plus_us(s, us) AS (round(s * 1e6)::BIGINT + us) / 1e6;
+
 -- One row per call and queue it was offered to, with its outcome as of the watermark.
 -- A call waiting longer than its queue's orphan_after is closed as exited then.
 CREATE OR REPLACE VIEW calls AS

@@ -4,8 +4,10 @@ of times, give the same KPI tables as one full recompute from scratch."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from tests.helpers import engine, feed, frame
 BASE = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 TABLES = {
     "call_state": "SELECT * FROM call_state ORDER BY ALL",
+    "agent_last": "SELECT * FROM agent_last ORDER BY ALL",
     "queue_interval": "SELECT * FROM queue_interval ORDER BY ALL",
     "agent_interval": "SELECT * FROM agent_interval ORDER BY ALL",
     "kpi_queue_interval": "SELECT * FROM kpi_queue_interval ORDER BY ALL",
@@ -156,3 +159,65 @@ def test_rates_stay_within_bounds_on_a_simulated_day() -> None:
         assert 0 <= bounds[f"lo{k}"] <= bounds[f"hi{k}"] <= 1
     occ = frame(eng, "SELECT min(occupancy) lo, max(occupancy) hi FROM kpi_agent_interval").to_dicts()[0]
     assert 0 <= occ["lo"] <= occ["hi"] <= 1
+
+
+def test_agent_times_in_fractions_of_a_second_grow_batch_by_batch_to_the_exact_sums() -> None:
+    """An open agent's interval grows at every batch by the watermark's advance; with
+    sub-second times that must still give the very DOUBLE a recompute gives, and the
+    seconds a naive count of whole microseconds gives."""
+    us = 1_000_000
+    changes = [(0, "login"), (123_457, "ready"), (197_654_321, "busy"), (1_033_000_001, "wrap"),
+               (1_040_500_000, "not_ready"), (1_900_000_003, "ready"), (2_999_999_999, "logout")]  # fmt: skip
+
+    def at(t_us: int) -> str:
+        return (BASE + timedelta(microseconds=t_us)).isoformat()
+
+    agent = [{"type": "agent", "agent_id": "a1", "state": s, "at": at(t)} for t, s in changes]
+    agent[0]["queues"] = ["q1"]
+    # Calls move the watermark in uneven sub-second steps, across interval boundaries.
+    ticks = [{"type": "call", "call_id": f"t{i}", "queue": "q1", "event": "offered", "at": at(i * 23_100_017)}
+             for i in range(1, 133)]  # fmt: skip
+    delivered = sorted(agent + ticks, key=lambda r: r["at"])
+    incremental = engine()
+    for record in delivered:
+        feed(incremental, [record])
+    full = engine()
+    feed(full, delivered)
+    full.store.rebuild()
+    sql = "SELECT agent_id, interval_start, ready_s, busy_s, wrap_s, not_ready_s FROM agent_interval ORDER BY ALL"
+    got, want = frame(incremental, sql), frame(full, sql)
+    assert got.equals(want), f"{got}\n{want}"
+
+    # Naively: each state's whole microseconds per 15-minute interval, up to the watermark.
+    wm = 132 * 23_100_017
+    ends = [t for t, _ in changes[1:]] + [wm]
+    expected: dict[tuple[int, str], int] = {}
+    for (start, state), end in zip(changes, ends, strict=True):
+        end = min(end, wm)
+        for k in range(start // (900 * us), (end - 1) // (900 * us) + 1):
+            lo, hi = max(start, k * 900 * us), min(end, (k + 1) * 900 * us)
+            if hi > lo and state in ("ready", "busy", "wrap", "not_ready"):
+                expected[k, state] = expected.get((k, state), 0) + hi - lo
+    rows = {(int((r["interval_start"] - BASE).total_seconds()) // 900, s): r[f"{s}_s"]
+            for r in got.to_dicts() for s in ("ready", "busy", "wrap", "not_ready") if r[f"{s}_s"]}  # fmt: skip
+    assert rows == {key: v / us for key, v in expected.items()}
+
+
+def test_agent_last_is_refilled_from_agent_events_at_open(tmp_path: Path) -> None:
+    """A database from before agent_last, or one a version without it wrote to since (a
+    rollback), gets each agent's last event back from agent_events when it is opened."""
+    db = tmp_path / "cp.duckdb"
+    eng = engine(db)
+    feed(eng, [{"type": "agent", "agent_id": a, "state": "ready", "at": iso(60)} for a in ("a1", "a2")])
+    eng.close()
+    with duckdb.connect(str(db)) as con:  # what an older version leaves: events, no agent_last
+        con.execute("INSERT INTO agent_events (agent_id, ts, state) VALUES ('a1', ?, 'busy'), ('a1', ?, 'wrap')",
+                    [BASE + timedelta(seconds=90), BASE + timedelta(seconds=90)])  # fmt: skip
+        con.execute("DELETE FROM agent_last WHERE agent_id = 'a2'")
+    eng = engine(db)
+    try:
+        got = frame(eng, "SELECT agent_id, ts, state FROM agent_last ORDER BY agent_id").rows()
+    finally:
+        eng.close()
+    # a tie at one instant: the last in (ts, state) order lasts
+    assert got == [("a1", BASE + timedelta(seconds=90), "wrap"), ("a2", BASE + timedelta(seconds=60), "ready")]
