@@ -5,9 +5,9 @@ Plain functions over polars frames: the batch's call events, and ``known``, the
 per call is enough because a call stores at most one event of each kind and
 ``call_state`` holds each kind's time (``offered_at``, ``answered_at``, ...).
 
-They run in polars rather than as SQL over the registered frames: for a batch of a
-few thousand events DuckDB's planning and its scans of the registered frames cost about
-25 ms, where these cost about 2 (the Kafka worker's latency is a few such batches).
+They run in polars rather than as SQL over the registered frames: for a batch of 2,000
+events DuckDB's planning and its scans of the registered frames cost about 25 ms, these
+about 7 (the Kafka worker's latency is about two batches' cost).
 """
 
 from __future__ import annotations
