@@ -65,11 +65,11 @@ class Store:
 
     def _init_schema(self) -> None:
         self._run("schema")
+        self._run("store_temp_tables")
         # At every open, not only for a database from before agent_last: a version without
         # it may have stored agent events since (a rollback). One aggregate of agent_events.
         with sqlfiles.transaction(self.con):
             self._run("refill_agent_last")
-        self._run("store_temp_tables")
         row = self._one("pipeline_state")
         self._run("init_pipeline_state", interval_s=self.config.interval_s, timezone=self.config.timezone)
         self._run("views")

@@ -12,10 +12,7 @@ USING (
     -- state at the old watermark. An agent with a new event at or before the old watermark
     -- has all these intervals in touched_a.
     WITH ext AS (
-        SELECT agent_id, state, to_timestamp(unnest(range(
-            CAST(floor(epoch($old_wm) / $iv) * $iv AS BIGINT),
-            CAST(floor(epoch($new_wm) / $iv) * $iv AS BIGINT) + 1,
-            CAST($iv AS BIGINT)))) AS interval_start
+        SELECT agent_id, state, unnest(cp_buckets($old_wm, $new_wm, $iv)) AS interval_start
         FROM agent_last WHERE state IN ('ready', 'busy', 'wrap', 'not_ready')
     ),
     grown AS (

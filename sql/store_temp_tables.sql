@@ -1,8 +1,13 @@
--- Creates the session's scratch tables that list what a batch touched (temporary: never stored), and the macro reading them.
+-- Creates the session's scratch tables that list what a batch touched (temporary: never stored), and the store's temporary macros.
 CREATE TEMP TABLE IF NOT EXISTS touched_calls (call_id VARCHAR, queue VARCHAR);
 CREATE TEMP TABLE IF NOT EXISTS touched_q (queue VARCHAR, interval_start TIMESTAMPTZ);
 CREATE TEMP TABLE IF NOT EXISTS touched_a (agent_id VARCHAR, interval_start TIMESTAMPTZ);
 CREATE TEMP TABLE IF NOT EXISTS touched_callers (caller_key VARCHAR);  -- callers of touched_calls
+
+-- Each agent's last event in the agent events named `events` (agent_events, or a batch's):
+-- of several changes at one instant, the last in (ts, state) order is the one that lasts.
+CREATE OR REPLACE TEMP MACRO last_agent_events(events) AS TABLE
+SELECT agent_id, max(ts) AS ts, arg_max(state, (ts, state)) AS state FROM query_table(events) GROUP BY agent_id;
 
 -- call_state rows rebuilt from the stored events of the calls in touched_calls (the store's
 -- scratch table): each event kind's time, the agent who answered (else ended, else any).

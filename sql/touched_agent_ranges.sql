@@ -3,8 +3,5 @@
 -- then still lasts until at least that event, so none of their segments change.
 INSERT INTO touched_a
 WITH b AS (SELECT agent_id, min(ts) AS lo FROM new_agents GROUP BY agent_id)
-SELECT agent_id, to_timestamp(unnest(range(
-    CAST(floor(epoch(lo) / $iv) * $iv AS BIGINT),
-    CAST(floor(epoch($wm) / $iv) * $iv AS BIGINT) + 1,
-    CAST($iv AS BIGINT)))) AS interval_start
+SELECT agent_id, unnest(cp_buckets(lo, $wm, $iv)) AS interval_start
 FROM b

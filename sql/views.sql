@@ -17,6 +17,13 @@ CREATE OR REPLACE MACRO cp_abandon_rate(abandoned, short_abandoned, offered) AS
 
 CREATE OR REPLACE MACRO cp_bucket(ts, width_s) AS to_timestamp(floor(epoch(ts) / width_s) * width_s);
 
+-- Every width_s-long interval start from lo's interval to hi's, both included (a list).
+CREATE OR REPLACE MACRO cp_buckets(lo, hi, width_s) AS list_transform(
+    range(CAST(floor(epoch(lo) / width_s) * width_s AS BIGINT),
+          CAST(floor(epoch(hi) / width_s) * width_s AS BIGINT) + 1,
+          CAST(width_s AS BIGINT)),
+    lambda x: to_timestamp(x));
+
 -- Seconds s (a whole number of microseconds / 1e6, as agent_interval holds its times)
 -- plus us microseconds: the same DOUBLE as all those microseconds / 1e6, because the
 -- round trip through s * 1e6 is exact below 2^51 microseconds (71 years; a row holds
