@@ -1,9 +1,11 @@
 -- Returns agents per queue, state and not-ready reason now (the last state of each agent not logged out), and state_s: their seconds in that state so far, summed, as of the watermark.
 WITH current AS (
-    SELECT agent_id, state, reason, queues, started_at, duration_s
+    -- unnest in the select list, not a lateral join: DuckDB plans the lateral one as a
+    -- delim join that costs more than the rest of this query together
+    SELECT unnest(coalesce(queues, ['']::VARCHAR[])) AS queue, state, reason, duration_s
     FROM agent_current WHERE state <> 'logout'
 )
-SELECT q.queue, c.state, coalesce(c.reason, '') AS reason, count(*) AS agents, sum(c.duration_s) AS state_s
-FROM current c, unnest(coalesce(c.queues, ['']::VARCHAR[])) AS q(queue)
+SELECT queue, state, coalesce(reason, '') AS reason, count(*) AS agents, sum(duration_s) AS state_s
+FROM current
 GROUP BY ALL
 ORDER BY ALL

@@ -31,13 +31,20 @@ CREATE TABLE IF NOT EXISTS agent_events (
 );
 
 -- Each agent's last event in (ts, state) order: its state at the watermark, kept per batch
--- so that growing every logged-in agent's current interval never scans agent_events.
+-- so that growing every logged-in agent's current interval never scans agent_events, and
+-- the boards read each agent's current state without scanning them either. queues: from
+-- the agent's last event that reported queues ((queues_ts, queues_state) is that event).
 -- Retention keeps each agent's last event, so this agrees with agent_events; it is
--- refilled from them at every open (sql/refill_agent_last.sql).
+-- refilled from them at every open (sql/refill_agent_last.sql, which also adds the
+-- columns a database from an older version lacks).
 CREATE TABLE IF NOT EXISTS agent_last (
-    agent_id VARCHAR NOT NULL,
-    ts       TIMESTAMPTZ NOT NULL,
-    state    VARCHAR NOT NULL
+    agent_id     VARCHAR NOT NULL,
+    ts           TIMESTAMPTZ NOT NULL,
+    state        VARCHAR NOT NULL,
+    reason       VARCHAR,
+    queues       VARCHAR[],
+    queues_ts    TIMESTAMPTZ,
+    queues_state VARCHAR
 );
 
 CREATE TABLE IF NOT EXISTS qa_evals (

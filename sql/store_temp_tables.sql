@@ -4,10 +4,18 @@ CREATE TEMP TABLE IF NOT EXISTS touched_q (queue VARCHAR, interval_start TIMESTA
 CREATE TEMP TABLE IF NOT EXISTS touched_a (agent_id VARCHAR, interval_start TIMESTAMPTZ);
 CREATE TEMP TABLE IF NOT EXISTS touched_callers (caller_key VARCHAR);  -- callers of touched_calls
 
--- Each agent's last event in the agent events named `events` (agent_events, or a batch's):
--- of several changes at one instant, the last in (ts, state) order is the one that lasts.
+-- Each agent's last event in the agent events named `events` (agent_events, or a batch's),
+-- as agent_last holds it: of several changes at one instant, the last in (ts, state) order
+-- is the one that lasts; queues come from the last event that reported them (NULL: none did).
 CREATE OR REPLACE TEMP MACRO last_agent_events(events) AS TABLE
-SELECT agent_id, max(ts) AS ts, arg_max(state, (ts, state)) AS state FROM query_table(events) GROUP BY agent_id;
+SELECT agent_id,
+       max(ts) AS ts,
+       arg_max(state, (ts, state)) AS state,
+       arg_max_null(reason, (ts, state)) AS reason,  -- arg_max would skip a NULL reason
+       arg_max(queues, (ts, state)) FILTER (WHERE queues IS NOT NULL) AS queues,
+       max(ts) FILTER (WHERE queues IS NOT NULL) AS queues_ts,
+       arg_max(state, (ts, state)) FILTER (WHERE queues IS NOT NULL) AS queues_state
+FROM query_table(events) GROUP BY agent_id;
 
 -- call_state rows rebuilt from the stored events of the calls in touched_calls (the store's
 -- scratch table): each event kind's time, the agent who answered (else ended, else any).

@@ -176,11 +176,12 @@ SELECT agent_id, ts, state, reason, queues FROM agent_events WHERE ts >= lo AND 
 
 -- Each agent's current state: its last event in (ts, state) order, the queues it last
 -- reported, since when and seconds in it as of the watermark. The same rows as
--- agent_states WHERE ended_at IS NULL (the boards read it on every refresh).
+-- agent_states WHERE ended_at IS NULL. The boards read it on every refresh, so it reads
+-- agent_last (one row per agent, kept per batch), not the agents' whole history.
 CREATE OR REPLACE VIEW agent_current AS
 SELECT agent_id, state, reason, queues, ts AS started_at,
        epoch((SELECT watermark FROM pipeline_state) - ts) AS duration_s
-FROM agent_last_before('infinity'::TIMESTAMPTZ);
+FROM agent_last;
 
 -- Agent KPIs per interval: calls by the interval they were offered in, state time
 -- clipped to the interval, QA scores by evaluation time.
