@@ -126,3 +126,50 @@ def test_in_the_background_a_slow_board_job_never_holds_up_a_batch(tmp_path: Pat
         release.set()
         refresher.stop()
         eng.close()
+
+
+def test_in_the_background_jobs_run_one_at_a_time_with_a_pause_after_each() -> None:
+    """A batch overlaps one job's queries, not a whole refresh: after a job that took d
+    seconds the next waits (BUSY_FACTOR - 1) * d, so all jobs still take at most
+    1 / BUSY_FACTOR of the time, as when they ran back to back."""
+    from pipeline.server import BUSY_FACTOR
+
+    now = {"t": 100.0}
+    ran: dict[str, float] = {}
+
+    def slow(_con: duckdb.DuckDBPyConnection) -> str:
+        ran["slow"] = now["t"]
+        now["t"] += 1.0  # this job takes a second (of the refresher's clock)
+        return "slow"
+
+    def fast(_con: duckdb.DuckDBPyConnection) -> str:
+        ran["fast"] = now["t"]
+        return "fast"
+
+    published = Published()
+    refresher = Refresher(duckdb.connect(), published, every_s=0.01, clock=lambda: now["t"])
+    refresher.add("slow", slow)
+    refresher.add("fast", fast)
+    refresher.start_background()
+    try:
+
+        def wait_for(name: str) -> None:
+            deadline = time.monotonic() + 10
+            while published.get(name) is None and time.monotonic() < deadline:
+                refresher._wake.set()
+                threading.Event().wait(0.01)
+            assert published.get(name) == name
+
+        refresher()  # a batch arrived
+        wait_for("slow")
+        now["t"] = 102.5  # not yet: the pause after a 1 s job is (BUSY_FACTOR - 1) s
+        refresher._wake.set()
+        now["t"] = 101.0 + (BUSY_FACTOR - 1) * 1.0
+        wait_for("fast")
+        assert ran == {"slow": 100.0, "fast": 101.0 + (BUSY_FACTOR - 1) * 1.0}
+        deadline = time.monotonic() + 10
+        while refresher.took_s != 1.0 and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        assert (refresher._last, refresher.took_s) == (100.0, 1.0)  # the whole cycle's start and time
+    finally:
+        refresher.stop()
