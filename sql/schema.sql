@@ -35,8 +35,7 @@ CREATE TABLE IF NOT EXISTS agent_events (
 -- the boards read each agent's current state without scanning them either. queues: from
 -- the agent's last event that reported queues ((queues_ts, queues_state) is that event).
 -- Retention keeps each agent's last event, so this agrees with agent_events; it is
--- refilled from them at every open (sql/refill_agent_last.sql, which also adds the
--- columns a database from an older version lacks).
+-- refilled from them at every open (sql/refill_agent_last.sql).
 CREATE TABLE IF NOT EXISTS agent_last (
     agent_id     VARCHAR NOT NULL,
     ts           TIMESTAMPTZ NOT NULL,
@@ -46,6 +45,11 @@ CREATE TABLE IF NOT EXISTS agent_last (
     queues_ts    TIMESTAMPTZ,
     queues_state VARCHAR
 );
+-- A database from before agent_last held reason and queues (the refill fills them).
+ALTER TABLE agent_last ADD COLUMN IF NOT EXISTS reason VARCHAR;
+ALTER TABLE agent_last ADD COLUMN IF NOT EXISTS queues VARCHAR[];
+ALTER TABLE agent_last ADD COLUMN IF NOT EXISTS queues_ts TIMESTAMPTZ;
+ALTER TABLE agent_last ADD COLUMN IF NOT EXISTS queues_state VARCHAR;
 
 CREATE TABLE IF NOT EXISTS qa_evals (
     call_id   VARCHAR NOT NULL,
