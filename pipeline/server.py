@@ -166,7 +166,11 @@ class Refresher:
         """The read-only jobs, through the refresher's own connection (either thread)."""
         with self._lock:
             if self._reader is not None:
-                self._refresh([n for n in self.jobs if n not in self.engine_jobs], self._reader)
+                self._refresh(self._reader_jobs(), self._reader)
+
+    def _reader_jobs(self) -> list[str]:
+        """The read-only jobs, in the order they were added (later ones read earlier ones)."""
+        return [n for n in self.jobs if n not in self.engine_jobs]
 
     def _loop(self) -> None:
         """One job at a time, each followed by a pause of (BUSY_FACTOR - 1) times its own
@@ -178,7 +182,7 @@ class Refresher:
         while not self._stopping.is_set():
             now = self.clock()
             if not cycle and self._pending and self._due():
-                cycle = [n for n in self.jobs if n not in self.engine_jobs]
+                cycle = self._reader_jobs()
                 self._pending = False
                 started, took, next_at = now, 0.0, now
             if cycle and now >= next_at:
