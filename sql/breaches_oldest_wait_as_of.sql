@@ -11,7 +11,7 @@ WITH points AS (
       AND coalesce(least(c.answered_at, c.abandoned_at, c.exited_at), 'infinity'::TIMESTAMPTZ) > to_timestamp($first)
       AND c.offered_at + to_seconds(s.orphan_after_s) >= to_timestamp($first)
 )
-SELECT p.m, c.queue, max(epoch(p.m - c.offered_at)) AS oldest_wait_s,
+SELECT p.m, c.queue, max(cp_seconds_between(c.offered_at, p.m)) AS oldest_wait_s,
        any_value(s.target_oldest_wait_s) AS target_oldest_wait_s
 FROM points p
 JOIN c ON c.offered_at <= p.m AND c.left_at > p.m AND c.offered_at >= p.m - to_seconds(c.orphan_after_s)

@@ -15,8 +15,8 @@ WITH points AS (
            CASE WHEN c.answered_at <= p.m THEN 'answered'
                 WHEN c.abandoned_at <= p.m THEN 'abandoned'
                 ELSE 'other' END AS outcome,   -- exited or waiting: neither counts below
-           epoch(CASE WHEN c.answered_at <= p.m THEN c.answered_at
-                      WHEN c.abandoned_at <= p.m THEN c.abandoned_at END - c.offered_at) AS wait_s
+           cp_seconds_between(c.offered_at, CASE WHEN c.answered_at <= p.m THEN c.answered_at
+                                                 WHEN c.abandoned_at <= p.m THEN c.abandoned_at END) AS wait_s
     FROM points p
     CROSS JOIN widths w
     JOIN c ON c.offered_at > p.m - to_seconds(w.width_s) AND c.offered_at <= p.m

@@ -13,7 +13,7 @@ WITH w AS (
     FROM ev
 ), clipped AS (
     SELECT s.agent_id, w.width_s, s.state, s.reason,
-           epoch(least(s.ended_at, $wm) - greatest(s.started_at, $wm - to_seconds(w.width_s))) AS seconds
+           cp_seconds_between(greatest(s.started_at, $wm - to_seconds(w.width_s)), least(s.ended_at, $wm)) AS seconds
     FROM seg s JOIN w ON s.ended_at > $wm - to_seconds(w.width_s)
     WHERE s.state IN ('ready', 'busy', 'wrap', 'not_ready') AND s.ended_at > s.started_at
 ), st AS (

@@ -18,7 +18,7 @@ WITH w AS (
     WHERE state IN ('ready', 'busy', 'wrap')
 ), clipped AS (
     SELECT s.queue, s.agent_id, w.width_s, s.state,
-           epoch(s.ended_at - greatest(s.started_at, $wm - to_seconds(w.width_s))) AS seconds
+           cp_seconds_between(greatest(s.started_at, $wm - to_seconds(w.width_s)), s.ended_at) AS seconds
     FROM served s JOIN w ON s.ended_at > $wm - to_seconds(w.width_s)
 ), per_agent AS (
     SELECT queue, agent_id, width_s,

@@ -15,6 +15,13 @@ CREATE OR REPLACE MACRO cp_service_level(formula, answered_in_sl, abandoned_in_s
 CREATE OR REPLACE MACRO cp_abandon_rate(abandoned, short_abandoned, offered) AS
     cp_ratio(abandoned - short_abandoned, offered - short_abandoned);
 
+-- Seconds from a to b (TIMESTAMPTZ): the elapsed microseconds / 1e6, the same DOUBLE as
+-- epoch(b - a) for any span under a day, at a fifteenth of the cost (subtracting two
+-- TIMESTAMPTZ builds an INTERVAL through ICU's calendar: ~235 against ~16 ns a row here,
+-- and the calls view does it for every call a KPI query reads). Longer spans stay exact
+-- elapsed time, where the calendar would count days (and DST) in the session's zone.
+CREATE OR REPLACE MACRO cp_seconds_between(a, b) AS (epoch_us(b) - epoch_us(a)) / 1e6;
+
 CREATE OR REPLACE MACRO cp_bucket(ts, width_s) AS to_timestamp(floor(epoch(ts) / width_s) * width_s);
 
 -- Every width_s-long interval start from lo's interval to hi's, both included (a list).
@@ -36,9 +43,9 @@ CREATE OR REPLACE VIEW calls AS
 WITH base AS (
     SELECT c.*,
            s.sl_threshold_s, s.short_abandon_s, s.repeat_window_s,
+           s.orphan_after_s,
            (c.answered_at IS NULL AND c.abandoned_at IS NULL AND c.exited_at IS NULL
             AND c.offered_at + to_seconds(s.orphan_after_s) < p.watermark) AS orphaned,
-           c.offered_at + to_seconds(s.orphan_after_s) AS orphan_exit_at,
            p.interval_s
     FROM call_state c
     LEFT JOIN queue_settings s USING (queue)
@@ -49,15 +56,16 @@ WITH base AS (
                 WHEN abandoned_at IS NOT NULL THEN 'abandoned'
                 WHEN exited_at IS NOT NULL OR orphaned THEN 'exited'
                 ELSE 'waiting' END AS outcome,
-           CASE WHEN orphaned THEN orphan_exit_at ELSE exited_at END AS exited_at_eff
+           -- computed for orphans only: TIMESTAMPTZ + INTERVAL goes through ICU too
+           CASE WHEN orphaned THEN offered_at + to_seconds(orphan_after_s) ELSE exited_at END AS exited_at_eff
     FROM base
 ), waits AS (
     SELECT *,
-           epoch(CASE outcome WHEN 'answered' THEN answered_at
-                              WHEN 'abandoned' THEN abandoned_at
-                              WHEN 'exited' THEN exited_at_eff END - offered_at) AS wait_s,
+           cp_seconds_between(offered_at, CASE outcome WHEN 'answered' THEN answered_at
+                                                       WHEN 'abandoned' THEN abandoned_at
+                                                       WHEN 'exited' THEN exited_at_eff END) AS wait_s,
            CASE WHEN answered_at IS NOT NULL AND ended_at IS NOT NULL
-                THEN coalesce(talk_s, greatest(epoch(ended_at - answered_at) - coalesce(hold_s, 0), 0)) END AS talk_eff
+                THEN coalesce(talk_s, greatest(cp_seconds_between(answered_at, ended_at) - coalesce(hold_s, 0), 0)) END AS talk_eff
     FROM outcomes
 )
 SELECT call_id, queue, caller_key, agent_id, offered_at, answered_at, abandoned_at,

@@ -1,5 +1,5 @@
 -- Returns the calls waiting now (as of the watermark; waits beyond orphan_after are closed), longest wait first: queue, caller_masked, offered_at, wait_s.
-SELECT c.queue, c.caller_masked, c.offered_at, epoch(p.watermark - c.offered_at) AS wait_s
+SELECT c.queue, c.caller_masked, c.offered_at, cp_seconds_between(c.offered_at, p.watermark) AS wait_s
 FROM calls c
 CROSS JOIN pipeline_state p
 JOIN queue_settings s ON s.queue = c.queue
