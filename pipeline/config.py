@@ -56,6 +56,12 @@ class KafkaSettings:
     # shorter bound about halves the latency, for three times as many batches).
     batch_size: int = 50_000
     batch_within_s: float = 0.3
+    # DuckDB's threads while the worker runs (0: DuckDB's default, one per core). A steady
+    # stream's statements read a few thousand rows, where parallel operators cost more in
+    # scheduling than they save; and with one thread each query runs on the thread that
+    # asked for it, so the board refresher's lower priority covers its queries too
+    # (make bench: latency p99 down ~15 %; a 50,000-event catch-up batch ~10 % slower).
+    duckdb_threads: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +194,7 @@ def _queue_settings(raw: Any, key: str, base: QueueSettings) -> QueueSettings:
 
 
 def _kafka(raw: Any) -> KafkaSettings:
-    k = _table(raw, "kafka", {"bootstrap", "group", "topic_prefix", "batch_size", "batch_within"})
+    k = _table(raw, "kafka", {"bootstrap", "group", "topic_prefix", "batch_size", "batch_within", "duckdb_threads"})
     d = KafkaSettings()
     return KafkaSettings(
         bootstrap=_string(k.get("bootstrap", d.bootstrap), "kafka.bootstrap"),
@@ -196,6 +202,7 @@ def _kafka(raw: Any) -> KafkaSettings:
         topic_prefix=str(k.get("topic_prefix", d.topic_prefix)),
         batch_size=_integer(k.get("batch_size", d.batch_size), "kafka.batch_size", 1),
         batch_within_s=parse_duration(k.get("batch_within", d.batch_within_s), "kafka.batch_within"),
+        duckdb_threads=_integer(k.get("duckdb_threads", d.duckdb_threads), "kafka.duckdb_threads", 0),
     )
 
 

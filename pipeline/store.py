@@ -61,6 +61,11 @@ class Store:
     def close(self) -> None:
         self.con.close()
 
+    def set_threads(self, threads: int) -> None:
+        """DuckDB's threads for every connection of this database (0: leave DuckDB's default)."""
+        if threads > 0:
+            self._run("set_threads", threads=threads)
+
     # -- schema and settings -------------------------------------------------
 
     def _init_schema(self) -> None:

@@ -52,6 +52,8 @@ def test_queue_overrides_inherit_global_defaults() -> None:
         ({"site": {"timezone": "Mars/Olympus"}}, "site.timezone: unknown time zone"),
         ({"exporter": {"per_agent": "yes"}}, "exporter.per_agent: expected true or false"),
         ({"typo": 1}, "typo: unknown key"),
+        ({"kafka": {"duckdb_threads": -1}}, "kafka.duckdb_threads: must be at least 0"),
+        ({"kafka": {"duckdb_threads": "all"}}, "kafka.duckdb_threads: expected a whole number"),
     ],
 )
 def test_bad_config_names_key_and_problem(raw: dict, message: str) -> None:
@@ -77,3 +79,8 @@ def test_durations(value: object, seconds: float) -> None:
 def test_example_file_is_valid() -> None:
     cfg = load_config(EXAMPLE)
     assert "complaints" in cfg.queues
+
+
+def test_the_worker_runs_duckdb_on_one_thread_unless_told_otherwise() -> None:
+    assert config_from_dict({}).kafka.duckdb_threads == 1
+    assert config_from_dict({"kafka": {"duckdb_threads": 0}}).kafka.duckdb_threads == 0

@@ -342,3 +342,27 @@ def test_a_restart_keeps_a_pause_taken_during_a_call() -> None:
     messages = [msg(i, line, topic=QL) for i, line in enumerate(lines)]
     restarted = QueueLogDecoder().batch(QL, messages[4:], {(QL, 0): 3})  # a new process after line 4
     assert ("agent", "not_ready") in [(r[1], r[3]) for r in records_of(restarted)]
+
+
+@pytest.mark.parametrize(("threads", "expected"), [(1, 1), (0, None)])
+def test_the_worker_opens_duckdb_with_the_configured_threads(
+    tmp_path: Path, threads: int, expected: int | None
+) -> None:
+    """``kafka.duckdb_threads`` is applied when the worker opens the store; 0 leaves DuckDB's
+    own default (one per core) untouched."""
+    import duckdb
+
+    from pipeline.config import Config
+    from pipeline.worker import KafkaWorker, WorkerOptions
+
+    default = duckdb.connect().execute("SELECT current_setting('threads')").fetchall()[0][0]
+    cfg = Config(db=tmp_path / "w.duckdb", kafka=KafkaSettings(duckdb_threads=threads))
+    worker = KafkaWorker(cfg, b"k", WorkerOptions(serve=False))
+    services = worker._thread.call(worker._open)
+    try:
+        assert worker.engine is not None
+        got = worker.engine.store.con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+        assert got == (expected if expected is not None else default)
+    finally:
+        worker._thread.call(worker._close, services)
+        worker._thread.close()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from pipeline.server import Published, Refresher
 from tests.helpers import engine, feed, offered
@@ -171,5 +174,30 @@ def test_in_the_background_jobs_run_one_at_a_time_with_a_pause_after_each() -> N
         while refresher.took_s != 1.0 and time.monotonic() < deadline:
             threading.Event().wait(0.01)
         assert (refresher._last, refresher.took_s) == (100.0, 1.0)  # the whole cycle's start and time
+    finally:
+        refresher.stop()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are per thread on Linux only")
+def test_the_background_refresher_runs_at_a_lower_priority_than_ingestion() -> None:
+    """Where the CPU is short, a batch goes first: the refresher thread (and, with one DuckDB
+    thread, the queries it runs) is niced REFRESHER_NICENESS above the engine thread."""
+    from pipeline.server import REFRESHER_NICENESS
+
+    def niceness(_con: duckdb.DuckDBPyConnection) -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    published = Published()
+    refresher = Refresher(duckdb.connect(), published, every_s=0.01)
+    refresher.add("nice", niceness)
+    refresher.start_background()
+    try:
+        refresher()
+        deadline = time.monotonic() + 10
+        while published.get("nice") is None and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        assert published.get("nice") == min(19, mine + REFRESHER_NICENESS)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only that thread
     finally:
         refresher.stop()
