@@ -60,7 +60,8 @@ class KafkaSettings:
     # stream's statements read a few thousand rows, where parallel operators cost more in
     # scheduling than they save; and with one thread each query runs on the thread that
     # asked for it, so the board refresher's lower priority covers its queries too
-    # (make bench: latency p99 down ~15 %; a 50,000-event catch-up batch ~10 % slower).
+    # (latency p99 at 5,000 events/s: mean of three alternating pairs 1,016 -> 946 ms; a
+    # 20,000-event catch-up batch ~10 % slower: README Benchmark).
     duckdb_threads: int = 1
 
 

@@ -157,7 +157,7 @@ CREATE OR REPLACE VIEW agent_states AS
 SELECT agent_id, state, reason,
        ts AS started_at,
        lead(ts) OVER w AS ended_at,
-       epoch(coalesce(lead(ts) OVER w, (SELECT watermark FROM pipeline_state)) - ts) AS duration_s,
+       cp_seconds_between(ts, coalesce(lead(ts) OVER w, (SELECT watermark FROM pipeline_state))) AS duration_s,
        last_value(queues IGNORE NULLS) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS queues
 FROM agent_events
 WINDOW w AS (PARTITION BY agent_id ORDER BY ts, state);
@@ -188,7 +188,7 @@ SELECT agent_id, ts, state, reason, queues FROM agent_events WHERE ts >= lo AND 
 -- agent_last (one row per agent, kept per batch), not the agents' whole history.
 CREATE OR REPLACE VIEW agent_current AS
 SELECT agent_id, state, reason, queues, ts AS started_at,
-       epoch((SELECT watermark FROM pipeline_state) - ts) AS duration_s
+       cp_seconds_between(ts, (SELECT watermark FROM pipeline_state)) AS duration_s
 FROM agent_last;
 
 -- Agent KPIs per interval: calls by the interval they were offered in, state time
