@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboards.boards import agents, operations, pipeline_health, supervisor
-from pipeline.config import Config
+from pipeline.core.config import Config
 
 GENERATED_DIR = Path(__file__).resolve().parent / "generated"
 

@@ -2,7 +2,7 @@
 
 The SDK's automatic layout wraps late, so every board places its panels through a
 ``Grid`` that hands out explicit ids, refIds and grid positions. Every PromQL
-expression is built from ``metrics.names`` constants (``m(...)``), never typed by hand.
+expression is built from ``metrics.export.names`` constants (``m(...)``), never typed by hand.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_m
 from grafana_foundation_sdk.models import dashboard as dash_m
 
-from metrics.names import MetricName
+from metrics.export.names import MetricName
 
 # The provisioned Prometheus data source (deploy/grafana/provisioning/datasources).
 DATASOURCE_UID = "callpulse-prometheus"

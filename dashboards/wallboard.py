@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 import duckdb
 import polars as pl
 
-from metrics.snapshot import KpiSnapshot, QueueSnapshot, take_snapshot
-from pipeline import sqlfiles
-from pipeline.server import Response
+from metrics.kpi.snapshot import KpiSnapshot, QueueSnapshot, take_snapshot
+from pipeline.core import sqlfiles
+from pipeline.serve.http import Response
 
 STATIC_DIR = Path(__file__).resolve().parent / "wallboard"
 API_PATH = "/api/wallboard"

@@ -9,9 +9,9 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.config import Config
-from pipeline.engine import Engine
-from pipeline.records import Parsed, RawBatch
+from pipeline.core.config import Config
+from pipeline.core.engine import Engine
+from pipeline.core.records import Parsed, RawBatch
 
 PII_KEY = b"test-key-not-secret"
 # A fixed wall clock for tests: later than every test event, so nothing is "in the future".

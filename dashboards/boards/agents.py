@@ -3,7 +3,7 @@ occupancy, not-ready time by reason and QA score; below, states, not-ready reaso
 occupancy, AHT and handled calls per queue (``$queue``) over the day.
 
 The per-agent panels read the ``callpulse_agent_*`` series, which the exporter has only
-with ``[exporter] per_agent = true`` (metrics.names.PER_AGENT); the queue panels work
+with ``[exporter] per_agent = true`` (metrics.export.names.PER_AGENT); the queue panels work
 either way.
 """
 
@@ -28,8 +28,8 @@ from dashboards.panels import (
     thresholds,
     window_variable,
 )
-from metrics import names as n
-from pipeline.config import Config
+from metrics.export import names as n
+from pipeline.core.config import Config
 
 UID = "callpulse-agents"
 QS = {"queue": "~$queue"}

@@ -22,8 +22,8 @@ from dashboards.panels import (
     target_lines,
     thresholds,
 )
-from metrics import names as n
-from pipeline.config import Config
+from metrics.export import names as n
+from pipeline.core.config import Config
 
 UID = "callpulse-operations"
 QS = {"queue": "~$queue"}

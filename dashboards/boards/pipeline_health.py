@@ -16,8 +16,8 @@ from dashboards.panels import (
     series_panel,
     thresholds,
 )
-from metrics import names as n
-from pipeline.config import Config
+from metrics.export import names as n
+from pipeline.core.config import Config
 
 UID = "callpulse-pipeline"
 RATE = "[$__rate_interval]"

@@ -31,8 +31,8 @@ from dashboards.panels import (
     thresholds,
     window_variable,
 )
-from metrics import names as n
-from pipeline.config import Config
+from metrics.export import names as n
+from pipeline.core.config import Config
 
 UID = "callpulse-wallboard"
 Q = {"queue": "$queue"}

@@ -23,11 +23,11 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import Config
-from pipeline.engine import Engine
-from pipeline.records import RAW_SCHEMA
-from pipeline.sources import files
-from pipeline.sources.simulator import SimConfig, simulate, write_jsonl
+from pipeline.core.config import Config
+from pipeline.core.engine import Engine
+from pipeline.core.records import RAW_SCHEMA
+from pipeline.ingest.sources import files
+from pipeline.ingest.sources.simulator import SimConfig, simulate, write_jsonl
 
 OUT = Path("bench-out")
 PARTS = ("replay", "kafka", "analyst")

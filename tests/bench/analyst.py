@@ -21,10 +21,12 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from pipeline import analyst, backup, sqlfiles
-from pipeline.analyst_cli import build
-from pipeline.config import Config
-from pipeline.store import Store
+from pipeline.cli.analyst import build
+from pipeline.core import sqlfiles
+from pipeline.core.config import Config
+from pipeline.core.store import Store
+from pipeline.ops import analyst_copy as analyst
+from pipeline.ops import backup
 
 OUT = Path("bench-out")
 START = datetime(2026, 3, 1, tzinfo=UTC)

@@ -28,10 +28,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import Config, KafkaSettings
-from pipeline.sources import kafka
-from pipeline.sources.simulator import SimConfig, simulate
-from pipeline.worker import KafkaWorker, WorkerOptions
+from pipeline.cli.services import start_services
+from pipeline.core.config import Config, KafkaSettings
+from pipeline.ingest.sources import kafka
+from pipeline.ingest.sources.simulator import SimConfig, simulate
+from pipeline.ingest.worker import KafkaWorker, WorkerOptions
 from tests.support.kafka import KafkaBroker
 
 console = Console()
@@ -69,7 +70,9 @@ def throughput(
             first.append(time.perf_counter())
 
     cfg = Config(db=db, kafka=s)
-    worker = KafkaWorker(cfg, KEY, WorkerOptions(max_events=n, serve=False), on_stored=stored)
+    worker = KafkaWorker(
+        cfg, KEY, WorkerOptions(max_events=n, serve=False), on_stored=stored, start_services=start_services
+    )
     started = time.perf_counter()
     summary = worker.run()
     total_s = time.perf_counter() - started
@@ -107,7 +110,11 @@ def latency(
 
     cfg = Config(db=db, kafka=s)
     worker = KafkaWorker(
-        cfg, KEY, WorkerOptions(max_events=n, serve=False, duration_s=seconds * 3 + 60), on_stored=stored
+        cfg,
+        KEY,
+        WorkerOptions(max_events=n, serve=False, duration_s=seconds * 3 + 60),
+        on_stored=stored,
+        start_services=start_services,
     )
     # The producer starts once the worker has its partitions (first batch would otherwise
     # include the group join): wait until the consumer group is up by a short warm-up.

@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from pipeline import sqlfiles
+from pipeline.core import sqlfiles
 from tests.helpers import engine, feed, frame
 
 BASE = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

@@ -21,13 +21,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from metrics import rules
-from metrics.alerts_cli import render_for_config
-from metrics.rules import AlertSettings, RuleSettings
-from pipeline.config import Config, ExporterSettings
-from pipeline.engine import Engine
-from pipeline.runtime import Services, start_services
-from pipeline.sources.simulator import QueueSpec, SimConfig, Understaffing, simulate
+from metrics.export import rules
+from metrics.export.rules import AlertSettings, RuleSettings
+from pipeline.cli.alerts import render_for_config
+from pipeline.cli.services import start_services
+from pipeline.core.config import Config, ExporterSettings
+from pipeline.core.engine import Engine
+from pipeline.ingest.sources.simulator import QueueSpec, SimConfig, Understaffing, simulate
+from pipeline.serve.host import Services
 from tests import helpers
 from tests.support.procs import free_port
 from tests.support.prometheus import AlertmanagerServer, PrometheusServer, WebhookReceiver
@@ -220,7 +221,7 @@ def test_understaffed_hour_pages_for_that_queue_only_and_resolves(tmp_path: Path
     [(0.8, (4.5, 1.875)), (0.9, (9.0, 3.75)), (0.95, (14.4, 6.0)), (0.99, (14.4, 6.0))],
 )
 def test_page_burn_rates_fit_the_lowest_target(target: float, page: tuple[float, float]) -> None:
-    from metrics.alerts_cli import fit_burn_rates, max_burn_rate
+    from pipeline.cli.alerts import fit_burn_rates, max_burn_rate
 
     fitted = fit_burn_rates(AlertSettings(), target)
     assert tuple(b.factor for b in fitted.burn_page) == page
@@ -229,7 +230,7 @@ def test_page_burn_rates_fit_the_lowest_target(target: float, page: tuple[float,
 
 
 def test_burn_rates_never_drop_below_the_ticket_factor() -> None:
-    from metrics.alerts_cli import fit_burn_rates
+    from pipeline.cli.alerts import fit_burn_rates
 
     fitted = fit_burn_rates(AlertSettings(), 0.5)  # max burn 2x
     assert [b.factor for b in fitted.burn_page] == [1.8, 1.0]
@@ -238,7 +239,7 @@ def test_burn_rates_never_drop_below_the_ticket_factor() -> None:
 def test_cli_render_and_check(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from pipeline.cli.main import app
 
     toml = tmp_path / "callpulse.toml"
     toml.write_text("[queues.vip.targets]\nservice_level = 0.9\n", encoding="utf-8")

@@ -19,11 +19,12 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipeline import analyst, backup
-from pipeline.config import AnalystSettings, Config, ConfigError, config_from_dict
-from pipeline.records import Parsed, RawBatch
-from pipeline.server import Published, Refresher
-from pipeline.sources.simulator import SimConfig, simulate
+from pipeline.core.config import AnalystSettings, Config, ConfigError, config_from_dict
+from pipeline.core.records import Parsed, RawBatch
+from pipeline.ingest.sources.simulator import SimConfig, simulate
+from pipeline.ops import analyst_copy as analyst
+from pipeline.ops import backup
+from pipeline.serve.refresher import Published, Refresher
 from tests.helpers import engine
 
 ENV = {**os.environ, "CALLPULSE_PII_KEY": "analyst-test-key"}
@@ -31,7 +32,7 @@ ENV = {**os.environ, "CALLPULSE_PII_KEY": "analyst-test-key"}
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.analyst_cli", *args],
+        [sys.executable, "-m", "pipeline.cli.analyst", *args],
         env=ENV,
         text=True,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -42,7 +43,7 @@ def cli(*args: str, stdin: str | None = None) -> subprocess.Popen[str]:
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.analyst_cli", *args],
+        [sys.executable, "-m", "pipeline.cli.analyst", *args],
         env=ENV,
         text=True,
         input=stdin,
@@ -92,7 +93,7 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     fed = list(simulate(SimConfig(seed=11, scale=0.6)))
     todo = paced_batches(fed, 250)
     eng = engine(cfg.db, cfg)
-    refresher = Refresher(eng.store.con, Published(), every_s=0.5)  # as pipeline/runtime.py wires it
+    refresher = Refresher(eng.store.con, Published(), every_s=0.5)  # as pipeline/serve/host.py wires it
     job = analyst.SnapshotJob(cfg)
     refresher.add("analyst_snapshot", job)
     eng.subscribe(refresher)

@@ -17,10 +17,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipeline import analyst, backup, retention
-from pipeline.config import AnalystSettings, Config
-from pipeline.records import DeadLetter, Parsed, RawBatch, SourceOffset
-from pipeline.sources.simulator import SimConfig, simulate
+from pipeline.core.config import AnalystSettings, Config
+from pipeline.core.records import DeadLetter, Parsed, RawBatch, SourceOffset
+from pipeline.ingest.sources.simulator import SimConfig, simulate
+from pipeline.ops import analyst_copy as analyst
+from pipeline.ops import backup, retention
 from tests.helpers import CLOCK, engine
 
 ENV = {**os.environ, "CALLPULSE_PII_KEY": "backup-test-key"}
@@ -112,7 +113,7 @@ def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBat
             [
                 sys.executable,
                 "-m",
-                "pipeline.analyst_cli",
+                "pipeline.cli.analyst",
                 "backup",
                 str(dest),
                 "--db",
@@ -146,7 +147,7 @@ def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBat
 
     restored = tmp_path / "restored.duckdb"
     run_restore = subprocess.run(
-        [sys.executable, "-m", "pipeline.analyst_cli", "restore", str(dest), str(restored)],
+        [sys.executable, "-m", "pipeline.cli.analyst", "restore", str(dest), str(restored)],
         capture_output=True,
         text=True,
         env=ENV,
@@ -183,7 +184,7 @@ def test_restore_refuses_to_overwrite_without_force(day: list[RawBatch], tmp_pat
             [
                 sys.executable,
                 "-m",
-                "pipeline.analyst_cli",
+                "pipeline.cli.analyst",
                 "restore",
                 str(bak),
                 str(target),
@@ -213,7 +214,7 @@ def test_backup_of_a_stopped_pipeline_and_refusal_to_overwrite(day: list[RawBatc
     cfg = Config(db=tmp_path / "cp.duckdb")
     feed(cfg.db, cfg, day[:3])
     dest = tmp_path / "b.duckdb"
-    args = [sys.executable, "-m", "pipeline.analyst_cli", "backup", str(dest), "--db", str(cfg.db)]
+    args = [sys.executable, "-m", "pipeline.cli.analyst", "backup", str(dest), "--db", str(cfg.db)]
     first = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=120, check=False)
     assert first.returncode == 0 and "pipeline stopped" in first.stderr, first.stderr
     again = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=120, check=False)
@@ -284,7 +285,7 @@ def test_retention_runs_inside_a_running_pipeline_and_from_the_cli(tmp_path: Pat
         [
             sys.executable,
             "-m",
-            "pipeline.analyst_cli",
+            "pipeline.cli.analyst",
             "retention",
             "--days",
             "1",
@@ -319,7 +320,7 @@ def test_a_setting_change_after_retention_keeps_the_kpi_history(tmp_path: Path) 
     queue settings change."""
     from dataclasses import replace
 
-    from pipeline.config import QueueSettings
+    from pipeline.core.config import QueueSettings
 
     records = list(simulate(SimConfig(seed=7, day=date(2026, 3, 2), days=3, scale=0.05)))
     todo = batches(records, 2000)

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from metrics.breaches import BreachDetector
-from pipeline.engine import Engine
-from pipeline.sources.simulator import SimConfig, Understaffing, simulate
+from metrics.kpi.breaches import BreachDetector
+from pipeline.core.engine import Engine
+from pipeline.ingest.sources.simulator import SimConfig, Understaffing, simulate
 from tests import helpers
 
 QUEUE = "billing"

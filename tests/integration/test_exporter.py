@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from metrics import names
-from pipeline.config import Config, ExporterSettings, QueueSettings
-from pipeline.engine import Engine
-from pipeline.runtime import Services, start_services
-from pipeline.sources.simulator import SimConfig, simulate
+from metrics.export import names
+from pipeline.cli.services import start_services
+from pipeline.core.config import Config, ExporterSettings, QueueSettings
+from pipeline.core.engine import Engine
+from pipeline.ingest.sources.simulator import SimConfig, simulate
+from pipeline.serve.host import Services
 from tests import helpers
 from tests.support.procs import free_port
 from tests.support.prometheus import PrometheusServer

@@ -156,7 +156,7 @@ def test_any_order_split_and_redelivery_equals_full_recompute(scenario: Any) -> 
 
 
 def test_rates_stay_within_bounds_on_a_simulated_day() -> None:
-    from pipeline.sources.simulator import SimConfig, simulate
+    from pipeline.ingest.sources.simulator import SimConfig, simulate
 
     eng = engine()
     records = list(simulate(SimConfig(seed=3)))

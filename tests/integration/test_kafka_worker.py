@@ -26,9 +26,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipeline.config import KafkaSettings
-from pipeline.sources.kafka import produce_lines, topic_names
-from pipeline.sources.simulator import SimConfig, simulate, write_jsonl
+from pipeline.core.config import KafkaSettings
+from pipeline.ingest.sources.kafka import produce_lines, topic_names
+from pipeline.ingest.sources.simulator import SimConfig, simulate, write_jsonl
 from tests.support.kafka import KafkaBroker, create_topic
 from tests.support.procs import ManagedProcess, tail, wait_until
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import config_from_dict
+from pipeline.core.config import config_from_dict
 from tests.helpers import engine, feed, frame, one
 
 TZ = timezone(timedelta(hours=8))

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.sources.simulator import SimConfig, simulate, write_jsonl
+from pipeline.ingest.sources.simulator import SimConfig, simulate, write_jsonl
 
 ENV = {**os.environ, "CALLPULSE_PII_KEY": "pii-test-key-0123456789"}
 MALFORMED_CALLERS = [

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from metrics.rules import render_rules
+from metrics.export.rules import render_rules
 
 pytestmark = pytest.mark.prometheus
 
@@ -78,8 +78,8 @@ def test_promtool_unit_tests(tmp_path: Path, test_file: Path) -> None:
 def test_promtool_unit_tests_of_the_rules_rendered_for_the_default_config(tmp_path: Path) -> None:
     """What `callpulse alerts render` writes for the shipped defaults (burn factors fitted to
     the 0.80 target): pages for reachable burns only (tests/promtool/default_config)."""
-    from metrics.alerts_cli import render_for_config
-    from pipeline.config import Config
+    from pipeline.cli.alerts import render_for_config
+    from pipeline.core.config import Config
 
     promtool = _promtool()
     (tmp_path / RULES_NAME).write_text(render_for_config(Config()), encoding="utf-8")

@@ -20,12 +20,14 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 
-from metrics import reports
-from pipeline import analyst, backup, sqlfiles
-from pipeline.analyst_cli import build, period
-from pipeline.config import Config
-from pipeline.records import Parsed, RawBatch
-from pipeline.sources.simulator import SimConfig, simulate
+from metrics.reports import tables as reports
+from pipeline.cli.analyst import build, period
+from pipeline.core import sqlfiles
+from pipeline.core.config import Config
+from pipeline.core.records import Parsed, RawBatch
+from pipeline.ingest.sources.simulator import SimConfig, simulate
+from pipeline.ops import analyst_copy as analyst
+from pipeline.ops import backup
 from tests.helpers import engine
 
 TZ = "Europe/Berlin"
@@ -162,7 +164,7 @@ def test_cli_daily_csv_equals_the_view(site: tuple[Config, analyst.Opened], tmp_
         [
             sys.executable,
             "-m",
-            "pipeline.analyst_cli",
+            "pipeline.cli.analyst",
             "report",
             "daily",
             "--from",

@@ -30,10 +30,10 @@ import pytest
 import websocket
 
 from dashboards import wallboard
-from pipeline.config import load_config
-from pipeline.engine import Engine
-from pipeline.runtime import start_services
-from pipeline.sources.simulator import SimConfig, simulate
+from pipeline.cli.services import start_services
+from pipeline.core.config import load_config
+from pipeline.core.engine import Engine
+from pipeline.ingest.sources.simulator import SimConfig, simulate
 from tests.helpers import CLOCK, PII_KEY, batch
 from tests.support.procs import LOOPBACK, ManagedProcess, free_port, wait_until
 

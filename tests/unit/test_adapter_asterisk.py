@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.adapters.asterisk import QueueLogParser, parse_queue_log
-from pipeline.records import DeadLetter, Parsed
+from pipeline.core.records import DeadLetter, Parsed
+from pipeline.ingest.adapters.asterisk import QueueLogParser, parse_queue_log
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "adapters"
 

@@ -10,8 +10,8 @@ from datetime import datetime
 import polars as pl
 import pytest
 
-from pipeline.adapters.mapped import read_mapped_file
-from pipeline.records import DeadLetter, Parsed
+from pipeline.core.records import DeadLetter, Parsed
+from pipeline.ingest.adapters.mapped import read_mapped_file
 from tests.support.shared import need, shared_file
 
 BANK = shared_file("data", "anonymous-bank-1999-02.tsv")

@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.adapters.connect import ContactRecordParser, parse_contact_records
-from pipeline.records import DeadLetter, Parsed
+from pipeline.core.records import DeadLetter, Parsed
+from pipeline.ingest.adapters.connect import ContactRecordParser, parse_contact_records
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "adapters"
 

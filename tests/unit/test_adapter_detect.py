@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.adapters import ADAPTERS, get_adapter
-from pipeline.adapters.detect import detect_format
-from pipeline.records import DeadLetter, Parsed
+from pipeline.core.records import DeadLetter, Parsed
+from pipeline.ingest.adapters import ADAPTERS, get_adapter
+from pipeline.ingest.adapters.detect import detect_format
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "adapters"
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.adapters.asterisk import follow
+from pipeline.ingest.tailer import follow
 
 
 def scripted(*steps: Callable[[], None]) -> Callable[[], bool]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.adapters.mapped import MappingError, load_mapping, parse_mapped, read_mapped_file
-from pipeline.records import DeadLetter, Parsed
+from pipeline.core.records import DeadLetter, Parsed
+from pipeline.ingest.adapters.mapped import MappingError, load_mapping, parse_mapped, read_mapped_file
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "adapters"
 SAMPLE = FIXTURES / "bank_sample.tsv"

@@ -44,11 +44,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from metrics import names
-from metrics.exporter import Exporter
-from metrics.snapshot import take_snapshot
-from pipeline.config import Config, ExporterSettings, QueueSettings
-from pipeline.engine import Engine
+from metrics.export import names
+from metrics.export.exporter import Exporter
+from metrics.kpi.snapshot import take_snapshot
+from pipeline.core.config import Config, ExporterSettings, QueueSettings
+from pipeline.core.engine import Engine
 from tests.helpers import engine as new_engine
 from tests.helpers import feed
 

@@ -1,4 +1,4 @@
-"""The breach state machine (metrics.breaches.BreachBook) and its evaluation points."""
+"""The breach state machine (metrics.kpi.breaches.BreachBook) and its evaluation points."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metrics.breaches import LIVE, Breach, BreachBook, Evaluation, evaluation_points, worse
+from metrics.kpi.breaches import LIVE, Breach, BreachBook, Evaluation, evaluation_points, worse
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 

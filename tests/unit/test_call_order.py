@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from pipeline.call_order import KIND_TIMES, call_order_violations, new_call_events
+from pipeline.core.call_order import KIND_TIMES, call_order_violations, new_call_events
 
 TS = pl.Datetime("us", "UTC")
 

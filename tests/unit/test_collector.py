@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY
 
-from metrics import names
-from metrics.collector import (
+from metrics.export import names
+from metrics.export.collector import (
     AgentKpis,
     AgentRow,
     AgentWindow,
@@ -24,7 +24,7 @@ from metrics.collector import (
     source_kind,
     wait_bounds,
 )
-from metrics.snapshot import KpiSnapshot, QueueKpis, QueueSnapshot, QueueTargets
+from metrics.kpi.snapshot import KpiSnapshot, QueueKpis, QueueSnapshot, QueueTargets
 
 WM = datetime(2026, 3, 2, 2, 30, tzinfo=UTC)
 NOW = WM + timedelta(seconds=42)

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, config_from_dict, load_config, parse_duration
+from pipeline.core.config import ConfigError, config_from_dict, load_config, parse_duration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "callpulse.example.toml"
 

@@ -1,5 +1,5 @@
 """Grafana boards as code: deterministic, committed, schema-valid, laid out without
-overlap, and every query names only metrics the exporter has (metrics.names; the
+overlap, and every query names only metrics the exporter has (metrics.export.names; the
 per-agent ones, exported with [exporter] per_agent only, on the agent board only)."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from jsonschema import Draft7Validator
 from dashboards import build as boards
 from dashboards import publish
 from dashboards.panels import DATASOURCE_UID, FOLDER_UID
-from metrics import names
-from pipeline.config import Config, QueueSettings, Targets
+from metrics.export import names
+from pipeline.core.config import Config, QueueSettings, Targets
 from tests.support.shared import need, shared_file
 
 SCHEMA = shared_file("grafana-schema", "dashboard.jsonschema.json")
@@ -132,7 +132,7 @@ def test_every_query_names_only_exported_metrics(stem: str) -> None:
         used = metric_names(expr)
         assert used, f"no metric in {expr!r}"
         unknown = used - set(KNOWN)
-        assert not unknown, f"{expr!r} uses metrics not in metrics/names.py: {unknown}"
+        assert not unknown, f"{expr!r} uses metrics not in metrics/export/names.py: {unknown}"
     for var in board.get("templating", {}).get("list", []):
         if var["type"] == "query":
             metric = re.fullmatch(r"label_values\((\w+), *(\w+)\)", var["query"])
@@ -315,7 +315,7 @@ def test_publish_is_idempotent_by_uid() -> None:
 def _snapshot() -> Any:
     from datetime import UTC, datetime
 
-    from metrics.snapshot import KpiSnapshot, QueueKpis, QueueSnapshot, QueueTargets
+    from metrics.kpi.snapshot import KpiSnapshot, QueueKpis, QueueSnapshot, QueueTargets
 
     targets = QueueTargets(0.8, 0.05, 30.0, 120.0, 10, 15.0, "negative")
     few = QueueKpis(offered=9, answered=5, service_level=0.1, asa_s=90.0, abandon_rate=0.4)

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.engine import BatchResult
-from pipeline.records import RawBatch
+from pipeline.core.engine import BatchResult
+from pipeline.core.records import RawBatch
 from tests import helpers
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import KafkaSettings
-from pipeline.records import RawBatch, SourceOffset
-from pipeline.sources.kafka import (
+from pipeline.core.config import KafkaSettings
+from pipeline.core.records import RawBatch, SourceOffset
+from pipeline.ingest.sources.kafka import (
     Message,
     MicroBatcher,
     QueueLogDecoder,
@@ -25,7 +25,7 @@ from pipeline.sources.kafka import (
     seek_positions,
     topic_names,
 )
-from pipeline.worker import OffsetSink, store_agent
+from pipeline.ingest.worker import OffsetSink, store_agent
 from tests.helpers import engine
 
 CALL = {"type": "call", "event": "offered", "call_id": "c1", "queue": "billing", "at": "2026-03-02T09:00:00Z"}
@@ -352,8 +352,8 @@ def test_the_worker_opens_duckdb_with_the_configured_threads(
     own default (one per core) untouched."""
     import duckdb
 
-    from pipeline.config import Config
-    from pipeline.worker import KafkaWorker, WorkerOptions
+    from pipeline.core.config import Config
+    from pipeline.ingest.worker import KafkaWorker, WorkerOptions
 
     default = duckdb.connect().execute("SELECT current_setting('threads')").fetchall()[0][0]
     cfg = Config(db=tmp_path / "w.duckdb", kafka=KafkaSettings(duckdb_threads=threads))

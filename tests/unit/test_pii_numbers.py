@@ -7,7 +7,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.pii import CallerHasher, mask_normalized, mask_number, normalize_number, normalized_numbers
+from pipeline.core.pii import CallerHasher, mask_normalized, mask_number, normalize_number, normalized_numbers
 
 SPELLINGS = st.one_of(
     st.text(alphabet="+0123456789 -().\t٣", max_size=24),  # incl. an Arabic-Indic digit

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.pii import mask_phone_like, scrub_raw
+from pipeline.core.pii import mask_phone_like, scrub_raw
 
 H = "hmac:0123456789abcdef0123456789abcdef"
 KEY = H.removeprefix("hmac:")

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.server import Published, Refresher
+from pipeline.serve.refresher import Published, Refresher
 from tests.helpers import engine, feed, offered
 
 
@@ -135,7 +135,7 @@ def test_in_the_background_jobs_run_one_at_a_time_with_a_pause_after_each() -> N
     """A batch overlaps one job's queries, not a whole refresh: after a job that took d
     seconds the next waits (BUSY_FACTOR - 1) * d, so all jobs still take at most
     1 / BUSY_FACTOR of the time, as when they ran back to back."""
-    from pipeline.server import BUSY_FACTOR
+    from pipeline.serve.refresher import BUSY_FACTOR
 
     now = {"t": 100.0}
     ran: dict[str, float] = {}
@@ -182,7 +182,7 @@ def test_in_the_background_jobs_run_one_at_a_time_with_a_pause_after_each() -> N
 def test_the_background_refresher_runs_at_a_lower_priority_than_ingestion() -> None:
     """Where the CPU is short, a batch goes first: the refresher thread (and, with one DuckDB
     thread, the queries it runs) is niced REFRESHER_NICENESS above the engine thread."""
-    from pipeline.server import REFRESHER_NICENESS
+    from pipeline.serve.refresher import REFRESHER_NICENESS
 
     def niceness(_con: duckdb.DuckDBPyConnection) -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metrics import report_html, reports
+from metrics.reports import html as report_html
+from metrics.reports import tables as reports
 
 
 def sums(**over: object) -> dict[str, object]:

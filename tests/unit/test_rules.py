@@ -1,4 +1,4 @@
-"""Pure tests of metrics.rules: the rule dict, its names, settings and the YAML text."""
+"""Pure tests of metrics.export.rules: the rule dict, its names, settings and the YAML text."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metrics import names, rules
-from metrics.rules import AlertSettings, BurnWindows, RuleSettings, build_rules, render_rules
+from metrics.export import names, rules
+from metrics.export.rules import AlertSettings, BurnWindows, RuleSettings, build_rules, render_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORTED = {m.name for m in names.ALL}

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.records import AGENT_STATES, CALL_EVENTS
-from pipeline.sources.simulator import (
+from pipeline.core.records import AGENT_STATES, CALL_EVENTS
+from pipeline.ingest.sources.simulator import (
     QueueSpec,
     SimConfig,
     Understaffing,

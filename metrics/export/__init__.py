@@ -1,0 +1,1 @@
+"""Prometheus export: metric names, the collector, the exporter and the generated alert rules."""

@@ -1,0 +1,501 @@
+"""Prometheus alert and recording rules, generated from settings.
+
+Targets are exported per queue (``callpulse_target_*``, ``callpulse_min_calls``), so the
+rules are generic: each KPI rule compares the rolling-window gauge with its target
+``on(queue)`` and only where the window had at least ``min_calls`` offered calls. A KPI
+that is undefined (no calls) has no sample, and a missing target or ``min_calls``
+series means no match: rules never fire on absence.
+
+The service level is also treated as an SLO (error budget = 1 - target) with the
+multiwindow, multi-burn-rate alerts of the SRE workbook (ch. 5), computed from the
+counters through one recording rule per window.
+
+``build_rules`` gives the rule file as a dict, ``render_rules`` as YAML text
+(deterministic), ``write_rules`` is the only function that touches the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metrics.export import names
+
+RUNBOOK_PLACEHOLDER = "https://runbooks.example.invalid/callpulse"
+"""Default runbook base: ``.invalid`` is reserved (RFC 2606) and names no real host."""
+
+SERVICE_LEVEL_LOW = "CallpulseServiceLevelLow"
+ABANDON_RATE_HIGH = "CallpulseAbandonRateHigh"
+ASA_HIGH = "CallpulseAsaHigh"
+OLDEST_WAIT_HIGH = "CallpulseOldestWaitHigh"
+BUDGET_BURN = "CallpulseServiceLevelBudgetBurn"
+NO_EVENTS = "CallpulseNoEvents"
+WATERMARK_LAG = "CallpulseWatermarkLag"
+DEAD_LETTERS_RISING = "CallpulseDeadLettersRising"
+EXPORTER_DOWN = "CallpulseExporterDown"
+
+KPI_ALERTS: tuple[str, ...] = (SERVICE_LEVEL_LOW, ABANDON_RATE_HIGH, ASA_HIGH, OLDEST_WAIT_HIGH)
+PIPELINE_ALERTS: tuple[str, ...] = (NO_EVENTS, WATERMARK_LAG, DEAD_LETTERS_RISING, EXPORTER_DOWN)
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_JOB = re.compile(r"[A-Za-z0-9_.:-]+")
+_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds in a Prometheus duration made of d/h/m/s parts (``"1h30m"`` -> 5400)."""
+    m = _DURATION.fullmatch(text)
+    if not text or m is None:
+        raise ValueError(f"not a duration (use d, h, m, s parts such as '5m'): {text!r}")
+    d, h, mi, s = (int(g) if g else 0 for g in m.groups())
+    return ((d * 24 + h) * 60 + mi) * 60 + s
+
+
+def error_ratio_record(window: str) -> str:
+    """Name of the recording rule holding the service-level error ratio over ``window``."""
+    return f"job_queue:callpulse_sl_errors:ratio_rate{window}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    """How long a condition must hold before the alert fires, and its severity."""
+
+    for_: str = "5m"
+    severity: str = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class BurnWindows:
+    """Fire when the error budget burns faster than ``factor`` over both windows."""
+
+    long: str
+    short: str
+    factor: float
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    window: str = "15m"
+    job: str = "callpulse"
+    runbook_url: str = RUNBOOK_PLACEHOLDER
+    service_level: RuleSettings = RuleSettings("5m", "critical")
+    abandon_rate: RuleSettings = RuleSettings("5m", "warning")
+    asa: RuleSettings = RuleSettings("5m", "warning")
+    oldest_wait: RuleSettings = RuleSettings("1m", "critical")
+    no_events_for: str = "10m"
+    no_events: RuleSettings = RuleSettings("0s", "critical")
+    max_watermark_lag: str = "5m"
+    watermark_lag: RuleSettings = RuleSettings("2m", "warning")
+    dead_letter_rate: float = 0.1
+    """Dead letters per second (summed per source) above which the alert fires."""
+    dead_letter_rate_window: str = "5m"
+    dead_letters: RuleSettings = RuleSettings("5m", "warning")
+    exporter_down: RuleSettings = RuleSettings("2m", "critical")
+    burn_page: tuple[BurnWindows, ...] = (
+        BurnWindows("1h", "5m", 14.4),
+        BurnWindows("6h", "30m", 6.0),
+    )
+    burn_ticket: tuple[BurnWindows, ...] = (BurnWindows("3d", "6h", 1.0),)
+    burn_page_severity: str = "critical"
+    burn_ticket_severity: str = "warning"
+    extra_labels: tuple[tuple[str, str], ...] = ()
+    """Labels added to every alert, e.g. ``(("team", "contact-centre"),)``."""
+
+    def __post_init__(self) -> None:
+        if self.window not in names.WINDOWS:
+            raise ValueError(f"window must be one of {names.WINDOWS}: {self.window!r}")
+        if not _JOB.fullmatch(self.job):
+            raise ValueError(f"job must match {_JOB.pattern}: {self.job!r}")
+        durations = [self.no_events_for, self.max_watermark_lag, self.dead_letter_rate_window]
+        rules = [
+            self.service_level,
+            self.abandon_rate,
+            self.asa,
+            self.oldest_wait,
+            self.no_events,
+            self.watermark_lag,
+            self.dead_letters,
+            self.exporter_down,
+        ]
+        durations += [r.for_ for r in rules]
+        for b in (*self.burn_page, *self.burn_ticket):
+            durations += [b.long, b.short]
+            if b.factor <= 0 or not 0 < duration_seconds(b.short) < duration_seconds(b.long):
+                raise ValueError(f"burn windows need factor > 0 and 0 < short < long: {b}")
+        for d in durations:
+            duration_seconds(d)
+        if not all(r.severity for r in rules) or not self.burn_page_severity or not self.burn_ticket_severity:
+            raise ValueError("severities must not be empty")
+        if self.dead_letter_rate < 0:
+            raise ValueError("dead_letter_rate must be >= 0")
+        if not self.runbook_url:
+            raise ValueError("runbook_url must not be empty")
+        for key, _ in self.extra_labels:
+            if key in ("severity", "component") or not _LABEL.fullmatch(key):
+                raise ValueError(f"extra label name not allowed: {key!r}")
+
+
+# --- PromQL building blocks -------------------------------------------------------
+
+
+def _sel(metric: names.MetricName, s: AlertSettings, **labels: str) -> str:
+    """A selector on ``metric`` restricted to the exporter's job."""
+    matchers = {"job": s.job, **labels}
+    inner = ",".join(f"{k}={json.dumps(v)}" for k, v in matchers.items())
+    return f"{metric.name}{{{inner}}}"
+
+
+def _target(metric: names.MetricName, s: AlertSettings) -> str:
+    return f"max by (queue) ({_sel(metric, s)})"
+
+
+def _enough_calls(s: AlertSettings) -> str:
+    return (
+        f"sum by (queue) ({_sel(names.WINDOW_OFFERED, s, window=s.window)})\n"
+        f"  >= on (queue)\n"
+        f"max by (queue) ({_sel(names.MIN_CALLS, s)})"
+    )
+
+
+def _target_text(metric: names.MetricName, s: AlertSettings, fmt: str) -> str:
+    """Template that looks up the queue's target at alert time (``unknown`` if absent)."""
+    query = f'max by (queue) ({metric.name}{{job="{s.job}",queue=%q}})'
+    return (
+        f"{{{{ with printf `{query}` $labels.queue | query }}}}"
+        f"{{{{ . | first | value | {fmt} }}}}{{{{ else }}}}unknown{{{{ end }}}}"
+    )
+
+
+def _alert(
+    name: str,
+    expr: str,
+    rule: RuleSettings,
+    s: AlertSettings,
+    component: str,
+    summary: str,
+    description: str,
+    severity: str | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"alert": name, "expr": expr}
+    if duration_seconds(rule.for_) > 0:
+        out["for"] = rule.for_
+    out["labels"] = {
+        "severity": severity or rule.severity,
+        "component": component,
+        **dict(sorted(s.extra_labels)),
+    }
+    out["annotations"] = {
+        "summary": summary,
+        "description": description,
+        "runbook_url": f"{s.runbook_url.rstrip('/')}/{name}",
+    }
+    return out
+
+
+# --- rule groups --------------------------------------------------------------------
+
+
+def _kpi_rule(
+    s: AlertSettings,
+    name: str,
+    kpi: names.MetricName,
+    target: names.MetricName,
+    op: str,
+    rule: RuleSettings,
+    fmt: str,
+    what: str,
+    bound: str,
+    windowed: bool = True,
+) -> dict[str, Any]:
+    value = _sel(kpi, s, window=s.window) if windowed else _sel(kpi, s)
+    compare = f"{value}\n  {op} on (queue) group_left ()\n{_target(target, s)}"
+    if windowed:
+        expr = f"(\n{_indent(compare)}\n)\nand on (queue)\n(\n{_indent(_enough_calls(s))}\n)"
+        over = f" over the last {s.window}"
+    else:
+        expr = compare
+        over = " now"  # "Oldest wait of queue q now is ..."
+    summary = f"{what} {'below' if op == '<' else 'above'} target on queue {{{{ $labels.queue }}}}"
+    description = (
+        f"{what} of queue {{{{ $labels.queue }}}}{over} is {{{{ $value | {fmt} }}}}; "
+        f"target: {bound} {_target_text(target, s, fmt)}."
+    )
+    return _alert(name, expr, rule, s, "kpi", summary, description)
+
+
+def _kpi_group(s: AlertSettings) -> dict[str, Any]:
+    pct, dur = "humanizePercentage", "humanizeDuration"
+    return {
+        "name": "callpulse-kpi",
+        "rules": [
+            _kpi_rule(
+                s,
+                SERVICE_LEVEL_LOW,
+                names.SERVICE_LEVEL,
+                names.TARGET_SERVICE_LEVEL,
+                "<",
+                s.service_level,
+                pct,
+                "Service level",
+                "at least",
+            ),
+            _kpi_rule(
+                s,
+                ABANDON_RATE_HIGH,
+                names.ABANDON_RATE,
+                names.TARGET_ABANDON_RATE,
+                ">",
+                s.abandon_rate,
+                pct,
+                "Abandon rate",
+                "at most",
+            ),
+            _kpi_rule(s, ASA_HIGH, names.ASA, names.TARGET_ASA, ">", s.asa, dur, "Average speed of answer", "at most"),
+            # Oldest wait is live, not a window KPI: one caller waiting too long is a
+            # breach however few calls the queue has, so min_calls does not apply.
+            _kpi_rule(
+                s,
+                OLDEST_WAIT_HIGH,
+                names.OLDEST_WAIT,
+                names.TARGET_OLDEST_WAIT,
+                ">",
+                s.oldest_wait,
+                dur,
+                "Oldest wait",
+                "at most",
+                windowed=False,
+            ),
+        ],
+    }
+
+
+def burn_windows(s: AlertSettings) -> tuple[str, ...]:
+    """Every window the burn-rate alerts need a recorded error ratio for, shortest first."""
+    ws = {w for b in (*s.burn_page, *s.burn_ticket) for w in (b.long, b.short)}
+    return tuple(sorted(ws, key=lambda w: (duration_seconds(w), w)))
+
+
+def _error_ratio_expr(s: AlertSettings, window: str) -> str:
+    by = "sum by (job, queue)"
+    in_sl = f"{by} (rate({_sel(names.CALLS_ANSWERED_IN_SL_TOTAL, s)}[{window}]))"
+    offered = f"{by} (rate({_sel(names.CALLS_OFFERED_TOTAL, s)}[{window}]))"
+    # A queue whose in-SL counter does not exist yet (nothing answered in time) has
+    # an error ratio of 1, not none; a window without offered calls has none.
+    return (
+        "clamp_min(\n"
+        "  1 - (\n"
+        f"    ({in_sl}\n"
+        f"      or on (job, queue) 0 * {offered})\n"
+        "    / on (job, queue)\n"
+        f"    ({offered} > 0)\n"
+        "  ),\n"
+        "  0\n"
+        ")"
+    )
+
+
+def _recording_rules(s: AlertSettings) -> list[dict[str, Any]]:
+    return [{"record": error_ratio_record(w), "expr": _error_ratio_expr(s, w)} for w in burn_windows(s)]
+
+
+def _burn_expr(s: AlertSettings, pairs: Sequence[BurnWindows]) -> str:
+    budget = f"(1 - {_target(names.TARGET_SERVICE_LEVEL, s)})"
+
+    def burn(window: str, factor: float) -> str:
+        return f"{error_ratio_record(window)} / on (queue) group_left () {budget} > {factor:g}"
+
+    parts = [f"(\n  {burn(p.long, p.factor)}\nand on (job, queue)\n  {burn(p.short, p.factor)}\n)" for p in pairs]
+    return "\nor\n".join(parts)
+
+
+def _burn_text(pairs: Sequence[BurnWindows]) -> str:
+    return " or ".join(f"{p.factor:g}x over {p.long} and {p.short}" for p in pairs)
+
+
+def _slo_group(s: AlertSettings) -> dict[str, Any]:
+    # Recording rules and the alerts reading them share a group: rules in a group run
+    # in order, so an alert always sees the error ratios of the same evaluation.
+    rules = _recording_rules(s)
+    for kind, pairs, severity in (
+        ("page", s.burn_page, s.burn_page_severity),
+        ("ticket", s.burn_ticket, s.burn_ticket_severity),
+    ):
+        if not pairs:
+            continue
+        rules.append(
+            _alert(
+                BUDGET_BURN,
+                _burn_expr(s, pairs),
+                RuleSettings("0s", severity),
+                s,
+                "kpi",
+                f"Queue {{{{ $labels.queue }}}} is burning its service-level error budget ({kind})",
+                "Queue {{ $labels.queue }} burns its service-level error budget (1 - target) "
+                'at {{ printf "%.1f" $value }}x the sustainable rate over the long window; '
+                f"{kind} threshold: {_burn_text(pairs)}.",
+            )
+        )
+    return {"name": "callpulse-slo", "rules": rules}
+
+
+def _pipeline_group(s: AlertSettings) -> dict[str, Any]:
+    up = f"up{{job={json.dumps(s.job)}}}"
+    ingested = _sel(names.EVENTS_INGESTED_TOTAL, s)
+    quiet = s.no_events_for
+    no_events = (
+        f"sum by (job) (increase({ingested}[{quiet}])) == 0\n"
+        "or\n"
+        "(\n"
+        f"  max by (job) ({up} offset {quiet}) == 1\n"
+        f"  and on (job) max by (job) ({up}) == 1\n"
+        f"  unless on (job) count by (job) ({ingested})\n"
+        ")"
+    )
+    lag = f"{_sel(names.WATERMARK_LAG, s)} > {duration_seconds(s.max_watermark_lag)}"
+    dead = (
+        f"sum by (job, source) (rate({_sel(names.DEAD_LETTERS_TOTAL, s)}"
+        f"[{s.dead_letter_rate_window}])) > {s.dead_letter_rate:g}"
+    )
+    down = f"{up} == 0\nor\nabsent({up})"
+    return {
+        "name": "callpulse-pipeline",
+        "rules": [
+            _alert(
+                NO_EVENTS,
+                no_events,
+                s.no_events,
+                s,
+                "pipeline",
+                "callpulse stored no events for " + quiet,
+                f"No record was stored by job {{{{ $labels.job }}}} in the last {quiet}; "
+                "KPIs and KPI alerts are stale.",
+            ),
+            _alert(
+                WATERMARK_LAG,
+                lag,
+                s.watermark_lag,
+                s,
+                "pipeline",
+                "callpulse watermark lags the wall clock",
+                "The watermark of {{ $labels.instance }} is {{ $value | humanizeDuration }} "
+                f"behind the wall clock (threshold {s.max_watermark_lag}).",
+            ),
+            _alert(
+                DEAD_LETTERS_RISING,
+                dead,
+                s.dead_letters,
+                s,
+                "pipeline",
+                "Records from {{ $labels.source }} go to dead letters",
+                "{{ $value | humanize }} records/s from source {{ $labels.source }} were sent "
+                f"to dead letters over the last {s.dead_letter_rate_window} "
+                f"(threshold {s.dead_letter_rate:g}/s).",
+            ),
+            _alert(
+                EXPORTER_DOWN,
+                down,
+                s.exporter_down,
+                s,
+                "pipeline",
+                "callpulse exporter is down",
+                "Prometheus cannot scrape job {{ $labels.job }}"
+                "{{ with $labels.instance }} on {{ . }}{{ end }}; KPIs are not monitored.",
+            ),
+        ],
+    }
+
+
+def _indent(text: str, by: str = "  ") -> str:
+    return "\n".join(by + line if line else line for line in text.split("\n"))
+
+
+def build_rules(settings: AlertSettings | None = None) -> dict[str, Any]:
+    """The Prometheus rule file (``{"groups": [...]}``) for ``settings``."""
+    s = settings or AlertSettings()
+    return {
+        "groups": [_slo_group(s), _kpi_group(s), _pipeline_group(s)],
+    }
+
+
+# --- YAML text ----------------------------------------------------------------------
+
+_PLAIN = re.compile(r"^[A-Za-z][A-Za-z0-9_./:-]*$")
+_RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        text = repr(value)
+        if not re.fullmatch(r"-?\d+(\.\d+)?(e[-+]?\d+)?", text):
+            raise ValueError(f"cannot emit number {value!r}")
+        return text
+    if not isinstance(value, str):
+        raise TypeError(f"cannot emit {type(value).__name__}")
+    if _PLAIN.fullmatch(value) and value.lower() not in _RESERVED:
+        return value
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted one
+
+
+def _block_ok(text: str) -> bool:
+    """Whether a multi-line string round-trips exactly as a ``|-`` literal block."""
+    lines = text.split("\n")
+    return (
+        "\n" in text
+        and not text.endswith("\n")
+        and lines[0][:1] not in (" ", "")
+        and all(line == line.rstrip() and line.isprintable() for line in lines)
+    )
+
+
+def to_yaml(value: Any, indent: int = 0) -> str:
+    """Block-style YAML for dicts, lists, strings, numbers and booleans (keys kept in order)."""
+    pad = " " * indent
+    if isinstance(value, Mapping):
+        if not value:
+            return pad + "{}\n"
+        out = []
+        for key, item in value.items():
+            head = f"{pad}{_scalar(str(key))}:"
+            out.append(_item(head, item, indent))
+        return "".join(out)
+    if isinstance(value, list | tuple):
+        if not value:
+            return pad + "[]\n"
+        return "".join(_item(f"{pad}-", item, indent, in_list=True) for item in value)
+    return pad + _scalar(value) + "\n"
+
+
+def _item(head: str, item: Any, indent: int, in_list: bool = False) -> str:
+    if isinstance(item, str) and _block_ok(item):
+        body = _indent(item, " " * (indent + 2))
+        return f"{head} |-\n{body}\n"
+    if isinstance(item, Mapping | list | tuple) and item:
+        if in_list and isinstance(item, Mapping):
+            # "- key: value" with the rest of the mapping aligned under the first key.
+            text = to_yaml(item, indent + 2)
+            return head + " " + text[indent + 2 :]
+        return head + "\n" + to_yaml(item, indent + 2)
+    if isinstance(item, Mapping | list | tuple):
+        return f"{head} {'{}' if isinstance(item, Mapping) else '[]'}\n"
+    return f"{head} {_scalar(item)}\n"
+
+
+HEADER = "# Generated by metrics.export.rules (callpulse); do not edit, regenerate instead.\n"
+
+
+def render_rules(settings: AlertSettings | None = None) -> str:
+    """The rule file as YAML text; the same settings always give the same text."""
+    return HEADER + to_yaml(build_rules(settings))
+
+
+def write_rules(path: Path | str, settings: AlertSettings | None = None) -> Path:
+    """Write the rendered rule file to ``path`` and return the path."""
+    p = Path(path)
+    p.write_text(render_rules(settings), encoding="utf-8")
+    return p

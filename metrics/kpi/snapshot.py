@@ -1,0 +1,190 @@
+"""The KPI snapshot: every queue's rolling-window, latest-interval and live KPIs at
+one watermark. The CLI (`callpulse kpis`), the exporter, the wallboard and the
+breach check all read this one snapshot, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipeline.core import sqlfiles
+
+KPI_FIELDS = (
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "exited",
+    "waiting",
+    "answered_in_sl",
+    "service_level",
+    "asa_s",
+    "abandon_rate",
+    "aht_s",
+    "transfer_rate",
+    "max_wait_s",
+    "repeat_rate",
+    "fcr",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKpis:
+    """KPIs of one queue over one window or interval; None where undefined (no calls)."""
+
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    short_abandoned: int = 0
+    exited: int = 0
+    waiting: int = 0
+    answered_in_sl: int = 0
+    service_level: float | None = None
+    asa_s: float | None = None
+    abandon_rate: float | None = None
+    aht_s: float | None = None
+    transfer_rate: float | None = None
+    max_wait_s: float | None = None
+    repeat_rate: float | None = None
+    fcr: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> QueueKpis:
+        """From a kpi_queue_ratios row; missing counts stay 0 and missing ratios None."""
+        given = {f.name: row[f.name] for f in fields(cls) if row.get(f.name) is not None}
+        return cls(**given)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTargets:
+    service_level: float
+    abandon_rate: float
+    asa_s: float
+    oldest_wait_s: float
+    min_calls: int
+    sl_threshold_s: float
+    sl_formula: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    queue: str
+    targets: QueueTargets
+    windows: dict[str, QueueKpis]
+    interval: QueueKpis
+    interval_start: datetime | None
+    calls_waiting: int
+    oldest_wait_s: float | None
+    agents: dict[tuple[str, str], int] = field(default_factory=dict)  # (state, reason) -> count
+    # (state, reason) -> seconds in that state so far, summed over those agents
+    agent_seconds: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def not_ready_seconds(self) -> dict[str, float]:
+        """Time in not-ready so far of the agents not ready now, by reason ('' if none given)."""
+        return {reason or "": s for (state, reason), s in self.agent_seconds.items() if state == "not_ready"}
+
+
+@dataclass(frozen=True, slots=True)
+class KpiSnapshot:
+    watermark: datetime | None
+    interval_s: int
+    queues: dict[str, QueueSnapshot]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON shape of `callpulse kpis --format json` (stable keys, ISO times)."""
+        return {
+            "watermark": self.watermark.isoformat() if self.watermark else None,
+            "interval_s": self.interval_s,
+            "queues": {
+                name: {
+                    "targets": asdict(q.targets),
+                    "windows": {w: asdict(k) for w, k in q.windows.items()},
+                    "interval": {
+                        "start": q.interval_start.isoformat() if q.interval_start else None,
+                        **asdict(q.interval),
+                    },
+                    "live": {
+                        "calls_waiting": q.calls_waiting,
+                        "oldest_wait_s": q.oldest_wait_s,
+                        "agents": [
+                            {
+                                "state": s,
+                                "reason": r or None,
+                                "agents": n,
+                                "state_s": q.agent_seconds.get((s, r)),
+                            }
+                            for (s, r), n in sorted(q.agents.items())
+                        ],
+                    },
+                }
+                for name, q in sorted(self.queues.items())
+            },
+        }
+
+
+def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    frame = pl.from_arrow(con.sql(sqlfiles.load(name), params=params or None).to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame.to_dicts()
+
+
+def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int], ...]) -> KpiSnapshot:
+    """Read the current KPIs from a store's connection (read-only use is fine)."""
+    state = con.execute(sqlfiles.load("pipeline_state")).fetchall()
+    watermark, interval_s = state[0][:2] if state else (None, 900)
+    by_width: dict[int, dict[str, QueueKpis]] = {}
+    if watermark is not None:
+        con.execute(sqlfiles.load("window_aggregates_reset"))
+        for _, width in windows:
+            # Rolling windows include their start and the watermark itself.
+            con.execute(
+                sqlfiles.load("window_aggregates"),
+                {
+                    "lo": watermark - timedelta(seconds=width),
+                    "hi": watermark + timedelta(microseconds=1),
+                    "width": width,
+                },
+            )
+        for row in _rows(con, "kpi_queue_window"):
+            by_width.setdefault(int(row["interval_s"]), {})[row["queue"]] = QueueKpis.from_row(row)
+    latest = {r["queue"]: r for r in _rows(con, "kpi_queue_latest_interval")} if watermark else {}
+    live = {r["queue"]: r for r in _rows(con, "queue_live")}
+    agents: dict[str, dict[tuple[str, str], int]] = {}
+    agent_seconds: dict[str, dict[tuple[str, str], float]] = {}
+    for r in _rows(con, "agents_live"):
+        agents.setdefault(r["queue"], {})[(r["state"], r["reason"])] = int(r["agents"])
+        if r["state_s"] is not None:
+            agent_seconds.setdefault(r["queue"], {})[(r["state"], r["reason"])] = float(r["state_s"])
+    current_interval = None
+    if watermark is not None:
+        epoch = int(watermark.timestamp()) // int(interval_s) * int(interval_s)
+        current_interval = datetime.fromtimestamp(epoch, tz=watermark.tzinfo)
+    queues: dict[str, QueueSnapshot] = {}
+    for t in _rows(con, "queue_targets"):
+        name = t["queue"]
+        lrow = latest.get(name)
+        queues[name] = QueueSnapshot(
+            queue=name,
+            targets=QueueTargets(
+                service_level=t["target_service_level"],
+                abandon_rate=t["target_abandon_rate"],
+                asa_s=t["target_asa_s"],
+                oldest_wait_s=t["target_oldest_wait_s"],
+                min_calls=t["min_calls"],
+                sl_threshold_s=t["sl_threshold_s"],
+                sl_formula=t["sl_formula"],
+            ),
+            windows={label: by_width.get(width, {}).get(name, QueueKpis()) for label, width in windows},
+            interval=QueueKpis.from_row(lrow) if lrow else QueueKpis(),
+            interval_start=current_interval,
+            calls_waiting=int(live.get(name, {}).get("calls_waiting") or 0),
+            oldest_wait_s=live.get(name, {}).get("oldest_wait_s"),
+            agents=agents.get(name, {}),
+            agent_seconds=agent_seconds.get(name, {}),
+        )
+    return KpiSnapshot(watermark=watermark, interval_s=int(interval_s), queues=queues)

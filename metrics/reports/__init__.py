@@ -1,0 +1,1 @@
+"""Analysts' reports: tables built from the stored views, and their HTML rendering."""

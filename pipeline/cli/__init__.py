@@ -1,0 +1,1 @@
+"""The top layer: the `callpulse` commands and the wiring of a long-lived process."""

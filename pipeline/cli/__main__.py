@@ -1,0 +1,5 @@
+"""`python -m pipeline.cli`: the same as the `callpulse` command."""
+
+from pipeline.cli.main import main
+
+main()

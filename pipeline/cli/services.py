@@ -1,0 +1,32 @@
+"""Wiring of a long-lived process (`demo`, `worker`): the host (pipeline/serve/host.py)
+with every feature attached, one line each."""
+
+from __future__ import annotations
+
+from dashboards import wallboard
+from metrics.export import exporter
+from metrics.kpi.snapshot import take_snapshot
+from pipeline.core.config import Config
+from pipeline.core.engine import Engine
+from pipeline.ops import analyst_copy
+from pipeline.serve.host import Services
+from pipeline.serve.http import HttpServer
+from pipeline.serve.refresher import Published, Refresher
+
+
+def start_services(engine: Engine, config: Config, serve: bool = True, refresh_every_s: float = 1.0) -> Services:
+    """Attach the snapshot refresher (and, with ``serve``, the HTTP server) to ``engine``."""
+    published = Published()
+    refresher = Refresher(engine.store.con, published, every_s=refresh_every_s)
+    refresher.add("snapshot", lambda con: take_snapshot(con, config.windows))
+    engine.subscribe(refresher)
+    server = HttpServer(config.exporter.host, config.exporter.port) if serve else None
+    services = Services(engine, config, published, refresher, server)
+    exporter.attach(services)
+    wallboard.attach(services)
+    analyst_copy.attach(services)
+    refresher.refresh_now()
+    refresher.start_background()  # every_s 0 (tests, tools): stays after every batch, on this thread
+    if server is not None:
+        server.start()
+    return services

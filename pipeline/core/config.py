@@ -1,0 +1,307 @@
+"""callpulse.toml: read once, validated, turned into frozen settings.
+
+This is the only module that reads configuration files or the environment for
+the pipeline. A bad file raises ``ConfigError`` whose message names the key and
+the problem; the CLI prints it without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+SL_FORMULAS: tuple[str, ...] = ("negative", "without_abandons", "positive", "answered_only")
+PII_KEY_ENV = "CALLPULSE_PII_KEY"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the offending key in the message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    service_level: float = 0.80
+    abandon_rate: float = 0.05
+    asa_s: float = 30.0
+    oldest_wait_s: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """KPI settings of one queue (global defaults with its overrides applied)."""
+
+    sl_threshold_s: float = 15.0
+    sl_formula: str = "negative"
+    short_abandon_s: float = 5.0
+    repeat_window_s: float = 24 * 3600.0
+    min_calls: int = 10
+    orphan_after_s: float = 4 * 3600.0
+    targets: Targets = field(default_factory=Targets)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    bootstrap: str = "127.0.0.1:9092"
+    group: str = "callpulse"
+    topic_prefix: str = "callpulse."
+    # Under a backlog (or while the store is busy) a micro-batch grows up to batch_size: a
+    # batch costs a few hundred ms of KPI maintenance whatever its size, so large batches
+    # catch up fastest; at low rates at most one batch per batch_within is taken, counted
+    # from the last take (see MicroBatcher; make bench compares 0.3 s with 1 s: the
+    # shorter bound about halves the latency, for three times as many batches).
+    batch_size: int = 50_000
+    batch_within_s: float = 0.3
+    # DuckDB's threads while the worker runs (0: DuckDB's default, one per core). A steady
+    # stream's statements read a few thousand rows, where parallel operators cost more in
+    # scheduling than they save; and with one thread each query runs on the thread that
+    # asked for it, so the board refresher's lower priority covers its queries too
+    # (latency p99 at 5,000 events/s: mean of three alternating pairs 1,016 -> 946 ms; a
+    # 20,000-event catch-up batch ~10 % slower: README Benchmark).
+    duckdb_threads: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterSettings:
+    host: str = "127.0.0.1"
+    port: int = 9464
+    per_agent: bool = False
+    breach_hold_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class AnalystSettings:
+    """The analysts' side (pipeline/ops/analyst_copy.py): snapshot freshness and path, retention."""
+
+    freshness_s: float = 60.0
+    snapshot: Path | None = None  # None: beside the database, <stem>.analyst.duckdb
+    retention_days: int | None = None  # None: keep raw events for ever
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    db: Path = Path("data/callpulse.duckdb")
+    timezone: str = "UTC"
+    interval_s: int = 900
+    windows: tuple[tuple[str, int], ...] = (("5m", 300), ("15m", 900), ("1h", 3600))
+    # Records per replay batch: larger batches amortise the per-batch KPI refresh (measured:
+    # a million events replay ~25% faster at 200,000 than at 100,000) at ~0.6 GB more memory.
+    batch_size: int = 200_000
+    max_future_s: float = 300.0
+    defaults: QueueSettings = field(default_factory=QueueSettings)
+    queues: dict[str, QueueSettings] = field(default_factory=dict)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    exporter: ExporterSettings = field(default_factory=ExporterSettings)
+    analyst: AnalystSettings = field(default_factory=AnalystSettings)
+
+    def for_queue(self, queue: str) -> QueueSettings:
+        return self.queues.get(queue, self.defaults)
+
+    def with_db(self, db: Path | str | None) -> Config:
+        return self if db is None else replace(self, db=Path(db))
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any, key: str) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"4h"``, ``"1d"``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a duration such as 15m or 900, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT_S[m.group(2)]
+    else:
+        raise ConfigError(f"{key}: expected a duration such as 15m or 900, got {value!r}")
+    if seconds < 0:
+        raise ConfigError(f"{key}: must not be negative, got {value!r}")
+    return seconds
+
+
+def _number(value: Any, key: str, lo: float | None = None, hi: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise ConfigError(f"{key}: must be {bounds}, got {value!r}")
+    return float(value)
+
+
+def _integer(value: Any, key: str, lo: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+    if value < lo:
+        raise ConfigError(f"{key}: must be at least {lo}, got {value!r}")
+    return value
+
+
+def _string(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _table(value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a table, got {value!r}")
+    for name in value:
+        if name not in allowed:
+            where = f"{key}.{name}" if key else name
+            raise ConfigError(f"{where}: unknown key (allowed: {', '.join(sorted(allowed))})")
+    return value
+
+
+def _targets(raw: Any, key: str, base: Targets) -> Targets:
+    t = _table(raw, key, {"service_level", "abandon_rate", "asa_s", "oldest_wait_s"})
+    return Targets(
+        service_level=_number(t.get("service_level", base.service_level), f"{key}.service_level", 0, 1),
+        abandon_rate=_number(t.get("abandon_rate", base.abandon_rate), f"{key}.abandon_rate", 0, 1),
+        asa_s=_number(t.get("asa_s", base.asa_s), f"{key}.asa_s", 0),
+        oldest_wait_s=_number(t.get("oldest_wait_s", base.oldest_wait_s), f"{key}.oldest_wait_s", 0),
+    )
+
+
+_QUEUE_KEYS = {
+    "sl_threshold_s",
+    "sl_formula",
+    "short_abandon_s",
+    "repeat_window",
+    "min_calls",
+    "orphan_after",
+    "targets",
+}
+
+
+def _queue_settings(raw: Any, key: str, base: QueueSettings) -> QueueSettings:
+    q = _table(raw, key, _QUEUE_KEYS)
+    formula = q.get("sl_formula", base.sl_formula)
+    if formula not in SL_FORMULAS:
+        raise ConfigError(f"{key}.sl_formula: must be one of {', '.join(SL_FORMULAS)}, got {formula!r}")
+    return QueueSettings(
+        sl_threshold_s=_number(q.get("sl_threshold_s", base.sl_threshold_s), f"{key}.sl_threshold_s", 0),
+        sl_formula=formula,
+        short_abandon_s=_number(q.get("short_abandon_s", base.short_abandon_s), f"{key}.short_abandon_s", 0),
+        repeat_window_s=parse_duration(q.get("repeat_window", base.repeat_window_s), f"{key}.repeat_window"),
+        min_calls=_integer(q.get("min_calls", base.min_calls), f"{key}.min_calls"),
+        orphan_after_s=parse_duration(q.get("orphan_after", base.orphan_after_s), f"{key}.orphan_after"),
+        targets=_targets(q.get("targets", {}), f"{key}.targets", base.targets),
+    )
+
+
+def _kafka(raw: Any) -> KafkaSettings:
+    k = _table(raw, "kafka", {"bootstrap", "group", "topic_prefix", "batch_size", "batch_within", "duckdb_threads"})
+    d = KafkaSettings()
+    return KafkaSettings(
+        bootstrap=_string(k.get("bootstrap", d.bootstrap), "kafka.bootstrap"),
+        group=_string(k.get("group", d.group), "kafka.group"),
+        topic_prefix=str(k.get("topic_prefix", d.topic_prefix)),
+        batch_size=_integer(k.get("batch_size", d.batch_size), "kafka.batch_size", 1),
+        batch_within_s=parse_duration(k.get("batch_within", d.batch_within_s), "kafka.batch_within"),
+        duckdb_threads=_integer(k.get("duckdb_threads", d.duckdb_threads), "kafka.duckdb_threads", 0),
+    )
+
+
+def _exporter(raw: Any) -> ExporterSettings:
+    e = _table(raw, "exporter", {"host", "port", "per_agent", "breach_hold"})
+    d = ExporterSettings()
+    per_agent = e.get("per_agent", d.per_agent)
+    if not isinstance(per_agent, bool):
+        raise ConfigError(f"exporter.per_agent: expected true or false, got {per_agent!r}")
+    return ExporterSettings(
+        host=_string(e.get("host", d.host), "exporter.host"),
+        port=_integer(e.get("port", d.port), "exporter.port", 0),
+        per_agent=per_agent,
+        breach_hold_s=parse_duration(e.get("breach_hold", d.breach_hold_s), "exporter.breach_hold"),
+    )
+
+
+def _analyst(raw: Any) -> AnalystSettings:
+    a = _table(raw, "analyst", {"freshness", "snapshot", "retention_days"})
+    d = AnalystSettings()
+    freshness = parse_duration(a.get("freshness", d.freshness_s), "analyst.freshness")
+    if freshness < 1:
+        raise ConfigError(f"analyst.freshness: must be at least 1s, got {a.get('freshness')!r}")
+    snapshot = a.get("snapshot")
+    days = a.get("retention_days")
+    return AnalystSettings(
+        freshness_s=freshness,
+        snapshot=None if snapshot is None else Path(_string(snapshot, "analyst.snapshot")),
+        retention_days=None if days is None else _integer(days, "analyst.retention_days", 1),
+    )
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Validate a parsed TOML document (see callpulse.example.toml)."""
+    _table(raw, "", {"site", "pipeline", "defaults", "queues", "kafka", "exporter", "analyst"})
+    site = _table(raw.get("site", {}), "site", {"timezone"})
+    tz = _string(site.get("timezone", "UTC"), "site.timezone")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"site.timezone: unknown time zone {tz!r} (use an IANA name such as Europe/Berlin)") from None
+    pipe = _table(raw.get("pipeline", {}), "pipeline", {"db", "interval", "windows", "batch_size", "max_future"})
+    interval_s = parse_duration(pipe.get("interval", 900), "pipeline.interval")
+    if interval_s < 60 or interval_s != int(interval_s) or 86400 % int(interval_s):
+        raise ConfigError(
+            f"pipeline.interval: must be whole minutes dividing a day (5m, 15m, 30m, 1h), got {pipe.get('interval')!r}"
+        )
+    windows_raw = pipe.get("windows", ["5m", "15m", "1h"])
+    if not isinstance(windows_raw, list) or not windows_raw:
+        raise ConfigError(f"pipeline.windows: expected a list of durations, got {windows_raw!r}")
+    windows = tuple((str(w), int(parse_duration(w, "pipeline.windows"))) for w in windows_raw)
+    defaults = _queue_settings(raw.get("defaults", {}), "defaults", QueueSettings())
+    queues_raw = raw.get("queues", {})
+    if not isinstance(queues_raw, dict):
+        raise ConfigError(f"queues: expected a table of queues, got {queues_raw!r}")
+    queues = {name: _queue_settings(q, f"queues.{name}", defaults) for name, q in queues_raw.items()}
+    return Config(
+        db=Path(_string(pipe.get("db", "data/callpulse.duckdb"), "pipeline.db")),
+        timezone=tz,
+        interval_s=int(interval_s),
+        windows=windows,
+        batch_size=_integer(pipe.get("batch_size", Config().batch_size), "pipeline.batch_size", 1),
+        max_future_s=parse_duration(pipe.get("max_future", 300), "pipeline.max_future"),
+        defaults=defaults,
+        queues=queues,
+        kafka=_kafka(raw.get("kafka", {})),
+        exporter=_exporter(raw.get("exporter", {})),
+        analyst=_analyst(raw.get("analyst", {})),
+    )
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read ``path`` (or ``callpulse.toml`` in the working folder if present)."""
+    if path is None:
+        default = Path("callpulse.toml")
+        if not default.exists():
+            return Config()
+        path = default
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return config_from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def pii_key_from_env(required: bool) -> bytes | None:
+    """The caller-hash key from ``CALLPULSE_PII_KEY``; None only when not required."""
+    value = os.environ.get(PII_KEY_ENV)
+    if value:
+        return value.encode("utf-8")
+    if required:
+        raise ConfigError(
+            f"{PII_KEY_ENV}: not set; caller numbers are stored only as a keyed hash, so a key is required"
+        )
+    return None

@@ -1,0 +1,343 @@
+"""The DuckDB store: one transaction per batch, duplicates ignored, KPIs kept current.
+
+Lifecycle: ``Store.open(path, config)`` creates the schema and writes the queue
+settings; ``apply(normalized, offsets)`` stores one batch and, in the same
+transaction, refreshes the call state and the interval aggregates the batch
+touched, advances the watermark and saves the source offsets; ``close()`` at the
+end. Nothing is written outside ``apply`` / ``sync_settings`` / ``rebuild``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipeline.core import call_order, sqlfiles
+from pipeline.core.config import Config, QueueSettings
+from pipeline.core.normalize import Normalized
+from pipeline.core.records import SourceOffset
+
+log = logging.getLogger("callpulse.store")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    """What one batch did: records read = accepted + duplicates + dead_lettered."""
+
+    read: int
+    accepted: int
+    duplicates: int
+    dead_lettered: int
+    dead_reasons: dict[str, int]
+    watermark: datetime | None
+
+
+class Store:
+    """A DuckDB file (or ``:memory:``) holding events, state, KPI aggregates."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, config: Config) -> None:
+        self.con = con
+        self.config = config
+        self._known_queues: set[str] = set()
+
+    @classmethod
+    def open(cls, path: Path | str, config: Config) -> Store:
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(path)
+        store = cls(con, config)
+        store._run("store_settings")
+        store._init_schema()
+        return store
+
+    def close(self) -> None:
+        self.con.close()
+
+    def set_threads(self, threads: int) -> None:
+        """DuckDB's threads for every connection of this database (0: leave DuckDB's default)."""
+        if threads > 0:
+            self._run("set_threads", threads=threads)
+
+    # -- schema and settings -------------------------------------------------
+
+    def _init_schema(self) -> None:
+        self._run("schema")
+        self._run("store_temp_tables")
+        # At every open, not only for a database from before agent_last: a version without
+        # it may have stored agent events since (a rollback). One aggregate of agent_events.
+        with sqlfiles.transaction(self.con):
+            self._run("refill_agent_last")
+        row = self._one("pipeline_state")
+        self._run("init_pipeline_state", interval_s=self.config.interval_s, timezone=self.config.timezone)
+        self._run("views")
+        self._known_queues = {r[0] for r in self.con.execute(sqlfiles.load("stored_queues")).fetchall()}
+        self.sync_settings(interval_changed=row is not None and row[1] != self.config.interval_s)
+
+    def sync_settings(self, interval_changed: bool = False) -> None:
+        """Write the config's queue settings; rebuild the aggregates if KPI settings changed."""
+        queues = set(self.config.queues) | self._known_queues
+        changed = interval_changed
+        with sqlfiles.transaction(self.con):
+            self._run("update_pipeline_settings", interval_s=self.config.interval_s, timezone=self.config.timezone)
+            for queue in sorted(queues):
+                changed |= self._upsert_queue(queue, self.config.for_queue(queue))
+        has_events = self._one("has_events")
+        if changed and has_events and has_events[0]:
+            self.resettle(interval_changed)
+
+    def _upsert_queue(self, queue: str, s: QueueSettings) -> bool:
+        values = {
+            "queue": queue,
+            "sl_threshold_s": s.sl_threshold_s,
+            "sl_formula": s.sl_formula,
+            "short_abandon_s": s.short_abandon_s,
+            "repeat_window_s": s.repeat_window_s,
+            "min_calls": s.min_calls,
+            "orphan_after_s": s.orphan_after_s,
+            "target_service_level": s.targets.service_level,
+            "target_abandon_rate": s.targets.abandon_rate,
+            "target_asa_s": s.targets.asa_s,
+            "target_oldest_wait_s": s.targets.oldest_wait_s,
+        }
+        old = self._one("queue_setting", {"queue": queue})
+        if old is not None and list(old) == list(values.values()):
+            return False
+        self._run("upsert_queue_settings", **values)
+        self._known_queues.add(queue)
+        # Targets alone don't change stored aggregates; KPI definitions do.
+        return old is not None and list(old[:7]) != list(values.values())[:7]
+
+    # -- one batch -----------------------------------------------------------
+
+    def apply(
+        self,
+        batch: Normalized,
+        offsets: list[SourceOffset] | None = None,
+        received_at: datetime | None = None,
+    ) -> StoreCounts:
+        """Store a normalized batch and refresh what it touched, in one transaction."""
+        received_at = received_at or datetime.now(UTC)
+        calls = batch.calls.unique(subset=["call_id", "queue", "event"], keep="first", maintain_order=True)
+        agents = batch.agents.unique(subset=["agent_id", "ts", "state"], keep="first", maintain_order=True)
+        qa = batch.qa.unique(subset=["call_id", "agent_id"], keep="first", maintain_order=True)
+        con = self.con
+        try:
+            with sqlfiles.transaction(con):
+                new_queues = set(calls.get_column("queue").unique().to_list()) - self._known_queues
+                for queue in sorted(new_queues):
+                    self._upsert_queue(queue, self.config.for_queue(queue))
+                con.register("batch_calls", calls.to_arrow())
+                con.register("batch_agents", agents.to_arrow())
+                con.register("batch_qa", qa.to_arrow())
+                # What is stored of the batch's calls (no call events, nothing to look up)
+                known = self.query("batch_call_state") if calls.height else None
+                new_calls = calls
+                if known is not None:
+                    con.register("batch_known", known.to_arrow())
+                    new_calls = call_order.new_call_events(calls, known)
+                new_agents = agents
+                if agents.height:
+                    ts = agents.get_column("ts")
+                    new_agents = self.query("new_agent_events", lo=ts.min(), hi=ts.max())
+                new_qa = self.query("new_qa_evals") if qa.height else qa
+                late_dead = pl.DataFrame(schema={"_row": pl.Int64, "reason": pl.String})
+                if known is not None and new_calls.height:
+                    late_dead = call_order.call_order_violations(new_calls, known)
+                    if late_dead.height:
+                        new_calls = new_calls.filter(~pl.col("_row").is_in(late_dead.get_column("_row").implode()))
+                dead = pl.concat([batch.dead, batch.dead_letters_for(late_dead)], how="vertical")
+
+                self._insert("call_events", new_calls)
+                self._insert("agent_events", new_agents)
+                self._insert("qa_evals", new_qa)
+                if dead.height:
+                    con.register("batch_dead", dead.to_arrow())
+                    con.execute(sqlfiles.load("insert_dead_letters"), {"received_at": received_at})
+
+                old_wm = self.watermark()
+                times: list[datetime] = [
+                    t
+                    for f in (new_calls, new_agents, new_qa)
+                    if f.height
+                    if isinstance(t := f.get_column("ts").max(), datetime)
+                ]
+                new_wm = max([*times, *([old_wm] if old_wm else [])], default=None)
+                if new_wm is not None and new_wm != old_wm:
+                    self._run("set_watermark", watermark=new_wm)
+
+                con.register("new_agents", new_agents.to_arrow())
+                con.register("new_qa", new_qa.to_arrow())
+                touched = new_calls.select("call_id", "queue").unique()
+                calls_from = _first_event(known, new_calls) if known is not None else None
+                self._refresh(touched, calls_from, old_wm, new_wm, agents_changed=new_agents.height > 0)
+                if offsets:
+                    self._run(
+                        "save_offset",
+                        sources=[o.source for o in offsets],
+                        partitions=[o.partition for o in offsets],
+                        offsets=[o.offset for o in offsets],
+                        updated_at=received_at,
+                    )
+        finally:
+            for name in (
+                "batch_calls",
+                "batch_agents",
+                "batch_qa",
+                "batch_known",
+                "new_agents",
+                "new_qa",
+                "batch_dead",
+            ):
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister(name)
+
+        accepted_rows = set(new_calls.get_column("_row").to_list())
+        accepted_rows.update(new_agents.get_column("_row").to_list())
+        accepted_rows.update(new_qa.get_column("_row").to_list())
+        dead_reasons: dict[str, int] = {}
+        for reason in dead.get_column("reason").to_list():
+            label = reason.split(":", 1)[0]
+            dead_reasons[label] = dead_reasons.get(label, 0) + 1
+        accepted = len(accepted_rows)
+        return StoreCounts(
+            read=batch.records,
+            accepted=accepted,
+            duplicates=batch.records - accepted - dead.height,
+            dead_lettered=dead.height,
+            dead_reasons=dead_reasons,
+            watermark=new_wm,
+        )
+
+    def _insert(self, table: str, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        cols = [c for c in frame.columns if c not in ("_row", "position")]
+        self.con.register("_insert_frame", frame.select(cols).to_arrow())
+        try:
+            self.con.execute(f"INSERT INTO {sqlfiles.quote_identifier(table)} BY NAME SELECT * FROM _insert_frame")
+        finally:
+            self.con.unregister("_insert_frame")
+
+    def _refresh(
+        self,
+        touched: pl.DataFrame,
+        calls_from: datetime | None,
+        old_wm: datetime | None,
+        new_wm: datetime | None,
+        agents_changed: bool,
+    ) -> None:
+        """Bring call_state and the interval aggregates up to date for what changed."""
+        con = self.con
+        iv = self.config.interval_s
+        self._run("store_clear_touched")
+        if touched.height:
+            con.register("_touched", touched.to_arrow())
+            self._run("touch_calls")
+            con.unregister("_touched")
+            self._run("refresh_batch_calls", iv=iv, lo=calls_from)
+            self._run("refresh_next_contact", iv=iv)
+        advanced = old_wm is not None and new_wm is not None and new_wm > old_wm
+        if advanced:
+            self._run("orphaned_call_intervals", iv=iv, old_wm=old_wm, new_wm=new_wm)
+        if new_wm is not None and agents_changed:
+            self._run("touched_agent_ranges", iv=iv, wm=new_wm)
+        self._run("touched_qa_intervals", iv=iv)
+        if advanced:  # after touched_a is complete: it leaves those intervals to the recompute
+            self._run("extend_open_agents", iv=iv, old_wm=old_wm, new_wm=new_wm)
+        if agents_changed:  # after extend_open_agents: it needs each agent's state before the batch
+            self._run("update_agent_last")
+        self._recompute(new_wm)
+
+    def _recompute(self, wm: datetime | None) -> None:
+        iv = self.config.interval_s
+        bounds = {side: (lo, hi) for side, lo, hi in self.con.execute(sqlfiles.load("touched_bounds")).fetchall()}
+        step = timedelta(seconds=iv)
+        lo, hi = bounds["queue"]
+        if lo is not None:
+            self._run("recompute_queue_intervals", lo=lo, hi=hi + step, iv=iv)
+        lo, hi = bounds["agent"]
+        if lo is not None and wm is not None:
+            self._run("recompute_agent_intervals", lo=lo, hi=hi + step, iv=iv, wm=wm)
+
+    def rebuild(self) -> None:
+        """Recompute call state and every aggregate from the stored events alone."""
+        con = self.con
+        iv = self.config.interval_s
+        wm = self.watermark()
+        with sqlfiles.transaction(con):
+            self._run("store_clear_touched")
+            self._run("rebuild_touch_everything")
+            self._run("refill_agent_last")
+            if wm is not None:
+                self._run("touch_all_agent_intervals", iv=iv, wm=wm)
+            self._run("refresh_call_state")
+            self._run("refresh_next_contact", iv=iv)
+            self._run("touched_call_intervals", iv=iv)
+            self._recompute(wm)
+
+    def resettle(self, interval_changed: bool) -> None:
+        """Recompute the aggregates after a KPI setting changed, without the raw events.
+
+        Queue intervals come from ``call_state`` (facts that no setting changes and that
+        retention keeps), so no KPI history is lost; agent intervals don't depend on queue
+        settings and are recomputed only when the interval length changed, from the agent
+        events retention kept (older agent rows are then gone: logged).
+        """
+        con = self.con
+        iv = self.config.interval_s
+        wm = self.watermark()
+        with sqlfiles.transaction(con):
+            self._run("store_clear_touched")
+            self._run("resettle_queue_intervals")
+            self._run("touched_call_intervals", iv=iv)
+            if interval_changed and wm is not None:
+                self._run("resettle_agent_intervals")
+                self._run("touch_all_agent_intervals", iv=iv, wm=wm)
+            else:
+                self._run("resettle_keep_agent_intervals")
+            self._recompute(wm)
+        if interval_changed:
+            log.warning("interval length changed: agent intervals were recomputed from the agent events still kept")
+
+    # -- reads ---------------------------------------------------------------
+
+    def watermark(self) -> datetime | None:
+        row = self._one("pipeline_state")
+        return row[0] if row else None
+
+    def offsets(self, source: str) -> dict[int, int]:
+        rows = self.con.execute(sqlfiles.load("source_offsets"), {"source": source}).fetchall()
+        return {p: o for p, o in rows}
+
+    def query(self, name: str, **params: Any) -> pl.DataFrame:
+        """Run ``sql/<name>.sql`` with named parameters, as a polars frame."""
+        return self._frame(sqlfiles.load(name), params)
+
+    def _frame(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        result = pl.from_arrow(self.con.sql(sql, params=params or None).to_arrow_table())
+        assert isinstance(result, pl.DataFrame)
+        return result
+
+    def _one(self, name: str, params: dict[str, Any] | None = None) -> tuple[Any, ...] | None:
+        """The first row of ``sql/<name>.sql``; the result is read whole (DuckDB 2 requires it)."""
+        rows = self.con.execute(sqlfiles.load(name), params or {}).fetchall()
+        return rows[0] if rows else None
+
+    def _run(self, name: str, **params: Any) -> None:
+        sqlfiles.run(self.con, name, params)
+
+
+def _first_event(known: pl.DataFrame, new_calls: pl.DataFrame) -> datetime | None:
+    """The earliest event of the batch's calls: new, or stored (call_state holds the time of
+    each event kind a call has, and a call has at most one event of each kind)."""
+    firsts = [new_calls.get_column("ts").min(), known.select(pl.min_horizontal(call_order.KIND_TIMES).min()).item()]
+    times = [t for t in firsts if isinstance(t, datetime)]
+    return min(times) if times else None

@@ -1,0 +1,268 @@
+"""Analysts query a read-only snapshot, never the file the pipeline writes.
+
+DuckDB lets one process write a file and no other process open it meanwhile, so
+analysts get their own file beside it: ``data/callpulse.analyst.duckdb`` (config
+``[analyst] snapshot``). In a running pipeline (`demo`, `worker`) a refresh job on
+the engine thread copies every table into a fresh file at most every
+``[analyst] freshness`` seconds (default 60) and renames it over the old one:
+readers holding the old file keep reading it, new readers get the new one, and
+nobody ever sees half a copy. ``snapshot_info`` in the file says when it was
+taken and up to which event time (watermark) it holds data.
+
+When no pipeline is running (after `callpulse replay`), `callpulse sql` and
+`callpulse report` bring the snapshot up to date from the database file first;
+while one is running they read the snapshot as it is.
+
+A backup of a running pipeline is a snapshot taken on request: `callpulse backup`
+drops a request file beside the snapshot, the refresh job takes a snapshot at the
+next batch boundary and the command copies it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipeline.core.config import Config
+from pipeline.ops import backup, retention
+
+RETENTION_EVERY_S = 3600.0
+log = logging.getLogger("callpulse.analyst")
+
+
+def snapshot_path(config: Config) -> Path:
+    if config.analyst.snapshot is not None:
+        return config.analyst.snapshot
+    return config.db.with_name(config.db.stem + ".analyst.duckdb")
+
+
+def request_path(config: Config) -> Path:
+    snap = snapshot_path(config)
+    return snap.with_name(snap.name + ".request")
+
+
+class AnalystError(RuntimeError):
+    """A problem to show the analyst as one clear line (no traceback)."""
+
+
+class SnapshotJob:
+    """A refresh job (engine thread): retention now and then, a fresh snapshot at most every
+    ``freshness`` seconds or when a backup asks for one. Publishes the last ``CopyInfo``.
+
+    The engine thread only opens a second connection to the same database (under a
+    millisecond); a helper thread copies through it. DuckDB gives that
+    connection a transaction of its own, and every batch is one transaction, so the
+    copy holds exactly the batches committed when it began, while the engine goes on
+    storing batches. One copy at a time; the writer connection itself never leaves
+    the engine thread. ``threaded=False`` copies on the engine thread instead.
+    """
+
+    def __init__(self, config: Config, clock: Any = None, threaded: bool = True) -> None:
+        self.config = config
+        self.threaded = threaded
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []
+        self.block_ms: list[float] = []
+        self.path = snapshot_path(config)
+        self.request = request_path(config)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._last_snapshot = float("-inf")
+        self._last_retention = float("-inf")
+        self.last: backup.CopyInfo | None = None
+        self.copy_ms: list[float] = []
+
+    def __call__(self, con: duckdb.DuckDBPyConnection) -> backup.CopyInfo | None:
+        now = time.monotonic()
+        days = self.config.analyst.retention_days
+        if days is not None and now - self._last_retention >= RETENTION_EVERY_S:
+            self._last_retention = now
+            retention.apply(con, days, self._clock())
+        if self._thread is not None and self._thread.is_alive():
+            return self.last
+        requested = self.request.exists()
+        if requested or now - self._last_snapshot >= self.config.analyst.freshness_s:
+            if requested:
+                self.request.unlink(missing_ok=True)  # before copying: a later request waits for the next one
+            self._last_snapshot = now
+            started = time.perf_counter()
+            if self.threaded:
+                cur = self._second_connection(con)
+                self._thread = threading.Thread(target=self._copy, args=(cur, True), name="callpulse-snapshot")
+                self._thread.start()
+            else:
+                self._copy(con, False)
+            self.block_ms.append((time.perf_counter() - started) * 1000)
+        return self.last
+
+    def _second_connection(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """Another connection to the same open database (DuckDB shares one instance per file
+        in a process). Not a cursor of ``con``: closing the engine while a copy is in flight
+        would be refused ("connection is busy"); this way the copy finishes on its own."""
+        try:
+            other = duckdb.connect(str(self.config.db))
+        except duckdb.Error:  # a differently configured instance: a cursor still works
+            return con.cursor()
+        other.execute("SET enable_progress_bar = false")
+        return other
+
+    def _copy(self, con: duckdb.DuckDBPyConnection, own: bool) -> None:
+        try:
+            info = backup.copy_live(con, self.path, "snapshot", self.config.db)
+            self.last = info
+            self.copy_ms.append(info.copy_ms)
+        except Exception as exc:  # noqa: BLE001 - a failed snapshot must never stop ingestion
+            self.errors.append(f"{exc.__class__.__name__}: {exc}")
+            log.warning("analyst snapshot failed: %s: %s", exc.__class__.__name__, exc, exc_info=True)
+        finally:
+            if own:
+                con.close()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for a snapshot in flight (tests, shutdown)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def attach(services: Any) -> SnapshotJob | None:
+    """Add the snapshot job to a running pipeline's refresher (see pipeline/serve/host.py).
+    An in-memory database gets none: there is no file beside which to put it."""
+    rows = services.engine.store.con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    if not rows or not rows[0][0]:
+        return None
+    config = services.config
+    if config.analyst.snapshot is None:
+        config = replace(config, db=Path(rows[0][0]))
+    job = SnapshotJob(config)
+    services.refresher.add("analyst_snapshot", job, engine=True)  # retention writes
+    return job
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A read-only analyst connection and what it holds."""
+
+    con: duckdb.DuckDBPyConnection
+    path: Path
+    taken_at: datetime | None
+    watermark: datetime | None
+    pipeline_running: bool
+
+    def freshness_line(self, now: datetime | None = None) -> str:
+        now = now or datetime.now(UTC)
+        if self.taken_at is None:
+            return f"{self.path}: no snapshot time recorded"
+        age = (now - self.taken_at).total_seconds()
+        wm = self.watermark.isoformat() if self.watermark else "no events yet"
+        state = "pipeline running" if self.pipeline_running else "pipeline stopped"
+        return (
+            f"snapshot {self.path.name} taken {self.taken_at.isoformat(timespec='seconds')} "
+            f"({age:,.0f} s ago; {state}); data up to {wm}"
+        )
+
+
+def _pipeline_running(db: Path) -> bool:
+    """True when another process holds the database for writing."""
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.IOException:
+        return True
+    con.close()
+    return False
+
+
+def _snapshot_current(snap: Path, db: Path) -> bool:
+    if not snap.exists():
+        return False
+    wal = db.with_name(db.name + ".wal")
+    newest = max(db.stat().st_mtime, wal.stat().st_mtime if wal.exists() else 0.0)
+    return snap.stat().st_mtime > newest  # equal: same clock tick, could be either order
+
+
+def ensure_snapshot(config: Config) -> tuple[Path, bool]:
+    """The snapshot to read, refreshed from the database when no pipeline holds it; (path, running)."""
+    snap = snapshot_path(config)
+    db = config.db
+    if not db.exists():
+        if snap.exists():
+            return snap, False
+        raise AnalystError(f"{db}: no database yet (run `callpulse replay` or `callpulse demo` first)")
+    if _snapshot_current(snap, db):
+        return snap, _pipeline_running(db)
+    if _pipeline_running(db):
+        if not snap.exists():
+            raise AnalystError(
+                f"{snap}: the pipeline is running but has not written a snapshot yet; "
+                f"try again within {config.analyst.freshness_s:g} s"
+            )
+        return snap, True
+    try:
+        backup.copy_file(db, snap, kind="snapshot")
+    except backup.CopyError as exc:
+        if snap.exists():  # it started meanwhile: its snapshot is the one to read
+            return snap, True
+        raise AnalystError(str(exc)) from None
+    return snap, False
+
+
+def open_snapshot(config: Config) -> Opened:
+    """A read-only connection to the analysts' snapshot, without file access (no writes anywhere)."""
+    snap, running = ensure_snapshot(config)
+    last_exc: Exception | None = None
+    for _ in range(20):  # a rename between stat and open is harmless; a lock is brief
+        try:
+            con = duckdb.connect(str(snap), read_only=True)
+            break
+        except duckdb.IOException as exc:
+            last_exc = exc
+            time.sleep(0.05)
+    else:
+        raise AnalystError(f"{snap}: cannot open the snapshot read-only ({last_exc})")
+    con.execute(f"SET TimeZone = '{_tz_literal(config.timezone)}'")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    info = backup.read_info(con) or {}
+    return Opened(con, snap, info.get("taken_at"), info.get("watermark"), running)  # type: ignore[arg-type]
+
+
+def _tz_literal(tz: str) -> str:
+    # A validated IANA name (pipeline.core.config checks it with ZoneInfo); quotes can't occur.
+    if "'" in tz:
+        raise AnalystError(f"site.timezone: invalid time zone {tz!r}")
+    return tz
+
+
+def refused_write(exc: BaseException) -> bool:
+    """True for DuckDB's refusal of a write on a read-only connection or of file access."""
+    text = str(exc)
+    return (
+        "read-only mode" in text
+        or "file system operations are disabled" in text
+        or "lock_configuration" in text
+        or "Cannot change" in text
+        and "configuration" in text
+    )
+
+
+def request_backup_snapshot(config: Config, wait_s: float) -> tuple[Path, bool]:
+    """Ask a running pipeline for a fresh snapshot; (snapshot path, True if served in time)."""
+    req = request_path(config)
+    snap = snapshot_path(config)
+    asked = time.time()
+    req.parent.mkdir(parents=True, exist_ok=True)
+    req.write_text(f"{asked}\n")
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if not req.exists() and snap.exists() and snap.stat().st_mtime >= asked:
+            return snap, True
+        time.sleep(0.1)
+    req.unlink(missing_ok=True)
+    return snap, False

@@ -1,0 +1,56 @@
+"""Retention: raw events older than N days are deleted; aggregates are kept.
+
+Deleted: ``call_events``, ``agent_events``, ``qa_evals`` older than the watermark
+minus N days (event time, so a replay deletes what the live run did), except each
+agent's latest event (the state the agent is still in); ``dead_letters`` received
+more than N days before ``now``.
+
+Kept: ``queue_interval``, ``agent_interval``, ``breaches`` (the KPI history) and
+``call_state`` (one row per call and queue: the ``calls`` view, ``cases``,
+repeat-contact and centre totals are built on it; it holds the caller only as a
+keyed hash and a mask). ``source_offsets``, ``pipeline_state`` and
+``queue_settings`` are configuration and progress, not events.
+
+A KPI setting change recomputes queue intervals from ``call_state`` (nothing lost);
+only a change of the interval length recomputes agent intervals, from the agent
+events still kept. A full ``Store.rebuild()`` (tests, repair) uses the events alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import duckdb
+
+from pipeline.core import sqlfiles
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionResult:
+    events_before: datetime | None
+    dead_before: datetime
+    deleted: dict[str, int]
+
+
+def cutoffs(con: duckdb.DuckDBPyConnection, days: int, now: datetime) -> tuple[datetime | None, datetime]:
+    rows = con.execute(sqlfiles.load("pipeline_state")).fetchall()
+    wm = rows[0][0] if rows else None
+    return (wm - timedelta(days=days) if wm is not None else None), now - timedelta(days=days)
+
+
+def apply(con: duckdb.DuckDBPyConnection, days: int, now: datetime, dry_run: bool = False) -> RetentionResult:
+    """Delete raw rows older than ``days`` in one transaction (the writer connection, engine thread)."""
+    if days < 1:
+        raise ValueError("retention days must be at least 1")
+    events_before, dead_before = cutoffs(con, days, now)
+    # No watermark yet means no events: nothing to delete but old dead letters.
+    params: dict[str, object] = {
+        "events_before": events_before or datetime.min.replace(tzinfo=now.tzinfo),
+        "dead_before": dead_before,
+    }
+    counts = {name: n for name, n in con.execute(sqlfiles.load("retention_counts"), params).fetchall()}
+    if not dry_run and any(counts.values()):
+        with sqlfiles.transaction(con):
+            sqlfiles.run(con, "retention_delete", params)
+    return RetentionResult(events_before, dead_before, counts)

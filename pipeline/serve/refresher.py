@@ -1,0 +1,225 @@
+"""Publishing results for the boards: after a batch the ``Refresher`` runs each
+registered job against the store and publishes the results (in a long-lived process on
+its own thread and DuckDB connection); readers take the latest published value.
+
+Threads: the store is written only on the engine's thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import duckdb
+
+log = logging.getLogger("callpulse.refresher")
+# A refresh may take at most 1 / BUSY_FACTOR of the engine thread's time (see Refresher).
+BUSY_FACTOR = 3.0
+# How much less CPU priority (nice) the background refresher thread takes than the process.
+REFRESHER_NICENESS = 10
+
+Job = Callable[[duckdb.DuckDBPyConnection], Any]
+
+
+class Published:
+    """The latest result of each refresh job, by name (replaced whole, never mutated)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def set(self, name: str, value: Any) -> None:
+        with self._lock:
+            self._values[name] = value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        with self._lock:
+            return self._values.get(name, default)
+
+
+class Refresher:
+    """Runs the refresh jobs at most every ``every_s`` seconds after a batch (and on demand);
+    ``every_s`` 0: after every batch.
+
+    Where jobs run: by default on the engine's thread, as an engine listener. After
+    ``start_background()`` the read-only jobs (boards, /metrics, breaches) run on a
+    thread of their own through a second DuckDB connection of the same database, so a
+    batch never waits for a board query: DuckDB gives that connection its own
+    transactions, which see every batch committed when they begin. Jobs added with
+    ``engine=True`` (they change stored data: retention) always run on the engine thread.
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        published: Published,
+        every_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.con = con
+        self.clock = clock
+        self.published = published
+        self.every_s = every_s
+        self.jobs: dict[str, Job] = {}
+        self.engine_jobs: set[str] = set()
+        self.failures: Counter[str] = Counter()
+        self.took_s = 0.0  # how long the last refresh took
+        self._last = 0.0
+        self._pending = False  # a batch arrived that no refresh has published yet
+        self._last_engine = float("-inf")
+        self._lock = threading.Lock()  # one refresh at a time
+        self._reader: duckdb.DuckDBPyConnection | None = None
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+
+    def add(self, name: str, job: Job, engine: bool = False) -> None:
+        self.jobs[name] = job
+        if engine:
+            self.engine_jobs.add(name)
+
+    @property
+    def background(self) -> bool:
+        return self._thread is not None
+
+    def start_background(self) -> None:
+        """Run the read-only jobs on a refresher thread from now on (engine thread call)."""
+        if self._thread is not None or self.every_s <= 0:
+            return
+        self._reader = self.con.cursor()
+        self._thread = threading.Thread(target=self._loop, name="refresher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the refresher thread (after its current refresh) and close its connection."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stopping.set()
+            self._wake.set()
+            thread.join()
+        if self._reader is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._reader.close()
+            self._reader = None
+
+    def __call__(self, _result: object = None) -> None:
+        # Under load the jobs (board and snapshot queries) must not crowd out ingestion:
+        # the next refresh waits at least BUSY_FACTOR times as long as the last one took
+        # (``every_s`` 0 means after every batch, whatever it costs: tests, tools).
+        if self.background:
+            self._pending = True
+            self._wake.set()
+            self._run_engine_jobs()
+        elif self._due():
+            self.refresh_now()
+        else:
+            self._pending = True  # published by the next batch, or by tick() if none comes
+
+    def tick(self) -> None:
+        """Publish a batch the cadence skipped, once a refresh is due: an idle pipeline calls
+        this (on the engine thread) so the last batch before a quiet spell reaches the boards.
+        In the background, the refresher thread does this itself."""
+        if self.background:
+            self._run_engine_jobs()
+        elif self._pending and self._due():
+            self.refresh_now()
+
+    def _due(self) -> bool:
+        wait = max(self.every_s, BUSY_FACTOR * self.took_s) if self.every_s > 0 else 0.0
+        return self.clock() - self._last >= wait
+
+    def refresh_now(self) -> None:
+        """Run every job now (engine thread); a failing job keeps its last published value
+        and is logged and counted, but never stops ingestion."""
+        if not self.background:
+            self._refresh(self.jobs, self.con)
+            return
+        self._run_engine_jobs(force=True)
+        self._refresh_reader()
+
+    def _run_engine_jobs(self, force: bool = False) -> None:
+        """The jobs that write, on the engine thread, at most every ``every_s`` seconds."""
+        if self.engine_jobs and (force or self.clock() - self._last_engine >= self.every_s):
+            self._last_engine = self.clock()
+            for name in self.jobs:
+                if name in self.engine_jobs:
+                    self._run_job(name, self.con)
+
+    def _refresh_reader(self) -> None:
+        """The read-only jobs, through the refresher's own connection (either thread)."""
+        with self._lock:
+            if self._reader is not None:
+                self._refresh(self._reader_jobs(), self._reader)
+
+    def _reader_jobs(self) -> list[str]:
+        """The read-only jobs, in the order they were added (later ones read earlier ones)."""
+        return [n for n in self.jobs if n not in self.engine_jobs]
+
+    def _loop(self) -> None:
+        """One job at a time, each followed by a pause of (BUSY_FACTOR - 1) times its own
+        duration: the same share of the time as running them back to back, but a batch
+        stored meanwhile overlaps one job's queries, not all of them. On two cores the
+        batch that overlapped a whole refresh set the latency p99 (make bench). The thread
+        runs at a lower priority: where the CPU is short, ingestion goes first."""
+        lower_thread_priority(REFRESHER_NICENESS)
+        cycle: list[str] = []  # the jobs still to run for the batches pending at its start
+        started = took = next_at = 0.0
+        while not self._stopping.is_set():
+            now = self.clock()
+            if not cycle and self._pending and self._due():
+                cycle = self._reader_jobs()
+                self._pending = False
+                started, took, next_at = now, 0.0, now
+            if cycle and now >= next_at:
+                name = cycle.pop(0)
+                with self._lock:
+                    if self._reader is not None:
+                        self._run_job(name, self._reader)
+                spent = self.clock() - now
+                took += spent
+                next_at = self.clock() + (BUSY_FACTOR - 1) * spent
+                if not cycle:
+                    self._last, self.took_s = started, took
+                continue
+            self._wake.wait(timeout=max(0.0, next_at - now) if cycle else 0.25)
+            self._wake.clear()
+
+    def _refresh(self, names: Iterable[str], con: duckdb.DuckDBPyConnection) -> None:
+        started = self._last = self.clock()
+        self._pending = False
+        for name in names:
+            self._run_job(name, con)
+        self.took_s = self.clock() - started
+
+    def _run_job(self, name: str, con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            self.published.set(name, self.jobs[name](con))
+        except Exception:  # noqa: BLE001 - a board or snapshot bug must not stop the pipeline
+            self.failures[name] += 1
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")  # a job that failed inside its own transaction
+            if self.failures[name] == 1 or self.failures[name] % 100 == 0:
+                log.exception(
+                    "refresh job %r failed (%d times so far); serving its last result", name, self.failures[name]
+                )
+
+
+def lower_thread_priority(niceness: int) -> None:
+    """Lower the calling thread's CPU priority by ``niceness`` (Linux sets it per thread;
+    elsewhere it would apply to the whole process, so nothing is done there). DuckDB runs a
+    query on the thread that asked for it when the database has one thread (the worker's
+    default): the priority then covers the thread's queries too."""
+    if sys.platform != "linux":
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
+    except OSError as exc:  # a sandbox may refuse it; the refresher still works
+        log.debug("could not lower the refresher's priority: %r", exc)
