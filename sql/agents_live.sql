@@ -5,7 +5,7 @@ WITH current AS (
     SELECT unnest(coalesce(queues, ['']::VARCHAR[])) AS queue, state, reason, duration_s
     FROM agent_current WHERE state <> 'logout'
 )
-SELECT queue, state, coalesce(reason, '') AS reason, count(*) AS agents, sum(duration_s) AS state_s
+SELECT queue, state, coalesce(reason, '') AS reason, count(*) AS agents, sum(cp_us(duration_s)) / 1e6 AS state_s
 FROM current
 GROUP BY ALL
 ORDER BY ALL

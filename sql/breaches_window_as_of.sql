@@ -29,7 +29,7 @@ WITH points AS (
            count(*) FILTER (WHERE outcome = 'answered' AND wait_s <= sl_threshold_s) AS answered_in_sl,
            count(*) FILTER (WHERE outcome = 'abandoned' AND wait_s >= short_abandon_s
                                                         AND wait_s <= sl_threshold_s) AS abandoned_in_sl,
-           coalesce(sum(wait_s) FILTER (WHERE outcome = 'answered'), 0) AS answer_wait_s
+           coalesce(sum(cp_us(wait_s)) FILTER (WHERE outcome = 'answered'), 0) / 1e6 AS answer_wait_s
     FROM as_of
     GROUP BY ALL
 )

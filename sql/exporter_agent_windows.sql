@@ -18,20 +18,20 @@ WITH w AS (
     WHERE s.state IN ('ready', 'busy', 'wrap', 'not_ready') AND s.ended_at > s.started_at
 ), st AS (
     SELECT agent_id, width_s,
-           coalesce(sum(seconds) FILTER (WHERE state = 'ready'), 0) AS ready_s,
-           coalesce(sum(seconds) FILTER (WHERE state = 'busy'), 0) AS busy_s,
-           coalesce(sum(seconds) FILTER (WHERE state = 'wrap'), 0) AS wrap_s,
-           coalesce(sum(seconds) FILTER (WHERE state = 'not_ready'), 0) AS not_ready_s
+           coalesce(sum(cp_us(seconds)) FILTER (WHERE state = 'ready'), 0) / 1e6 AS ready_s,
+           coalesce(sum(cp_us(seconds)) FILTER (WHERE state = 'busy'), 0) / 1e6 AS busy_s,
+           coalesce(sum(cp_us(seconds)) FILTER (WHERE state = 'wrap'), 0) / 1e6 AS wrap_s,
+           coalesce(sum(cp_us(seconds)) FILTER (WHERE state = 'not_ready'), 0) / 1e6 AS not_ready_s
     FROM clipped GROUP BY ALL
 ), nr AS (
-    SELECT agent_id, width_s, reason, sum(seconds) AS seconds
+    SELECT agent_id, width_s, reason, sum(cp_us(seconds)) / 1e6 AS seconds
     FROM clipped WHERE state = 'not_ready' GROUP BY ALL
 ), nr_list AS (
     SELECT agent_id, width_s, list({'reason': reason, 'seconds': seconds} ORDER BY reason) AS not_ready
     FROM nr GROUP BY ALL
 ), handled AS (
     -- calls belong to the window they were offered in (rolling windows include both ends)
-    SELECT c.agent_id, w.width_s, count(c.handle_s) AS handled, coalesce(sum(c.handle_s), 0) AS handle_s
+    SELECT c.agent_id, w.width_s, count(c.handle_s) AS handled, coalesce(sum(cp_us(c.handle_s)), 0) / 1e6 AS handle_s
     FROM calls c JOIN w ON c.offered_at >= $wm - to_seconds(w.width_s)
     WHERE c.agent_id IS NOT NULL AND c.offered_at >= (SELECT lo FROM bounds) AND c.offered_at <= $wm
     GROUP BY ALL

@@ -22,11 +22,11 @@ WITH w AS (
     FROM served s JOIN w ON s.ended_at > $wm - to_seconds(w.width_s)
 ), per_agent AS (
     SELECT queue, agent_id, width_s,
-           coalesce(sum(seconds) FILTER (WHERE state IN ('busy', 'wrap')), 0) AS handle_s,
-           coalesce(sum(seconds) FILTER (WHERE state = 'ready'), 0) AS ready_s
+           coalesce(sum(cp_us(seconds)) FILTER (WHERE state IN ('busy', 'wrap')), 0) AS handle_us,
+           coalesce(sum(cp_us(seconds)) FILTER (WHERE state = 'ready'), 0) AS ready_us
     FROM clipped GROUP BY ALL
 )
 SELECT queue, width_s::INTEGER AS width_s,
-       cp_ratio(sum(handle_s), sum(handle_s) + sum(ready_s)) AS occupancy
+       cp_ratio(sum(handle_us) / 1e6, (sum(handle_us) + sum(ready_us)) / 1e6) AS occupancy
 FROM per_agent GROUP BY ALL
 ORDER BY ALL

@@ -49,13 +49,13 @@ st AS (
     GROUP BY ALL
 ),
 handled AS (
-    SELECT c.agent_id, c.interval_start, count(c.handle_s) AS handled, coalesce(sum(c.handle_s), 0) AS handle_s
+    SELECT c.agent_id, c.interval_start, count(c.handle_s) AS handled, coalesce(sum(cp_us(c.handle_s)), 0) / 1e6 AS handle_s
     FROM calls c SEMI JOIN t USING (agent_id, interval_start)
     WHERE c.offered_at >= $lo AND c.offered_at < $hi
     GROUP BY ALL
 ),
 qa AS (
-    SELECT q.agent_id, cp_bucket(q.ts, $iv) AS interval_start, count(*) AS qa_count, sum(q.score) AS qa_sum
+    SELECT q.agent_id, cp_bucket(q.ts, $iv) AS interval_start, count(*) AS qa_count, sum(cp_us(q.score)) / 1e6 AS qa_sum
     FROM qa_evals q WHERE q.agent_id IN (SELECT agent_id FROM t) AND q.ts >= $lo AND q.ts < $hi
     GROUP BY ALL
 )

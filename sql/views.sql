@@ -37,6 +37,13 @@ CREATE OR REPLACE MACRO cp_buckets(lo, hi, width_s) AS list_transform(
 -- at most one interval).
 CREATE OR REPLACE MACRO cp_seconds_plus_us(s, us) AS (round(s * 1e6)::BIGINT + us) / 1e6;
 
+-- Seconds as whole microseconds (BIGINT). Every sum of durations (or scores) goes
+-- through it: sum(cp_us(x)) / 1e6 adds integers, which no row order can change, and
+-- divides once, so a KPI is the very same DOUBLE however the batches came. A sum of the
+-- DOUBLEs themselves depends on the order DuckDB happens to add them in. Exact for the
+-- stored seconds (whole microseconds / 1e6) and for inputs given to the microsecond.
+CREATE OR REPLACE MACRO cp_us(s) AS round(s * 1e6)::BIGINT;
+
 -- One row per call and queue it was offered to, with its outcome as of the watermark.
 -- A call waiting longer than its queue's orphan_after is closed as exited then.
 CREATE OR REPLACE VIEW calls AS
@@ -95,9 +102,9 @@ SELECT queue,
        count(*) FILTER (WHERE outcome = 'waiting')       AS waiting,
        count(*) FILTER (WHERE answered_in_sl)            AS answered_in_sl,
        count(*) FILTER (WHERE abandoned_in_sl)           AS abandoned_in_sl,
-       coalesce(sum(wait_s) FILTER (WHERE outcome = 'answered'), 0) AS answer_wait_s,
+       coalesce(sum(cp_us(wait_s)) FILTER (WHERE outcome = 'answered'), 0) / 1e6 AS answer_wait_s,
        count(handle_s)                                   AS handled,
-       coalesce(sum(handle_s), 0)                        AS handle_s,
+       coalesce(sum(cp_us(handle_s)), 0) / 1e6           AS handle_s,
        count(*) FILTER (WHERE transferred)               AS transferred,
        max(wait_s)                                       AS max_wait_s,
        count(repeat_contact)                             AS repeat_eligible,
@@ -135,7 +142,8 @@ SELECT queue,
        sum(offered) AS offered, sum(answered) AS answered, sum(abandoned) AS abandoned,
        sum(short_abandoned) AS short_abandoned, sum(exited) AS exited, sum(waiting) AS waiting,
        sum(answered_in_sl) AS answered_in_sl, sum(abandoned_in_sl) AS abandoned_in_sl,
-       sum(answer_wait_s) AS answer_wait_s, sum(handled) AS handled, sum(handle_s) AS handle_s,
+       sum(cp_us(answer_wait_s)) / 1e6 AS answer_wait_s, sum(handled) AS handled,
+       sum(cp_us(handle_s)) / 1e6 AS handle_s,
        sum(transferred) AS transferred, max(max_wait_s) AS max_wait_s,
        sum(repeat_eligible) AS repeat_eligible, sum(repeated) AS repeated
 FROM queue_interval
@@ -197,9 +205,10 @@ CREATE OR REPLACE MACRO kpi_agent_rollup(width) AS TABLE
 WITH g AS (
     SELECT agent_id,
            time_bucket(width, interval_start, (SELECT timezone FROM pipeline_state)) AS interval_start,
-           sum(handled) AS handled, sum(handle_s) AS handle_s, sum(ready_s) AS ready_s,
-           sum(busy_s) AS busy_s, sum(wrap_s) AS wrap_s, sum(not_ready_s) AS not_ready_s,
-           sum(qa_count) AS qa_count, sum(qa_sum) AS qa_sum
+           sum(handled) AS handled, sum(cp_us(handle_s)) / 1e6 AS handle_s,
+           sum(cp_us(ready_s)) / 1e6 AS ready_s, sum(cp_us(busy_s)) / 1e6 AS busy_s,
+           sum(cp_us(wrap_s)) / 1e6 AS wrap_s, sum(cp_us(not_ready_s)) / 1e6 AS not_ready_s,
+           sum(qa_count) AS qa_count, sum(cp_us(qa_sum)) / 1e6 AS qa_sum
     FROM agent_interval GROUP BY ALL
 )
 SELECT agent_id, interval_start, epoch(width)::INTEGER AS interval_s,
