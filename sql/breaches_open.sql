@@ -1,6 +1,5 @@
--- Returns the open breaches (closed_at NULL) with the time each has been back inside its target since, if it has.
-SELECT b.queue, b.kpi, b."window", b.target, b.value, b.worst_value, b.opened_at, r.ok_since
-FROM breaches b
-LEFT JOIN breach_recovery r USING (queue, kpi, "window", opened_at)
-WHERE b.closed_at IS NULL
-ORDER BY b.queue, b.kpi, b."window", b.opened_at
+-- Returns the open breaches (the latest state of each queue, kpi and window, if not closed) with the time each has been back inside its target since, if it has.
+SELECT queue, kpi, "window", target, value, worst_value, opened_at, ok_since
+FROM breach_log
+QUALIFY row_number() OVER (PARTITION BY queue, kpi, "window" ORDER BY decided_at DESC) = 1 AND closed_at IS NULL
+ORDER BY queue, kpi, "window", opened_at

@@ -1,9 +1,6 @@
--- Saves the breaches in the registered relation breach_changes (one row per changed breach): inserts or replaces their breaches rows (closed_at NULL while open, worst_value kept current) and their recovery marks (ok_since, kept only while open and back inside target).
+-- Saves the breach changes in the registered relation breach_changes (one row per changed breach and evaluation point decided_at): logs each, and inserts or replaces the breaches rows with their latest state (closed_at NULL while open, worst_value kept current).
+INSERT INTO breach_log (decided_at, queue, kpi, "window", opened_at, target, value, worst_value, closed_at, ok_since)
+SELECT decided_at, queue, kpi, "window", opened_at, target, value, worst_value, closed_at, ok_since FROM breach_changes;
 INSERT OR REPLACE INTO breaches (queue, kpi, "window", target, value, worst_value, opened_at, closed_at)
-SELECT queue, kpi, "window", target, value, worst_value, opened_at, closed_at FROM breach_changes;
-DELETE FROM breach_recovery USING breach_changes c
-WHERE breach_recovery.queue = c.queue AND breach_recovery.kpi = c.kpi
-  AND breach_recovery."window" = c."window" AND breach_recovery.opened_at = c.opened_at;
-INSERT INTO breach_recovery (queue, kpi, "window", opened_at, ok_since)
-SELECT queue, kpi, "window", opened_at, ok_since FROM breach_changes
-WHERE ok_since IS NOT NULL AND closed_at IS NULL;
+SELECT queue, kpi, "window", target, value, worst_value, opened_at, closed_at FROM breach_changes
+QUALIFY row_number() OVER (PARTITION BY queue, kpi, "window", opened_at ORDER BY decided_at DESC) = 1;

@@ -86,6 +86,14 @@ CREATE TABLE IF NOT EXISTS pipeline_state (
     timezone   VARCHAR NOT NULL
 );
 
+-- The earliest event time of the call events stored since the breach evaluation last
+-- took it (no row: none since). Written in each batch's own transaction, so a crash
+-- between a batch and the evaluation loses no change: breaches are re-decided from it.
+CREATE TABLE IF NOT EXISTS calls_changed (
+    id    INTEGER PRIMARY KEY,
+    since TIMESTAMPTZ NOT NULL
+);
+
 -- KPI settings per queue (global defaults applied), written from the config.
 CREATE TABLE IF NOT EXISTS queue_settings (
     queue                 VARCHAR PRIMARY KEY,

@@ -1,10 +1,10 @@
-"""``/metrics``: attaches the KPI collector, the breach detector and their refresh job to
+"""``/metrics``: attaches the KPI collector and its refresh job to
 the runtime services (pipeline/serve/host.py).
 
 Threads: ``Exporter.refresh`` is a refresher job, so it runs on the refresher's thread
-and connection (pipeline/serve/http.py; the engine's, with ``every_s`` 0): it runs the
-breach detector, reads the running call totals, wait histogram, occupancy and (with
-``per_agent``) each agent's state, window KPIs and QA score, copies the engine's
+and connection (pipeline/serve/http.py; the engine's, with ``every_s`` 0): it reads the open
+breaches (decided on the engine thread: metrics/kpi/breaches.py), the running call totals,
+wait histogram, occupancy and (with ``per_agent``) each agent's state, window KPIs and QA score, copies the engine's
 counters and publishes one immutable ``ExportState``. The HTTP handler only formats
 what was published (``generate_latest`` on the exporter's own registry).
 
@@ -37,7 +37,7 @@ from metrics.export.collector import (
     source_kind,
     wait_bounds,
 )
-from metrics.kpi.breaches import BreachDetector
+from metrics.kpi.breaches import open_breach_keys
 from metrics.kpi.snapshot import KpiSnapshot
 from pipeline.core import sqlfiles
 from pipeline.core.config import Config
@@ -88,7 +88,7 @@ class HealthTracker:
 
 
 class Exporter:
-    """The exporter of one engine: registry, collector, breach detector, refresh job."""
+    """The exporter of one engine: registry, collector, refresh job (it publishes the open breaches)."""
 
     def __init__(
         self,
@@ -101,7 +101,6 @@ class Exporter:
         self.config = config
         self.totals = totals
         self.snapshot = snapshot or (lambda: None)
-        self.detector = BreachDetector(con, config.windows, config.exporter.breach_hold_s)
         self.health = HealthTracker()
         self.state: ExportState | None = None
         self.collector = KpiCollector(lambda: self.state, clock=clock, per_agent=config.exporter.per_agent)
@@ -110,7 +109,7 @@ class Exporter:
 
     def refresh(self, con: duckdb.DuckDBPyConnection) -> ExportState:
         """Build (and keep) the state the next scrapes show; the refresher's thread only."""
-        breaches = self.detector(con)
+        breaches = open_breach_keys(con)
         snap: KpiSnapshot | None = self.snapshot()
         bounds = wait_bounds(t.sl_threshold_s for t in _targets(snap))
         calls = _call_totals(con, bounds)

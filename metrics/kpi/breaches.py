@@ -1,30 +1,40 @@
 """Breach detection in event time: a KPI past its target opens a breach; it closes only
 after the KPI has been back inside the target for the hold time (no flapping).
 
-Reproducible by construction. Evaluations happen at fixed event-time points, every
+A pure function of the stored data. Evaluations happen at fixed event-time points, every
 minute boundary ``m`` the watermark has passed (``m < watermark``), and each one is
-computed *as of* ``m`` from the stored events alone (sql/breaches_window_as_of.sql,
+computed *as of* ``m`` from the stored calls alone (sql/breaches_window_as_of.sql,
 sql/breaches_oldest_wait_as_of.sql): calls offered in ``(m - window, m]`` with the
-outcome known at ``m``. Once the watermark is past ``m`` every event up to ``m`` has
-arrived (sources are in event-time order), so the answer for ``m`` no longer depends on
-how the events were batched or on when the detector happens to run: a live run in
-small batches and a replay in one batch write the same ``breaches`` rows.
+outcome known at ``m``. Events may still arrive for minutes already decided (a late
+event, a CDR written when its call ended, one partition behind another): the store marks
+the earliest event time of the calls each batch changed (``calls_changed``, in the
+batch's transaction), and the next run takes evaluation back to that minute, restores
+every breach to its state there from ``breach_log`` (each change, at the point that made
+it) and decides the minutes from there again. So however the events were batched,
+interleaved or re-delivered, and wherever a worker was killed, the ``breaches`` rows are
+those of a replay of the same data in one batch.
 
 Pure core: ``Evaluation`` (one KPI value at one point), ``Breach`` (one breaches row)
 and ``BreachBook.apply`` (the state machine). ``BreachDetector`` is the thin part that
-reads evaluations from DuckDB and persists the book; it runs as a refresh job, one at a
-time (the breach tables have no other writer).
+reads evaluations from DuckDB and persists the book; ``attach`` runs it after the
+engine's batches, on the engine's thread (the breach tables have no other writer), and
+to the watermark when the source runs dry.
 
 KPIs and the window label: ``service_level`` (breach when below target),
 ``abandon_rate`` and ``asa`` (above target) on every configured window, gated by the
 queue's ``min_calls`` offered in that window; ``oldest_wait`` (above target) is live,
 window ``"live"``, and never gated, like the alert rules (metrics/export/rules.py).
+
+Settings are not data: a changed target or threshold applies from the minutes decided
+after the change, and leaves the breaches decided before it as they were.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +43,9 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.core import sqlfiles
+from pipeline.core.engine import BatchResult, Engine
+
+log = logging.getLogger("callpulse.breaches")
 
 LIVE = "live"
 STEP_S = 60
@@ -215,11 +228,8 @@ def evaluations_as_of(
 
 
 class BreachDetector:
-    """Evaluates the points the watermark passed and persists the book (one caller at a time).
-
-    Call it with the store's connection after batches (it is a refresher job); it
-    returns the open breach keys, which the exporter publishes.
-    """
+    """Evaluates the points the watermark passed and persists the book (one caller at a
+    time, on the connection and thread that store the batches: see ``attach``)."""
 
     def __init__(
         self,
@@ -233,19 +243,17 @@ class BreachDetector:
         sqlfiles.run(con, "breaches_schema")
         self.book = BreachBook(hold_s, _open_breaches(con))
 
-    def __call__(self, con: duckdb.DuckDBPyConnection) -> frozenset[Key]:
-        """The refresh job: catch up by at most a day of points per call (a first run
-        over a long history must not hold the engine up), then the open breach keys."""
-        self.run(con, max_points=CATCH_UP_POINTS)
-        return self.book.open_keys()
-
     def run(self, con: duckdb.DuckDBPyConnection, max_points: int | None = None) -> int:
-        """Evaluate the new points (at most ``max_points``, oldest first); return how many.
+        """Re-decide from the earliest changed minute, if calls changed since the last run,
+        then evaluate the new points (at most ``max_points``, oldest first); return how many.
 
-        Evaluating a point later never changes its result, so a partial catch-up
-        leaves the breaches exactly as a complete one would, only later.
+        A point's result depends only on the calls stored when it is evaluated, and any
+        call stored later takes evaluation back, so a partial catch-up leaves the
+        breaches exactly as a complete one would, only later.
         """
         clock = _rows(con, "breaches_clock", {})[0]
+        if clock["changed_since"] is not None:
+            clock = self._rewind(con, clock["changed_since"])
         first = clock["first_offered_at"] if clock["evaluated_to"] is None else None
         span = evaluation_points(first, clock["watermark"], clock["evaluated_to"], self.step_s)
         if span is None:
@@ -264,29 +272,46 @@ class BreachDetector:
         by_point: dict[datetime, list[Evaluation]] = {}
         for ev in evaluations_as_of(con, first, last, self.windows, self.step_s):
             by_point.setdefault(ev.at, []).append(ev)
-        changed: dict[tuple[Key, datetime], Breach] = {}
+        changed: list[tuple[datetime, Breach]] = []
         for point in range(first, last + 1, self.step_s):
             at = datetime.fromtimestamp(point, tz=UTC)
-            for b in self.book.apply(at, by_point.get(at, ())):
-                changed[(b.key, b.opened_at)] = b
+            changed += [(at, b) for b in self.book.apply(at, by_point.get(at, ()))]
         try:
             with sqlfiles.transaction(con):
                 if changed:
-                    con.register("breach_changes", _frame(list(changed.values())))
+                    con.register("breach_changes", _frame(changed))
                     try:
                         sqlfiles.run(con, "breaches_save")
                     finally:
                         con.unregister("breach_changes")
                 sqlfiles.run(con, "breaches_clock_set", {"evaluated_to": datetime.fromtimestamp(last, tz=UTC)})
         except BaseException:
-            self.book = BreachBook(self.book.hold.total_seconds(), _open_breaches(con))  # as stored
+            self._reload(con)  # as stored
             raise
 
+    def _rewind(self, con: duckdb.DuckDBPyConnection, changed_since: datetime) -> dict[str, Any]:
+        """Take evaluation back to the first point whose answer the changed calls may alter
+        (an event at t changes the points from t on) and the book to its state before it."""
+        point = math.floor(changed_since.timestamp() / self.step_s) * self.step_s
+        try:
+            with sqlfiles.transaction(con):
+                sqlfiles.run(
+                    con, "breaches_rewind", {"from": datetime.fromtimestamp(point, tz=UTC), "step": self.step_s}
+                )
+        finally:
+            self._reload(con)
+        return _rows(con, "breaches_clock", {})[0]
 
-def _frame(rows: list[Breach]) -> pa.Table:
+    def _reload(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.book = BreachBook(self.book.hold.total_seconds(), _open_breaches(con))
+
+
+def _frame(changes: list[tuple[datetime, Breach]]) -> pa.Table:
     ts = pa.timestamp("us", tz="UTC")
+    rows = [b for _, b in changes]
     return pa.table(
         {
+            "decided_at": pa.array([at for at, _ in changes], ts),
             "queue": pa.array([b.queue for b in rows], pa.string()),
             "kpi": pa.array([b.kpi for b in rows], pa.string()),
             "window": pa.array([b.window for b in rows], pa.string()),
@@ -316,3 +341,52 @@ def _breach(r: dict[str, Any]) -> Breach:
         None,
         r["ok_since"],
     )
+
+
+def open_breach_keys(con: duckdb.DuckDBPyConnection) -> frozenset[Key]:
+    """(queue, kpi, window) of every open breach, as stored (any connection)."""
+    return frozenset((q, k, w) for q, k, w in con.execute(sqlfiles.load("breaches_open_keys")).fetchall())
+
+
+class BreachListener:
+    """Runs a detector after the engine's batches (at most every ``every_s`` seconds, a day
+    of points at most each time) and to the watermark when the source runs dry. A
+    failing run is logged and leaves the clock and the calls_changed mark as stored, so
+    the next one decides the same minutes: ingestion never stops for it."""
+
+    def __init__(
+        self,
+        detector: BreachDetector,
+        con: duckdb.DuckDBPyConnection,
+        every_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.detector = detector
+        self.con = con
+        self.every_s = every_s
+        self.clock = clock
+        self._last = float("-inf")
+
+    def __call__(self, _result: BatchResult | None = None) -> None:
+        now = self.clock()
+        if now - self._last >= self.every_s:
+            self._last = now
+            self._run(CATCH_UP_POINTS)
+
+    def drain(self) -> None:
+        self._run(None)
+
+    def _run(self, max_points: int | None) -> None:
+        try:
+            self.detector.run(self.con, max_points=max_points)
+        except duckdb.Error as e:
+            log.warning("breach evaluation failed (tried again after the next batch): %s", e)
+
+
+def attach(engine: Engine, every_s: float = 1.0) -> BreachListener:
+    """Decide breaches from the engine's stored calls after its batches, on its thread."""
+    cfg = engine.config
+    detector = BreachDetector(engine.store.con, cfg.windows, cfg.exporter.breach_hold_s)
+    listener = BreachListener(detector, engine.store.con, every_s)
+    engine.subscribe(listener, on_drain=listener.drain)
+    return listener

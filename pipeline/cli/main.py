@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from metrics.kpi import breaches
 from metrics.kpi.snapshot import take_snapshot
 from pipeline.cli import alerts as alerts_cli
 from pipeline.cli import analyst as analyst_cli
@@ -90,6 +91,7 @@ def replay(
     options: dict[str, Any] = {"timezone": cfg.timezone, "mapping": mapping or "anonymous_bank", "stats": skipped}
     started = time.perf_counter()
     with Engine.open(cfg, key) as engine, progress_bar(console) as progress:
+        breaches.attach(engine)
         task = progress.add_task("replay", total=None)
         for path in paths:
             if path != "-" and not Path(path).is_file() and not follow_file:
@@ -103,6 +105,7 @@ def replay(
                     completed=engine.totals.read,
                     description=f"{Path(path).name}: {engine.totals.dead_lettered:,} dead-lettered",
                 )
+        engine.drain()
         totals = engine.totals
     console.print(_summary(totals, time.perf_counter() - started))
     not_records = {k: v for k, v in skipped.items() if k.startswith("skipped")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dashboards import wallboard
 from metrics.export import exporter
+from metrics.kpi import breaches
 from metrics.kpi.snapshot import take_snapshot
 from pipeline.core.config import Config
 from pipeline.core.engine import Engine
@@ -17,6 +18,8 @@ from pipeline.serve.refresher import Published, Refresher
 def start_services(engine: Engine, config: Config, serve: bool = True, refresh_every_s: float = 1.0) -> Services:
     """Attach the snapshot refresher (and, with ``serve``, the HTTP server) to ``engine``."""
     published = Published()
+    # Before the refresher subscribes: a batch's breaches are decided before it is published.
+    breaches.attach(engine, every_s=refresh_every_s)
     refresher = Refresher(engine.store.con, published, every_s=refresh_every_s)
     refresher.add("snapshot", lambda con: take_snapshot(con, config.windows))
     engine.subscribe(refresher)

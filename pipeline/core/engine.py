@@ -98,15 +98,25 @@ class Engine:
         self.clock = clock
         self.totals = Totals()
         self._listeners: list[Callable[[BatchResult], None]] = [on_batch] if on_batch else []
+        self._drain_listeners: list[Callable[[], None]] = []
 
     @classmethod
     def open(cls, config: Config, pii_key: bytes, db: Path | str | None = None, clock: Clock = wall_clock) -> Engine:
         store = Store.open(db if db is not None else config.db, config)
         return cls(config, store, CallerHasher(pii_key), clock)
 
-    def subscribe(self, listener: Callable[[BatchResult], None]) -> None:
-        """Call ``listener`` after every stored batch (exporter refresh, breach checks)."""
+    def subscribe(self, listener: Callable[[BatchResult], None], on_drain: Callable[[], None] | None = None) -> None:
+        """Call ``listener`` after every stored batch (exporter refresh, breach checks), and
+        ``on_drain`` when the source runs dry (``drain``)."""
         self._listeners.append(listener)
+        if on_drain is not None:
+            self._drain_listeners.append(on_drain)
+
+    def drain(self) -> None:
+        """The source ran dry (the end of a replay, a worker stopping): listeners finish what
+        they put off between batches (breach evaluation catches up with the watermark)."""
+        for listener in self._drain_listeners:
+            listener()
 
     def process(self, batch: RawBatch) -> BatchResult:
         return self._store(self._prepare(batch))
@@ -134,8 +144,10 @@ class Engine:
                 yield self._store(prepared)
 
     def process_all(self, batches: Iterable[RawBatch]) -> Totals:
+        """Every batch, then ``drain``: what the listeners derive is complete on return."""
         for _ in self.process_stream(batches):
             pass
+        self.drain()
         return self.totals
 
     def _prepare(self, batch: RawBatch) -> _Prepared:

@@ -156,6 +156,11 @@ class Store:
                 dead = pl.concat([batch.dead, batch.dead_letters_for(late_dead)], how="vertical")
 
                 self._insert("call_events", new_calls)
+                if new_calls.height:
+                    # Whatever decides by event time from the stored calls (breaches) must
+                    # look again from here: a late event, a CDR or a slower partition
+                    # changes what was known at minutes already decided.
+                    self._run("mark_calls_changed", since=new_calls.get_column("ts").min())
                 self._insert("agent_events", new_agents)
                 self._insert("qa_evals", new_qa)
                 if dead.height:

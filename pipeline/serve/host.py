@@ -27,6 +27,7 @@ class Services:
     server: HttpServer | None
 
     def close(self) -> None:
+        self.engine.drain()
         self.refresher.stop()
         if self.server is not None:
             self.server.stop()
