@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from pipeline.core.config import KafkaSettings
 from pipeline.ingest.sources.kafka import produce_lines, topic_names
 from pipeline.ingest.sources.simulator import SimConfig, simulate, write_jsonl
 from tests.support.kafka import KafkaBroker, create_topic
+from tests.support.mixed import mixed_records
 from tests.support.procs import ManagedProcess, tail, wait_until
 
 pytestmark = pytest.mark.kafka
@@ -41,6 +43,12 @@ KPI_TABLES = [
     "SELECT * FROM kpi_agent_interval ORDER BY ALL",
     "SELECT * FROM calls ORDER BY call_id, queue",
     "SELECT * FROM cases ORDER BY ALL",
+]
+MIXED_TABLES = [
+    "SELECT * FROM kpi_queue_interval ORDER BY ALL",
+    "SELECT * FROM kpi_agent_interval ORDER BY ALL",
+    "SELECT * FROM calls ORDER BY call_id, queue",
+    'SELECT queue, kpi, "window", target, value, worst_value, opened_at, closed_at FROM breaches ORDER BY ALL',
 ]
 COUNTS = (
     "SELECT (SELECT count(*) FROM call_events), (SELECT count(*) FROM agent_events), "
@@ -176,19 +184,15 @@ def test_simulated_day_through_kafka_equals_replay(broker: KafkaBroker, sim_day:
     assert offsets == n  # every partition's stored offset is its last message
 
 
-def test_sigkill_at_random_points_stores_everything_exactly_once(
-    broker: KafkaBroker, sim_day: Path, tmp_path: Path
-) -> None:
-    s = settings_for(broker)
-    db = tmp_path / "w.duckdb"
-    lines = sim_day.read_bytes().splitlines()
-    rng = random.Random(20261128)
-    kills = 4
+def kill_runs(s: KafkaSettings, tmp: Path, db: Path, lines: list[bytes], kills: int, rng: random.Random) -> None:
+    """Send ``lines`` in ``kills + 1`` parts; after each of the first ``kills`` a worker run
+    is SIGKILLed at a random moment once it stored something; a last run stores the rest
+    and stops cleanly."""
     chunk = len(lines) // (kills + 1)
     previous = (0, 0, 0, 0)
     for i in range(kills):
         produce_lines(lines[i * chunk : (i + 1) * chunk], s)
-        proc = worker(tmp_path, db, s, name=f"worker{i}")
+        proc = worker(tmp, db, s, name=f"worker{i}")
         try:
             # Wait until this run really stores something, then kill it at a random moment.
             wait_until(lambda p=proc: stored_progress(p) > 0, 90, f"run {i} to store a batch", on_poll=proc.check_alive)
@@ -204,14 +208,43 @@ def test_sigkill_at_random_points_stores_everything_exactly_once(
         previous = now
     produce_lines(lines[kills * chunk :], s)
     remaining = len(lines) - stored_messages(db)
-    proc = worker(tmp_path, db, s, name="final")
+    proc = worker(tmp, db, s, name="final")
     try:
         finish(proc, remaining)
     finally:
         proc.stop()
+
+
+def test_sigkill_at_random_points_stores_everything_exactly_once(
+    broker: KafkaBroker, sim_day: Path, tmp_path: Path
+) -> None:
+    s = settings_for(broker)
+    db = tmp_path / "w.duckdb"
+    lines = sim_day.read_bytes().splitlines()
+    kill_runs(s, tmp_path, db, lines, kills=4, rng=random.Random(20261128))
     expected = replay(tmp_path, sim_day)
     assert read(db, COUNTS) == read(expected, COUNTS)
     assert read(db, KPI_TABLES) == read(expected, KPI_TABLES)
+    assert read(db, 'SELECT sum("offset" + 1) FROM source_offsets')[0][0] == len(lines)
+
+
+def test_mixed_input_with_sigkills_equals_replay_bit_for_bit(broker: KafkaBroker, tmp_path: Path) -> None:
+    """Live events and CDRs of the same calls, CDR-only calls, re-deliveries, transfers
+    (one call's events on two partitions), agents on several queues, three time zones,
+    waits on the thresholds, sub-second times; five SIGKILLs at random moments: the
+    stored tables, breaches included, are exactly those of `callpulse replay`."""
+    s = settings_for(broker)
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in mixed_records(seed=8, scale=0.15, close=dt_time(10, 0))))
+    db = tmp_path / "w.duckdb"
+    lines = src.read_bytes().splitlines()
+    kill_runs(s, tmp_path, db, lines, kills=5, rng=random.Random(20261205))
+    expected = replay(tmp_path, src)
+    assert read(expected, "SELECT count(*) FROM breaches")[0][0] > 0  # something to compare
+    assert read(expected, "SELECT count(*) FROM dead_letters")[0][0] == 0
+    assert read(db, COUNTS) == read(expected, COUNTS)
+    for sql in MIXED_TABLES:
+        assert read(db, sql) == read(expected, sql), sql
     assert read(db, 'SELECT sum("offset" + 1) FROM source_offsets')[0][0] == len(lines)
 
 
