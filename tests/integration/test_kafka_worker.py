@@ -48,6 +48,7 @@ MIXED_TABLES = [
     "SELECT * FROM kpi_queue_interval ORDER BY ALL",
     "SELECT * FROM kpi_agent_interval ORDER BY ALL",
     "SELECT * FROM calls ORDER BY call_id, queue",
+    "SELECT * FROM cases ORDER BY ALL",
     'SELECT queue, kpi, "window", target, value, worst_value, opened_at, closed_at FROM breaches ORDER BY ALL',
 ]
 COUNTS = (
@@ -215,30 +216,18 @@ def kill_runs(s: KafkaSettings, tmp: Path, db: Path, lines: list[bytes], kills: 
         proc.stop()
 
 
-def test_sigkill_at_random_points_stores_everything_exactly_once(
-    broker: KafkaBroker, sim_day: Path, tmp_path: Path
-) -> None:
-    s = settings_for(broker)
-    db = tmp_path / "w.duckdb"
-    lines = sim_day.read_bytes().splitlines()
-    kill_runs(s, tmp_path, db, lines, kills=4, rng=random.Random(20261128))
-    expected = replay(tmp_path, sim_day)
-    assert read(db, COUNTS) == read(expected, COUNTS)
-    assert read(db, KPI_TABLES) == read(expected, KPI_TABLES)
-    assert read(db, 'SELECT sum("offset" + 1) FROM source_offsets')[0][0] == len(lines)
-
-
 def test_mixed_input_with_sigkills_equals_replay_bit_for_bit(broker: KafkaBroker, tmp_path: Path) -> None:
     """Live events and CDRs of the same calls, CDR-only calls, re-deliveries, transfers
     (one call's events on two partitions), agents on several queues, three time zones,
-    waits on the thresholds, sub-second times; five SIGKILLs at random moments: the
-    stored tables, breaches included, are exactly those of `callpulse replay`."""
+    waits on the thresholds, sub-second times; four SIGKILLs at random moments: every
+    record is stored exactly once and the tables, breaches included, are exactly (bit for
+    bit) those of `callpulse replay`."""
     s = settings_for(broker)
     src = tmp_path / "mixed.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in mixed_records(seed=8, scale=0.15, close=dt_time(10, 0))))
     db = tmp_path / "w.duckdb"
     lines = src.read_bytes().splitlines()
-    kill_runs(s, tmp_path, db, lines, kills=5, rng=random.Random(20261205))
+    kill_runs(s, tmp_path, db, lines, kills=4, rng=random.Random(20261205))
     expected = replay(tmp_path, src)
     assert read(expected, "SELECT count(*) FROM breaches")[0][0] > 0  # something to compare
     assert read(expected, "SELECT count(*) FROM dead_letters")[0][0] == 0
