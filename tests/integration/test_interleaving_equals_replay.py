@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metrics import breaches
-from pipeline.engine import Engine
+from metrics.kpi import breaches
+from pipeline.core.engine import Engine
 from tests import helpers
 from tests.support.mixed import mixed_records, partitions
 

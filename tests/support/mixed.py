@@ -19,7 +19,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pipeline.sources.simulator import SimConfig, Understaffing, simulate
+from pipeline.ingest.sources.simulator import SimConfig, Understaffing, simulate
 
 ZONES = (ZoneInfo("Asia/Shanghai"), ZoneInfo("Europe/London"), ZoneInfo("America/New_York"))
 TIME_FIELDS = ("at", "offered_at", "answered_at", "ended_at")
