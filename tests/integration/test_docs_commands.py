@@ -21,6 +21,9 @@ run in a copy that already holds what the README's first run leaves: callpulse.t
 from the example and data/callpulse.duckdb with a replayed simulated day (seed 7), and
 CALLPULSE_PII_KEY set. Every copy's exporter listens on a free port (``port = 0``) so
 runs never collide.
+
+The README's Troubleshooting table is checked the other way round: each mistake is
+made for real and the line the command prints must be the one the table quotes.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,6 +42,7 @@ import pytest
 
 from metrics.export import names
 from metrics.export.rules import build_rules
+from tests.support.procs import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
@@ -212,3 +217,131 @@ def docs_broker() -> Iterator[object]:
 
     with KafkaBroker() as broker:
         yield broker
+
+
+# --- Troubleshooting: each row quotes what the command really prints ---------------------
+
+BAD_CONFIGS = {
+    "bad-key.toml": '[queues.billing]\nsl_formula = "x"\n',
+    "bad-toml.toml": "[site\n",
+    "bad-zone.toml": '[site]\ntimezone = "Mars/Base"\n',
+}
+# (case, command, the text README's Troubleshooting quotes and the command prints)
+TROUBLES = [
+    (
+        "bad key",
+        "callpulse kpis --config bad-key.toml",
+        "queues.billing.sl_formula: must be one of negative, without_abandons, positive, answered_only, got 'x'",
+    ),
+    ("bad toml", "callpulse kpis --config bad-toml.toml", "not valid TOML: "),
+    ("missing config", "callpulse kpis --config x.toml", "config error: x.toml: config file not found"),
+    (
+        "time zone",
+        "callpulse kpis --config bad-zone.toml",
+        "site.timezone: unknown time zone 'Mars/Base' (use an IANA name such as Europe/Berlin)",
+    ),
+    (
+        "no key",
+        "unset CALLPULSE_PII_KEY; callpulse replay day.jsonl",
+        "config error: CALLPULSE_PII_KEY: not set; caller numbers are stored only as a keyed hash, so a key is required",
+    ),
+    ("no file", "callpulse replay day.jsonl", "error: day.jsonl: no such file"),
+    (
+        "unknown input",
+        "echo 'hello' > x.log; callpulse replay x.log",
+        "could not recognise the format from its first lines; pass --format",
+    ),
+    ("kpis format", "callpulse kpis --format xml", "error: --format: expected table or json, got 'xml'"),
+    ("sql format", "callpulse sql 'SELECT 1' --format xml", "expected one of table, csv, json"),
+    ("report format", "callpulse report daily --format xml", "table, csv, parquet, html"),
+    ("no database", "callpulse kpis --db none.duckdb", "no database yet (run "),
+    ("nothing to back up", "callpulse backup b.duckdb --db none.duckdb", "no database to back up"),
+    (
+        "backup exists",
+        "touch backups-x.duckdb; callpulse backup backups-x.duckdb",
+        "exists; use --force to overwrite it",
+    ),
+    (
+        "restore over a database",
+        "callpulse restore data/callpulse.duckdb data/other.duckdb; callpulse restore data/other.duckdb data/callpulse.duckdb",
+        "a database already exists there; use --force to overwrite it",
+    ),
+    (
+        "no grafana token",
+        "unset GRAFANA_TOKEN; callpulse dashboards publish --url http://127.0.0.1:9",
+        "error: set GRAFANA_TOKEN to a Grafana service-account token",
+    ),
+]
+
+
+def _troubleshooting() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return _squash(text[text.index("## Troubleshooting") : text.index("## Links")].replace("\n", " "))
+
+
+def _fails_saying(folder: Path, command: str, needle: str, env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        ["bash", "-c", command], cwd=folder, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    said = _squash((proc.stdout + proc.stderr).replace("\n", " "))
+    assert proc.returncode != 0, f"{command}: exit 0\n{said}"
+    assert _squash(needle) in said, f"{command}: {needle!r} not in\n{said}"
+    assert _squash(needle) in _troubleshooting(), f"README Troubleshooting does not quote {needle!r}"
+
+
+@pytest.mark.parametrize(("case", "command", "needle"), TROUBLES, ids=[t[0] for t in TROUBLES])
+def test_troubleshooting_quotes_the_real_message(
+    case: str, command: str, needle: str, first_run: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "site"
+    shutil.copytree(first_run, folder)
+    for name, text in BAD_CONFIGS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    env = _env(folder, {"CALLPULSE_PII_KEY": "docs-test-key", "COLUMNS": "400"})
+    _fails_saying(folder, command, needle, env)
+
+
+def test_troubleshooting_port_in_use_and_kafka_unreachable(first_run: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "site"
+    shutil.copytree(first_run, folder)
+    env = _env(folder, {"CALLPULSE_PII_KEY": "docs-test-key", "COLUMNS": "400"})
+    with socket.socket() as taken, socket.socket() as closed:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: nothing answers there
+        (folder / "port.toml").write_text(f"[exporter]\nport = {taken.getsockname()[1]}\n", encoding="utf-8")
+        demo = "callpulse demo --config port.toml --db p.duckdb --speed 0 --max-events 10"
+        _fails_saying(folder, demo, "OSError: [Errno 98] Address already in use", env)
+        produce = f"callpulse produce --simulate --bootstrap 127.0.0.1:{closed.getsockname()[1]}"
+        _fails_saying(folder, produce, "KafkaConnectionError: Unable to bootstrap from", env)
+
+
+def test_troubleshooting_database_in_use(first_run: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "site"
+    shutil.copytree(first_run, folder)
+    env = _env(folder, {"CALLPULSE_PII_KEY": "docs-test-key", "COLUMNS": "400"})
+    db = folder / "busy.duckdb"
+    demo = subprocess.Popen(
+        ["callpulse", "demo", "--db", str(db), "--speed", "1", "--duration", "300", "--no-serve"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # The analysts' copy appears only while the demo holds the database open: waiting on
+        # it never races the demo for the file's lock, as a probing connection would.
+        wait_until((folder / "busy.analyst.duckdb").exists, timeout=120, what="the demo's analysts' copy")
+        (folder / "one.jsonl").write_text(
+            '{"type":"agent","agent_id":"a","state":"login","at":"2026-03-02T09:00:00Z"}\n'
+        )
+        _fails_saying(folder, "callpulse replay one.jsonl --db busy.duckdb", "Could not set lock on file", env)
+        _fails_saying(
+            folder,
+            "callpulse retention --days 3 --db busy.duckdb",
+            "in use; a running pipeline applies analyst.retention_days itself",
+            env,
+        )
+    finally:
+        demo.terminate()
+        demo.wait(timeout=60)
