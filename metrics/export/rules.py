@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from metrics.export import names
-
-RUNBOOK_PLACEHOLDER = "https://runbooks.example.invalid/callpulse"
-"""Default runbook base: ``.invalid`` is reserved (RFC 2606) and names no real host."""
+from pipeline.core.config import RUNBOOK_URL, runbook_base
 
 SERVICE_LEVEL_LOW = "CallpulseServiceLevelLow"
 ABANDON_RATE_HIGH = "CallpulseAbandonRateHigh"
@@ -81,7 +79,8 @@ class BurnWindows:
 class AlertSettings:
     window: str = "15m"
     job: str = "callpulse"
-    runbook_url: str = RUNBOOK_PLACEHOLDER
+    runbook_url: str = RUNBOOK_URL
+    """Base of the runbook pages: each alert links to ``<runbook_url>/<AlertName>.md``."""
     service_level: RuleSettings = RuleSettings("5m", "critical")
     abandon_rate: RuleSettings = RuleSettings("5m", "warning")
     asa: RuleSettings = RuleSettings("5m", "warning")
@@ -132,8 +131,7 @@ class AlertSettings:
             raise ValueError("severities must not be empty")
         if self.dead_letter_rate < 0:
             raise ValueError("dead_letter_rate must be >= 0")
-        if not self.runbook_url:
-            raise ValueError("runbook_url must not be empty")
+        runbook_base(self.runbook_url, "runbook_url")
         for key, _ in self.extra_labels:
             if key in ("severity", "component") or not _LABEL.fullmatch(key):
                 raise ValueError(f"extra label name not allowed: {key!r}")
@@ -191,7 +189,7 @@ def _alert(
     out["annotations"] = {
         "summary": summary,
         "description": description,
-        "runbook_url": f"{s.runbook_url.rstrip('/')}/{name}",
+        "runbook_url": f"{s.runbook_url.rstrip('/')}/{name}.md",
     }
     return out
 

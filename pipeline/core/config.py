@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 SL_FORMULAS: tuple[str, ...] = ("negative", "without_abandons", "positive", "answered_only")
 PII_KEY_ENV = "CALLPULSE_PII_KEY"
+RUNBOOK_URL = "docs/runbooks"
+"""Default runbook base: the repository's own pages, ``docs/runbooks/<AlertName>.md``."""
 
 
 class ConfigError(ValueError):
@@ -83,6 +85,15 @@ class AnalystSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertsSettings:
+    """Settings of the generated Prometheus alert rules."""
+
+    # Each alert's runbook_url annotation is <runbook_url>/<AlertName>.md; point it at
+    # where people on call can read the repository's docs/runbooks folder.
+    runbook_url: str = RUNBOOK_URL
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     db: Path = Path("data/callpulse.duckdb")
     timezone: str = "UTC"
@@ -97,6 +108,7 @@ class Config:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
     analyst: AnalystSettings = field(default_factory=AnalystSettings)
+    alerts: AlertsSettings = field(default_factory=AlertsSettings)
 
     def for_queue(self, queue: str) -> QueueSettings:
         return self.queues.get(queue, self.defaults)
@@ -236,9 +248,28 @@ def _analyst(raw: Any) -> AnalystSettings:
     )
 
 
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://\S+$")
+
+
+def runbook_base(value: Any, key: str) -> str:
+    """A runbook base: an http(s) URL or a relative path, without spaces or a trailing slash."""
+    text = _string(value, key).rstrip("/")
+    if not text or any(c.isspace() for c in text):
+        raise ConfigError(f"{key}: expected a URL or path without spaces, got {value!r}")
+    scheme = _URL_SCHEME.match(text)
+    if "://" in text and (scheme is None or scheme.group(1).lower() not in ("http", "https")):
+        raise ConfigError(f"{key}: expected an http(s):// URL or a relative path, got {value!r}")
+    return text
+
+
+def _alerts(raw: Any) -> AlertsSettings:
+    a = _table(raw, "alerts", {"runbook_url"})
+    return AlertsSettings(runbook_url=runbook_base(a.get("runbook_url", RUNBOOK_URL), "alerts.runbook_url"))
+
+
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Validate a parsed TOML document (see callpulse.example.toml)."""
-    _table(raw, "", {"site", "pipeline", "defaults", "queues", "kafka", "exporter", "analyst"})
+    _table(raw, "", {"site", "pipeline", "defaults", "queues", "kafka", "exporter", "analyst", "alerts"})
     site = _table(raw.get("site", {}), "site", {"timezone"})
     tz = _string(site.get("timezone", "UTC"), "site.timezone")
     try:
@@ -272,6 +303,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         kafka=_kafka(raw.get("kafka", {})),
         exporter=_exporter(raw.get("exporter", {})),
         analyst=_analyst(raw.get("analyst", {})),
+        alerts=_alerts(raw.get("alerts", {})),
     )
 
 
