@@ -27,7 +27,6 @@ from pipeline.cli import board
 from pipeline.cli import kafka as kafka_cli
 from pipeline.cli.dashboards import register as register_dashboards
 from pipeline.cli.progress import progress_bar
-from pipeline.cli.services import start_services
 from pipeline.core.config import Config, ConfigError, load_config, pii_key_from_env
 from pipeline.core.engine import Engine, Totals
 from pipeline.core.pii import local_demo_key
@@ -264,6 +263,8 @@ def demo(
     last_draw = 0.0
     events = 0
     with Engine.open(cfg, key) as engine:
+        from pipeline.cli.services import start_services  # the boards and /metrics, for this command only
+
         services = start_services(engine, cfg, serve=serve)
         if services.server is not None:
             console.print(f"serving {services.server.url}/ (wallboard) and {services.server.url}/metrics")
