@@ -26,6 +26,7 @@ from pipeline.ops import analyst_copy as analyst
 from pipeline.ops import backup
 from pipeline.serve.refresher import Published, Refresher
 from tests.helpers import engine
+from tests.support.procs import wait_until
 
 ENV = {**os.environ, "CALLPULSE_PII_KEY": "analyst-test-key"}
 
@@ -100,15 +101,20 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     done_at: list[float] = []
     errors: list[BaseException] = []
     stop = threading.Event()
+    # The second half of the input is stored only once analysts hold the copy open, so the
+    # test shows ingestion and copying go on beside them whatever the machine's speed.
+    analysts_on = threading.Event()
+    half = len(todo) // 2
 
     def ingest() -> None:
         try:
-            for b in todo:
+            for i, b in enumerate(todo):
+                if i == half and not analysts_on.wait(300):
+                    raise TimeoutError("the analysts never started")
                 if stop.is_set():
                     break
                 eng.process(b)
                 done_at.append(time.monotonic())
-                time.sleep(0.01)
             job.wait(60)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
@@ -116,12 +122,15 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     feeder = threading.Thread(target=ingest)
     feeder.start()
     try:
-        deadline = time.monotonic() + 60
-        while not analyst.snapshot_path(cfg).exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert analyst.snapshot_path(cfg).exists(), job.errors
-        started = time.monotonic()
-        batches_before = len(done_at)
+        wait_until(lambda: analyst.snapshot_path(cfg).exists() or errors, timeout=60, what="the first analyst copy")
+        assert not errors, errors
+        wait_until(lambda: len(done_at) >= half or errors, timeout=120, what="the first half stored")
+        # An analyst holding the copy open for the whole second half: a shared lock would stop
+        # the engine or the copy job here and the wait below would time out.
+        holder = duckdb.connect(str(analyst.snapshot_path(cfg)), read_only=True)
+        holder.execute("BEGIN TRANSACTION")
+        holder.execute("SELECT count(*) FROM calls").fetchall()
+        copies_before = len(job.copy_ms)
         procs = [cli("sql", CHECKABLE_QUERY, "--format", "json", "--db", str(cfg.db)) for _ in range(20)]
         html = tmp_path / "report.html"
         procs.append(
@@ -138,10 +147,17 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
                 str(cfg.db),
             )
         )
+        analysts_on.set()
+        wait_until(
+            lambda: (len(done_at) >= half + 3 and len(job.copy_ms) > copies_before) or errors,
+            timeout=300,
+            what="batches stored and a fresh copy taken while an analyst holds the old one",
+        )
+        assert holder.execute("SELECT count(*) FROM calls").fetchone()[0] > 0
+        holder.close()
         outputs = [(p.communicate(timeout=300), p.returncode) for p in procs]
-        finished = time.monotonic()
-        batches_during = len(done_at) - batches_before
     finally:
+        analysts_on.set()
         stop.set() if errors else None
         feeder.join(300)
     eng_totals = eng.totals
@@ -178,24 +194,8 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
         and text.count("<svg") >= 3
         and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
     )
-    # Ingestion went on while 21 analyst processes ran, with no stall and nothing lost.
-    assert batches_during > 0, "no batch was stored while the analysts queried"
-    # A lock would hold the engine for the whole window; CPU sharing with 21 processes on a
-    # small machine only slows it. So: batches kept completing across the window.
-    window = finished - started
-    gaps = [b - a for a, b in zip(done_at, done_at[1:], strict=False)]
-    inside = [t for t in done_at if started <= t <= finished]
-    assert len(inside) >= 3 and max(gaps) < window / 2, (window, max(gaps), len(inside))
     assert eng_totals.batches == len(todo) and eng_totals.dead_lettered == 0
     assert eng_totals.accepted == eng_totals.read
-    # The refresh job blocks the engine only to open a cursor; the copy runs beside it.
-    assert job.block_ms and max(job.block_ms) < 1000, job.block_ms
-    print(
-        f"\n21 analyst processes in {finished - started:.1f}s; {batches_during} batches stored meanwhile; "
-        f"max gap between batches {max(gaps) * 1000:.0f} ms; snapshots {len(job.copy_ms)}, "
-        f"engine blocked max {max(job.block_ms):.1f} ms, copy median "
-        f"{sorted(job.copy_ms)[len(job.copy_ms) // 2]:.0f} ms"
-    )
     # The last snapshot holds everything once the engine is done.
     snap = duckdb.connect(str(analyst.snapshot_path(cfg)), read_only=True)
     info = backup.read_info(snap)
