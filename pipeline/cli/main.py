@@ -31,6 +31,7 @@ from pipeline.core.config import Config, ConfigError, load_config, pii_key_from_
 from pipeline.core.engine import Engine, Totals
 from pipeline.core.pii import local_demo_key
 from pipeline.core.records import Parsed, RawBatch
+from pipeline.ingest.adapters.detect import detect_file
 from pipeline.ingest.adapters.mapped import MappingError
 from pipeline.ingest.sources import adapted, files
 
@@ -125,7 +126,7 @@ def _batches(
         except KeyboardInterrupt:
             stop.set()
         return
-    chosen = adapted.sniff_format(path) if fmt == "auto" else fmt
+    chosen = detect_file(path) if fmt == "auto" else fmt
     if chosen in files.FORMATS:
         yield from files.read_batches(path, size, chosen)
     elif chosen in adapted.ADAPTER_FORMATS:
