@@ -179,13 +179,13 @@ def kpis(
     try:
         con = duckdb.connect(str(cfg.db), read_only=True)
     except duckdb.IOException:
-        # A running pipeline holds the file: read the analysts' snapshot it keeps beside it.
-        from pipeline.ops.analyst_copy import AnalystError, open_snapshot
+        # A running pipeline holds the file: read the analysts' copy it keeps beside it.
+        from pipeline.ops.analyst_copy import AnalystError, open_copy
 
         try:
-            opened = open_snapshot(cfg)
+            opened = open_copy(cfg)
         except AnalystError as exc:
-            _fail(f"{cfg.db}: in use by a running pipeline and no analysts' snapshot to read ({exc})")
+            _fail(f"{cfg.db}: in use by a running pipeline and no analysts' copy to read ({exc})")
         con = opened.con
         console.print(f"{cfg.db} is in use by a running pipeline; reading {opened.freshness_line()}")
     try:
