@@ -16,24 +16,6 @@ from metrics.kpi.definitions import Kpi
 from pipeline.core import sqlfiles
 from pipeline.core.records import WORK_STATES
 
-KPI_FIELDS = (
-    "offered",
-    "answered",
-    "abandoned",
-    "short_abandoned",
-    "exited",
-    "waiting",
-    "answered_in_sl",
-    "service_level",
-    "asa_s",
-    "abandon_rate",
-    "aht_s",
-    "transfer_rate",
-    "max_wait_s",
-    "repeat_rate",
-    "fcr",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class QueueKpis:

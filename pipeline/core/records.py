@@ -43,6 +43,12 @@ NATIVE_FIELDS: tuple[str, ...] = (
     "evaluator",
 )
 
+# The fields of a `cdr` record (DESIGN.md, Inputs), required ones first.
+CDR_FIELDS: tuple[str, ...] = (
+    *("call_id", "queue", "offered_at", "ended_at", "answered_at", "outcome", "agent_id", "caller"),
+    *("talk_s", "hold_s", "wrap_s", "transferred", "case_id", "category", "resolved"),
+)
+
 RECORD_TYPES: tuple[str, ...] = ("call", "cdr", "agent", "qa")
 CALL_EVENTS: tuple[str, ...] = ("offered", "answered", "abandoned", "exited", "ended", "transferred")
 AGENT_STATES: tuple[str, ...] = ("login", "logout", "ready", "not_ready", "busy", "wrap")
