@@ -29,15 +29,17 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from metrics.export import names
-from metrics.kpi.breaches import LIVE, OLDEST_WAIT, WINDOW_KPIS, Key
+from metrics.kpi import definitions
+from metrics.kpi.breaches import Key
+from metrics.kpi.definitions import LIVE
 from metrics.kpi.snapshot import KpiSnapshot, QueueKpis
+from pipeline.core.records import LOGGED_IN_STATES
 
 PREFIX = names.PREFIX
 
 # Answer-wait buckets (seconds); every configured service-level threshold is added.
 WAIT_BUCKETS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 BATCH_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-AGENT_STATES: tuple[str, ...] = ("login", "ready", "not_ready", "busy", "wrap")
 
 
 def wait_bounds(thresholds: Iterable[float]) -> tuple[float, ...]:
@@ -135,9 +137,7 @@ class ExportState:
 Clock = Callable[[], datetime]
 
 _WINDOW_GAUGES: tuple[tuple[names.MetricName, str], ...] = (
-    (names.SERVICE_LEVEL, "service_level"),
-    (names.ASA, "asa_s"),
-    (names.ABANDON_RATE, "abandon_rate"),
+    *((names.KPI_SERIES[k.name].value, k.value) for k in definitions.rolling()),
     (names.AHT, "aht_s"),
     (names.WINDOW_OFFERED, "offered"),
     (names.WINDOW_ANSWERED, "answered"),
@@ -195,7 +195,7 @@ class KpiCollector(Collector):
             _add(fam, names.CALLS_WAITING, [queue], q.calls_waiting)
             _add(fam, names.OLDEST_WAIT, [queue], q.oldest_wait_s or 0.0)
             agents = dict(q.agents)
-            for s in AGENT_STATES:
+            for s in LOGGED_IN_STATES:
                 if not any(state_ == s for state_, _ in agents):
                     agents[(s, "")] = 0
             for (agent_state, reason), n in sorted(agents.items()):
@@ -203,15 +203,12 @@ class KpiCollector(Collector):
             for reason, seconds in sorted((q.not_ready_seconds() or {"": 0.0}).items()):
                 _add(fam, names.AGENTS_NOT_READY_SECONDS, [queue, reason], seconds)
             t = q.targets
-            _add(fam, names.TARGET_SERVICE_LEVEL, [queue], t.service_level)
-            _add(fam, names.TARGET_ABANDON_RATE, [queue], t.abandon_rate)
-            _add(fam, names.TARGET_ASA, [queue], t.asa_s)
-            _add(fam, names.TARGET_OLDEST_WAIT, [queue], t.oldest_wait_s)
+            for kpi in definitions.QUEUE_KPIS:
+                _add(fam, names.KPI_SERIES[kpi.name].target, [queue], getattr(t, kpi.target))
+                for w in q.windows if kpi.rolling else (LIVE,):
+                    _add(fam, names.BREACH, [queue, kpi.name, w], 1 if (queue, kpi.name, w) in state.breaches else 0)
             _add(fam, names.MIN_CALLS, [queue], t.min_calls)
             _add(fam, names.SL_THRESHOLD, [queue], t.sl_threshold_s)
-            keys = [(queue, kpi, w) for kpi in WINDOW_KPIS for w in q.windows]
-            for key in [*keys, (queue, OLDEST_WAIT, LIVE)]:
-                _add(fam, names.BREACH, list(key), 1 if key in state.breaches else 0)
             calls = state.calls.get(queue, CallTotals())
             _add(fam, names.CALLS_OFFERED_TOTAL, [queue], calls.offered)
             _add(fam, names.CALLS_ANSWERED_TOTAL, [queue], calls.answered)

@@ -59,6 +59,23 @@ SL_THRESHOLD = _m(
     "service_level_threshold_seconds", "gauge", ("queue",), "Answer-within threshold of the service level."
 )
 
+
+@dataclass(frozen=True, slots=True)
+class KpiSeries:
+    """The series of one KPI of the table in metrics.kpi.definitions: its value, its target."""
+
+    value: MetricName
+    target: MetricName
+
+
+# KPI name (metrics.kpi.definitions) -> its series; a test checks every KPI has one.
+KPI_SERIES: dict[str, KpiSeries] = {
+    "service_level": KpiSeries(SERVICE_LEVEL, TARGET_SERVICE_LEVEL),
+    "abandon_rate": KpiSeries(ABANDON_RATE, TARGET_ABANDON_RATE),
+    "asa": KpiSeries(ASA, TARGET_ASA),
+    "oldest_wait": KpiSeries(OLDEST_WAIT, TARGET_OLDEST_WAIT),
+}
+
 BREACH = _m("kpi_breach", "gauge", ("queue", "kpi", "window"), "1 while the KPI breaches its target, else 0.")
 
 # Counters and a wait histogram (event time), so PromQL can aggregate across queues and workers.

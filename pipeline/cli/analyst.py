@@ -1,6 +1,6 @@
 """`callpulse sql | report | backup | restore | retention`: the analysts' and operators' commands.
 
-Thin: they open the analysts' read-only snapshot (pipeline/ops/analyst_copy.py) or copy a
+Thin: they open the analysts' read-only copy (pipeline/ops/analyst_copy.py) or copy a
 database (pipeline/ops/backup.py) and format what the pure builders return
 (metrics/reports/tables.py, metrics/reports/html.py).
 """
@@ -48,7 +48,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _open(cfg: Config) -> analyst.Opened:
     try:
-        return analyst.open_snapshot(cfg)
+        return analyst.open_copy(cfg)
     except analyst.AnalystError as exc:
         _fail(str(exc))
         raise  # unreachable
@@ -113,7 +113,7 @@ def _execute(opened: analyst.Opened, query: str, fmt: str) -> bool:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         if analyst.refused_write(exc):
             err.print(
-                "[bold red]refused:[/] the analysts' database is a read-only snapshot; the pipeline is its only "
+                "[bold red]refused:[/] the analysts' database is a read-only copy; the pipeline is its only "
                 f"writer (copy results out with --format csv > file). ({first})",
                 highlight=False,
             )
@@ -158,7 +158,7 @@ def sql(
     db: DbOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
 ) -> None:
-    """Query the analysts' read-only snapshot (the pipeline keeps writing its own file)."""
+    """Query the analysts' read-only copy (the pipeline keeps writing its own file)."""
     if fmt not in FORMATS_SQL:
         _fail(f"--format: expected one of {', '.join(FORMATS_SQL)}, got {fmt!r}")
     cfg = load_config(config).with_db(db)
@@ -281,7 +281,7 @@ def report(
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """KPI reports with polars over the analysts' snapshot, in the site's time zone."""
+    """KPI reports with polars over the analysts' copy, in the site's time zone."""
     if kind not in reports.KINDS:
         _fail(f"report kind: expected one of {', '.join(reports.KINDS)}, got {kind!r}")
     if fmt not in FORMATS_REPORT:
@@ -335,7 +335,9 @@ def backup_cmd(
     dest: Annotated[Path, typer.Argument(help="Backup file to write (a DuckDB database)")],
     config: ConfigOpt = None,
     db: DbOpt = None,
-    wait: Annotated[float, typer.Option(help="Seconds to wait for a running pipeline to take a fresh snapshot")] = 30.0,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for a running pipeline to refresh the analysts' copy")
+    ] = 30.0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite DEST if it exists")] = False,
 ) -> None:
     """A consistent copy of the database, also while the pipeline runs."""
@@ -351,20 +353,19 @@ def backup_cmd(
         except backup.CopyError:
             if not analyst._pipeline_running(cfg.db):  # noqa: SLF001 - same package
                 raise
-            snap, fresh = analyst.request_backup_snapshot(cfg, wait)
+            snap, fresh = analyst.request_backup_copy(cfg, wait)
             if not snap.exists():
-                _fail(f"the pipeline is running but wrote no snapshot to copy ({snap})")
+                _fail(f"the pipeline is running but wrote no analysts' copy to back up ({snap})")
             info = backup.copy_file(snap, dest, kind="backup")
             how = (
-                "pipeline running: copied a snapshot it took on request"
+                "pipeline running: copied the analysts' copy it made on request"
                 if fresh
-                else f"pipeline running but idle: copied its latest snapshot ({snap.name})"
+                else f"pipeline running but idle: copied its latest analysts' copy ({snap.name})"
             )
     except backup.CopyError as exc:
         _fail(str(exc))
         raise
-    wm = info.watermark.isoformat() if info.watermark else "no events"
-    err.print(f"backup {dest}: {info.tables} tables, data up to {wm} ({how})", highlight=False)
+    _copied(f"backup {dest}", info, f" ({how})")
 
 
 def restore_cmd(
@@ -378,8 +379,13 @@ def restore_cmd(
     except backup.CopyError as exc:
         _fail(str(exc))
         raise
+    _copied(f"restored {src} into {dest_db}", info)
+
+
+def _copied(what: str, info: backup.CopyInfo, note: str = "") -> None:
+    """The one line a finished backup or restore prints: what was copied, how much, up to when."""
     wm = info.watermark.isoformat() if info.watermark else "no events"
-    err.print(f"restored {src} into {dest_db}: {info.tables} tables, data up to {wm}", highlight=False)
+    err.print(f"{what}: {info.tables} tables, data up to {wm}{note}", highlight=False)
 
 
 def retention_cmd(

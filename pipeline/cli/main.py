@@ -31,6 +31,7 @@ from pipeline.core.config import Config, ConfigError, load_config, pii_key_from_
 from pipeline.core.engine import Engine, Totals
 from pipeline.core.pii import local_demo_key
 from pipeline.core.records import Parsed, RawBatch
+from pipeline.ingest.adapters.detect import detect_file
 from pipeline.ingest.adapters.mapped import MappingError
 from pipeline.ingest.sources import adapted, files
 
@@ -125,7 +126,7 @@ def _batches(
         except KeyboardInterrupt:
             stop.set()
         return
-    chosen = adapted.sniff_format(path) if fmt == "auto" else fmt
+    chosen = detect_file(path) if fmt == "auto" else fmt
     if chosen in files.FORMATS:
         yield from files.read_batches(path, size, chosen)
     elif chosen in adapted.ADAPTER_FORMATS:
@@ -178,13 +179,13 @@ def kpis(
     try:
         con = duckdb.connect(str(cfg.db), read_only=True)
     except duckdb.IOException:
-        # A running pipeline holds the file: read the analysts' snapshot it keeps beside it.
-        from pipeline.ops.analyst_copy import AnalystError, open_snapshot
+        # A running pipeline holds the file: read the analysts' copy it keeps beside it.
+        from pipeline.ops.analyst_copy import AnalystError, open_copy
 
         try:
-            opened = open_snapshot(cfg)
+            opened = open_copy(cfg)
         except AnalystError as exc:
-            _fail(f"{cfg.db}: in use by a running pipeline and no analysts' snapshot to read ({exc})")
+            _fail(f"{cfg.db}: in use by a running pipeline and no analysts' copy to read ({exc})")
         con = opened.con
         console.print(f"{cfg.db} is in use by a running pipeline; reading {opened.freshness_line()}")
     try:

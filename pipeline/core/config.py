@@ -7,6 +7,7 @@ the problem; the CLI prints it without a traceback.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -19,6 +20,7 @@ SL_FORMULAS: tuple[str, ...] = ("negative", "without_abandons", "positive", "ans
 PII_KEY_ENV = "CALLPULSE_PII_KEY"
 RUNBOOK_URL = "docs/runbooks"
 """Default runbook base: the repository's own pages, ``docs/runbooks/<AlertName>.md``."""
+log = logging.getLogger("callpulse.config")
 
 
 class ConfigError(ValueError):
@@ -77,10 +79,10 @@ class ExporterSettings:
 
 @dataclass(frozen=True, slots=True)
 class AnalystSettings:
-    """The analysts' side (pipeline/ops/analyst_copy.py): snapshot freshness and path, retention."""
+    """The analysts' side (pipeline/ops/analyst_copy.py): their copy's freshness and path, retention."""
 
     freshness_s: float = 60.0
-    snapshot: Path | None = None  # None: beside the database, <stem>.analyst.duckdb
+    copy: Path | None = None  # None: beside the database, <stem>.analyst.duckdb
     retention_days: int | None = None  # None: keep raw events for ever
 
 
@@ -234,16 +236,22 @@ def _exporter(raw: Any) -> ExporterSettings:
 
 
 def _analyst(raw: Any) -> AnalystSettings:
-    a = _table(raw, "analyst", {"freshness", "snapshot", "retention_days"})
+    a = _table(raw, "analyst", {"freshness", "copy", "snapshot", "retention_days"})
     d = AnalystSettings()
     freshness = parse_duration(a.get("freshness", d.freshness_s), "analyst.freshness")
     if freshness < 1:
         raise ConfigError(f"analyst.freshness: must be at least 1s, got {a.get('freshness')!r}")
-    snapshot = a.get("snapshot")
+    copy, key = a.get("copy"), "analyst.copy"
+    if "snapshot" in a:
+        # The old name of the key: "snapshot" now means only the KPI snapshot.
+        if copy is not None:
+            raise ConfigError("analyst.snapshot and analyst.copy are the same setting; keep analyst.copy only")
+        copy, key = a["snapshot"], "analyst.snapshot"
+        log.warning("config: analyst.snapshot is deprecated; rename it to analyst.copy (same meaning)")
     days = a.get("retention_days")
     return AnalystSettings(
         freshness_s=freshness,
-        snapshot=None if snapshot is None else Path(_string(snapshot, "analyst.snapshot")),
+        copy=None if copy is None else Path(_string(copy, key)),
         retention_days=None if days is None else _integer(days, "analyst.retention_days", 1),
     )
 

@@ -43,9 +43,19 @@ NATIVE_FIELDS: tuple[str, ...] = (
     "evaluator",
 )
 
+# The fields of a `cdr` record (DESIGN.md, Inputs), required ones first.
+CDR_FIELDS: tuple[str, ...] = (
+    *("call_id", "queue", "offered_at", "ended_at", "answered_at", "outcome", "agent_id", "caller"),
+    *("talk_s", "hold_s", "wrap_s", "transferred", "case_id", "category", "resolved"),
+)
+
 RECORD_TYPES: tuple[str, ...] = ("call", "cdr", "agent", "qa")
 CALL_EVENTS: tuple[str, ...] = ("offered", "answered", "abandoned", "exited", "ended", "transferred")
 AGENT_STATES: tuple[str, ...] = ("login", "logout", "ready", "not_ready", "busy", "wrap")
+LOGGED_IN_STATES: tuple[str, ...] = tuple(s for s in AGENT_STATES if s != "logout")
+WORK_STATES: tuple[str, ...] = ("ready", "busy", "wrap", "not_ready")
+"""The states whose time is accounted (occupancy, not-ready time), in the boards' order.
+The SQL repeats this list; tests/unit/test_agent_states.py checks it agrees."""
 OUTCOMES: tuple[str, ...] = ("answered", "abandoned", "exited")
 
 

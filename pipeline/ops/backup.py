@@ -1,4 +1,4 @@
-"""Consistent copies of a callpulse database: the analysts' snapshot, backups, restores.
+"""Consistent copies of a callpulse database: the analysts' copy, backups, restores.
 
 One routine copies every table of a database into a fresh file made with the same
 schema (sql/schema.sql) and views (sql/views.sql), then the file is renamed into
@@ -9,10 +9,10 @@ place, so a reader sees either the old file or the new one, never half of one.
   transaction. Every batch is one transaction, so the copy holds exactly the
   batches committed when it began: consistent while the pipeline runs.
 - ``copy_file(src, dest)`` copies a database no process is writing (a stopped
-  pipeline, a snapshot, a backup): the fresh file ATTACHes the source read-only.
+  pipeline, the analysts' copy, a backup): the fresh file ATTACHes the source read-only.
 - ``restore(src, dest, force)`` is ``copy_file`` that refuses to overwrite.
 
-A snapshot or backup carries one extra table, ``snapshot_info`` (kind, taken_at,
+The analysts' copy or a backup carries one extra table, ``snapshot_info`` (kind, taken_at,
 watermark, source_db, copy_ms); a restore leaves it out, giving a plain pipeline
 database the pipeline can resume on.
 """
@@ -30,7 +30,7 @@ import duckdb
 
 from pipeline.core import sqlfiles
 
-SNAPSHOT_DB = "cp_copy"
+COPY_DB = "cp_copy"
 SOURCE_DB = "cp_source"
 
 
@@ -40,7 +40,7 @@ class CopyError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class CopyInfo:
-    """What a copy was: ``kind`` snapshot / backup / restore, when, how long it held the source."""
+    """What a copy was: ``kind`` copy (the analysts') / backup / restore, when, how long it held the source."""
 
     path: Path
     kind: str
@@ -108,7 +108,7 @@ def _finish(
     return CopyInfo(dest, kind or "restore", taken_at, wm, copy_ms, tables)
 
 
-def copy_live(con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "snapshot", source: Path | str = "") -> CopyInfo:
+def copy_live(con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "copy", source: Path | str = "") -> CopyInfo:
     """Copy the database behind ``con`` (the writer connection, or another connection to the
     same open database) into ``dest``."""
     dest = Path(dest)
@@ -117,7 +117,7 @@ def copy_live(con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "snapshot"
         taken_at = datetime.now(UTC)
         started = time.perf_counter()
         src = con.execute("SELECT current_database()").fetchall()[0][0]
-        alias = f"{SNAPSHOT_DB}_{uuid.uuid4().hex[:8]}"  # ATTACH names are shared by all connections
+        alias = f"{COPY_DB}_{uuid.uuid4().hex[:8]}"  # ATTACH names are shared by all connections
         con.execute(f"ATTACH $path AS {sqlfiles.quote_identifier(alias)}", {"path": str(tmp)})
         try:
             tables = _copy_tables(con, src, alias)
@@ -181,7 +181,7 @@ def restore(src: Path, dest: Path, force: bool = False) -> CopyInfo:
 
 
 def read_info(con: duckdb.DuckDBPyConnection) -> dict[str, object] | None:
-    """The snapshot_info row of an open snapshot or backup, or None (a plain database)."""
+    """The snapshot_info row of an open analysts' copy or backup, or None (a plain database)."""
     try:
         cur = con.execute(sqlfiles.load("analyst_freshness"))
     except duckdb.CatalogException:

@@ -1,4 +1,4 @@
-"""Analysts query a read-only snapshot while the pipeline writes: concurrent `sql` and
+"""Analysts query a read-only copy while the pipeline writes: concurrent `sql` and
 `report` runs succeed, ingestion neither errs nor stalls, writes are refused clearly;
 the [analyst] config section is validated."""
 
@@ -58,22 +58,35 @@ def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
 
 
 def test_analyst_config_section() -> None:
-    assert Config().analyst == AnalystSettings(freshness_s=60.0, snapshot=None, retention_days=None)
-    cfg = config_from_dict({"analyst": {"freshness": "2m", "snapshot": "x/snap.duckdb", "retention_days": 400}})
+    assert Config().analyst == AnalystSettings(freshness_s=60.0, copy=None, retention_days=None)
+    cfg = config_from_dict({"analyst": {"freshness": "2m", "copy": "x/snap.duckdb", "retention_days": 400}})
     assert cfg.analyst == AnalystSettings(120.0, Path("x/snap.duckdb"), 400)
-    assert analyst.snapshot_path(cfg) == Path("x/snap.duckdb")
-    assert analyst.snapshot_path(Config(db=Path("d/cp.duckdb"))) == Path("d/cp.analyst.duckdb")
+    assert analyst.copy_path(cfg) == Path("x/snap.duckdb")
+    assert analyst.copy_path(Config(db=Path("d/cp.duckdb"))) == Path("d/cp.analyst.duckdb")
     for raw, message in [
         ({"fresh": 1}, r"analyst\.fresh: unknown key"),
         ({"freshness": "soon"}, r"analyst\.freshness: expected a duration"),
         ({"freshness": "0.5s"}, r"analyst\.freshness: must be at least 1s"),
         ({"retention_days": 0}, r"analyst\.retention_days: must be at least 1"),
         ({"retention_days": 1.5}, r"analyst\.retention_days: expected a whole number"),
+        ({"copy": ""}, r"analyst\.copy: expected a non-empty string"),
         ({"snapshot": ""}, r"analyst\.snapshot: expected a non-empty string"),
+        ({"snapshot": "a", "copy": "b"}, r"analyst\.snapshot and analyst\.copy are the same setting"),
         ("often", r"analyst: expected a table"),
     ]:
         with pytest.raises(ConfigError, match=message):
             config_from_dict({"analyst": raw})
+
+
+def test_the_old_analyst_snapshot_key_still_works_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="callpulse.config"):
+        cfg = config_from_dict({"analyst": {"snapshot": "x/old.duckdb"}})
+    assert cfg.analyst.copy == Path("x/old.duckdb")
+    assert "analyst.snapshot is deprecated; rename it to analyst.copy" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="callpulse.config"):
+        config_from_dict({"analyst": {"copy": "x/new.duckdb"}})
+    assert not caplog.text
 
 
 # -- querying while the pipeline writes -----------------------------------------------
@@ -95,8 +108,8 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     todo = paced_batches(fed, 250)
     eng = engine(cfg.db, cfg)
     refresher = Refresher(eng.store.con, Published(), every_s=0.5)  # as pipeline/serve/host.py wires it
-    job = analyst.SnapshotJob(cfg)
-    refresher.add("analyst_snapshot", job)
+    job = analyst.CopyJob(cfg)
+    refresher.add("analyst_copy", job)
     eng.subscribe(refresher)
     done_at: list[float] = []
     errors: list[BaseException] = []
@@ -122,12 +135,12 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     feeder = threading.Thread(target=ingest)
     feeder.start()
     try:
-        wait_until(lambda: analyst.snapshot_path(cfg).exists() or errors, timeout=60, what="the first analyst copy")
+        wait_until(lambda: analyst.copy_path(cfg).exists() or errors, timeout=60, what="the first analyst copy")
         assert not errors, errors
         wait_until(lambda: len(done_at) >= half or errors, timeout=120, what="the first half stored")
         # An analyst holding the copy open for the whole second half: a shared lock would stop
         # the engine or the copy job here and the wait below would time out.
-        holder = duckdb.connect(str(analyst.snapshot_path(cfg)), read_only=True)
+        holder = duckdb.connect(str(analyst.copy_path(cfg)), read_only=True)
         holder.execute("BEGIN TRANSACTION")
         holder.execute("SELECT count(*) FROM calls").fetchall()
         copies_before = len(job.copy_ms)
@@ -171,7 +184,7 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     seen_watermarks = set()
     for (out, err), code in outputs[:20]:
         assert code == 0, err
-        assert "snapshot cp.analyst.duckdb taken" in err and "pipeline running" in err
+        assert "analyst copy cp.analyst.duckdb taken" in err and "pipeline running" in err
         said = re.search(r"; data up to (\S+)$", err.strip().splitlines()[0])
         assert said, err
         wm = datetime.fromisoformat(said.group(1))
@@ -197,9 +210,9 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
     assert eng_totals.batches == len(todo) and eng_totals.dead_lettered == 0
     assert eng_totals.accepted == eng_totals.read
     # The last snapshot holds everything once the engine is done.
-    snap = duckdb.connect(str(analyst.snapshot_path(cfg)), read_only=True)
+    snap = duckdb.connect(str(analyst.copy_path(cfg)), read_only=True)
     info = backup.read_info(snap)
-    assert info is not None and info["kind"] == "snapshot"
+    assert info is not None and info["kind"] == "copy"
     snap.close()
     print(f"the 20 queries read {len(seen_watermarks)} snapshot watermark(s): {sorted(map(str, seen_watermarks))}")
 
@@ -280,7 +293,7 @@ def test_sql_formats_prompt_from_stdin_and_freshness(small_db: Config) -> None:
     )
     assert table.returncode == 0, table.stderr
     assert "billing" in table.stdout and "┃" in table.stdout
-    assert "snapshot cp.analyst.duckdb taken" in table.stderr and "pipeline stopped" in table.stderr
+    assert "analyst copy cp.analyst.duckdb taken" in table.stderr and "pipeline stopped" in table.stderr
     csv_out = run("sql", "SELECT 1 AS a, NULL AS b", "--format", "csv", "--db", str(small_db.db))
     assert csv_out.stdout == "a,b\n1,\n"
     piped = run(
@@ -299,7 +312,7 @@ def test_sql_formats_prompt_from_stdin_and_freshness(small_db: Config) -> None:
     assert bad.returncode == 1 and "error:" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_snapshot_follows_the_database_when_no_pipeline_runs(small_db: Config) -> None:
+def test_the_copy_follows_the_database_when_no_pipeline_runs(small_db: Config) -> None:
     first = run("sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db))
     n = int(first.stdout.splitlines()[1])
     eng = engine(small_db.db, small_db)
@@ -327,17 +340,17 @@ def test_clear_message_when_nothing_to_query(tmp_path: Path) -> None:
     assert done.returncode == 2 and "no database yet" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_engine_closes_while_a_snapshot_is_being_copied(tmp_path: Path) -> None:
+def test_engine_closes_while_the_analysts_copy_is_being_made(tmp_path: Path) -> None:
     cfg = Config(db=tmp_path / "cp.duckdb", analyst=AnalystSettings(freshness_s=1.0))
     eng = engine(cfg.db, cfg)
     for b in paced_batches(list(simulate(SimConfig(seed=4, scale=0.3))), 20000):
         eng.process(b)
-    job = analyst.SnapshotJob(cfg)
+    job = analyst.CopyJob(cfg)
     job(eng.store.con)  # starts the copy beside the engine ...
     eng.close()  # ... and the engine shuts down at once: neither refuses nor breaks the other
     job.wait(60)
     assert not job.errors and job.last is not None
-    snap = duckdb.connect(str(analyst.snapshot_path(cfg)), read_only=True)
+    snap = duckdb.connect(str(analyst.copy_path(cfg)), read_only=True)
     assert snap.execute("SELECT count(*) FROM call_events").fetchall()[0][0] > 0
     snap.close()
     assert not list(tmp_path.glob("*.tmp-*"))
@@ -345,7 +358,7 @@ def test_engine_closes_while_a_snapshot_is_being_copied(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_kpis_while_a_pipeline_holds_the_database_reads_its_snapshot(small_db: Config) -> None:
+def test_kpis_while_a_pipeline_holds_the_database_reads_its_analyst_copy(small_db: Config) -> None:
     def kpis() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "pipeline.cli", "kpis", "--format", "json", "--db", str(small_db.db)],
@@ -366,5 +379,5 @@ def test_kpis_while_a_pipeline_holds_the_database_reads_its_snapshot(small_db: C
         writer.close()
     assert held.returncode == 0, held.stderr
     said = " ".join(held.stderr.split())  # rich wraps lines at the console width
-    assert "in use by a running pipeline" in said and "snapshot cp.analyst.duckdb" in said
+    assert "in use by a running pipeline" in said and "analyst copy cp.analyst.duckdb" in said
     assert json.loads(held.stdout) == json.loads(free.stdout)

@@ -88,7 +88,7 @@ def day() -> list[RawBatch]:
 def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBatch], tmp_path: Path) -> None:
     cfg = Config(db=tmp_path / "live.duckdb", analyst=AnalystSettings(freshness_s=3600))
     eng = engine(cfg.db, cfg)
-    job = analyst.SnapshotJob(cfg)
+    job = analyst.CopyJob(cfg)
     eng.subscribe(lambda _r: job(eng.store.con))
     errors: list[BaseException] = []
     done = threading.Event()
@@ -134,7 +134,7 @@ def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBat
     assert not errors, errors
     assert not job.errors, job.errors
     assert run_backup.returncode == 0, run_backup.stderr
-    assert "pipeline running: copied a snapshot it took on request" in run_backup.stderr
+    assert "pipeline running: copied the analysts' copy it made on request" in run_backup.stderr
     assert mid_run, "the pipeline finished before the backup: make the run longer"
 
     # Which batches the backup holds: its stored offset says (offsets are saved with the rows).
@@ -270,7 +270,7 @@ def test_retention_runs_inside_a_running_pipeline_and_from_the_cli(tmp_path: Pat
     records = list(simulate(SimConfig(seed=8, day=date(2026, 3, 2), days=3, scale=0.05)))
     cfg = Config(db=tmp_path / "cp.duckdb", analyst=AnalystSettings(retention_days=2, freshness_s=3600))
     eng = engine(cfg.db, cfg)
-    job = analyst.SnapshotJob(cfg, clock=lambda: CLOCK, threaded=False)
+    job = analyst.CopyJob(cfg, clock=lambda: CLOCK, threaded=False)
     for b in batches(records, 3000):
         eng.process(b)
     job(eng.store.con)  # retention, then a snapshot
@@ -278,7 +278,7 @@ def test_retention_runs_inside_a_running_pipeline_and_from_the_cli(tmp_path: Pat
     oldest = eng.store.con.execute("SELECT min(ts) FROM call_events").fetchall()[0][0]
     eng.close()
     assert oldest >= wm - timedelta(days=2)
-    snap = duckdb.connect(str(analyst.snapshot_path(cfg)), read_only=True)
+    snap = duckdb.connect(str(analyst.copy_path(cfg)), read_only=True)
     assert snap.execute("SELECT min(ts) FROM call_events").fetchall()[0][0] == oldest
     snap.close()
     run = subprocess.run(

@@ -45,9 +45,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, ana
     for i in range(0, len(records), 5000):
         chunk = records[i : i + 5000]
         eng.process(RawBatch.from_items("sim", [Parsed(str(i + j), json.dumps(r), r) for j, r in enumerate(chunk)]))
-    backup.copy_live(eng.store.con, analyst.snapshot_path(cfg))
+    backup.copy_live(eng.store.con, analyst.copy_path(cfg))
     eng.close()
-    opened = analyst.open_snapshot(cfg)
+    opened = analyst.open_copy(cfg)
     yield cfg, opened
     opened.con.close()
 
@@ -194,7 +194,7 @@ def test_cli_daily_csv_equals_the_view(site: tuple[Config, analyst.Opened], tmp_
         assert r["interval_start"].startswith("2026-03-29T00:00:00") and r["hours"] == "23.0"
         want = exp.filter(pl.col("queue") == r["queue"]).get_column("service_level").item()
         assert float(r["service_level"]) == pytest.approx(want)
-    assert "Europe/Berlin" in run.stderr and "snapshot" in run.stderr
+    assert "Europe/Berlin" in run.stderr and "analyst copy" in run.stderr
 
 
 def _toml(folder: Path) -> Path:

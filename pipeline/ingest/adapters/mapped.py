@@ -43,26 +43,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from pipeline.core.pii import mask_phone_like
-from pipeline.core.records import OUTCOMES, DeadLetter, Parsed
+from pipeline.core.records import CDR_FIELDS, OUTCOMES, DeadLetter, Parsed
 
 Item = Parsed | DeadLetter
 
 MAPPINGS_DIR = Path(__file__).with_name("mappings")
 TIME_FIELDS = ("offered_at", "answered_at", "ended_at")
 AGENT_ONLY = ("agent_id", "talk_s", "hold_s", "wrap_s")
-VALUE_FIELDS = (
-    "call_id",
-    "queue",
-    "caller",
-    "agent_id",
-    "talk_s",
-    "hold_s",
-    "wrap_s",
-    "case_id",
-    "category",
-    "resolved",
-    "transferred",
-)
+# What a mapping's [fields] may fill: the cdr's fields but its times (TIME_FIELDS) and outcome.
+VALUE_FIELDS = tuple(f for f in CDR_FIELDS if f not in (*TIME_FIELDS, "outcome"))
 NUMERIC_FIELDS = frozenset({"talk_s", "hold_s", "wrap_s"})
 _CHUNK = 100_000
 
