@@ -53,19 +53,18 @@ class KafkaSettings:
     bootstrap: str = "127.0.0.1:9092"
     group: str = "callpulse"
     topic_prefix: str = "callpulse."
-    # Under a backlog (or while the store is busy) a micro-batch grows up to batch_size: a
-    # batch costs a few hundred ms of KPI maintenance whatever its size, so large batches
-    # catch up fastest; at low rates at most one batch per batch_within is taken, counted
-    # from the last take (see MicroBatcher; make bench compares 0.3 s with 1 s: the
-    # shorter bound about halves the latency, for three times as many batches).
+    # Under a backlog (or while the store is busy) a micro-batch grows up to batch_size:
+    # KPI maintenance costs about the same per batch whatever its size, so large batches
+    # catch up fastest. At low rates at most one batch per batch_within is taken, counted
+    # from the last take (see MicroBatcher): a shorter bound means fresher KPIs for more
+    # batches, so more of that fixed cost.
     batch_size: int = 50_000
     batch_within_s: float = 0.3
     # DuckDB's threads while the worker runs (0: DuckDB's default, one per core). A steady
     # stream's statements read a few thousand rows, where parallel operators cost more in
     # scheduling than they save; and with one thread each query runs on the thread that
-    # asked for it, so the board refresher's lower priority covers its queries too
-    # (latency p99 at 5,000 events/s: mean of three alternating pairs 1,016 -> 946 ms; a
-    # 20,000-event catch-up batch ~10 % slower: README Benchmark).
+    # asked for it, so the board refresher's lower priority covers its queries too. The
+    # price is a somewhat slower catch-up after a backlog, when batches are large.
     duckdb_threads: int = 1
 
 
@@ -101,8 +100,8 @@ class Config:
     timezone: str = "UTC"
     interval_s: int = 900
     windows: tuple[tuple[str, int], ...] = (("5m", 300), ("15m", 900), ("1h", 3600))
-    # Records per replay batch: larger batches amortise the per-batch KPI refresh (measured:
-    # a million events replay ~25% faster at 200,000 than at 100,000) at ~0.6 GB more memory.
+    # Records per replay batch: larger batches spread the fixed per-batch KPI refresh over
+    # more records, at the price of memory (each batch is held whole while it is stored).
     batch_size: int = 200_000
     max_future_s: float = 300.0
     defaults: QueueSettings = field(default_factory=QueueSettings)

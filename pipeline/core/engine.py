@@ -115,9 +115,9 @@ class Engine:
         """``process`` each batch in order while the next one is read and validated on a
         helper thread.
 
-        polars and DuckDB release the GIL, so on two cores reading and validating batch
-        n+1 overlaps storing batch n (a replay of a million events: ~25% less time). One
-        batch ahead at most, so memory holds two. An error raised by the source or by
+        polars and DuckDB release the GIL, so with two or more cores reading and
+        validating batch n+1 overlaps storing batch n. One batch ahead at most, so memory
+        holds two. An error raised by the source or by
         validation is raised here, in order. Not for sources that must see a
         KeyboardInterrupt themselves (``--follow``): they run on the helper thread.
         """

@@ -160,10 +160,10 @@ class BatchFeed:
     """The consumer's side of the worker: fetched records → micro-batches → the store agent.
 
     faust's own delivery path (one ``Message``, one ``Event`` and an ``asyncio.wait`` per
-    record, then ``stream.take``) tops out at about 5,400 records/s on these machines with
-    a handler that does nothing (make bench). So the worker's faust consumer drains the
-    fetched records itself (``drain``, run by faust's Fetcher in place of its per-record
-    ``_drain_messages``): whole record batches from aiokafka go into a ``MicroBatcher``
+    record, then ``stream.take``) costs Python work per record even with a handler that
+    does nothing, which caps the rate below what the store can take. So the worker's faust
+    consumer drains the fetched records itself (``drain``, run by faust's Fetcher in place
+    of its per-record ``_drain_messages``): whole record batches from aiokafka go into a ``MicroBatcher``
     (size and time bound), and each due batch is ONE event on an in-memory channel read
     by a faust agent (``store_agent``). Group membership, rebalancing, flow control and
     the partition-assignment hook stay faust's.
@@ -326,8 +326,8 @@ class KafkaWorker:
         services = self._thread.call(self._open)
         self.services = services
         # What start-up made (imports, the engine, the services) lives as long as the
-        # process: frozen, it is no longer scanned by every full collection, which paused
-        # the engine thread for up to ~80 ms under a steady stream (make bench).
+        # process: frozen, it is no longer scanned by every full collection, whose pauses
+        # would otherwise stall the engine thread in the middle of a steady stream.
         gc.collect()
         gc.freeze()
         try:

@@ -5,10 +5,8 @@ the [analyst] config section is validated."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -19,6 +17,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from devtools.procs import wait_until
 from pipeline.core.config import AnalystSettings, Config, ConfigError, config_from_dict
 from pipeline.core.records import Parsed, RawBatch
 from pipeline.ingest.sources.simulator import SimConfig, simulate
@@ -26,33 +25,7 @@ from pipeline.ops import analyst_copy as analyst
 from pipeline.ops import backup
 from pipeline.serve.refresher import Published, Refresher
 from tests.helpers import engine
-from tests.support.procs import wait_until
-
-ENV = {**os.environ, "CALLPULSE_PII_KEY": "analyst-test-key"}
-
-
-def cli(*args: str, stdin: str | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli.analyst", *args],
-        env=ENV,
-        text=True,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.analyst", *args],
-        env=ENV,
-        text=True,
-        input=stdin,
-        capture_output=True,
-        timeout=180,
-        check=False,
-    )
-
+from tests.support.cli import Cli
 
 # -- config --------------------------------------------------------------------
 
@@ -102,7 +75,7 @@ def paced_batches(records: list[dict[str, Any]], size: int) -> list[RawBatch]:
     ]
 
 
-def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
+def test_twenty_queries_and_a_report_while_ingesting(cli: Cli, tmp_path: Path) -> None:
     cfg = Config(db=tmp_path / "cp.duckdb", analyst=AnalystSettings(freshness_s=2.0))
     fed = list(simulate(SimConfig(seed=11, scale=0.6)))
     todo = paced_batches(fed, 250)
@@ -144,10 +117,10 @@ def test_twenty_queries_and_a_report_while_ingesting(tmp_path: Path) -> None:
         holder.execute("BEGIN TRANSACTION")
         holder.execute("SELECT count(*) FROM calls").fetchall()
         copies_before = len(job.copy_ms)
-        procs = [cli("sql", CHECKABLE_QUERY, "--format", "json", "--db", str(cfg.db)) for _ in range(20)]
+        procs = [cli.analyst.popen("sql", CHECKABLE_QUERY, "--format", "json", "--db", str(cfg.db)) for _ in range(20)]
         html = tmp_path / "report.html"
         procs.append(
-            cli(
+            cli.analyst.popen(
                 "report",
                 "interval",
                 "--from",
@@ -276,16 +249,16 @@ def small_db(tmp_path: Path) -> Config:
         "SET enable_external_access = true",
     ],
 )
-def test_an_analysts_write_is_refused_clearly(small_db: Config, statement: str, tmp_path: Path) -> None:
-    done = run("sql", statement, "--db", str(small_db.db))
+def test_an_analysts_write_is_refused_clearly(cli: Cli, small_db: Config, statement: str, tmp_path: Path) -> None:
+    done = cli.analyst("sql", statement, "--db", str(small_db.db))
     assert done.returncode == 1
     assert "refused:" in done.stderr and "read-only" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert not (Path.cwd() / "calls.csv").exists() and not (tmp_path / "other.duckdb").exists()
 
 
-def test_sql_formats_prompt_from_stdin_and_freshness(small_db: Config) -> None:
-    table = run(
+def test_sql_formats_prompt_from_stdin_and_freshness(cli: Cli, small_db: Config) -> None:
+    table = cli.analyst(
         "sql",
         "SELECT queue, count(*) AS calls FROM calls GROUP BY queue ORDER BY queue",
         "--db",
@@ -294,9 +267,9 @@ def test_sql_formats_prompt_from_stdin_and_freshness(small_db: Config) -> None:
     assert table.returncode == 0, table.stderr
     assert "billing" in table.stdout and "┃" in table.stdout
     assert "analyst copy cp.analyst.duckdb taken" in table.stderr and "pipeline stopped" in table.stderr
-    csv_out = run("sql", "SELECT 1 AS a, NULL AS b", "--format", "csv", "--db", str(small_db.db))
+    csv_out = cli.analyst("sql", "SELECT 1 AS a, NULL AS b", "--format", "csv", "--db", str(small_db.db))
     assert csv_out.stdout == "a,b\n1,\n"
-    piped = run(
+    piped = cli.analyst(
         "sql",
         "--format",
         "json",
@@ -308,12 +281,12 @@ def test_sql_formats_prompt_from_stdin_and_freshness(small_db: Config) -> None:
     docs = [json.loads(chunk) for chunk in piped.stdout.replace("]\n[", "]\x00[").split("\x00")]
     assert docs[0] == [{"a": 1}] and docs[1][0]["n"] > 0 and docs[2] == [{"c": 2}]
     assert "refused:" in piped.stderr
-    bad = run("sql", "SELEC 1", "--db", str(small_db.db))
+    bad = cli.analyst("sql", "SELEC 1", "--db", str(small_db.db))
     assert bad.returncode == 1 and "error:" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_the_copy_follows_the_database_when_no_pipeline_runs(small_db: Config) -> None:
-    first = run("sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db))
+def test_the_copy_follows_the_database_when_no_pipeline_runs(cli: Cli, small_db: Config) -> None:
+    first = cli.analyst("sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db))
     n = int(first.stdout.splitlines()[1])
     eng = engine(small_db.db, small_db)
     eng.process(
@@ -331,12 +304,12 @@ def test_the_copy_follows_the_database_when_no_pipeline_runs(small_db: Config) -
         )[0]
     )
     eng.close()
-    again = run("sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db))
+    again = cli.analyst("sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(small_db.db))
     assert int(again.stdout.splitlines()[1]) == n + 1
 
 
-def test_clear_message_when_nothing_to_query(tmp_path: Path) -> None:
-    done = run("sql", "SELECT 1", "--db", str(tmp_path / "none.duckdb"))
+def test_clear_message_when_nothing_to_query(cli: Cli, tmp_path: Path) -> None:
+    done = cli.analyst("sql", "SELECT 1", "--db", str(tmp_path / "none.duckdb"))
     assert done.returncode == 2 and "no database yet" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -358,20 +331,13 @@ def test_engine_closes_while_the_analysts_copy_is_being_made(tmp_path: Path) -> 
     reopened.close()
 
 
-def test_kpis_while_a_pipeline_holds_the_database_reads_its_analyst_copy(small_db: Config) -> None:
+def test_kpis_while_a_pipeline_holds_the_database_reads_its_analyst_copy(cli: Cli, small_db: Config) -> None:
     def kpis() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pipeline.cli", "kpis", "--format", "json", "--db", str(small_db.db)],
-            env=ENV,
-            text=True,
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
+        return cli("kpis", "--format", "json", "--db", small_db.db)
 
     free = kpis()  # no pipeline: read from the database itself
     assert free.returncode == 0, free.stderr
-    assert run("sql", "SELECT 1", "--db", str(small_db.db)).returncode == 0  # makes the snapshot
+    assert cli.analyst("sql", "SELECT 1", "--db", str(small_db.db)).returncode == 0  # makes the snapshot
     writer = duckdb.connect(str(small_db.db))  # a "running pipeline" holds the file
     try:
         held = kpis()

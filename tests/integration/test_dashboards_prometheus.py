@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import math
 import re
-import sys
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from dashboards import build as boards
-from tests.support.procs import LOOPBACK, ManagedProcess, free_port, wait_until
-from tests.support.prometheus import PrometheusServer, Sample
+from devtools.procs import LOOPBACK, ManagedProcess, free_port, wait_until
+from tests.support.cli import Cli
+from tests.support.prometheus import PrometheusServer, Sample, scrape_config
+from tests.support.scrape import fetch
 
 pytestmark = pytest.mark.prometheus
 
@@ -42,30 +42,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     config = tmp_path / "callpulse.toml"
     config.write_text(f"[exporter]\nport = {port}\nper_agent = true\n")
     proc = ManagedProcess(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "demo",
-            "--config",
-            config,
-            "--db",
-            tmp_path / "demo.duckdb",
-            "--speed",
-            "300",
-            "--duration",
-            "300",
-        ],
+        Cli().argv("demo", "--config", config, "--db", tmp_path / "demo.duckdb", "--speed", "300", "--duration", "300"),
         tmp_path / "demo.log",
         name="callpulse demo",
         cwd=tmp_path,
     ).start()
     try:
         proc.wait_ready(
-            lambda: (
-                b"callpulse_calls_waiting"
-                in urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=2).read()
-            ),
+            lambda: "callpulse_calls_waiting" in fetch(f"http://{LOOPBACK}:{port}/metrics", timeout=2)[0],
             60,
             "the demo's /metrics",
         )
@@ -76,21 +60,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def prometheus(demo: int) -> Iterator[PrometheusServer]:
-    config = f"""
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: callpulse
-    static_configs:
-      - targets: ["{LOOPBACK}:{demo}"]
-"""
-    server = PrometheusServer(config)
-    try:
-        server.start()
+    with PrometheusServer(scrape_config("callpulse", f"{LOOPBACK}:{demo}")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _panel_queries() -> list[tuple[str, str, str]]:

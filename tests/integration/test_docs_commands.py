@@ -40,9 +40,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.procs import wait_until
 from metrics.export import names
 from metrics.export.rules import build_rules
-from tests.support.procs import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
@@ -213,7 +213,7 @@ def test_doc_commands_run(path: Path, tmp_path: Path, request: pytest.FixtureReq
 
 @pytest.fixture(scope="module")
 def docs_broker() -> Iterator[object]:
-    from tests.support.kafka import KafkaBroker
+    from devtools.kafka import KafkaBroker
 
     with KafkaBroker() as broker:
         yield broker

@@ -19,8 +19,6 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,12 +28,13 @@ import pytest
 import websocket
 
 from dashboards import wallboard
+from devtools.procs import LOOPBACK, ManagedProcess, free_port, refuse_if_services_off, wait_until
 from pipeline.cli.services import start_services
 from pipeline.core.config import load_config
 from pipeline.core.engine import Engine
 from pipeline.ingest.sources.simulator import SimConfig, simulate
 from tests.helpers import CLOCK, PII_KEY, batch
-from tests.support.procs import LOOPBACK, ManagedProcess, free_port, wait_until
+from tests.support.cli import Cli
 
 pytestmark = pytest.mark.chromium
 
@@ -78,6 +77,7 @@ class DevTools:
 
 @pytest.fixture
 def chromium(tmp_path: Path) -> Iterator[DevTools]:
+    refuse_if_services_off("chromium")
     port = free_port()
     proc = ManagedProcess(
         [
@@ -133,22 +133,8 @@ def _replay(config_path: Path) -> None:
             engine.process(batch(records[start : start + 2_500], "simulator", start))
 
 
-def _kpis_json(config_path: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "kpis",
-            "--format",
-            "json",
-            "--config",
-            str(config_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def _kpis_json(cli: Cli, config_path: Path) -> dict[str, Any]:
+    out = cli("kpis", "--format", "json", "--config", config_path)
     assert out.returncode == 0, out.stderr
     return dict(json.loads(out.stdout))
 
@@ -237,11 +223,11 @@ REDRAW_MANY_REASONS = """(async () => {
 })()"""
 
 
-def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> None:
+def test_wallboard_tiles_match_kpis_json(cli: Cli, tmp_path: Path, chromium: DevTools) -> None:
     port = free_port()
     config_path = _config_file(tmp_path, port)
     _replay(config_path)
-    expected = _kpis_json(config_path)  # read-only, before the server reopens the file
+    expected = _kpis_json(cli, config_path)  # read-only, before the server reopens the file
     cfg = load_config(config_path)
     window = wallboard.default_window(cfg.windows)
     with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
