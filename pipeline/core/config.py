@@ -19,6 +19,8 @@ SL_FORMULAS: tuple[str, ...] = ("negative", "without_abandons", "positive", "ans
 PII_KEY_ENV = "CALLPULSE_PII_KEY"
 RUNBOOK_URL = "docs/runbooks"
 """Default runbook base: the repository's own pages, ``docs/runbooks/<AlertName>.md``."""
+# A shorter HMAC key could be guessed, and with it every caller number from its hash.
+MIN_PII_KEY_BYTES = 16
 
 
 class ConfigError(ValueError):
@@ -65,6 +67,9 @@ class KafkaSettings:
     # (latency p99 at 5,000 events/s: mean of three alternating pairs 1,016 -> 946 ms; a
     # 20,000-event catch-up batch ~10 % slower: README Benchmark).
     duckdb_threads: int = 1
+    # How long `worker` and `produce` keep trying to reach the broker at start (back-off
+    # 1, 2, 4 ... 30 s between attempts) before giving up; 0: one attempt.
+    start_timeout_s: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +212,11 @@ def _queue_settings(raw: Any, key: str, base: QueueSettings) -> QueueSettings:
 
 
 def _kafka(raw: Any) -> KafkaSettings:
-    k = _table(raw, "kafka", {"bootstrap", "group", "topic_prefix", "batch_size", "batch_within", "duckdb_threads"})
+    k = _table(
+        raw,
+        "kafka",
+        {"bootstrap", "group", "topic_prefix", "batch_size", "batch_within", "duckdb_threads", "start_timeout"},
+    )
     d = KafkaSettings()
     return KafkaSettings(
         bootstrap=_string(k.get("bootstrap", d.bootstrap), "kafka.bootstrap"),
@@ -216,6 +225,7 @@ def _kafka(raw: Any) -> KafkaSettings:
         batch_size=_integer(k.get("batch_size", d.batch_size), "kafka.batch_size", 1),
         batch_within_s=parse_duration(k.get("batch_within", d.batch_within_s), "kafka.batch_within"),
         duckdb_threads=_integer(k.get("duckdb_threads", d.duckdb_threads), "kafka.duckdb_threads", 0),
+        start_timeout_s=parse_duration(k.get("start_timeout", d.start_timeout_s), "kafka.start_timeout"),
     )
 
 
@@ -319,6 +329,8 @@ def load_config(path: Path | str | None = None) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; --config must be a file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
@@ -331,7 +343,13 @@ def pii_key_from_env(required: bool) -> bytes | None:
     """The caller-hash key from ``CALLPULSE_PII_KEY``; None only when not required."""
     value = os.environ.get(PII_KEY_ENV)
     if value:
-        return value.encode("utf-8")
+        key = value.encode("utf-8")
+        if len(key) < MIN_PII_KEY_BYTES:
+            raise ConfigError(
+                f"{PII_KEY_ENV}: too short ({len(key)} bytes; at least {MIN_PII_KEY_BYTES}): "
+                "make one with `openssl rand -hex 32`"
+            )
+        return key
     if required:
         raise ConfigError(
             f"{PII_KEY_ENV}: not set; caller numbers are stored only as a keyed hash, so a key is required"

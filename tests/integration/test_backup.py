@@ -24,7 +24,7 @@ from pipeline.ops import analyst_copy as analyst
 from pipeline.ops import backup, retention
 from tests.helpers import CLOCK, engine
 
-ENV = {**os.environ, "CALLPULSE_PII_KEY": "backup-test-key"}
+ENV = {**os.environ, "CALLPULSE_PII_KEY": "backup-test-key-0123456789"}
 TABLES = [
     "call_events",
     "agent_events",

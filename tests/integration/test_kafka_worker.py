@@ -34,7 +34,7 @@ from tests.support.procs import ManagedProcess, tail, wait_until
 
 pytestmark = pytest.mark.kafka
 
-PII = "kafka-test-key"
+PII = "kafka-test-key-0123456789"
 ENV = {**os.environ, "CALLPULSE_PII_KEY": PII}
 KPI_TABLES = [
     "SELECT * FROM kpi_queue_interval ORDER BY ALL",

@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.test_kpis_by_hand import SCENARIO, X
 
-ENV = {**os.environ, "CALLPULSE_PII_KEY": "cli-test-key"}
+ENV = {**os.environ, "CALLPULSE_PII_KEY": "cli-test-key-0123456789"}
 
 GOOD = [
     {

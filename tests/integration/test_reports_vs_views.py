@@ -32,7 +32,7 @@ from tests.helpers import engine
 
 TZ = "Europe/Berlin"
 BERLIN = ZoneInfo(TZ)
-ENV = {**os.environ, "CALLPULSE_PII_KEY": "report-test-key"}
+ENV = {**os.environ, "CALLPULSE_PII_KEY": "report-test-key-0123456789"}
 
 
 @pytest.fixture(scope="module")

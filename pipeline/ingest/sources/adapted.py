@@ -20,6 +20,7 @@ from typing import Any
 from pipeline.core.records import RECORD_TYPES, DeadLetter, Parsed, RawBatch
 from pipeline.ingest.adapters import get_adapter
 from pipeline.ingest.adapters.detect import CONNECT_KEYS, detect_format, line_votes
+from pipeline.ingest.adapters.mapped import MappedReader, MappingError, load_mapping
 from pipeline.ingest.sources.files import detect_file_format, source_name
 from pipeline.ingest.tailer import follow
 
@@ -63,6 +64,28 @@ def sniff_format(path: str, lines: int = 20) -> str:
         native = sum(len(row) > column and row[column].strip() in RECORD_TYPES for row in rows)
         return "csv" if native * 2 > len(rows) else "mapped"
     return "jsonl" if found == "native" else found
+
+
+def check_mapped_header(path: str, mapping: str, guessed: bool) -> None:
+    """Raise ``MappingError`` unless the header of ``path`` has the columns ``mapping``
+    reads (``guessed``: the format was detected, the bundled mapping assumed), so an
+    export of another kind is refused whole instead of dead-lettered row by row."""
+    spec = load_mapping(mapping)
+    if spec.columns or not spec.header:
+        return  # columns given by the mapping: no header to check
+    first = next((text for _, text in numbered_lines(path) if text.strip()), "")
+    header = next(csv.reader([first], delimiter=spec.delimiter), [])
+    missing = MappedReader(spec).missing_columns(header)
+    if not missing:
+        return
+    shown = ", ".join(c.strip() for c in header[:8]) + (", ..." if len(header) > 8 else "")
+    if guessed:
+        raise MappingError(
+            f"{path}: its header ({shown}) matches no known format: not callpulse CSV (no type column) "
+            f"nor the {spec.name} export (no {', '.join(missing[:4])}); for another system's export "
+            "pass --format mapped --mapping FILE (README: Any other ACD's CSV/TSV)"
+        )
+    raise MappingError(f"{path}: its header lacks the columns {', '.join(missing)} that mapping {spec.name!r} reads")
 
 
 def _by_extension(path: str, head: list[str]) -> str:
