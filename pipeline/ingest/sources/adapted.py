@@ -74,7 +74,9 @@ def check_mapped_header(path: str, mapping: str, guessed: bool) -> None:
     if spec.columns or not spec.header:
         return  # columns given by the mapping: no header to check
     first = next((text for _, text in numbered_lines(path) if text.strip()), "")
-    header = next(csv.reader([first], delimiter=spec.delimiter), [])
+    # the file's own separator, which may not be the mapping's (a CSV met by a TSV mapping)
+    sep = spec.delimiter if spec.delimiter in first else next((d for d in "\t,;|" if d in first), spec.delimiter)
+    header = next(csv.reader([first], delimiter=sep), [])
     missing = MappedReader(spec).missing_columns(header)
     if not missing:
         return
