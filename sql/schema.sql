@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS pipeline_state (
     interval_s INTEGER NOT NULL,
     timezone   VARCHAR NOT NULL
 );
+-- A keyed hash of the PII key the callers were hashed with (never the key): another key
+-- would give the same caller another caller_key, breaking repeat-contact matching.
+ALTER TABLE pipeline_state ADD COLUMN IF NOT EXISTS pii_key_fingerprint VARCHAR;
 
 -- KPI settings per queue (global defaults applied), written from the config.
 CREATE TABLE IF NOT EXISTS queue_settings (

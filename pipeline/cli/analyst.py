@@ -12,7 +12,7 @@ import json
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -23,12 +23,14 @@ from rich.table import Table
 
 from metrics.reports import html as report_html
 from metrics.reports import tables as reports
+from pipeline.cli.output import error_console, fail, run_app
 from pipeline.core import sqlfiles
 from pipeline.core.config import Config, load_config
+from pipeline.core.errors import EXIT_USAGE, OperatorError, not_a_directory
 from pipeline.ops import analyst_copy as analyst
 from pipeline.ops import backup, retention
 
-err = Console(stderr=True, soft_wrap=True)
+err = error_console()
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)"),
@@ -41,15 +43,14 @@ FORMATS_SQL = ("table", "csv", "json")
 FORMATS_REPORT = ("table", "csv", "parquet", "html")
 
 
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    fail(err, message, code)
 
 
 def _open(cfg: Config) -> analyst.Opened:
     try:
         return analyst.open_copy(cfg)
-    except analyst.AnalystError as exc:
+    except OperatorError as exc:
         _fail(str(exc))
         raise  # unreachable
 
@@ -288,6 +289,8 @@ def report(
         _fail(f"--format: expected one of {', '.join(FORMATS_REPORT)}, got {fmt!r}")
     if fmt == "parquet" and out is None:
         _fail("--format parquet needs --out FILE")
+    if out is not None:
+        not_a_directory(out, "--out")
     cfg = load_config(config).with_db(db)
     opened = _open(cfg)
     tz = cfg.timezone
@@ -342,6 +345,8 @@ def backup_cmd(
 ) -> None:
     """A consistent copy of the database, also while the pipeline runs."""
     cfg = load_config(config).with_db(db)
+    not_a_directory(dest, "the backup")
+    not_a_directory(cfg.db, "the database (--db)")
     if dest.exists() and not force:
         _fail(f"{dest}: exists; use --force to overwrite it")
     if not cfg.db.exists():
@@ -350,8 +355,8 @@ def backup_cmd(
         try:
             info = backup.copy_file(cfg.db, dest, kind="backup")
             how = "pipeline stopped: copied the database"
-        except backup.CopyError:
-            if not analyst._pipeline_running(cfg.db):  # noqa: SLF001 - same package
+        except backup.CopyError as exc:
+            if not exc.in_use:
                 raise
             snap, fresh = analyst.request_backup_copy(cfg, wait)
             if not snap.exists():
@@ -432,15 +437,9 @@ def register(app: typer.Typer) -> None:
 
 def main() -> None:
     """These commands alone (`python -m pipeline.cli.analyst`); `callpulse` registers them too."""
-    from pipeline.core.config import ConfigError
-
     app = typer.Typer(add_completion=False, no_args_is_help=True, help="callpulse analysts' commands.")
     register(app)
-    try:
-        app()
-    except ConfigError as exc:
-        err.print(f"[bold red]config error:[/] {exc}", highlight=False)
-        sys.exit(2)
+    run_app(app, err)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from pipeline.cli.output import error_console, fail
 from pipeline.core.config import load_config
 
 # The board builders load the Grafana SDK (about a second): imported by the commands that
 # use them, so every other `callpulse` command starts without it.
 
 TOKEN_ENV = "GRAFANA_TOKEN"
-console = Console(stderr=True)
+console = error_console()
 dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards as code: build JSON, publish.")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="callpulse.toml (default targets if absent)")]
@@ -46,8 +46,7 @@ def publish_cmd(
 
     token = os.environ.get(TOKEN_ENV)
     if not token:
-        console.print(f"[bold red]error:[/] set {TOKEN_ENV} to a Grafana service-account token")
-        raise typer.Exit(2)
+        fail(console, f"set {TOKEN_ENV} to a Grafana service-account token")
     answers = grafana.publish(grafana.connect(url, token), boards.build_all(load_config(config)))
     for a in answers:
         console.print(f"published {a.get('uid')} version {a.get('version')}: {a.get('url')}")

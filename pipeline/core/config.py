@@ -21,6 +21,8 @@ PII_KEY_ENV = "CALLPULSE_PII_KEY"
 RUNBOOK_URL = "docs/runbooks"
 """Default runbook base: the repository's own pages, ``docs/runbooks/<AlertName>.md``."""
 log = logging.getLogger("callpulse.config")
+# A shorter HMAC key could be guessed, and with it every caller number from its hash.
+MIN_PII_KEY_BYTES = 16
 
 
 class ConfigError(ValueError):
@@ -66,6 +68,9 @@ class KafkaSettings:
     # asked for it, so the board refresher's lower priority covers its queries too. The
     # price is a somewhat slower catch-up after a backlog, when batches are large.
     duckdb_threads: int = 1
+    # How long `worker` and `produce` keep trying to reach the broker at start (back-off
+    # 1, 2, 4 ... 30 s between attempts) before giving up; 0: one attempt.
+    start_timeout_s: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +213,11 @@ def _queue_settings(raw: Any, key: str, base: QueueSettings) -> QueueSettings:
 
 
 def _kafka(raw: Any) -> KafkaSettings:
-    k = _table(raw, "kafka", {"bootstrap", "group", "topic_prefix", "batch_size", "batch_within", "duckdb_threads"})
+    k = _table(
+        raw,
+        "kafka",
+        {"bootstrap", "group", "topic_prefix", "batch_size", "batch_within", "duckdb_threads", "start_timeout"},
+    )
     d = KafkaSettings()
     return KafkaSettings(
         bootstrap=_string(k.get("bootstrap", d.bootstrap), "kafka.bootstrap"),
@@ -217,6 +226,7 @@ def _kafka(raw: Any) -> KafkaSettings:
         batch_size=_integer(k.get("batch_size", d.batch_size), "kafka.batch_size", 1),
         batch_within_s=parse_duration(k.get("batch_within", d.batch_within_s), "kafka.batch_within"),
         duckdb_threads=_integer(k.get("duckdb_threads", d.duckdb_threads), "kafka.duckdb_threads", 0),
+        start_timeout_s=parse_duration(k.get("start_timeout", d.start_timeout_s), "kafka.start_timeout"),
     )
 
 
@@ -326,6 +336,8 @@ def load_config(path: Path | str | None = None) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; --config must be a file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
@@ -338,7 +350,13 @@ def pii_key_from_env(required: bool) -> bytes | None:
     """The caller-hash key from ``CALLPULSE_PII_KEY``; None only when not required."""
     value = os.environ.get(PII_KEY_ENV)
     if value:
-        return value.encode("utf-8")
+        key = value.encode("utf-8")
+        if len(key) < MIN_PII_KEY_BYTES:
+            raise ConfigError(
+                f"{PII_KEY_ENV}: too short ({len(key)} bytes; at least {MIN_PII_KEY_BYTES}): "
+                "make one with `openssl rand -hex 32`"
+            )
+        return key
     if required:
         raise ConfigError(
             f"{PII_KEY_ENV}: not set; caller numbers are stored only as a keyed hash, so a key is required"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.core.config import Config
 from pipeline.core.normalize import Normalized, normalize
-from pipeline.core.pii import CallerHasher
+from pipeline.core.pii import CallerHasher, key_fingerprint
 from pipeline.core.records import RawBatch
 from pipeline.core.store import Store, StoreCounts
 
@@ -101,8 +101,15 @@ class Engine:
 
     @classmethod
     def open(cls, config: Config, pii_key: bytes, db: Path | str | None = None, clock: Clock = wall_clock) -> Engine:
-        store = Store.open(db if db is not None else config.db, config)
-        return cls(config, store, CallerHasher(pii_key), clock)
+        path = db if db is not None else config.db
+        store = Store.open(path, config)
+        try:
+            hasher = CallerHasher(pii_key)
+            store.check_pii_key(key_fingerprint(pii_key), path)
+        except BaseException:
+            store.close()
+            raise
+        return cls(config, store, hasher, clock)
 
     def subscribe(self, listener: Callable[[BatchResult], None]) -> None:
         """Call ``listener`` after every stored batch (exporter refresh, breach checks)."""

@@ -19,9 +19,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline.core import call_order, sqlfiles
+from pipeline.core import call_order, dbfile, sqlfiles
 from pipeline.core.config import Config, QueueSettings
 from pipeline.core.normalize import Normalized
+from pipeline.core.pii import PiiKeyMismatch
 from pipeline.core.records import SourceOffset
 
 log = logging.getLogger("callpulse.store")
@@ -50,9 +51,16 @@ class Store:
     @classmethod
     def open(cls, path: Path | str, config: Config) -> Store:
         path = str(path)
-        if path != ":memory:":
+        if path == ":memory:":
+            con = duckdb.connect(path)
+        else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(path)
+            con = dbfile.connect(path)
+            try:
+                dbfile.check_callpulse(con, Path(path), new_ok=True)
+            except BaseException:
+                con.close()
+                raise
         store = cls(con, config)
         store._run("store_settings")
         store._init_schema()
@@ -60,6 +68,17 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+
+    def check_pii_key(self, fingerprint: str, where: object) -> None:
+        """Record the PII key's fingerprint on first use; refuse another key afterwards
+        (``where``: the database, for the message). A database from before fingerprints
+        adopts the first key it is opened with."""
+        row = self._one("pii_key_fingerprint")
+        stored = row[0] if row else None
+        if stored is None:
+            self._run("set_pii_key_fingerprint", fingerprint=fingerprint)
+        elif stored != fingerprint:
+            raise PiiKeyMismatch(where, stored, fingerprint)
 
     def set_threads(self, threads: int) -> None:
         """DuckDB's threads for every connection of this database (0: leave DuckDB's default)."""

@@ -49,6 +49,7 @@ from pipeline.ingest.sources.kafka import (
     seek_positions,
     source_name,
     topic_names,
+    wait_for_broker,
 )
 from pipeline.serve.host import Services
 
@@ -76,6 +77,10 @@ class WorkerSummary:
     batches: int = 0
     sessions: int = 0
     seconds: float = 0.0
+
+
+def _log_broker_retry(attempt: int, reason: str, delay: float) -> None:
+    log.warning("kafka: attempt %d failed (%s); retrying in %.0f s", attempt, reason, delay)
 
 
 class EngineThread:
@@ -270,11 +275,14 @@ class KafkaWorker:
         options: WorkerOptions,
         on_stored: Callable[[list[Message]], None] | None = None,
         start_services: StartServices | None = None,
+        on_broker_retry: Callable[[int, str, float], None] | None = None,
     ) -> None:
         """``on_stored(messages)`` runs on the engine thread after each batch is stored;
         ``start_services(engine, config, serve)`` attaches the boards and /metrics (the CLI
-        passes its wiring in; without it the worker only stores)."""
+        passes its wiring in; without it the worker only stores); ``on_broker_retry(attempt,
+        reason, delay)`` is told of each failed attempt to reach the broker at start."""
         self.config = config
+        self.on_broker_retry = on_broker_retry or _log_broker_retry
         self.start_services = start_services
         self.on_stored = on_stored
         self.pii_key = pii_key
@@ -323,7 +331,14 @@ class KafkaWorker:
     def run(self, on_progress: Callable[[WorkerSummary], None] | None = None) -> WorkerSummary:
         started = time.monotonic()
         deadline = started + self.options.duration_s if self.options.duration_s else None
-        services = self._thread.call(self._open)
+        try:
+            services = self._thread.call(self._open)
+        except BaseException:  # a database in use or damaged, a port taken: close what opened
+            try:
+                self._thread.call(self._close, None)
+            finally:
+                self._thread.close()
+            raise
         self.services = services
         # What start-up made (imports, the engine, the services) lives as long as the
         # process: frozen, it is no longer scanned by every full collection, whose pauses
@@ -331,6 +346,7 @@ class KafkaWorker:
         gc.collect()
         gc.freeze()
         try:
+            wait_for_broker(self.settings, self.on_broker_retry, self._stop)
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 self.summary.sessions += 1
                 crashed = self._session(deadline, on_progress)

@@ -34,7 +34,9 @@ from typing import Any
 
 import duckdb
 
+from pipeline.core import dbfile
 from pipeline.core.config import Config
+from pipeline.core.errors import OperatorError, not_a_directory
 from pipeline.ops import backup, retention
 
 RETENTION_EVERY_S = 3600.0
@@ -53,7 +55,7 @@ def request_path(config: Config) -> Path:
     return snap.with_name(snap.name + ".request")
 
 
-class AnalystError(RuntimeError):
+class AnalystError(OperatorError):
     """A problem to show the analyst as one clear line (no traceback)."""
 
 
@@ -174,13 +176,20 @@ class Opened:
         )
 
 
-def _pipeline_running(db: Path) -> bool:
-    """True when another process holds the database for writing."""
+def pipeline_running(db: Path) -> bool:
+    """True when another process holds the database for writing; ``NotADatabase`` when
+    the file is no database at all (DuckDB refuses both with an IO error)."""
     try:
         con = duckdb.connect(str(db), read_only=True)
-    except duckdb.IOException:
-        return True
-    con.close()
+    except duckdb.Error as exc:
+        err = dbfile.classify(db, exc)
+        if isinstance(err, dbfile.DatabaseInUse):
+            return True
+        raise err from None
+    try:
+        dbfile.check_callpulse(con, db)
+    finally:
+        con.close()
     return False
 
 
@@ -196,13 +205,14 @@ def ensure_copy(config: Config) -> tuple[Path, bool]:
     """The analysts' copy to read, refreshed from the database when no pipeline holds it; (path, running)."""
     snap = copy_path(config)
     db = config.db
+    not_a_directory(db, "the database (--db)")
     if not db.exists():
         if snap.exists():
             return snap, False
         raise AnalystError(f"{db}: no database yet (run `callpulse replay` or `callpulse demo` first)")
     if _copy_current(snap, db):
-        return snap, _pipeline_running(db)
-    if _pipeline_running(db):
+        return snap, pipeline_running(db)
+    if pipeline_running(db):
         if not snap.exists():
             raise AnalystError(
                 f"{snap}: the pipeline is running but has not written the analysts' copy yet; "

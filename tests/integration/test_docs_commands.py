@@ -155,7 +155,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder as the README's first run leaves it: config and a replayed day."""
     folder = tmp_path_factory.mktemp("first-run")
     _free_port_config(folder)
-    env = _env(folder, {"CALLPULSE_PII_KEY": "docs-test-key"})
+    env = _env(folder, {"CALLPULSE_PII_KEY": "docs-test-key-0123456789"})
     for cmd in (
         ["callpulse", "simulate", "--seed", "7", "--out", "day.jsonl"],
         ["callpulse", "replay", "day.jsonl"],
@@ -207,7 +207,7 @@ def test_doc_commands_run(path: Path, tmp_path: Path, request: pytest.FixtureReq
     work = _copy_repo(tmp_path / "repo")
     if path != ROOT / "README.md":
         shutil.copytree(request.getfixturevalue("first_run"), work, dirs_exist_ok=True)
-        extra["CALLPULSE_PII_KEY"] = "docs-test-key"
+        extra["CALLPULSE_PII_KEY"] = "docs-test-key-0123456789"
     _run_file(path, work, extra)
 
 
@@ -251,7 +251,7 @@ TROUBLES = [
         "echo 'hello' > x.log; callpulse replay x.log",
         "could not recognise the format from its first lines; pass --format",
     ),
-    ("kpis format", "callpulse kpis --format xml", "error: --format: expected table or json, got 'xml'"),
+    ("kpis format", "callpulse kpis --format xml", "error: --format: expected one of table, json, got 'xml'"),
     ("sql format", "callpulse sql 'SELECT 1' --format xml", "expected one of table, csv, json"),
     ("report format", "callpulse report daily --format xml", "table, csv, parquet, html"),
     ("no database", "callpulse kpis --db none.duckdb", "no database yet (run "),
@@ -297,29 +297,30 @@ def test_troubleshooting_quotes_the_real_message(
     shutil.copytree(first_run, folder)
     for name, text in BAD_CONFIGS.items():
         (folder / name).write_text(text, encoding="utf-8")
-    env = _env(folder, {"CALLPULSE_PII_KEY": "docs-test-key", "COLUMNS": "400"})
+    env = _env(folder, {"CALLPULSE_PII_KEY": "docs-test-key-0123456789", "COLUMNS": "400"})
     _fails_saying(folder, command, needle, env)
 
 
 def test_troubleshooting_port_in_use_and_kafka_unreachable(first_run: Path, tmp_path: Path) -> None:
     folder = tmp_path / "site"
     shutil.copytree(first_run, folder)
-    env = _env(folder, {"CALLPULSE_PII_KEY": "docs-test-key", "COLUMNS": "400"})
+    env = _env(folder, {"CALLPULSE_PII_KEY": "docs-test-key-0123456789", "COLUMNS": "400"})
     with socket.socket() as taken, socket.socket() as closed:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         closed.bind(("127.0.0.1", 0))  # bound, never listening: nothing answers there
         (folder / "port.toml").write_text(f"[exporter]\nport = {taken.getsockname()[1]}\n", encoding="utf-8")
         demo = "callpulse demo --config port.toml --db p.duckdb --speed 0 --max-events 10"
-        _fails_saying(folder, demo, "OSError: [Errno 98] Address already in use", env)
-        produce = f"callpulse produce --simulate --bootstrap 127.0.0.1:{closed.getsockname()[1]}"
-        _fails_saying(folder, produce, "KafkaConnectionError: Unable to bootstrap from", env)
+        _fails_saying(folder, demo, "cannot serve /metrics and the wallboard there (Address already in use)", env)
+        (folder / "kafka.toml").write_text('[kafka]\nstart_timeout = "2s"\n', encoding="utf-8")
+        produce = f"callpulse produce --simulate --config kafka.toml --bootstrap 127.0.0.1:{closed.getsockname()[1]}"
+        _fails_saying(folder, produce, "error: kafka: no broker reachable at 127.0.0.1:", env)
 
 
 def test_troubleshooting_database_in_use(first_run: Path, tmp_path: Path) -> None:
     folder = tmp_path / "site"
     shutil.copytree(first_run, folder)
-    env = _env(folder, {"CALLPULSE_PII_KEY": "docs-test-key", "COLUMNS": "400"})
+    env = _env(folder, {"CALLPULSE_PII_KEY": "docs-test-key-0123456789", "COLUMNS": "400"})
     db = folder / "busy.duckdb"
     demo = subprocess.Popen(
         ["callpulse", "demo", "--db", str(db), "--speed", "1", "--duration", "300", "--no-serve"],
@@ -335,7 +336,7 @@ def test_troubleshooting_database_in_use(first_run: Path, tmp_path: Path) -> Non
         (folder / "one.jsonl").write_text(
             '{"type":"agent","agent_id":"a","state":"login","at":"2026-03-02T09:00:00Z"}\n'
         )
-        _fails_saying(folder, "callpulse replay one.jsonl --db busy.duckdb", "Could not set lock on file", env)
+        _fails_saying(folder, "callpulse replay one.jsonl --db busy.duckdb", "in use by another process (PID", env)
         _fails_saying(
             folder,
             "callpulse retention --days 3 --db busy.duckdb",

@@ -1,4 +1,5 @@
-"""callpulse's command line run in a child process, as a user runs it.
+"""callpulse's command line run in a child process, as a user runs it, and checks that a
+failure is said the way users are promised: one line, no traceback.
 
 Tests get a ``Cli`` from the ``cli`` fixture (tests/conftest.py). Its environment carries a
 PII key (the same one ``tests.helpers`` gives in-process engines, so a database written
@@ -16,14 +17,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypedDict, Unpack
 
-from tests.helpers import PII_KEY
+from tests import helpers
 
+PII_KEY = helpers.PII_KEY.decode()
 MAIN = "pipeline.cli"
 ANALYST = "pipeline.cli.analyst"
+CALLPULSE = Path(sys.executable).with_name("callpulse")
+"""This environment's console script: the entry point a user's shell runs."""
 
 
-def _default_env() -> dict[str, str]:
-    return {**os.environ, "CALLPULSE_PII_KEY": PII_KEY.decode()}
+def cli_env(**overrides: str) -> dict[str, str]:
+    """The test process's environment with the tests' PII key, plus ``overrides``."""
+    return {**os.environ, "CALLPULSE_PII_KEY": PII_KEY, **overrides}
 
 
 class RunOptions(TypedDict, total=False):
@@ -37,15 +42,17 @@ class Cli:
     """Runs ``python -m <module> <args>``: ``callpulse`` itself, or ``.analyst`` for the
     analysts' command."""
 
-    env: Mapping[str, str] = field(default_factory=_default_env)
-    module: str = MAIN
+    env: Mapping[str, str] = field(default_factory=cli_env)
+    module: str | None = MAIN  # None: the console script
+
 
     @property
     def analyst(self) -> Cli:
         return replace(self, module=ANALYST)
 
     def argv(self, *args: str | os.PathLike[str]) -> list[str]:
-        return [sys.executable, "-m", self.module, *(os.fspath(a) for a in args)]
+        command = [str(CALLPULSE)] if self.module is None else [sys.executable, "-m", self.module]
+        return [*command, *(os.fspath(a) for a in args)]
 
     def __call__(
         self,
@@ -60,6 +67,7 @@ class Cli:
             cwd=cwd,
             env=dict(self.env),
             input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -90,3 +98,32 @@ class Cli:
     def without(self, *names: str) -> Cli:
         """The same runner with these environment variables unset."""
         return replace(self, env={k: v for k, v in self.env.items() if k not in names})
+
+
+def callpulse(
+    *args: str | os.PathLike[str],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """``callpulse ARGS`` through the console script, in ``cwd``."""
+    runner = Cli(env=env if env is not None else cli_env(), module=None)
+    return runner(*args, cwd=cwd, stdin=stdin, timeout=timeout)
+
+
+def stderr_lines(run: subprocess.CompletedProcess[str]) -> list[str]:
+    """The non-blank lines a run wrote to stderr; fails on any traceback."""
+    assert "Traceback" not in run.stderr and "Error ─" not in run.stderr, run.stderr
+    return [line for line in run.stderr.splitlines() if line.strip()]
+
+
+def one_error(run: subprocess.CompletedProcess[str], code: int, after: str | None = None) -> str:
+    """The one line a failed run wrote to stderr (checked: exit ``code``, one line, no
+    traceback); ``after``: the start of an information line the command prints first."""
+    lines = stderr_lines(run)
+    assert run.returncode == code, f"exit {run.returncode}, expected {code}: {run.stderr}"
+    if after is not None and lines and lines[0].startswith(after):
+        lines = lines[1:]
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{run.stderr}"
+    return lines[0]

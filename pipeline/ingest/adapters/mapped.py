@@ -199,7 +199,7 @@ class MappedReader:
                 continue
             if columns is None:
                 columns = tuple(v.strip() for v in values)
-                missing = sorted(self._needed() - set(columns))
+                missing = self.missing_columns(columns)
                 if missing:  # not the export this mapping is for: nothing here is usable
                     wrong_header = f"header lacks columns {missing} of mapping {spec.name!r}"
                     yield self._dead(position, text, wrong_header)
@@ -218,6 +218,10 @@ class MappedReader:
                 positions, raws, rows = [], [], []
         if rows and columns is not None:
             yield from self._rows(columns, positions, raws, rows)
+
+    def missing_columns(self, header: Iterable[str]) -> list[str]:
+        """The columns this mapping reads that ``header`` lacks (sorted; empty: it fits)."""
+        return sorted(self._needed() - {c.strip() for c in header})
 
     def _needed(self) -> set[str]:
         spec = self.spec

@@ -9,6 +9,7 @@ wait, until ``stop`` is set and everything written so far has been read.
 
 from __future__ import annotations
 
+import csv
 import queue
 import sys
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 
 from pipeline.core.records import DeadLetter, Parsed, RawBatch
 from pipeline.ingest.adapters import get_adapter
+from pipeline.ingest.adapters.mapped import MappedReader, MappingError, load_mapping
 from pipeline.ingest.sources.files import source_name
 from pipeline.ingest.tailer import follow
 
@@ -31,6 +33,30 @@ def numbered_lines(path: str) -> Iterator[tuple[str, str]]:
     finally:
         if handle is not sys.stdin:
             handle.close()
+
+
+def check_mapped_header(path: str, mapping: str, guessed: bool) -> None:
+    """Raise ``MappingError`` unless the header of ``path`` has the columns ``mapping``
+    reads (``guessed``: the format was detected, the bundled mapping assumed), so an
+    export of another kind is refused whole instead of dead-lettered row by row."""
+    spec = load_mapping(mapping)
+    if spec.columns or not spec.header:
+        return  # columns given by the mapping: no header to check
+    first = next((text for _, text in numbered_lines(path) if text.strip()), "")
+    # the file's own separator, which may not be the mapping's (a CSV met by a TSV mapping)
+    sep = spec.delimiter if spec.delimiter in first else next((d for d in "\t,;|" if d in first), spec.delimiter)
+    header = next(csv.reader([first], delimiter=sep), [])
+    missing = MappedReader(spec).missing_columns(header)
+    if not missing:
+        return
+    shown = ", ".join(c.strip() for c in header[:8]) + (", ..." if len(header) > 8 else "")
+    if guessed:
+        raise MappingError(
+            f"{path}: its header ({shown}) matches no known format: not callpulse CSV (no type column) "
+            f"nor the {spec.name} export (no {', '.join(missing[:4])}); for another system's export "
+            "pass --format mapped --mapping FILE (see docs/formats.md)"
+        )
+    raise MappingError(f"{path}: its header lacks the columns {', '.join(missing)} that mapping {spec.name!r} reads")
 
 
 def _chunks(items: Iterable[Parsed | DeadLetter], source: str, batch_size: int) -> Iterator[RawBatch]:

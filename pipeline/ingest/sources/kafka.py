@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -33,6 +36,7 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from pipeline.core.config import KafkaSettings
+from pipeline.core.errors import ServiceUnavailable, first_line
 from pipeline.core.pii import mask_phone_like
 from pipeline.core.records import DeadLetter, Parsed, RawBatch, SourceOffset
 from pipeline.ingest.adapters.asterisk import QueueLogParser
@@ -330,6 +334,56 @@ def route_queue_log(lines: Iterable[bytes], topics: Mapping[str, str], server: s
             yield Routed(topics[QUEUE_LOG], key, value)
 
 
+def wait_for_broker(
+    settings: KafkaSettings,
+    on_retry: Callable[[int, str, float], None],
+    stop: threading.Event | None = None,
+    max_delay_s: float = 30.0,
+) -> None:
+    """Return once a broker of ``settings.bootstrap`` answers; retry with a doubling
+    back-off (``on_retry(attempt, reason, delay)`` before each wait) for at most
+    ``settings.start_timeout_s``, then raise ``ServiceUnavailable``."""
+    deadline = time.monotonic() + settings.start_timeout_s
+    delay = 1.0
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            asyncio.run(_bootstrap(settings.bootstrap))
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure to connect is "not reachable yet"
+            reason = "cannot connect" if type(exc).__name__ == "KafkaConnectionError" else first_line(exc)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or (stop is not None and stop.is_set()):
+            raise ServiceUnavailable(
+                f"kafka: no broker reachable at {settings.bootstrap} after {attempt} attempt"
+                f"{'s' if attempt > 1 else ''} in {settings.start_timeout_s:g} s ({reason}); check [kafka] bootstrap "
+                "or CALLPULSE_KAFKA_BOOTSTRAP and that the broker runs ([kafka] start_timeout: how long to try)"
+            )
+        wait = min(delay, remaining)
+        on_retry(attempt, reason, wait)
+        if stop is not None:
+            stop.wait(wait)
+        else:
+            time.sleep(wait)
+        delay = min(delay * 2, max_delay_s)
+
+
+async def _bootstrap(bootstrap: str) -> None:
+    from aiokafka.client import AIOKafkaClient
+
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    # aiokafka logs each refused connection itself; the caller says it once, in one line
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        await client.bootstrap()
+    finally:
+        quiet.setLevel(level)
+        await client.close()
+
+
 def ensure_topics(settings: KafkaSettings, partitions: int = 3, timeout_s: float = 30.0) -> list[str]:
     """Create the four topics if missing (replication 1); return the ones created."""
     return asyncio.run(_ensure_topics(settings, partitions, timeout_s))
@@ -393,7 +447,6 @@ async def produce_async(
     max_request_bytes: int = 4 * 1_048_576,
 ) -> int:
     """Send routed messages with one batching aiokafka producer; waits until all are acked."""
-    import time
 
     from aiokafka import AIOKafkaProducer
 
