@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from devtools.procs import free_port, wait_until
 from tests.helpers import offered
 from tests.support.cli import CALLPULSE, PII_KEY, callpulse, cli_env, one_error
-from tests.support.procs import free_port, wait_until
 
 LOCKED = "Could not set lock"
 

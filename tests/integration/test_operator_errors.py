@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from devtools.procs import LOOPBACK, free_port
 from tests.helpers import offered
 from tests.support.cli import CALLPULSE, callpulse, cli_env, one_error, stderr_lines
-from tests.support.procs import LOOPBACK, free_port
 
 
 def jsonl(path: Path, records: list[dict[str, object]]) -> Path:

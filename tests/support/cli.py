@@ -45,7 +45,6 @@ class Cli:
     env: Mapping[str, str] = field(default_factory=cli_env)
     module: str | None = MAIN  # None: the console script
 
-
     @property
     def analyst(self) -> Cli:
         return replace(self, module=ANALYST)
