@@ -172,3 +172,32 @@ CREATE TABLE IF NOT EXISTS breaches (
     closed_at   TIMESTAMPTZ,
     PRIMARY KEY (queue, kpi, "window", opened_at)
 );
+
+-- Exported counters (pipeline/core/counters.py): counts as each batch decided them, never
+-- recounted, so they only grow (a threshold change, retention or a restart leaves them).
+CREATE TABLE IF NOT EXISTS queue_counters (
+    queue          VARCHAR PRIMARY KEY,
+    offered        BIGINT NOT NULL,
+    answered       BIGINT NOT NULL,
+    abandoned      BIGINT NOT NULL,
+    answered_in_sl BIGINT NOT NULL,   -- within the queue's threshold when the answer was counted
+    answer_wait_us BIGINT NOT NULL    -- sum of answered calls' waits, microseconds
+);
+
+-- Answered calls per queue that waited at most le seconds (cumulative histogram buckets);
+-- every bound once used stays.
+CREATE TABLE IF NOT EXISTS queue_wait_buckets (
+    queue VARCHAR NOT NULL,
+    le    DOUBLE NOT NULL,
+    calls BIGINT NOT NULL,
+    PRIMARY KEY (queue, le)
+);
+
+-- Records stored, ignored as duplicates and dead-lettered, by source kind (and reason label).
+CREATE TABLE IF NOT EXISTS pipeline_counters (
+    metric VARCHAR NOT NULL,          -- ingested | duplicates | dead_letters
+    source VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,          -- '' but for dead_letters
+    value  BIGINT NOT NULL,
+    PRIMARY KEY (metric, source, reason)
+);

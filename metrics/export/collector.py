@@ -15,8 +15,7 @@ series per queue and reason, ``reason=""`` with 0 while nobody is not ready.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,42 +31,21 @@ from metrics.export import names
 from metrics.kpi.breaches import LIVE, OLDEST_WAIT, WINDOW_KPIS, Key
 from metrics.kpi.snapshot import KpiSnapshot, QueueKpis
 
+# Where the bounds and labels were defined before the counters were stored; kept importable.
+from pipeline.core.counters import WAIT_BUCKETS as WAIT_BUCKETS
+from pipeline.core.counters import reason_label as reason_label
+from pipeline.core.counters import source_kind as source_kind
+from pipeline.core.counters import wait_bounds as wait_bounds
+
 PREFIX = names.PREFIX
 
-# Answer-wait buckets (seconds); every configured service-level threshold is added.
-WAIT_BUCKETS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 BATCH_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 AGENT_STATES: tuple[str, ...] = ("login", "ready", "not_ready", "busy", "wrap")
 
 
-def wait_bounds(thresholds: Iterable[float]) -> tuple[float, ...]:
-    """The wait histogram's bucket bounds: the standard set with every threshold added."""
-    return tuple(sorted({float(b) for b in WAIT_BUCKETS} | {float(t) for t in thresholds if t > 0}))
-
-
-_WORD = re.compile(r"[^a-z0-9]+")
-
-
-def source_kind(source: str) -> str:
-    """Bounded ``source`` label: ``file:/x/y.jsonl`` -> ``file``, ``kafka:t`` -> ``kafka``."""
-    kind = _WORD.sub("_", source.split(":", 1)[0].lower()).strip("_")[:32]
-    return kind or "unknown"
-
-
-def reason_label(reason: str) -> str:
-    """Bounded ``reason`` label: the reason's prefix without details or numbers.
-
-    ``missing field: queue`` -> ``missing_field``; ``timestamp in the future (more
-    than 300 s ahead ...)`` -> ``timestamp_in_the_future``.
-    """
-    head = re.sub(r"\(.*", "", reason.split(":", 1)[0].lower())
-    label = _WORD.sub("_", re.sub(r"\d+", " ", head)).strip("_")[:40].strip("_")
-    return label or "other"
-
-
 @dataclass(frozen=True, slots=True)
 class CallTotals:
-    """Running totals of one queue's stored calls (event time, only ever growing)."""
+    """One queue's stored call counters (pipeline/core/counters.py: they only grow)."""
 
     offered: int = 0
     answered: int = 0
@@ -79,7 +57,8 @@ class CallTotals:
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """Pipeline counters since the process started (labels already bounded)."""
+    """Pipeline counters (labels already bounded): the record counts are the stored ones,
+    kept across restarts; the batch-duration histogram is this process's."""
 
     ingested: Mapping[str, int] = field(default_factory=dict)
     duplicates: Mapping[str, int] = field(default_factory=dict)

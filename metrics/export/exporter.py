@@ -15,7 +15,7 @@ services' HTTP server.
 from __future__ import annotations
 
 import bisect
-from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from metrics.export import names
 from metrics.export.collector import (
     BATCH_BUCKETS,
+    WAIT_BUCKETS,
     AgentKpis,
     AgentRow,
     AgentWindow,
@@ -33,13 +34,10 @@ from metrics.export.collector import (
     ExportState,
     Health,
     KpiCollector,
-    reason_label,
-    source_kind,
-    wait_bounds,
 )
 from metrics.kpi.breaches import BreachDetector
 from metrics.kpi.snapshot import KpiSnapshot
-from pipeline.core import sqlfiles
+from pipeline.core import counters, sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.engine import Totals
 from pipeline.serve.host import Services
@@ -50,8 +48,8 @@ ROUTE = "/metrics"
 
 
 class HealthTracker:
-    """Bounded-label copies of the engine's running totals; the batch-duration
-    histogram is kept incrementally (each batch time is read once)."""
+    """The stored record counters (kept across restarts) and this process's batch-duration
+    histogram, kept incrementally from the engine's totals (each batch time is read once)."""
 
     def __init__(self) -> None:
         self._seen = 0
@@ -59,7 +57,7 @@ class HealthTracker:
         self._count = 0
         self._sum = 0.0
 
-    def update(self, totals: Totals) -> Health:
+    def update(self, totals: Totals, stored: Mapping[str, Mapping[tuple[str, str], int]]) -> Health:
         new = totals.batch_seconds_since(self._seen)
         self._seen = totals.batches
         for seconds in new:
@@ -68,19 +66,10 @@ class HealthTracker:
                 self._buckets[i] += 1
             self._count += 1
             self._sum += seconds
-        ingested: Counter[str] = Counter()
-        for source, n in totals.accepted_by_source.items():
-            ingested[source_kind(source)] += n
-        duplicates: Counter[str] = Counter()
-        for source, n in totals.duplicates_by_source.items():
-            duplicates[source_kind(source)] += n
-        dead: Counter[tuple[str, str]] = Counter()
-        for (source, reason), n in totals.dead_by_source_reason.items():
-            dead[(source_kind(source), reason_label(reason))] += n
         return Health(
-            dict(ingested),
-            dict(duplicates),
-            dict(dead),
+            {source: n for (source, _), n in stored.get(counters.INGESTED, {}).items()},
+            {source: n for (source, _), n in stored.get(counters.DUPLICATES, {}).items()},
+            dict(stored.get(counters.DEAD_LETTERS, {})),
             tuple(self._buckets),
             self._count,
             self._sum,
@@ -112,8 +101,7 @@ class Exporter:
         """Build (and keep) the state the next scrapes show; the refresher's thread only."""
         breaches = self.detector(con)
         snap: KpiSnapshot | None = self.snapshot()
-        bounds = wait_bounds(t.sl_threshold_s for t in _targets(snap))
-        calls = _call_totals(con, bounds)
+        bounds, calls = _call_totals(con)
         occupancy: dict[tuple[str, str], float | None] = {}
         agents: tuple[AgentRow, ...] | None = None
         agent_kpis: tuple[AgentKpis, ...] = ()
@@ -134,7 +122,7 @@ class Exporter:
             wait_bounds=bounds,
             occupancy=occupancy,
             breaches=breaches,
-            health=self.health.update(self.totals),
+            health=self.health.update(self.totals, counters.pipeline_counts(con)),
             agents=agents,
             agent_kpis=agent_kpis,
         )
@@ -167,10 +155,6 @@ def _now(services: Services) -> datetime:
     return services.engine.clock()
 
 
-def _targets(snap: KpiSnapshot | None) -> list[Any]:
-    return [q.targets for q in snap.queues.values()] if snap is not None else []
-
-
 def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     sql = sqlfiles.load(name)
     cur = con.execute(sql, sqlfiles.params_for(sql, params))
@@ -178,10 +162,13 @@ def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> 
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
-def _call_totals(con: duckdb.DuckDBPyConnection, bounds: tuple[float, ...]) -> dict[str, CallTotals]:
+def _call_totals(con: duckdb.DuckDBPyConnection) -> tuple[tuple[float, ...], dict[str, CallTotals]]:
+    """The wait-bucket bounds and each queue's stored call counters (sql/exporter_call_totals.sql)."""
     buckets: dict[str, dict[float, int]] = {}
-    for r in _rows(con, "exporter_wait_buckets", {"bounds": list(bounds)}):
+    for r in _rows(con, "exporter_wait_buckets", {}):
         buckets.setdefault(r["queue"], {})[float(r["le"])] = int(r["calls"])
+    # Every queue has a row per bound (counters_seed.sql); a bound a queue lacks would read 0.
+    bounds = tuple(sorted({le for per in buckets.values() for le in per})) or WAIT_BUCKETS
     out = {}
     for r in _rows(con, "exporter_call_totals", {}):
         per = buckets.get(r["queue"], {})
@@ -193,7 +180,7 @@ def _call_totals(con: duckdb.DuckDBPyConnection, bounds: tuple[float, ...]) -> d
             wait_sum_s=float(r["answer_wait_s"]),
             wait_buckets=tuple(per.get(b, 0) for b in bounds),
         )
-    return out
+    return bounds, out
 
 
 def _agent_kpis(con: duckdb.DuckDBPyConnection, watermark: datetime, label: dict[int, str]) -> tuple[AgentKpis, ...]:

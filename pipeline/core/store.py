@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline.core import call_order, sqlfiles
+from pipeline.core import call_order, counters, sqlfiles
 from pipeline.core.config import Config, QueueSettings
 from pipeline.core.normalize import Normalized
 from pipeline.core.records import SourceOffset
@@ -89,9 +89,14 @@ class Store:
             self._run("update_pipeline_settings", interval_s=self.config.interval_s, timezone=self.config.timezone)
             for queue in sorted(queues):
                 changed |= self._upsert_queue(queue, self.config.for_queue(queue))
+            self._seed_counters()
         has_events = self._one("has_events")
         if changed and has_events and has_events[0]:
             self.resettle(interval_changed)
+
+    def _seed_counters(self) -> None:
+        """Counter rows for new queues and new wait-bucket bounds (pipeline/core/counters.py)."""
+        self._run("counters_seed", bounds=list(counters.WAIT_BUCKETS))
 
     def _upsert_queue(self, queue: str, s: QueueSettings) -> bool:
         values = {
@@ -122,8 +127,10 @@ class Store:
         batch: Normalized,
         offsets: list[SourceOffset] | None = None,
         received_at: datetime | None = None,
+        source: str = "",
     ) -> StoreCounts:
-        """Store a normalized batch and refresh what it touched, in one transaction."""
+        """Store a normalized batch and refresh what it touched, in one transaction; the
+        exported counters (by ``source``'s kind) are added to in the same transaction."""
         received_at = received_at or datetime.now(UTC)
         calls = batch.calls.unique(subset=["call_id", "queue", "event"], keep="first", maintain_order=True)
         agents = batch.agents.unique(subset=["agent_id", "ts", "state"], keep="first", maintain_order=True)
@@ -134,6 +141,8 @@ class Store:
                 new_queues = set(calls.get_column("queue").unique().to_list()) - self._known_queues
                 for queue in sorted(new_queues):
                     self._upsert_queue(queue, self.config.for_queue(queue))
+                if new_queues:
+                    self._seed_counters()
                 con.register("batch_calls", calls.to_arrow())
                 con.register("batch_agents", agents.to_arrow())
                 con.register("batch_qa", qa.to_arrow())
@@ -186,6 +195,13 @@ class Store:
                         offsets=[o.offset for o in offsets],
                         updated_at=received_at,
                     )
+                accepted_rows = set(new_calls.get_column("_row").to_list())
+                accepted_rows.update(new_agents.get_column("_row").to_list())
+                accepted_rows.update(new_qa.get_column("_row").to_list())
+                dead_reasons = dead.get_column("reason").to_list()
+                accepted = len(accepted_rows)
+                duplicates = batch.records - accepted - dead.height
+                counters.add_batch(con, source, accepted, duplicates, dead_reasons)
         finally:
             for name in (
                 "batch_calls",
@@ -199,20 +215,16 @@ class Store:
                 with contextlib.suppress(duckdb.Error):
                     con.unregister(name)
 
-        accepted_rows = set(new_calls.get_column("_row").to_list())
-        accepted_rows.update(new_agents.get_column("_row").to_list())
-        accepted_rows.update(new_qa.get_column("_row").to_list())
-        dead_reasons: dict[str, int] = {}
-        for reason in dead.get_column("reason").to_list():
+        by_reason: dict[str, int] = {}
+        for reason in dead_reasons:
             label = reason.split(":", 1)[0]
-            dead_reasons[label] = dead_reasons.get(label, 0) + 1
-        accepted = len(accepted_rows)
+            by_reason[label] = by_reason.get(label, 0) + 1
         return StoreCounts(
             read=batch.records,
             accepted=accepted,
-            duplicates=batch.records - accepted - dead.height,
+            duplicates=duplicates,
             dead_lettered=dead.height,
-            dead_reasons=dead_reasons,
+            dead_reasons=by_reason,
             watermark=new_wm,
         )
 
@@ -243,6 +255,7 @@ class Store:
             self._run("touch_calls")
             con.unregister("_touched")
             self._run("refresh_batch_calls", iv=iv, lo=calls_from)
+            self._run("counters_add_calls")
             self._run("refresh_next_contact", iv=iv)
         advanced = old_wm is not None and new_wm is not None and new_wm > old_wm
         if advanced:
