@@ -201,3 +201,19 @@ CREATE TABLE IF NOT EXISTS pipeline_counters (
     value  BIGINT NOT NULL,
     PRIMARY KEY (metric, source, reason)
 );
+
+-- A stateful adapter's agents (Asterisk queue_log: queue membership, calls, a pause taken
+-- during a call) as of the source partition's stored offset, written in the same
+-- transaction, so a restarted worker's parser continues from it (pipeline/ingest/adapters).
+CREATE TABLE IF NOT EXISTS adapter_agents (
+    source      VARCHAR NOT NULL,
+    partition   INTEGER NOT NULL,
+    agent_id    VARCHAR NOT NULL,
+    queues      VARCHAR[] NOT NULL,
+    calls       VARCHAR[] NOT NULL,
+    paused      BOOLEAN NOT NULL,
+    reason      VARCHAR,
+    last_state  VARCHAR,
+    last_reason VARCHAR,
+    PRIMARY KEY (source, partition, agent_id)
+);

@@ -22,7 +22,7 @@ import polars as pl
 from pipeline.core import call_order, counters, sqlfiles
 from pipeline.core.config import Config, QueueSettings
 from pipeline.core.normalize import Normalized
-from pipeline.core.records import SourceOffset
+from pipeline.core.records import AdapterMemory, AgentMemory, SourceOffset
 
 log = logging.getLogger("callpulse.store")
 
@@ -128,6 +128,7 @@ class Store:
         offsets: list[SourceOffset] | None = None,
         received_at: datetime | None = None,
         source: str = "",
+        memory: list[AdapterMemory] | None = None,
     ) -> StoreCounts:
         """Store a normalized batch and refresh what it touched, in one transaction; the
         exported counters (by ``source``'s kind) are added to in the same transaction."""
@@ -195,6 +196,8 @@ class Store:
                         offsets=[o.offset for o in offsets],
                         updated_at=received_at,
                     )
+                if memory:
+                    self._save_memory(memory)
                 accepted_rows = set(new_calls.get_column("_row").to_list())
                 accepted_rows.update(new_agents.get_column("_row").to_list())
                 accepted_rows.update(new_qa.get_column("_row").to_list())
@@ -226,6 +229,23 @@ class Store:
             dead_lettered=dead.height,
             dead_reasons=by_reason,
             watermark=new_wm,
+        )
+
+    def _save_memory(self, memory: list[AdapterMemory]) -> None:
+        agents = [(m, a) for m in memory for a in m.agents]
+        self._run(
+            "adapter_agents_save",
+            sources=[m.source for m in memory],
+            partitions=[m.partition for m in memory],
+            a_sources=[m.source for m, _ in agents],
+            a_partitions=[m.partition for m, _ in agents],
+            a_agents=[a.agent_id for _, a in agents],
+            a_queues=[list(a.queues) for _, a in agents],
+            a_calls=[list(a.calls) for _, a in agents],
+            a_paused=[a.paused for _, a in agents],
+            a_reasons=[a.reason for _, a in agents],
+            a_last_states=[a.last_state for _, a in agents],
+            a_last_reasons=[a.last_reason for _, a in agents],
         )
 
     def _insert(self, table: str, frame: pl.DataFrame) -> None:
@@ -329,6 +349,14 @@ class Store:
     def offsets(self, source: str) -> dict[int, int]:
         rows = self.con.execute(sqlfiles.load("source_offsets"), {"source": source}).fetchall()
         return {p: o for p, o in rows}
+
+    def adapter_memory(self, source: str, partition: int) -> tuple[AgentMemory, ...]:
+        """What a stateful adapter remembered of its agents at the partition's stored offset."""
+        rows = self.con.execute(sqlfiles.load("adapter_agents"), {"source": source, "partition": partition})
+        return tuple(
+            AgentMemory(agent, tuple(queues), tuple(calls), paused, reason, last_state, last_reason)
+            for agent, queues, calls, paused, reason, last_state, last_reason in rows.fetchall()
+        )
 
     def query(self, name: str, **params: Any) -> pl.DataFrame:
         """Run ``sql/<name>.sql`` with named parameters, as a polars frame."""

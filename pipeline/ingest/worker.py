@@ -113,7 +113,7 @@ class OffsetSink:
         self.on_stored = on_stored
         self.topics = list(topics)
         self.queue_log_topics = frozenset(queue_log_topics)
-        self.queue_log = QueueLogDecoder(timezone)
+        self.queue_log = QueueLogDecoder(timezone, recall=engine.store.adapter_memory)
         self.stored: dict[tuple[str, int], int] = {}
         self.reload()
 
