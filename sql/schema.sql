@@ -77,6 +77,9 @@ CREATE TABLE IF NOT EXISTS source_offsets (
     updated_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (source, partition)
 );
+-- The partition's high watermark (next offset to be written) the worker knew when it fetched
+-- the batch: high_watermark - offset - 1 is the lag the exporter shows.
+ALTER TABLE source_offsets ADD COLUMN IF NOT EXISTS high_watermark BIGINT;
 
 -- One row: the watermark (newest event time seen) and the interval length in use.
 CREATE TABLE IF NOT EXISTS pipeline_state (

@@ -56,6 +56,16 @@ class CallTotals:
 
 
 @dataclass(frozen=True, slots=True)
+class PartitionOffset:
+    """How far one Kafka partition is stored (sql/exporter_source_offsets.sql)."""
+
+    topic: str
+    partition: int
+    offset: int
+    lag: int | None = None  # None: the partition's high watermark is not known
+
+
+@dataclass(frozen=True, slots=True)
 class Health:
     """Pipeline counters (labels already bounded): the record counts are the stored ones,
     kept across restarts; the batch-duration histogram is this process's."""
@@ -66,6 +76,8 @@ class Health:
     batch_buckets: tuple[int, ...] = ()  # cumulative counts per BATCH_BUCKETS
     batch_count: int = 0
     batch_sum_s: float = 0.0
+    refresh_failures: Mapping[str, int] = field(default_factory=dict)  # job -> failures (0: known job)
+    offsets: tuple[PartitionOffset, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +230,11 @@ class KpiCollector(Collector):
         hist = fam[names.BATCH_DURATION.name]
         assert isinstance(hist, HistogramMetricFamily)
         hist.add_metric([], buckets, h.batch_sum_s)
+        for job, n in sorted(h.refresh_failures.items()):
+            _add(fam, names.REFRESH_FAILURES_TOTAL, [job], n)
+        for o in h.offsets:
+            _add(fam, names.KAFKA_STORED_OFFSET, [o.topic, str(o.partition)], o.offset)
+            _add(fam, names.KAFKA_LAG, [o.topic, str(o.partition)], o.lag)
         if snap is not None and snap.watermark is not None:
             _add(fam, names.LAST_EVENT, [], snap.watermark.timestamp())
             _add(fam, names.WATERMARK_LAG, [], (self.clock() - snap.watermark).total_seconds())

@@ -15,7 +15,7 @@ services' HTTP server.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ from metrics.export.collector import (
     ExportState,
     Health,
     KpiCollector,
+    PartitionOffset,
 )
 from metrics.kpi.breaches import BreachDetector
 from metrics.kpi.snapshot import KpiSnapshot
@@ -44,6 +45,7 @@ from pipeline.serve.host import Services
 from pipeline.serve.http import Response
 
 PUBLISHED = "exporter"
+FAILURES_JOB = "refresh_failures"
 ROUTE = "/metrics"
 
 
@@ -57,7 +59,13 @@ class HealthTracker:
         self._count = 0
         self._sum = 0.0
 
-    def update(self, totals: Totals, stored: Mapping[str, Mapping[tuple[str, str], int]]) -> Health:
+    def update(
+        self,
+        totals: Totals,
+        stored: Mapping[str, Mapping[tuple[str, str], int]],
+        failures: Mapping[str, int],
+        offsets: tuple[PartitionOffset, ...],
+    ) -> Health:
         new = totals.batch_seconds_since(self._seen)
         self._seen = totals.batches
         for seconds in new:
@@ -73,6 +81,8 @@ class HealthTracker:
             tuple(self._buckets),
             self._count,
             self._sum,
+            dict(failures),
+            offsets,
         )
 
 
@@ -86,10 +96,12 @@ class Exporter:
         totals: Totals,
         snapshot: Any = None,
         clock: Any = None,
+        failures: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self.config = config
         self.totals = totals
         self.snapshot = snapshot or (lambda: None)
+        self.failures = failures or dict
         self.detector = BreachDetector(con, config.windows, config.exporter.breach_hold_s)
         self.health = HealthTracker()
         self.state: ExportState | None = None
@@ -122,7 +134,9 @@ class Exporter:
             wait_bounds=bounds,
             occupancy=occupancy,
             breaches=breaches,
-            health=self.health.update(self.totals, counters.pipeline_counts(con)),
+            health=self.health.update(
+                self.totals, counters.pipeline_counts(con), self.failures(), _source_offsets(con)
+            ),
             agents=agents,
             agent_kpis=agent_kpis,
         )
@@ -137,18 +151,51 @@ class Exporter:
 
 
 def attach(services: Services) -> Exporter:
-    """Add the exporter's refresh job and, if serving, the ``/metrics`` route."""
+    """Add the exporter's refresh job, the job that keeps the refresh failures in DuckDB
+    (they continue after a restart) and, if serving, the ``/metrics`` route."""
+    refresher = services.refresher
+    con = services.engine.store.con
+    stored = counters.pipeline_counts(con).get(counters.REFRESH_FAILURES, {})
+    for (job, _), n in stored.items():
+        refresher.failures[job] = max(refresher.failures[job], n)
+
+    def failures() -> dict[str, int]:
+        return {job: refresher.failures[job] for job in (*refresher.jobs, *refresher.failures)}
+
     exporter = Exporter(
-        services.engine.store.con,
+        con,
         services.config,
         services.engine.totals,
         snapshot=lambda: services.published.get("snapshot"),
         clock=lambda: _now(services),
+        failures=failures,
     )
-    services.refresher.add(PUBLISHED, exporter.refresh)
+    refresher.add(PUBLISHED, exporter.refresh)
+    refresher.add(FAILURES_JOB, FailureKeeper(failures), engine=True)
     if services.server is not None:
         services.server.add(ROUTE, exporter.route)
     return exporter
+
+
+class FailureKeeper:
+    """An engine-thread job: writes the refresh failures to DuckDB when they changed."""
+
+    def __init__(self, failures: Callable[[], Mapping[str, int]]) -> None:
+        self.failures = failures
+        self.written: dict[str, int] = {}
+
+    def __call__(self, con: duckdb.DuckDBPyConnection) -> None:
+        now = {job: n for job, n in self.failures().items() if n}
+        if now != self.written:
+            counters.keep_at_least(con, counters.REFRESH_FAILURES, now)
+            self.written = now
+
+
+def _source_offsets(con: duckdb.DuckDBPyConnection) -> tuple[PartitionOffset, ...]:
+    return tuple(
+        PartitionOffset(r["topic"], int(r["partition"]), int(r["offset"]), None if r["lag"] is None else int(r["lag"]))
+        for r in _rows(con, "exporter_source_offsets", {})
+    )
 
 
 def _now(services: Services) -> datetime:

@@ -31,6 +31,7 @@ WAIT_BUCKETS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300,
 INGESTED = "ingested"
 DUPLICATES = "duplicates"
 DEAD_LETTERS = "dead_letters"
+REFRESH_FAILURES = "refresh_failures"  # source: the job's name
 
 
 def wait_bounds(thresholds: Iterable[float]) -> tuple[float, ...]:
@@ -86,6 +87,16 @@ def add_batch(
                 "values": [rows[k] for k in keys],
             },
         )
+
+
+def keep_at_least(con: duckdb.DuckDBPyConnection, metric: str, counts: Mapping[str, int]) -> None:
+    """Store counts a process keeps itself (refresh failures by job), never lowering one."""
+    keys = sorted(counts)
+    sqlfiles.run(
+        con,
+        "counters_keep_at_least",
+        {"metric": metric, "sources": keys, "values": [counts[k] for k in keys]},
+    )
 
 
 def pipeline_counts(con: duckdb.DuckDBPyConnection) -> Mapping[str, dict[tuple[str, str], int]]:

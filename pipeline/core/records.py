@@ -95,6 +95,9 @@ class SourceOffset:
     source: str
     partition: int
     offset: int
+    # The partition's high watermark (next offset to be written) when the batch was fetched:
+    # stored with the offset, it gives the lag the exporter shows. None: not known.
+    high_watermark: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,6 +194,7 @@ class Store:
                         sources=[o.source for o in offsets],
                         partitions=[o.partition for o in offsets],
                         offsets=[o.offset for o in offsets],
+                        high_watermarks=[o.high_watermark for o in offsets],
                         updated_at=received_at,
                     )
                 if memory:

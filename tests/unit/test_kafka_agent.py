@@ -156,6 +156,34 @@ def test_bad_values_are_dead_lettered_with_their_position() -> None:
     assert batch_offsets([]) == []
 
 
+def test_batch_offsets_carry_the_highest_known_high_watermark() -> None:
+    messages = [
+        Message("p.calls", 0, 5, b"{}", high_watermark=9),
+        Message("p.calls", 0, 7, b"{}", high_watermark=12),  # a later fetch knew more
+        Message("p.calls", 0, 6, b"{}"),
+        Message("p.calls", 1, 3, b"{}"),  # never known
+    ]
+    assert batch_offsets(messages) == [SourceOffset("kafka:p.calls", 0, 7, 12), SourceOffset("kafka:p.calls", 1, 3)]
+
+
+def test_high_watermark_from_the_consumer_or_none() -> None:
+    from pipeline.ingest.worker import high_watermark
+
+    class Consumer:
+        def __init__(self, hw: object) -> None:
+            self.hw = hw
+
+        def highwater(self, tp: object) -> object:
+            if isinstance(self.hw, Exception):
+                raise self.hw
+            return self.hw
+
+    assert high_watermark(Consumer(42), ("t", 0)) == 42
+    assert high_watermark(Consumer(None), ("t", 0)) is None  # no fetch response yet
+    assert high_watermark(Consumer(-1), ("t", 0)) is None
+    assert high_watermark(Consumer(RuntimeError("consumer not started")), ("t", 0)) is None
+
+
 @pytest.mark.parametrize(
     ("offsets", "stored", "kept"),
     [

@@ -62,6 +62,7 @@ class Message(NamedTuple):
     offset: int
     value: bytes | None
     timestamp_ms: int | None = None
+    high_watermark: int | None = None  # the partition's, as the consumer knew it at the fetch
 
 
 def topic_names(settings: KafkaSettings) -> dict[str, str]:
@@ -113,8 +114,16 @@ def highest_offsets(messages: Iterable[Message]) -> dict[tuple[str, int], int]:
 
 
 def batch_offsets(messages: Sequence[Message]) -> list[SourceOffset]:
-    """The highest offset per partition in a batch, as ``SourceOffset``s."""
-    return [SourceOffset(source_name(t), p, o) for (t, p), o in sorted(highest_offsets(messages).items())]
+    """The highest offset per partition in a batch, as ``SourceOffset``s, with the highest
+    high watermark known for the partition."""
+    marks: dict[tuple[str, int], int] = {}
+    for m in messages:
+        if m.high_watermark is not None:
+            key = (m.topic, m.partition)
+            marks[key] = max(marks.get(key, m.high_watermark), m.high_watermark)
+    return [
+        SourceOffset(source_name(t), p, o, marks.get((t, p))) for (t, p), o in sorted(highest_offsets(messages).items())
+    ]
 
 
 def batch_from_messages(topic: str, messages: Sequence[Message], max_value_bytes: int = MAX_VALUE_BYTES) -> RawBatch:
