@@ -2,11 +2,14 @@
 the runtime services (pipeline/serve/host.py).
 
 Threads: ``Exporter.refresh`` is a refresher job, so it runs on the refresher's thread
-and connection (pipeline/serve/http.py; the engine's, with ``every_s`` 0): it runs the
-breach detector, reads the running call totals, wait histogram, occupancy and (with
-``per_agent``) each agent's state, window KPIs and QA score, copies the engine's
-counters and publishes one immutable ``ExportState``. The HTTP handler only formats
-what was published (``generate_latest`` on the exporter's own registry).
+and connection (pipeline/serve/refresher.py; the engine's, with ``every_s`` 0): it runs
+the breach detector, reads the counters stored in DuckDB (calls, wait histogram, records
+by source: pipeline/core/counters.py, so they never go down), the stored Kafka offsets,
+occupancy and (with ``per_agent``) each agent's state, window KPIs and QA score, copies
+the refresh failures and this process's batch times, and publishes one immutable
+``ExportState``. The HTTP handler only formats what was published (``generate_latest``
+on the exporter's own registry). A second job, on the engine thread, keeps the refresh
+failures in DuckDB so that a restart continues them.
 
 Served on the [exporter] host/port of the config (127.0.0.1:9464 by default) by the
 services' HTTP server.
