@@ -10,7 +10,9 @@ in breach when it is past its target, a gated one only on a window with at least
 ``min_calls`` offered calls. KPI tiles carry their ``unit`` and come in the page's
 order, so the page keeps no list of its own. Each queue also gets the time in not-ready
 so far by reason (``not_ready_time``, as the Grafana board's "Time not ready by
-reason"). Caller numbers appear only masked (``caller_masked``).
+reason"). Caller numbers appear only masked (``caller_masked``). ``data_age_s`` is how old
+the data is when the document is made: the wall clock minus the watermark, as
+``callpulse_watermark_lag_seconds`` on /metrics.
 """
 
 from __future__ import annotations
@@ -99,8 +101,10 @@ def wallboard_json(
     agents: list[dict[str, Any]],
     timezone: str,
     window: str,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The document `/api/wallboard` serves (pure: snapshot and list rows in, dict out)."""
+    """The document `/api/wallboard` serves (pure: snapshot and list rows in, dict out);
+    ``now``: the wall clock, for the data's age."""
     tz = ZoneInfo(timezone)
     queues, breaches = [], []
     for name, q in sorted(snapshot.queues.items()):
@@ -131,6 +135,7 @@ def wallboard_json(
     return {
         "watermark": wm.isoformat() if wm else None,
         "watermark_local": wm.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if wm else None,
+        "data_age_s": (now - wm).total_seconds() if wm and now else None,
         "timezone": timezone,
         "window": window,
         "queues": queues,
@@ -173,7 +178,13 @@ def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | No
     return frame.to_dicts()
 
 
-def compute(con: duckdb.DuckDBPyConnection, snapshot: KpiSnapshot, timezone: str, window: str) -> dict[str, Any]:
+def compute(
+    con: duckdb.DuckDBPyConnection,
+    snapshot: KpiSnapshot,
+    timezone: str,
+    window: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Run the list queries (the refresher's thread) and build the document."""
     return wallboard_json(
         snapshot,
@@ -186,6 +197,7 @@ def compute(con: duckdb.DuckDBPyConnection, snapshot: KpiSnapshot, timezone: str
         _rows(con, "wallboard_agents"),
         timezone,
         window,
+        now,
     )
 
 
@@ -204,7 +216,8 @@ def attach(services: Any) -> None:
 
     def job(con: duckdb.DuckDBPyConnection) -> bytes:
         snapshot = services.published.get("snapshot") or take_snapshot(con, config.windows)
-        return json.dumps(compute(con, snapshot, config.timezone, window)).encode()
+        now = services.engine.clock()
+        return json.dumps(compute(con, snapshot, config.timezone, window, now)).encode()
 
     services.refresher.add(PUBLISHED, job)
     if services.server is None:

@@ -110,6 +110,8 @@ async function refresh() {
     const data = await response.json();
     document.getElementById("clock").textContent = data.watermark_local ? data.watermark_local + " " + data.timezone : "no data yet";
     document.getElementById("window").textContent = "window " + data.window;
+    document.getElementById("age").textContent = data.data_age_s === null || data.data_age_s === undefined
+      ? "data age —" : "data " + fmtSeconds(Math.max(0, data.data_age_s)) + " old";
     renderQueues(data);
     renderBanner(data);
     renderLists(data);

@@ -15,8 +15,7 @@ series per queue and reason, ``reason=""`` with 0 while nobody is not ready.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -35,41 +34,20 @@ from metrics.kpi.definitions import LIVE
 from metrics.kpi.snapshot import KpiSnapshot, QueueKpis
 from pipeline.core.records import LOGGED_IN_STATES
 
+# Where the bounds and labels were defined before the counters were stored; kept importable.
+from pipeline.core.counters import WAIT_BUCKETS as WAIT_BUCKETS
+from pipeline.core.counters import reason_label as reason_label
+from pipeline.core.counters import source_kind as source_kind
+from pipeline.core.counters import wait_bounds as wait_bounds
+
 PREFIX = names.PREFIX
 
-# Answer-wait buckets (seconds); every configured service-level threshold is added.
-WAIT_BUCKETS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 BATCH_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-
-
-def wait_bounds(thresholds: Iterable[float]) -> tuple[float, ...]:
-    """The wait histogram's bucket bounds: the standard set with every threshold added."""
-    return tuple(sorted({float(b) for b in WAIT_BUCKETS} | {float(t) for t in thresholds if t > 0}))
-
-
-_WORD = re.compile(r"[^a-z0-9]+")
-
-
-def source_kind(source: str) -> str:
-    """Bounded ``source`` label: ``file:/x/y.jsonl`` -> ``file``, ``kafka:t`` -> ``kafka``."""
-    kind = _WORD.sub("_", source.split(":", 1)[0].lower()).strip("_")[:32]
-    return kind or "unknown"
-
-
-def reason_label(reason: str) -> str:
-    """Bounded ``reason`` label: the reason's prefix without details or numbers.
-
-    ``missing field: queue`` -> ``missing_field``; ``timestamp in the future (more
-    than 300 s ahead ...)`` -> ``timestamp_in_the_future``.
-    """
-    head = re.sub(r"\(.*", "", reason.split(":", 1)[0].lower())
-    label = _WORD.sub("_", re.sub(r"\d+", " ", head)).strip("_")[:40].strip("_")
-    return label or "other"
 
 
 @dataclass(frozen=True, slots=True)
 class CallTotals:
-    """Running totals of one queue's stored calls (event time, only ever growing)."""
+    """One queue's stored call counters (pipeline/core/counters.py: they only grow)."""
 
     offered: int = 0
     answered: int = 0
@@ -80,8 +58,19 @@ class CallTotals:
 
 
 @dataclass(frozen=True, slots=True)
+class PartitionOffset:
+    """How far one Kafka partition is stored (sql/exporter_source_offsets.sql)."""
+
+    topic: str
+    partition: int
+    offset: int
+    lag: int | None = None  # None: the partition's high watermark is not known
+
+
+@dataclass(frozen=True, slots=True)
 class Health:
-    """Pipeline counters since the process started (labels already bounded)."""
+    """Pipeline counters (labels already bounded): the record counts are the stored ones,
+    kept across restarts; the batch-duration histogram is this process's."""
 
     ingested: Mapping[str, int] = field(default_factory=dict)
     duplicates: Mapping[str, int] = field(default_factory=dict)
@@ -89,6 +78,8 @@ class Health:
     batch_buckets: tuple[int, ...] = ()  # cumulative counts per BATCH_BUCKETS
     batch_count: int = 0
     batch_sum_s: float = 0.0
+    refresh_failures: Mapping[str, int] = field(default_factory=dict)  # job -> failures (0: known job)
+    offsets: tuple[PartitionOffset, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +227,11 @@ class KpiCollector(Collector):
         hist = fam[names.BATCH_DURATION.name]
         assert isinstance(hist, HistogramMetricFamily)
         hist.add_metric([], buckets, h.batch_sum_s)
+        for job, n in sorted(h.refresh_failures.items()):
+            _add(fam, names.REFRESH_FAILURES_TOTAL, [job], n)
+        for o in h.offsets:
+            _add(fam, names.KAFKA_STORED_OFFSET, [o.topic, str(o.partition)], o.offset)
+            _add(fam, names.KAFKA_LAG, [o.topic, str(o.partition)], o.lag)
         if snap is not None and snap.watermark is not None:
             _add(fam, names.LAST_EVENT, [], snap.watermark.timestamp())
             _add(fam, names.WATERMARK_LAG, [], (self.clock() - snap.watermark).total_seconds())

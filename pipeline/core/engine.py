@@ -153,7 +153,9 @@ class Engine:
     def _store(self, prepared: _Prepared) -> BatchResult:
         started = time.perf_counter()
         batch = prepared.batch
-        counts = self.store.apply(prepared.normalized, batch.offsets, received_at=self.clock())
+        counts = self.store.apply(
+            prepared.normalized, batch.offsets, received_at=self.clock(), source=batch.source, memory=batch.memory
+        )
         # validation time + store time: with process_stream the two overlap other batches
         seconds = prepared.seconds + time.perf_counter() - started
         self.totals.add(batch.source, counts, seconds)

@@ -118,7 +118,7 @@ class OffsetSink:
         self.on_stored = on_stored
         self.topics = list(topics)
         self.queue_log_topics = frozenset(queue_log_topics)
-        self.queue_log = QueueLogDecoder(timezone)
+        self.queue_log = QueueLogDecoder(timezone, recall=engine.store.adapter_memory)
         self.stored: dict[tuple[str, int], int] = {}
         self.reload()
 
@@ -199,12 +199,22 @@ class BatchFeed:
                 continue
             now = time.monotonic()
             for tp, recs in (records or {}).items():
-                batcher.add(Message(tp.topic, tp.partition, r.offset, r.value, r.timestamp) for r in recs)
+                hw = high_watermark(consumer, tp)
+                batcher.add(Message(tp.topic, tp.partition, r.offset, r.value, r.timestamp, hw) for r in recs)
             # A batch due by time waits while the agent is storing one: what arrives
             # meanwhile joins it (up to batch_size), so a busy store gets fewer, larger batches.
             if batcher.due(now, room=self.queued == 0):
                 self.queued += 1
                 await self.channel.send(value=batcher.take(now))
+
+
+def high_watermark(consumer: Any, tp: Any) -> int | None:
+    """The partition's high watermark from the consumer's last fetch (None if not known yet)."""
+    try:
+        hw = consumer.highwater(tp)
+    except Exception:  # noqa: BLE001 - a lag figure is never worth stopping the drain for
+        return None
+    return hw if isinstance(hw, int) and hw >= 0 else None
 
 
 async def commit_stored(app: Any, batches: list[list[Message]]) -> None:

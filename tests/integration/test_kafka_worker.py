@@ -268,6 +268,10 @@ def test_malformed_messages_are_dead_lettered_and_consumption_goes_on(
     good = len(values) - len(bad)
     assert read(tmp_path / "w.duckdb", "SELECT count(*) FROM call_events")[0][0] == good
     assert max(len(r[0] or "") for r in read(tmp_path / "w.duckdb", "SELECT raw FROM dead_letters")) < 20_000
+    # Every message was on the broker before the worker fetched: the stored offset is the last one
+    # and the high watermark it knew is one past it (lag 0), stored with it.
+    stored = read(tmp_path / "w.duckdb", 'SELECT "offset", high_watermark FROM source_offsets')
+    assert stored == [(offsets[-1], offsets[-1] + 1)]
 
 
 def test_broker_outage_of_30s_loses_nothing(

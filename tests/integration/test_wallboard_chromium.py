@@ -21,6 +21,7 @@ import os
 import re
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +259,7 @@ def test_wallboard_tiles_match_kpis_json(cli: Cli, tmp_path: Path, chromium: Dev
             crowded_tiles = chromium.evaluate(READ_REASONS)
             body_text = chromium.evaluate("document.body.innerText")
             page_watermark = chromium.evaluate("document.body.dataset.watermark")
+            age_text = chromium.evaluate("document.getElementById('age').textContent")
             banner = chromium.evaluate(
                 "document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent"
             )
@@ -265,6 +267,10 @@ def test_wallboard_tiles_match_kpis_json(cli: Cli, tmp_path: Path, chromium: Dev
             services.close()
 
     assert page_watermark == expected["watermark"]
+    # The data's age: the server's wall clock (CLOCK) minus the watermark, in the feed and as text.
+    age = (CLOCK - datetime.fromisoformat(expected["watermark"])).total_seconds()
+    assert api["data_age_s"] == age
+    assert age >= 3600 and age_text == f"data {int(age // 3600)}h {int(age % 3600 // 60):02d}m old"
     png = base64.b64decode(shot["data"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "wallboard.png").write_bytes(png)

@@ -38,7 +38,7 @@ import polars as pl
 from pipeline.core.config import KafkaSettings
 from pipeline.core.errors import ServiceUnavailable, first_line
 from pipeline.core.pii import mask_phone_like
-from pipeline.core.records import DeadLetter, Parsed, RawBatch, SourceOffset
+from pipeline.core.records import AdapterMemory, AgentMemory, DeadLetter, Parsed, RawBatch, SourceOffset
 from pipeline.ingest.adapters.asterisk import QueueLogParser
 from pipeline.ingest.sources.files import MAX_RAW, jsonl_batch
 
@@ -66,6 +66,7 @@ class Message(NamedTuple):
     offset: int
     value: bytes | None
     timestamp_ms: int | None = None
+    high_watermark: int | None = None  # the partition's, as the consumer knew it at the fetch
 
 
 def topic_names(settings: KafkaSettings) -> dict[str, str]:
@@ -117,8 +118,16 @@ def highest_offsets(messages: Iterable[Message]) -> dict[tuple[str, int], int]:
 
 
 def batch_offsets(messages: Sequence[Message]) -> list[SourceOffset]:
-    """The highest offset per partition in a batch, as ``SourceOffset``s."""
-    return [SourceOffset(source_name(t), p, o) for (t, p), o in sorted(highest_offsets(messages).items())]
+    """The highest offset per partition in a batch, as ``SourceOffset``s, with the highest
+    high watermark known for the partition."""
+    marks: dict[tuple[str, int], int] = {}
+    for m in messages:
+        if m.high_watermark is not None:
+            key = (m.topic, m.partition)
+            marks[key] = max(marks.get(key, m.high_watermark), m.high_watermark)
+    return [
+        SourceOffset(source_name(t), p, o, marks.get((t, p))) for (t, p), o in sorted(highest_offsets(messages).items())
+    ]
 
 
 def batch_from_messages(topic: str, messages: Sequence[Message], max_value_bytes: int = MAX_VALUE_BYTES) -> RawBatch:
@@ -222,9 +231,12 @@ class QueueLogDecoder:
     and pauses), so a partition's parser is replaced by a fresh one whenever a batch
     does not continue where that parser stopped, i.e. when DuckDB's stored offset for
     the partition is not the last offset the parser saw (another worker stored the
-    partition's messages in between, after a rebalance). A fresh parser is what a
-    restart gives too: the adapter rebuilds a missing ``offered`` / ``answered`` from
-    the closing line, with the same key, and the store keeps one.
+    partition's messages in between, after a rebalance) or after a restart. A fresh
+    parser starts from what ``recall`` gives (the store's ``adapter_memory``: the agents'
+    state saved with the partition's offset, in the same transaction; each batch carries
+    the parsers' memory for that); of the calls, the adapter rebuilds a missing
+    ``offered`` / ``answered`` from the closing line, with the same key, and the store
+    keeps one.
 
     Values: one queue_log line per message, as Asterisk writes it (a value holding
     several lines is read line by line, all at the message's position). Empty and
@@ -233,9 +245,15 @@ class QueueLogDecoder:
     timestamps are read in ``timezone`` (the site's).
     """
 
-    def __init__(self, timezone: str = "UTC", max_value_bytes: int = MAX_VALUE_BYTES) -> None:
+    def __init__(
+        self,
+        timezone: str = "UTC",
+        max_value_bytes: int = MAX_VALUE_BYTES,
+        recall: Callable[[str, int], tuple[AgentMemory, ...]] | None = None,
+    ) -> None:
         self.timezone = timezone
         self.max_value_bytes = max_value_bytes
+        self.recall = recall
         self.tails: dict[tuple[str, int], _Tail] = {}
 
     def _parser(self, topic: str, partition: int, stored: Mapping[tuple[str, int], int]) -> QueueLogParser:
@@ -244,7 +262,9 @@ class QueueLogDecoder:
         held = stored.get(tp, -1)
         tail = self.tails.get(tp)
         if tail is None or tail.last != held:
-            tail = self.tails[tp] = _Tail(QueueLogParser(source_name(topic), timezone=self.timezone), held)
+            source = source_name(topic)
+            agents = self.recall(source, partition) if self.recall is not None and held >= 0 else ()
+            tail = self.tails[tp] = _Tail(QueueLogParser(source, timezone=self.timezone, agents=agents), held)
         return tail.parser
 
     def batch(
@@ -271,7 +291,8 @@ class QueueLogDecoder:
                 for line in value.decode("utf-8", errors="replace").splitlines():
                     items.extend(tail.parser.feed(pos, line))
             tail.last = m.offset
-        return RawBatch.from_items(source, items, batch_offsets(messages))
+        memory = [AdapterMemory(source, p, self.tails[(topic, p)].parser.memory()) for p in sorted(checked)]
+        return RawBatch.from_items(source, items, batch_offsets(messages), memory)
 
 
 def _clip(value: bytes) -> str:
