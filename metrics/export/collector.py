@@ -32,13 +32,13 @@ from metrics.kpi import definitions
 from metrics.kpi.breaches import Key
 from metrics.kpi.definitions import LIVE
 from metrics.kpi.snapshot import KpiSnapshot, QueueKpis
-from pipeline.core.records import LOGGED_IN_STATES
 
 # Where the bounds and labels were defined before the counters were stored; kept importable.
 from pipeline.core.counters import WAIT_BUCKETS as WAIT_BUCKETS
 from pipeline.core.counters import reason_label as reason_label
 from pipeline.core.counters import source_kind as source_kind
 from pipeline.core.counters import wait_bounds as wait_bounds
+from pipeline.core.records import LOGGED_IN_STATES
 
 PREFIX = names.PREFIX
 

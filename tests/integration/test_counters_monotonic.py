@@ -12,11 +12,11 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.procs import free_port
 from metrics.export import names
 from pipeline.cli.services import start_services
 from pipeline.core.config import Config, ExporterSettings, QueueSettings
 from tests import helpers
-from tests.support.procs import free_port
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 Sample = tuple[str, tuple[tuple[str, str], ...]]

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.procs import free_port
 from metrics.export import names
 from pipeline.cli.services import start_services
 from pipeline.core.config import Config, ExporterSettings
 from pipeline.core.records import SourceOffset
 from pipeline.serve.host import Services
 from tests import helpers
-from tests.support.procs import free_port
 
 EVENT = {"type": "call", "event": "offered", "call_id": "c1", "queue": "billing", "at": "2026-03-02T09:00:00Z"}
 Sample = tuple[str, tuple[tuple[str, str], ...]]
