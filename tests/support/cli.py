@@ -130,13 +130,5 @@ def one_error(run: subprocess.CompletedProcess[str], code: int, after: str | Non
 
 def replay_from_stdin(db: Path, batch_size: int, cwd: Path) -> subprocess.Popen[str]:
     """``callpulse replay -`` through the console script: a pipeline that stays up while its
-    standard input (piped; stderr piped, stdout discarded) stays open."""
-    return subprocess.Popen(
-        [CALLPULSE, "replay", "-", "--db", db, "--batch-size", str(batch_size)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=cwd,
-        env=cli_env(),
-    )
+    standard input (piped, as are its outputs) stays open."""
+    return Cli(module=None).popen("replay", "-", "--db", db, "--batch-size", str(batch_size), cwd=cwd, stdin=True)
