@@ -243,12 +243,7 @@ def kpis(
     if not cfg.db.exists():
         _fail(f"{cfg.db}: no database yet (run `callpulse replay` or `callpulse demo` first)")
     try:
-        con = dbfile.connect(cfg.db, read_only=True)
-        try:
-            dbfile.check_callpulse(con, cfg.db)
-        except dbfile.NotADatabase:
-            con.close()
-            raise
+        con = dbfile.open_callpulse(cfg.db, read_only=True)
     except dbfile.DatabaseInUse:
         # A running pipeline holds the file: read the analysts' copy it keeps beside it.
         from pipeline.ops.analyst_copy import AnalystError, open_copy

@@ -92,6 +92,18 @@ def check_callpulse(
         raise NotADatabase(path, f"a DuckDB file without the {', '.join(sorted(missing))} table")
 
 
+def open_callpulse(path: Path | str, read_only: bool = False, new_ok: bool = False) -> duckdb.DuckDBPyConnection:
+    """``connect`` and ``check_callpulse`` in one: the open connection, or closed again and
+    the error raised (``new_ok``: an empty or new file is accepted too)."""
+    con = connect(path, read_only=read_only)
+    try:
+        check_callpulse(con, Path(path), new_ok=new_ok)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def holder(path: Path, hint: str) -> None:
     """Raise ``DatabaseInUse`` if another process holds ``path`` (by trying to open it for
     writing, which is what DuckDB's lock is about); a file that is not a database is not

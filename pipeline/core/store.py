@@ -55,12 +55,7 @@ class Store:
             con = duckdb.connect(path)
         else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            con = dbfile.connect(path)
-            try:
-                dbfile.check_callpulse(con, Path(path), new_ok=True)
-            except BaseException:
-                con.close()
-                raise
+            con = dbfile.open_callpulse(path, new_ok=True)
         store = cls(con, config)
         store._run("store_settings")
         store._init_schema()

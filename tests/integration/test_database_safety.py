@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import subprocess
 from pathlib import Path
 
 import duckdb
@@ -15,7 +14,7 @@ import pytest
 
 from devtools.procs import free_port, wait_until
 from tests.helpers import offered
-from tests.support.cli import CALLPULSE, PII_KEY, callpulse, cli_env, one_error
+from tests.support.cli import PII_KEY, callpulse, cli_env, one_error, replay_from_stdin
 
 LOCKED = "Could not set lock"
 
@@ -58,15 +57,7 @@ def test_restore_force_refuses_the_file_of_a_running_pipeline(tmp_path: Path) ->
     assert run.returncode == 0, run.stderr
     live = tmp_path / "live.duckdb"
     # A pipeline that stays up while its input does: a replay of standard input.
-    holder = subprocess.Popen(
-        [CALLPULSE, "replay", "-", "--db", live, "--batch-size", "1"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=cli_env(),
-    )
+    holder = replay_from_stdin(live, 1, tmp_path)
     assert holder.stdin is not None and holder.stderr is not None
     try:
         holder.stdin.write(json.dumps(offered("live1", 1)) + "\n")

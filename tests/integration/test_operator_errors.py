@@ -15,7 +15,7 @@ import pytest
 
 from devtools.procs import LOOPBACK, free_port
 from tests.helpers import offered
-from tests.support.cli import CALLPULSE, callpulse, cli_env, one_error, stderr_lines
+from tests.support.cli import callpulse, cli_env, one_error, replay_from_stdin, stderr_lines
 
 
 def jsonl(path: Path, records: list[dict[str, object]]) -> Path:
@@ -35,15 +35,7 @@ def test_ctrl_c_in_replay_exits_130_saying_what_was_stored(tmp_path: Path) -> No
     db = tmp_path / "db.duckdb"
     batch, whole = 500, 12
     lines = [json.dumps(offered(f"c{i:05d}", i % 60)) + "\n" for i in range(batch * whole + batch // 2)]
-    proc = subprocess.Popen(
-        [CALLPULSE, "replay", "-", "--db", db, "--batch-size", str(batch)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=cli_env(),
-    )
+    proc = replay_from_stdin(db, batch, tmp_path)
     assert proc.stdin is not None and proc.stderr is not None
     try:
         # write() returns once the pipe (64 KiB) holds the rest: by then the replay has read

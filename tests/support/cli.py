@@ -126,3 +126,9 @@ def one_error(run: subprocess.CompletedProcess[str], code: int, after: str | Non
         lines = lines[1:]
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{run.stderr}"
     return lines[0]
+
+
+def replay_from_stdin(db: Path, batch_size: int, cwd: Path) -> subprocess.Popen[str]:
+    """``callpulse replay -`` through the console script: a pipeline that stays up while its
+    standard input (piped, as are its outputs) stays open."""
+    return Cli(module=None).popen("replay", "-", "--db", db, "--batch-size", str(batch_size), cwd=cwd, stdin=True)
