@@ -217,8 +217,10 @@ class KpiCollector(Collector):
     def _health(self, snap: KpiSnapshot | None, h: Health, fam: dict[str, Metric]) -> None:
         for source, n in sorted(h.ingested.items()):
             _add(fam, names.EVENTS_INGESTED_TOTAL, [source], n)
-        for source, n in sorted(h.duplicates.items()):
-            _add(fam, names.EVENTS_DUPLICATE_TOTAL, [source], n)
+        # A source that stored records but never met a duplicate still exports 0, so a
+        # rate over it is 0 rather than "No data".
+        for source in sorted(h.ingested.keys() | h.duplicates.keys()):
+            _add(fam, names.EVENTS_DUPLICATE_TOTAL, [source], h.duplicates.get(source, 0))
         for (source, reason), n in sorted(h.dead_letters.items()):
             _add(fam, names.DEAD_LETTERS_TOTAL, [source, reason], n)
         counts = h.batch_buckets or (0,) * len(BATCH_BUCKETS)
