@@ -18,24 +18,26 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/callpulse demo --duration $(DURATION) --speed $(SPEED)
 
-## Every test, with the real services they need (installed and started by the project's scripts).
-test: $(STAMP) test-deps
+## Lint, then every test, with the real services they need (installed and started by the project's scripts).
+test: lint test-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$status
 
+## Every test that needs no service (no Kafka, Prometheus or Chromium). CALLPULSE_NO_SERVICES makes
+## the service helpers refuse to start one, so a test that needs one but lacks its marker fails here.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q tests/unit
+	CALLPULSE_NO_SERVICES=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m "not kafka and not prometheus and not chromium"
 
 test-deps: $(STAMP)
 	PYTHON=$(BIN)/python scripts/setup-test-deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline metrics dashboards tests scripts
-	$(BIN)/ruff format --check pipeline metrics dashboards tests scripts
-	$(BIN)/mypy pipeline metrics dashboards
+	$(BIN)/ruff check pipeline metrics dashboards devtools tests scripts
+	$(BIN)/ruff format --check pipeline metrics dashboards devtools tests scripts
+	$(BIN)/mypy pipeline metrics dashboards devtools
 
 bench: $(STAMP)
-	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
 
 kafka-up: $(STAMP)
 	$(BIN)/python scripts/kafka.py up

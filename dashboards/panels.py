@@ -21,6 +21,7 @@ from grafana_foundation_sdk.models import common as common_m
 from grafana_foundation_sdk.models import dashboard as dash_m
 
 from metrics.export.names import MetricName
+from metrics.kpi.definitions import RATIO, SECONDS
 
 # The provisioned Prometheus data source (deploy/grafana/provisioning/datasources).
 DATASOURCE_UID = "callpulse-prometheus"
@@ -31,6 +32,8 @@ TAGS = ["callpulse"]
 GRID_WIDTH = 24
 
 GREEN, RED, BLUE, GREY = "green", "red", "blue", "#6b7280"
+# KPI table unit -> (Grafana unit, decimals shown on a big number)
+UNITS: dict[str, tuple[str, int]] = {RATIO: ("percentunit", 1), SECONDS: ("s", 0)}
 
 
 def m(metric: MetricName, suffix: str = "") -> str:

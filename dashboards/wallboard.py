@@ -5,11 +5,14 @@ Data flow: a refresh job, run by ``services.refresher`` (on its own thread and D
 connection in a running pipeline), turns the latest snapshot plus the ``sql/wallboard_*.sql``
 lists into one JSON document and publishes it; the routes only read what was
 published. Tiles use the snapshot's numbers (the same ones `callpulse kpis` prints) and
-the terminal board's breach rule: a KPI is in breach when it is past its target on a
-window with at least ``min_calls`` offered calls (oldest wait: whenever it is past its
-target). Each queue also gets the time in not-ready so far by reason (``not_ready_time``,
-as the Grafana board's "Time not ready by reason"). Caller numbers appear only masked
-(``caller_masked``).
+the KPI table's rules (metrics.kpi.definitions), as the terminal board does: a KPI is
+in breach when it is past its target, a gated one only on a window with at least
+``min_calls`` offered calls. KPI tiles carry their ``unit`` and come in the page's
+order, so the page keeps no list of its own. Each queue also gets the time in not-ready
+so far by reason (``not_ready_time``, as the Grafana board's "Time not ready by
+reason"). Caller numbers appear only masked (``caller_masked``). ``data_age_s`` is how old
+the data is when the document is made: the wall clock minus the watermark, as
+``callpulse_watermark_lag_seconds`` on /metrics.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import polars as pl
 
+from metrics.kpi.definitions import BOARD_ORDER, Kpi
 from metrics.kpi.snapshot import KpiSnapshot, QueueSnapshot, take_snapshot
 from pipeline.core import sqlfiles
 from pipeline.serve.http import Response
@@ -35,64 +39,44 @@ ASSETS = {  # route -> (file, content type)
     "/wallboard.css": ("wallboard.css", "text/css; charset=utf-8"),
     "/wallboard.js": ("wallboard.js", "text/javascript; charset=utf-8"),
 }
-AGENT_STATES = ("ready", "busy", "wrap", "not_ready")
 LIST_LIMIT = 50
 ABANDONED_LOOKBACK_S = 4 * 3600
 
 OK, BREACH, NONE = "ok", "breach", "none"
 
-# KPI tiles: key, label, snapshot field, higher is better, needs min_calls.
-KPI_TILES: tuple[tuple[str, str, str, bool], ...] = (
-    ("service_level", "Service level", "service_level", True),
-    ("asa_s", "ASA", "asa_s", False),
-    ("abandon_rate", "Abandon rate", "abandon_rate", False),
-)
 
-
-def status(value: float | None, target: float, higher_is_better: bool, enough: bool = True) -> str:
-    """``breach`` past the target, ``ok`` within it, ``none`` if undefined or on too few calls."""
-    if value is None or not enough:
-        return NONE
-    ok = value >= target if higher_is_better else value <= target
-    return OK if ok else BREACH
+def status(verdict: bool | None) -> str:
+    """``ok`` within the target, ``breach`` past it, ``none`` if it cannot be judged."""
+    return NONE if verdict is None else (OK if verdict else BREACH)
 
 
 def _local(ts: datetime | None, tz: ZoneInfo) -> str | None:
     return ts.astimezone(tz).strftime("%H:%M:%S") if ts is not None else None
 
 
+def kpi_tile(q: QueueSnapshot, kpi: Kpi, window: str) -> dict[str, Any]:
+    """One KPI's tile: value, unit, target and status by the KPI table's rules."""
+    value, target, enough = q.reading(kpi, window)
+    return {
+        "label": f"{kpi.label} {window}" if kpi.rolling else kpi.label,
+        "value": value,
+        "unit": kpi.unit,
+        "target": target,
+        "higher_is_better": kpi.higher_is_better,
+        "status": status(kpi.verdict(value, target, enough)),
+    }
+
+
 def queue_tiles(q: QueueSnapshot, window: str) -> dict[str, dict[str, Any]]:
-    """The tiles of one queue: value, status and target (where there is one)."""
-    k = q.windows.get(window)
-    t = q.targets
-    enough = k is not None and k.offered >= t.min_calls
+    """The tiles of one queue, in the page's order: value, status and target (where there is one)."""
     tiles: dict[str, dict[str, Any]] = {
         "calls_waiting": {"label": "Calls waiting", "value": q.calls_waiting, "status": NONE},
-        "oldest_wait_s": {
-            "label": "Oldest wait",
-            "value": q.oldest_wait_s,
-            "target": t.oldest_wait_s,
-            "higher_is_better": False,
-            "status": status(q.oldest_wait_s, t.oldest_wait_s, False),
-        },
     }
-    targets = {"service_level": t.service_level, "asa_s": t.asa_s, "abandon_rate": t.abandon_rate}
-    for key, label, field, higher in KPI_TILES:
-        value = getattr(k, field) if k is not None else None
-        tiles[key] = {
-            "label": f"{label} {window}",
-            "value": value,
-            "target": targets[key],
-            "higher_is_better": higher,
-            "status": status(value, targets[key], higher, enough),
-        }
-    counts = dict.fromkeys(AGENT_STATES, 0)
-    for (state, _reason), n in q.agents.items():
-        if state in counts:
-            counts[state] += n
-    labels = {"ready": "Ready", "busy": "Busy", "wrap": "Wrap", "not_ready": "Not ready"}
-    for state in AGENT_STATES:
-        tiles[f"agents_{state}"] = {"label": labels[state], "value": counts[state], "status": NONE}
+    for kpi in BOARD_ORDER:
+        tiles[kpi.value] = kpi_tile(q, kpi, window)
+    for state, n in q.agents_by_state().items():
+        label = state.replace("_", " ").capitalize()
+        tiles[f"agents_{state}"] = {"label": label, "value": n, "status": NONE}
     reasons = not_ready_reasons(q)
     tiles["not_ready_time"] = {
         "label": "Time not ready",
@@ -117,8 +101,10 @@ def wallboard_json(
     agents: list[dict[str, Any]],
     timezone: str,
     window: str,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The document `/api/wallboard` serves (pure: snapshot and list rows in, dict out)."""
+    """The document `/api/wallboard` serves (pure: snapshot and list rows in, dict out);
+    ``now``: the wall clock, for the data's age."""
     tz = ZoneInfo(timezone)
     queues, breaches = [], []
     for name, q in sorted(snapshot.queues.items()):
@@ -138,8 +124,9 @@ def wallboard_json(
                 "kpi": key,
                 "label": tile["label"],
                 "value": tile["value"],
+                "unit": tile["unit"],
                 "target": tile["target"],
-                "higher_is_better": tile.get("higher_is_better", False),
+                "higher_is_better": tile["higher_is_better"],
             }
             for key, tile in tiles.items()
             if tile["status"] == BREACH
@@ -148,6 +135,7 @@ def wallboard_json(
     return {
         "watermark": wm.isoformat() if wm else None,
         "watermark_local": wm.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if wm else None,
+        "data_age_s": (now - wm).total_seconds() if wm and now else None,
         "timezone": timezone,
         "window": window,
         "queues": queues,
@@ -190,7 +178,13 @@ def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | No
     return frame.to_dicts()
 
 
-def compute(con: duckdb.DuckDBPyConnection, snapshot: KpiSnapshot, timezone: str, window: str) -> dict[str, Any]:
+def compute(
+    con: duckdb.DuckDBPyConnection,
+    snapshot: KpiSnapshot,
+    timezone: str,
+    window: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Run the list queries (the refresher's thread) and build the document."""
     return wallboard_json(
         snapshot,
@@ -203,6 +197,7 @@ def compute(con: duckdb.DuckDBPyConnection, snapshot: KpiSnapshot, timezone: str
         _rows(con, "wallboard_agents"),
         timezone,
         window,
+        now,
     )
 
 
@@ -221,7 +216,8 @@ def attach(services: Any) -> None:
 
     def job(con: duckdb.DuckDBPyConnection) -> bytes:
         snapshot = services.published.get("snapshot") or take_snapshot(con, config.windows)
-        return json.dumps(compute(con, snapshot, config.timezone, window)).encode()
+        now = services.engine.clock()
+        return json.dumps(compute(con, snapshot, config.timezone, window, now)).encode()
 
     services.refresher.add(PUBLISHED, job)
     if services.server is None:

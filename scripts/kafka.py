@@ -4,7 +4,7 @@
     python scripts/kafka.py status [--dir DIR]              running? reachable?
     python scripts/kafka.py down [--dir DIR]                stop it (via the pid file)
 
-The broker is the same one the tests use (tests/support/kafka.py): KRaft, 127.0.0.1 only,
+The broker is the same one the tests use (devtools/kafka.py): KRaft, 127.0.0.1 only,
 jars cached in ${CALLPULSE_CACHE:-~/.cache/callpulse}. Its data dir (default
 <cache>/dev-kafka) survives `down`, so topics and messages are kept between runs;
 delete the directory for a clean slate. Logs: <dir>/logs/server.log and kafka.out.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.kafka import KafkaBroker, cache_root, describe_cluster  # noqa: E402
-from tests.support.procs import ServiceError, free_port, port_open, wait_until  # noqa: E402
+from devtools.kafka import KafkaBroker, cache_root, describe_cluster  # noqa: E402
+from devtools.procs import ServiceError, free_port, port_open, wait_until  # noqa: E402
 
 PID_FILE = "kafka.pid"
 BOOTSTRAP_FILE = "bootstrap"

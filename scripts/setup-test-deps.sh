@@ -110,8 +110,8 @@ done
 command -v "$PYTHON" >/dev/null || die "no Python interpreter '$PYTHON' (set PYTHON=...)"
 libs="$(cd "$REPO_ROOT" && PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -c '
 import sys
-from tests.support.kafka import ensure_kafka_jars
-from tests.support.procs import ServiceError
+from devtools.kafka import ensure_kafka_jars
+from devtools.procs import ServiceError
 try:
     libs = ensure_kafka_jars()
 except ServiceError as exc:

@@ -1,6 +1,6 @@
 -- Creates snapshot_info (one row: what this copy is and when it was taken) and records it; returns nothing.
 CREATE OR REPLACE TABLE snapshot_info (
-    kind        VARCHAR NOT NULL,     -- snapshot (analysts' copy) or backup
+    kind        VARCHAR NOT NULL,     -- copy (the analysts') or backup
     taken_at    TIMESTAMPTZ NOT NULL, -- wall-clock time the copy was taken
     watermark   TIMESTAMPTZ,          -- newest event time in the copied data
     source_db   VARCHAR NOT NULL,     -- the database file it was copied from

@@ -1,11 +1,10 @@
--- Returns per known queue the running totals of stored calls (they only grow as events arrive): offered, answered, abandoned, answered within the queue's service-level threshold, and the sum of answered waits in seconds.
+-- Returns per known queue the stored call counters (pipeline/core/counters.py: counted as each batch decided them, so they never go down): offered, answered, abandoned, answered within the service-level threshold in force when counted, and the sum of answered waits in seconds.
 SELECT s.queue,
-       count(c.offered_at) AS offered,
-       count(c.answered_at) AS answered,
-       count(c.abandoned_at) AS abandoned,
-       count(*) FILTER (WHERE cp_seconds_between(c.offered_at, c.answered_at) <= s.sl_threshold_s) AS answered_in_sl,
-       coalesce(sum(greatest(epoch_us(c.answered_at) - epoch_us(c.offered_at), 0)), 0) / 1e6 AS answer_wait_s
+       coalesce(q.offered, 0) AS offered,
+       coalesce(q.answered, 0) AS answered,
+       coalesce(q.abandoned, 0) AS abandoned,
+       coalesce(q.answered_in_sl, 0) AS answered_in_sl,
+       coalesce(q.answer_wait_us, 0) / 1e6 AS answer_wait_s
 FROM queue_settings s
-LEFT JOIN call_state c ON c.queue = s.queue AND c.offered_at IS NOT NULL
-GROUP BY s.queue
+LEFT JOIN queue_counters q USING (queue)
 ORDER BY s.queue

@@ -1,9 +1,2 @@
--- Returns per queue and bucket bound in $bounds (seconds) how many answered calls waited at most that long (cumulative histogram buckets; the +Inf bucket is the answered total of exporter_call_totals).
-WITH w AS (
-    SELECT queue, greatest(cp_seconds_between(offered_at, answered_at), 0) AS wait_s
-    FROM call_state WHERE answered_at IS NOT NULL AND offered_at IS NOT NULL
-)
-SELECT w.queue, b.le, count(*) FILTER (WHERE w.wait_s <= b.le) AS calls
-FROM w CROSS JOIN (SELECT unnest($bounds::DOUBLE[]) AS le) b
-GROUP BY ALL
-ORDER BY ALL
+-- Returns per queue and bucket bound (seconds) the stored count of answered calls that waited at most that long (cumulative histogram buckets; the +Inf bucket is the answered total of exporter_call_totals).
+SELECT queue, le, calls FROM queue_wait_buckets ORDER BY ALL

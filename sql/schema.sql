@@ -77,6 +77,9 @@ CREATE TABLE IF NOT EXISTS source_offsets (
     updated_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (source, partition)
 );
+-- The partition's high watermark (next offset to be written) the worker knew when it fetched
+-- the batch: high_watermark - offset - 1 is the lag the exporter shows.
+ALTER TABLE source_offsets ADD COLUMN IF NOT EXISTS high_watermark BIGINT;
 
 -- One row: the watermark (newest event time seen) and the interval length in use.
 CREATE TABLE IF NOT EXISTS pipeline_state (
@@ -85,6 +88,9 @@ CREATE TABLE IF NOT EXISTS pipeline_state (
     interval_s INTEGER NOT NULL,
     timezone   VARCHAR NOT NULL
 );
+-- A keyed hash of the PII key the callers were hashed with (never the key): another key
+-- would give the same caller another caller_key, breaking repeat-contact matching.
+ALTER TABLE pipeline_state ADD COLUMN IF NOT EXISTS pii_key_fingerprint VARCHAR;
 
 -- The earliest event time of the call events stored since the breach evaluation last
 -- took it (no row: none since). Written in each batch's own transaction, so a crash
@@ -179,4 +185,49 @@ CREATE TABLE IF NOT EXISTS breaches (
     opened_at   TIMESTAMPTZ NOT NULL,
     closed_at   TIMESTAMPTZ,
     PRIMARY KEY (queue, kpi, "window", opened_at)
+);
+
+-- Exported counters (pipeline/core/counters.py): counts as each batch decided them, never
+-- recounted, so they only grow (a threshold change, retention or a restart leaves them).
+CREATE TABLE IF NOT EXISTS queue_counters (
+    queue          VARCHAR PRIMARY KEY,
+    offered        BIGINT NOT NULL,
+    answered       BIGINT NOT NULL,
+    abandoned      BIGINT NOT NULL,
+    answered_in_sl BIGINT NOT NULL,   -- within the queue's threshold when the answer was counted
+    answer_wait_us BIGINT NOT NULL    -- sum of answered calls' waits, microseconds
+);
+
+-- Answered calls per queue that waited at most le seconds (cumulative histogram buckets);
+-- every bound once used stays.
+CREATE TABLE IF NOT EXISTS queue_wait_buckets (
+    queue VARCHAR NOT NULL,
+    le    DOUBLE NOT NULL,
+    calls BIGINT NOT NULL,
+    PRIMARY KEY (queue, le)
+);
+
+-- Records stored, ignored as duplicates and dead-lettered, by source kind (and reason label).
+CREATE TABLE IF NOT EXISTS pipeline_counters (
+    metric VARCHAR NOT NULL,          -- ingested | duplicates | dead_letters
+    source VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,          -- '' but for dead_letters
+    value  BIGINT NOT NULL,
+    PRIMARY KEY (metric, source, reason)
+);
+
+-- A stateful adapter's agents (Asterisk queue_log: queue membership, calls, a pause taken
+-- during a call) as of the source partition's stored offset, written in the same
+-- transaction, so a restarted worker's parser continues from it (pipeline/ingest/adapters).
+CREATE TABLE IF NOT EXISTS adapter_agents (
+    source      VARCHAR NOT NULL,
+    partition   INTEGER NOT NULL,
+    agent_id    VARCHAR NOT NULL,
+    queues      VARCHAR[] NOT NULL,
+    calls       VARCHAR[] NOT NULL,
+    paused      BOOLEAN NOT NULL,
+    reason      VARCHAR,
+    last_state  VARCHAR,
+    last_reason VARCHAR,
+    PRIMARY KEY (source, partition, agent_id)
 );

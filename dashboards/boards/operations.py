@@ -13,6 +13,7 @@ from dashboards.panels import (
     DATASOURCE,
     GREEN,
     RED,
+    UNITS,
     Grid,
     dashboard,
     query,
@@ -23,6 +24,7 @@ from dashboards.panels import (
     thresholds,
 )
 from metrics.export import names as n
+from metrics.kpi.definitions import BOARD_ORDER
 from pipeline.core.config import Config
 
 UID = "callpulse-operations"
@@ -31,11 +33,16 @@ WINDOW = "15m"  # the rolling window drawn over the day (one interval by default
 INTERVAL = "15m"  # the bars' minimum step: one reporting interval
 
 
-def _kpi_with_target(title: str, unit: str, kpi: n.MetricName, target: n.MetricName | None) -> Any:
-    targets = [query(sel(kpi, queue="~$queue", window=WINDOW), "A", legend="{{queue}}")]
+def _with_target(title: str, unit: str, value: str, target: n.MetricName | None) -> Any:
+    """A time series of ``value`` per queue, with the queue's target as a dashed line."""
+    targets = [query(value, "A", legend="{{queue}}")]
     if target is not None:
         targets.append(query(sel(target, **QS), "B", legend="target {{queue}}"))
-    return target_lines(series_panel(f"{title} ({WINDOW} window)", unit, *targets))
+    return target_lines(series_panel(title, unit, *targets))
+
+
+def _windowed(title: str, unit: str, kpi: n.MetricName, target: n.MetricName | None = None) -> Any:
+    return _with_target(f"{title} ({WINDOW} window)", unit, sel(kpi, queue="~$queue", window=WINDOW), target)
 
 
 def breach_annotation() -> dash_b.AnnotationQuery:
@@ -64,31 +71,17 @@ def build(config: Config | None = None) -> dict[str, Any]:
         )
     ]
     grid.place(series_panel("Calls per interval", "short", *counts, bars=True, interval=INTERVAL), 24, 8)
-    grid.place(
-        _kpi_with_target("Service level", "percentunit", n.SERVICE_LEVEL, n.TARGET_SERVICE_LEVEL),
-        12,
-        8,
-    )
-    grid.place(_kpi_with_target("ASA", "s", n.ASA, n.TARGET_ASA), 12, 8)
-    grid.place(
-        _kpi_with_target("Abandon rate", "percentunit", n.ABANDON_RATE, n.TARGET_ABANDON_RATE),
-        12,
-        8,
-    )
-    grid.place(_kpi_with_target("AHT", "s", n.AHT, None), 12, 8)
-    grid.place(_kpi_with_target("Occupancy", "percentunit", n.OCCUPANCY, None), 12, 8)
-    grid.place(
-        target_lines(
-            series_panel(
-                "Oldest wait now",
-                "s",
-                query(sel(n.OLDEST_WAIT, **QS), "A", legend="{{queue}}"),
-                query(sel(n.TARGET_OLDEST_WAIT, **QS), "B", legend="target {{queue}}"),
-            )
-        ),
-        12,
-        8,
-    )
+    for kpi in BOARD_ORDER:
+        if kpi.rolling:
+            series = n.KPI_SERIES[kpi.name]
+            grid.place(_windowed(kpi.label, UNITS[kpi.unit][0], series.value, series.target), 12, 8)
+    grid.place(_windowed("AHT", "s", n.AHT), 12, 8)
+    grid.place(_windowed("Occupancy", "percentunit", n.OCCUPANCY), 12, 8)
+    for kpi in BOARD_ORDER:
+        if not kpi.rolling:
+            series = n.KPI_SERIES[kpi.name]
+            unit = UNITS[kpi.unit][0]
+            grid.place(_with_target(f"{kpi.label} now", unit, sel(series.value, **QS), series.target), 12, 8)
     grid.place(
         statetimeline.Panel()
         .title("KPI breaches (1 = breaching)")

@@ -1,4 +1,5 @@
-"""Pipeline-health board: throughput, duplicates, dead letters, watermark lag, batch time."""
+"""Pipeline-health board: throughput, duplicates, dead letters, watermark lag (the data's age), batch
+time, Kafka lag and stored offsets per partition, refresh failures."""
 
 from __future__ import annotations
 
@@ -139,11 +140,59 @@ def build(config: Config | None = None) -> dict[str, Any]:
         12,
         8,
     )
+    # Kafka partitions and refresh jobs: no series until a worker stores a Kafka batch, or a
+    # job runs; 0 rather than "no data" in the stats.
+    lag = f"sum({m(n.KAFKA_LAG)})"
+    failures_1h = f"sum(increase({m(n.REFRESH_FAILURES_TOTAL)}[1h]))"
+    grid.place(
+        big_stat("Kafka lag (messages)", "short", query(lag, "A", instant=True), decimals=0)
+        .thresholds(thresholds(GREEN, (10_000, "orange"), (100_000, RED)))
+        .no_value("0"),
+        12,
+        5,
+    )
+    grid.place(
+        big_stat("Refresh failures (1h)", "short", query(failures_1h, "A", instant=True), decimals=0)
+        .thresholds(thresholds(GREEN, (1, RED)))
+        .no_value("0"),
+        12,
+        5,
+    )
+    grid.place(
+        series_panel(
+            "Kafka lag by partition (high watermark − stored offset − 1)",
+            "short",
+            query(f"max by (topic, partition) ({m(n.KAFKA_LAG)})", "A", legend="{{topic}} {{partition}}"),
+        ),
+        12,
+        8,
+    )
+    grid.place(
+        series_panel(
+            "Refresh failures per second by job",
+            "ops",
+            query(f"sum by (job) (rate({m(n.REFRESH_FAILURES_TOTAL)}{RATE}))", "A", legend="{{job}}"),
+        ),
+        12,
+        8,
+    )
+    grid.place(
+        series_panel(
+            "Stored Kafka offset by partition",
+            "short",
+            query(f"max by (topic, partition) ({m(n.KAFKA_STORED_OFFSET)})", "A", legend="{{topic}} {{partition}}"),
+        ),
+        24,
+        8,
+    )
     return dashboard(
         UID,
         "callpulse — pipeline health",
         grid,
         refresh="10s",
         time_from="now-1h",
-        description=("Is the pipeline keeping up? Throughput, duplicates, dead letters, lag and batch time."),
+        description=(
+            "Is the pipeline keeping up? Throughput, duplicates, dead letters, the data's age, batch time, "
+            "Kafka lag and refresh failures."
+        ),
     )

@@ -21,6 +21,7 @@ from dashboards.panels import (
     GREEN,
     GREY,
     RED,
+    UNITS,
     Grid,
     big_stat,
     config_from_query,
@@ -32,7 +33,9 @@ from dashboards.panels import (
     window_variable,
 )
 from metrics.export import names as n
-from pipeline.core.config import Config
+from metrics.kpi.definitions import BOARD_ORDER, Kpi
+from pipeline.core.config import Config, Targets
+from pipeline.core.records import WORK_STATES
 
 UID = "callpulse-wallboard"
 Q = {"queue": "$queue"}
@@ -48,17 +51,20 @@ def gated_target(target: n.MetricName, never: int) -> str:
     return f"({t} and on (queue) ({enough})) or on (queue) ({t} * 0 + ({never}))"
 
 
-def kpi_tile(
-    title: str,
-    unit: str,
-    value_expr: str,
-    threshold_expr: str,
-    *,
-    higher_is_better: bool,
-    default_target: float,
-    decimals: int | None = None,
-) -> Any:
-    below, above = (RED, GREEN) if higher_is_better else (GREEN, RED)
+def kpi_tile(kpi: Kpi, targets: Targets) -> Any:
+    """A KPI's big number, coloured by its target (gated by min_calls where the KPI table says)."""
+    series = n.KPI_SERIES[kpi.name]
+    unit, decimals = UNITS[kpi.unit]
+    if kpi.rolling:
+        title = f"{kpi.label} ($window)"
+        value_expr = sel(series.value, queue="$queue", window="$window")
+    else:
+        title, value_expr = kpi.label, sel(series.value, **Q)
+    if kpi.gated:
+        threshold_expr = gated_target(series.target, NEVER_LOW if kpi.higher_is_better else NEVER_HIGH)
+    else:
+        threshold_expr = sel(series.target, **Q)
+    below, above = (RED, GREEN) if kpi.higher_is_better else (GREEN, RED)
     return (
         big_stat(
             title,
@@ -67,7 +73,7 @@ def kpi_tile(
             query(threshold_expr, "T", legend="threshold1", instant=True),
             decimals=decimals,
         )
-        .thresholds(thresholds(below, (default_target, above)))
+        .thresholds(thresholds(below, (getattr(targets, kpi.target), above)))
         .with_transformation(config_from_query("T", "threshold1"))
     )
 
@@ -98,59 +104,8 @@ def build(config: Config | None = None) -> dict[str, Any]:
         4,
         6,
     )
-    grid.place(
-        kpi_tile(
-            "Oldest wait",
-            "s",
-            sel(n.OLDEST_WAIT, **Q),
-            sel(n.TARGET_OLDEST_WAIT, **Q),
-            higher_is_better=False,
-            default_target=targets.oldest_wait_s,
-            decimals=0,
-        ),
-        4,
-        6,
-    )
-    window = {"queue": "$queue", "window": "$window"}
-    grid.place(
-        kpi_tile(
-            "Service level ($window)",
-            "percentunit",
-            sel(n.SERVICE_LEVEL, **window),
-            gated_target(n.TARGET_SERVICE_LEVEL, NEVER_LOW),
-            higher_is_better=True,
-            default_target=targets.service_level,
-            decimals=1,
-        ),
-        4,
-        6,
-    )
-    grid.place(
-        kpi_tile(
-            "ASA ($window)",
-            "s",
-            sel(n.ASA, **window),
-            gated_target(n.TARGET_ASA, NEVER_HIGH),
-            higher_is_better=False,
-            default_target=targets.asa_s,
-            decimals=0,
-        ),
-        4,
-        6,
-    )
-    grid.place(
-        kpi_tile(
-            "Abandon rate ($window)",
-            "percentunit",
-            sel(n.ABANDON_RATE, **window),
-            gated_target(n.TARGET_ABANDON_RATE, NEVER_HIGH),
-            higher_is_better=False,
-            default_target=targets.abandon_rate,
-            decimals=1,
-        ),
-        4,
-        6,
-    )
+    for kpi in BOARD_ORDER:
+        grid.place(kpi_tile(kpi, targets), 4, 6)
     grid.place(
         big_stat(
             "KPIs in breach",
@@ -161,12 +116,8 @@ def build(config: Config | None = None) -> dict[str, Any]:
         4,
         6,
     )
-    for state, title in (
-        ("ready", "Agents ready"),
-        ("busy", "Agents busy"),
-        ("wrap", "Agents in wrap"),
-        ("not_ready", "Agents not ready"),
-    ):
+    for state in WORK_STATES:
+        title = "Agents in wrap" if state == "wrap" else f"Agents {state.replace('_', ' ')}"
         expr = f"sum({sel(n.AGENTS, queue='$queue', state=state)})"
         grid.place(
             big_stat(title, "short", query(expr, "A", instant=True), decimals=0)

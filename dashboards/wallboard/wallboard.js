@@ -1,10 +1,7 @@
 // callpulse wallboard: polls /api/wallboard and redraws; no build step, no libraries.
 "use strict";
 const REFRESH_MS = 3000;
-const ORDER = ["calls_waiting", "oldest_wait_s", "service_level", "asa_s", "abandon_rate",
-               "agents_ready", "agents_busy", "agents_wrap", "agents_not_ready", "not_ready_time"];
-const PERCENT = new Set(["service_level", "abandon_rate"]);
-const SECONDS = new Set(["oldest_wait_s", "asa_s"]);
+// Tiles come in the page's order; a KPI tile says its unit ("ratio" or "seconds").
 
 function fmtSeconds(v) {
   if (v === null || v === undefined) return "—";
@@ -18,16 +15,16 @@ function fmtShort(v) {
   if (v < 3600) return Math.floor(v / 60) + "m";
   return Math.floor(v / 3600) + "h " + String(Math.floor((v % 3600) / 60)).padStart(2, "0") + "m";
 }
-function fmtValue(key, v) {
+function fmtValue(unit, v) {
   if (v === null || v === undefined) return "—";
-  if (PERCENT.has(key)) return (v * 100).toFixed(1) + "%";
-  if (SECONDS.has(key)) return fmtSeconds(v);
+  if (unit === "ratio") return (v * 100).toFixed(1) + "%";
+  if (unit === "seconds") return fmtSeconds(v);
   return String(v);
 }
-function fmtTarget(key, tile) {
+function fmtTarget(tile) {
   if (tile.target === undefined) return "";
   const cmp = tile.higher_is_better ? "≥ " : "≤ ";
-  return "target " + cmp + fmtValue(key, tile.target);
+  return "target " + cmp + fmtValue(tile.unit, tile.target);
 }
 function el(tag, attrs, children) {
   const node = document.createElement(tag);
@@ -62,16 +59,15 @@ function notReadyTile(q, t) {
 function renderQueues(data) {
   const box = document.getElementById("queues");
   const rows = data.queues.map((q) => {
-    const tiles = ORDER.map((key) => {
-      if (key === "not_ready_time") return notReadyTile(q, q.tiles[key]);
-      const t = q.tiles[key];
+    const tiles = Object.entries(q.tiles).map(([key, t]) => {
+      if (key === "not_ready_time") return notReadyTile(q, t);
       return el("div", {
         class: "tile" + (key.startsWith("agents_") ? " agents" : ""),
         "data-queue": q.queue, "data-kpi": key, "data-status": t.status,
         "data-value": t.value === null ? "" : String(t.value),
       }, [el("div", {class: "label", text: t.label}),
-          el("div", {class: "value", text: fmtValue(key, t.value)}),
-          el("div", {class: "target", text: fmtTarget(key, t)})]);
+          el("div", {class: "value", text: fmtValue(t.unit, t.value)}),
+          el("div", {class: "target", text: fmtTarget(t)})]);
     });
     const name = el("div", {class: "queue-name"}, [
       el("span", {text: q.queue}),
@@ -85,7 +81,7 @@ function renderBanner(data) {
   if (!data.breaches.length) { banner.hidden = true; banner.textContent = ""; return; }
   banner.hidden = false;
   banner.textContent = "⚠ Breach: " + data.breaches.map((b) =>
-    b.queue + " " + b.label + " " + fmtValue(b.kpi, b.value) + " (" + fmtTarget(b.kpi, b) + ")").join(" · ");
+    b.queue + " " + b.label + " " + fmtValue(b.unit, b.value) + " (" + fmtTarget(b) + ")").join(" · ");
 }
 function fill(id, rows) {
   const body = document.querySelector("#" + id + " tbody");
@@ -114,6 +110,8 @@ async function refresh() {
     const data = await response.json();
     document.getElementById("clock").textContent = data.watermark_local ? data.watermark_local + " " + data.timezone : "no data yet";
     document.getElementById("window").textContent = "window " + data.window;
+    document.getElementById("age").textContent = data.data_age_s === null || data.data_age_s === undefined
+      ? "data age —" : "data " + fmtSeconds(Math.max(0, data.data_age_s)) + " old";
     renderQueues(data);
     renderBanner(data);
     renderLists(data);

@@ -15,8 +15,7 @@ series per queue and reason, ``reason=""`` with 0 while nobody is not ready.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -29,45 +28,26 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from metrics.export import names
-from metrics.kpi.breaches import LIVE, OLDEST_WAIT, WINDOW_KPIS, Key
+from metrics.kpi import definitions
+from metrics.kpi.breaches import Key
+from metrics.kpi.definitions import LIVE
 from metrics.kpi.snapshot import KpiSnapshot, QueueKpis
+
+# Where the bounds and labels were defined before the counters were stored; kept importable.
+from pipeline.core.counters import WAIT_BUCKETS as WAIT_BUCKETS
+from pipeline.core.counters import reason_label as reason_label
+from pipeline.core.counters import source_kind as source_kind
+from pipeline.core.counters import wait_bounds as wait_bounds
+from pipeline.core.records import LOGGED_IN_STATES
 
 PREFIX = names.PREFIX
 
-# Answer-wait buckets (seconds); every configured service-level threshold is added.
-WAIT_BUCKETS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 BATCH_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-AGENT_STATES: tuple[str, ...] = ("login", "ready", "not_ready", "busy", "wrap")
-
-
-def wait_bounds(thresholds: Iterable[float]) -> tuple[float, ...]:
-    """The wait histogram's bucket bounds: the standard set with every threshold added."""
-    return tuple(sorted({float(b) for b in WAIT_BUCKETS} | {float(t) for t in thresholds if t > 0}))
-
-
-_WORD = re.compile(r"[^a-z0-9]+")
-
-
-def source_kind(source: str) -> str:
-    """Bounded ``source`` label: ``file:/x/y.jsonl`` -> ``file``, ``kafka:t`` -> ``kafka``."""
-    kind = _WORD.sub("_", source.split(":", 1)[0].lower()).strip("_")[:32]
-    return kind or "unknown"
-
-
-def reason_label(reason: str) -> str:
-    """Bounded ``reason`` label: the reason's prefix without details or numbers.
-
-    ``missing field: queue`` -> ``missing_field``; ``timestamp in the future (more
-    than 300 s ahead ...)`` -> ``timestamp_in_the_future``.
-    """
-    head = re.sub(r"\(.*", "", reason.split(":", 1)[0].lower())
-    label = _WORD.sub("_", re.sub(r"\d+", " ", head)).strip("_")[:40].strip("_")
-    return label or "other"
 
 
 @dataclass(frozen=True, slots=True)
 class CallTotals:
-    """Running totals of one queue's stored calls (event time, only ever growing)."""
+    """One queue's stored call counters (pipeline/core/counters.py: they only grow)."""
 
     offered: int = 0
     answered: int = 0
@@ -78,8 +58,19 @@ class CallTotals:
 
 
 @dataclass(frozen=True, slots=True)
+class PartitionOffset:
+    """How far one Kafka partition is stored (sql/exporter_source_offsets.sql)."""
+
+    topic: str
+    partition: int
+    offset: int
+    lag: int | None = None  # None: the partition's high watermark is not known
+
+
+@dataclass(frozen=True, slots=True)
 class Health:
-    """Pipeline counters since the process started (labels already bounded)."""
+    """Pipeline counters (labels already bounded): the record counts are the stored ones,
+    kept across restarts; the batch-duration histogram is this process's."""
 
     ingested: Mapping[str, int] = field(default_factory=dict)
     duplicates: Mapping[str, int] = field(default_factory=dict)
@@ -87,6 +78,8 @@ class Health:
     batch_buckets: tuple[int, ...] = ()  # cumulative counts per BATCH_BUCKETS
     batch_count: int = 0
     batch_sum_s: float = 0.0
+    refresh_failures: Mapping[str, int] = field(default_factory=dict)  # job -> failures (0: known job)
+    offsets: tuple[PartitionOffset, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +128,7 @@ class ExportState:
 Clock = Callable[[], datetime]
 
 _WINDOW_GAUGES: tuple[tuple[names.MetricName, str], ...] = (
-    (names.SERVICE_LEVEL, "service_level"),
-    (names.ASA, "asa_s"),
-    (names.ABANDON_RATE, "abandon_rate"),
+    *((names.KPI_SERIES[k.name].value, k.value) for k in definitions.rolling()),
     (names.AHT, "aht_s"),
     (names.WINDOW_OFFERED, "offered"),
     (names.WINDOW_ANSWERED, "answered"),
@@ -195,7 +186,7 @@ class KpiCollector(Collector):
             _add(fam, names.CALLS_WAITING, [queue], q.calls_waiting)
             _add(fam, names.OLDEST_WAIT, [queue], q.oldest_wait_s or 0.0)
             agents = dict(q.agents)
-            for s in AGENT_STATES:
+            for s in LOGGED_IN_STATES:
                 if not any(state_ == s for state_, _ in agents):
                     agents[(s, "")] = 0
             for (agent_state, reason), n in sorted(agents.items()):
@@ -203,15 +194,12 @@ class KpiCollector(Collector):
             for reason, seconds in sorted((q.not_ready_seconds() or {"": 0.0}).items()):
                 _add(fam, names.AGENTS_NOT_READY_SECONDS, [queue, reason], seconds)
             t = q.targets
-            _add(fam, names.TARGET_SERVICE_LEVEL, [queue], t.service_level)
-            _add(fam, names.TARGET_ABANDON_RATE, [queue], t.abandon_rate)
-            _add(fam, names.TARGET_ASA, [queue], t.asa_s)
-            _add(fam, names.TARGET_OLDEST_WAIT, [queue], t.oldest_wait_s)
+            for kpi in definitions.QUEUE_KPIS:
+                _add(fam, names.KPI_SERIES[kpi.name].target, [queue], getattr(t, kpi.target))
+                for w in q.windows if kpi.rolling else (LIVE,):
+                    _add(fam, names.BREACH, [queue, kpi.name, w], 1 if (queue, kpi.name, w) in state.breaches else 0)
             _add(fam, names.MIN_CALLS, [queue], t.min_calls)
             _add(fam, names.SL_THRESHOLD, [queue], t.sl_threshold_s)
-            keys = [(queue, kpi, w) for kpi in WINDOW_KPIS for w in q.windows]
-            for key in [*keys, (queue, OLDEST_WAIT, LIVE)]:
-                _add(fam, names.BREACH, list(key), 1 if key in state.breaches else 0)
             calls = state.calls.get(queue, CallTotals())
             _add(fam, names.CALLS_OFFERED_TOTAL, [queue], calls.offered)
             _add(fam, names.CALLS_ANSWERED_TOTAL, [queue], calls.answered)
@@ -229,8 +217,10 @@ class KpiCollector(Collector):
     def _health(self, snap: KpiSnapshot | None, h: Health, fam: dict[str, Metric]) -> None:
         for source, n in sorted(h.ingested.items()):
             _add(fam, names.EVENTS_INGESTED_TOTAL, [source], n)
-        for source, n in sorted(h.duplicates.items()):
-            _add(fam, names.EVENTS_DUPLICATE_TOTAL, [source], n)
+        # A source that stored records but never met a duplicate still exports 0, so a
+        # rate over it is 0 rather than "No data".
+        for source in sorted(h.ingested.keys() | h.duplicates.keys()):
+            _add(fam, names.EVENTS_DUPLICATE_TOTAL, [source], h.duplicates.get(source, 0))
         for (source, reason), n in sorted(h.dead_letters.items()):
             _add(fam, names.DEAD_LETTERS_TOTAL, [source, reason], n)
         counts = h.batch_buckets or (0,) * len(BATCH_BUCKETS)
@@ -239,6 +229,11 @@ class KpiCollector(Collector):
         hist = fam[names.BATCH_DURATION.name]
         assert isinstance(hist, HistogramMetricFamily)
         hist.add_metric([], buckets, h.batch_sum_s)
+        for job, n in sorted(h.refresh_failures.items()):
+            _add(fam, names.REFRESH_FAILURES_TOTAL, [job], n)
+        for o in h.offsets:
+            _add(fam, names.KAFKA_STORED_OFFSET, [o.topic, str(o.partition)], o.offset)
+            _add(fam, names.KAFKA_LAG, [o.topic, str(o.partition)], o.lag)
         if snap is not None and snap.watermark is not None:
             _add(fam, names.LAST_EVENT, [], snap.watermark.timestamp())
             _add(fam, names.WATERMARK_LAG, [], (self.clock() - snap.watermark).total_seconds())

@@ -2,11 +2,15 @@
 the runtime services (pipeline/serve/host.py).
 
 Threads: ``Exporter.refresh`` is a refresher job, so it runs on the refresher's thread
-and connection (pipeline/serve/http.py; the engine's, with ``every_s`` 0): it reads the open
-breaches (decided on the engine thread: metrics/kpi/breaches.py), the running call totals,
-wait histogram, occupancy and (with ``per_agent``) each agent's state, window KPIs and QA score, copies the engine's
-counters and publishes one immutable ``ExportState``. The HTTP handler only formats
-what was published (``generate_latest`` on the exporter's own registry).
+and connection (pipeline/serve/refresher.py; the engine's, with ``every_s`` 0): it reads
+the open breaches (decided on the engine thread: metrics/kpi/breaches.py), the counters
+stored in DuckDB (calls, wait histogram, records by source: pipeline/core/counters.py,
+so they never go down), the stored Kafka offsets, occupancy and (with ``per_agent``)
+each agent's state, window KPIs and QA score, copies the refresh failures and this
+process's batch times, and publishes one immutable ``ExportState``. The HTTP handler
+only formats what was published (``generate_latest`` on the exporter's own registry).
+A second job, on the engine thread, keeps the refresh failures in DuckDB so that a
+restart continues them.
 
 Served on the [exporter] host/port of the config (127.0.0.1:9464 by default) by the
 services' HTTP server.
@@ -15,7 +19,7 @@ services' HTTP server.
 from __future__ import annotations
 
 import bisect
-from collections import Counter
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from metrics.export import names
 from metrics.export.collector import (
     BATCH_BUCKETS,
+    WAIT_BUCKETS,
     AgentKpis,
     AgentRow,
     AgentWindow,
@@ -33,25 +38,24 @@ from metrics.export.collector import (
     ExportState,
     Health,
     KpiCollector,
-    reason_label,
-    source_kind,
-    wait_bounds,
+    PartitionOffset,
 )
 from metrics.kpi.breaches import open_breach_keys
 from metrics.kpi.snapshot import KpiSnapshot
-from pipeline.core import sqlfiles
+from pipeline.core import counters, sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.engine import Totals
 from pipeline.serve.host import Services
 from pipeline.serve.http import Response
 
 PUBLISHED = "exporter"
+FAILURES_JOB = "refresh_failures"
 ROUTE = "/metrics"
 
 
 class HealthTracker:
-    """Bounded-label copies of the engine's running totals; the batch-duration
-    histogram is kept incrementally (each batch time is read once)."""
+    """The stored record counters (kept across restarts) and this process's batch-duration
+    histogram, kept incrementally from the engine's totals (each batch time is read once)."""
 
     def __init__(self) -> None:
         self._seen = 0
@@ -59,7 +63,13 @@ class HealthTracker:
         self._count = 0
         self._sum = 0.0
 
-    def update(self, totals: Totals) -> Health:
+    def update(
+        self,
+        totals: Totals,
+        stored: Mapping[str, Mapping[tuple[str, str], int]],
+        failures: Mapping[str, int],
+        offsets: tuple[PartitionOffset, ...],
+    ) -> Health:
         new = totals.batch_seconds_since(self._seen)
         self._seen = totals.batches
         for seconds in new:
@@ -68,22 +78,15 @@ class HealthTracker:
                 self._buckets[i] += 1
             self._count += 1
             self._sum += seconds
-        ingested: Counter[str] = Counter()
-        for source, n in totals.accepted_by_source.items():
-            ingested[source_kind(source)] += n
-        duplicates: Counter[str] = Counter()
-        for source, n in totals.duplicates_by_source.items():
-            duplicates[source_kind(source)] += n
-        dead: Counter[tuple[str, str]] = Counter()
-        for (source, reason), n in totals.dead_by_source_reason.items():
-            dead[(source_kind(source), reason_label(reason))] += n
         return Health(
-            dict(ingested),
-            dict(duplicates),
-            dict(dead),
+            {source: n for (source, _), n in stored.get(counters.INGESTED, {}).items()},
+            {source: n for (source, _), n in stored.get(counters.DUPLICATES, {}).items()},
+            dict(stored.get(counters.DEAD_LETTERS, {})),
             tuple(self._buckets),
             self._count,
             self._sum,
+            dict(failures),
+            offsets,
         )
 
 
@@ -97,10 +100,12 @@ class Exporter:
         totals: Totals,
         snapshot: Any = None,
         clock: Any = None,
+        failures: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self.config = config
         self.totals = totals
         self.snapshot = snapshot or (lambda: None)
+        self.failures = failures or dict
         self.health = HealthTracker()
         self.state: ExportState | None = None
         self.collector = KpiCollector(lambda: self.state, clock=clock, per_agent=config.exporter.per_agent)
@@ -111,8 +116,7 @@ class Exporter:
         """Build (and keep) the state the next scrapes show; the refresher's thread only."""
         breaches = open_breach_keys(con)
         snap: KpiSnapshot | None = self.snapshot()
-        bounds = wait_bounds(t.sl_threshold_s for t in _targets(snap))
-        calls = _call_totals(con, bounds)
+        bounds, calls = _call_totals(con)
         occupancy: dict[tuple[str, str], float | None] = {}
         agents: tuple[AgentRow, ...] | None = None
         agent_kpis: tuple[AgentKpis, ...] = ()
@@ -133,7 +137,9 @@ class Exporter:
             wait_bounds=bounds,
             occupancy=occupancy,
             breaches=breaches,
-            health=self.health.update(self.totals),
+            health=self.health.update(
+                self.totals, counters.pipeline_counts(con), self.failures(), _source_offsets(con)
+            ),
             agents=agents,
             agent_kpis=agent_kpis,
         )
@@ -148,26 +154,55 @@ class Exporter:
 
 
 def attach(services: Services) -> Exporter:
-    """Add the exporter's refresh job and, if serving, the ``/metrics`` route."""
+    """Add the exporter's refresh job, the job that keeps the refresh failures in DuckDB
+    (they continue after a restart) and, if serving, the ``/metrics`` route."""
+    refresher = services.refresher
+    con = services.engine.store.con
+    stored = counters.pipeline_counts(con).get(counters.REFRESH_FAILURES, {})
+    for (job, _), n in stored.items():
+        refresher.failures[job] = max(refresher.failures[job], n)
+
+    def failures() -> dict[str, int]:
+        return {job: refresher.failures[job] for job in (*refresher.jobs, *refresher.failures)}
+
     exporter = Exporter(
-        services.engine.store.con,
+        con,
         services.config,
         services.engine.totals,
         snapshot=lambda: services.published.get("snapshot"),
         clock=lambda: _now(services),
+        failures=failures,
     )
-    services.refresher.add(PUBLISHED, exporter.refresh)
+    refresher.add(PUBLISHED, exporter.refresh)
+    refresher.add(FAILURES_JOB, FailureKeeper(failures), engine=True)
     if services.server is not None:
         services.server.add(ROUTE, exporter.route)
     return exporter
 
 
+class FailureKeeper:
+    """An engine-thread job: writes the refresh failures to DuckDB when they changed."""
+
+    def __init__(self, failures: Callable[[], Mapping[str, int]]) -> None:
+        self.failures = failures
+        self.written: dict[str, int] = {}
+
+    def __call__(self, con: duckdb.DuckDBPyConnection) -> None:
+        now = {job: n for job, n in self.failures().items() if n}
+        if now != self.written:
+            counters.keep_at_least(con, counters.REFRESH_FAILURES, now)
+            self.written = now
+
+
+def _source_offsets(con: duckdb.DuckDBPyConnection) -> tuple[PartitionOffset, ...]:
+    return tuple(
+        PartitionOffset(r["topic"], int(r["partition"]), int(r["offset"]), None if r["lag"] is None else int(r["lag"]))
+        for r in _rows(con, "exporter_source_offsets", {})
+    )
+
+
 def _now(services: Services) -> datetime:
     return services.engine.clock()
-
-
-def _targets(snap: KpiSnapshot | None) -> list[Any]:
-    return [q.targets for q in snap.queues.values()] if snap is not None else []
 
 
 def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -177,10 +212,13 @@ def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> 
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
-def _call_totals(con: duckdb.DuckDBPyConnection, bounds: tuple[float, ...]) -> dict[str, CallTotals]:
+def _call_totals(con: duckdb.DuckDBPyConnection) -> tuple[tuple[float, ...], dict[str, CallTotals]]:
+    """The wait-bucket bounds and each queue's stored call counters (sql/exporter_call_totals.sql)."""
     buckets: dict[str, dict[float, int]] = {}
-    for r in _rows(con, "exporter_wait_buckets", {"bounds": list(bounds)}):
+    for r in _rows(con, "exporter_wait_buckets", {}):
         buckets.setdefault(r["queue"], {})[float(r["le"])] = int(r["calls"])
+    # Every queue has a row per bound (counters_seed.sql); a bound a queue lacks would read 0.
+    bounds = tuple(sorted({le for per in buckets.values() for le in per})) or WAIT_BUCKETS
     out = {}
     for r in _rows(con, "exporter_call_totals", {}):
         per = buckets.get(r["queue"], {})
@@ -192,7 +230,7 @@ def _call_totals(con: duckdb.DuckDBPyConnection, bounds: tuple[float, ...]) -> d
             wait_sum_s=float(r["answer_wait_s"]),
             wait_buckets=tuple(per.get(b, 0) for b in bounds),
         )
-    return out
+    return bounds, out
 
 
 def _agent_kpis(con: duckdb.DuckDBPyConnection, watermark: datetime, label: dict[int, str]) -> tuple[AgentKpis, ...]:

@@ -59,6 +59,23 @@ SL_THRESHOLD = _m(
     "service_level_threshold_seconds", "gauge", ("queue",), "Answer-within threshold of the service level."
 )
 
+
+@dataclass(frozen=True, slots=True)
+class KpiSeries:
+    """The series of one KPI of the table in metrics.kpi.definitions: its value, its target."""
+
+    value: MetricName
+    target: MetricName
+
+
+# KPI name (metrics.kpi.definitions) -> its series; a test checks every KPI has one.
+KPI_SERIES: dict[str, KpiSeries] = {
+    "service_level": KpiSeries(SERVICE_LEVEL, TARGET_SERVICE_LEVEL),
+    "abandon_rate": KpiSeries(ABANDON_RATE, TARGET_ABANDON_RATE),
+    "asa": KpiSeries(ASA, TARGET_ASA),
+    "oldest_wait": KpiSeries(OLDEST_WAIT, TARGET_OLDEST_WAIT),
+}
+
 BREACH = _m("kpi_breach", "gauge", ("queue", "kpi", "window"), "1 while the KPI breaches its target, else 0.")
 
 # Counters and a wait histogram (event time), so PromQL can aggregate across queues and workers.
@@ -82,6 +99,25 @@ DEAD_LETTERS_TOTAL = _m("dead_letters_total", "counter", ("source", "reason"), "
 BATCH_DURATION = _m("batch_duration_seconds", "histogram", (), "Time to process one batch.")
 WATERMARK_LAG = _m("watermark_lag_seconds", "gauge", (), "Wall clock minus the watermark.")
 LAST_EVENT = _m("last_event_timestamp_seconds", "gauge", (), "Event time of the newest event (the watermark).")
+KAFKA_STORED_OFFSET = _m(
+    "kafka_stored_offset",
+    "gauge",
+    ("topic", "partition"),
+    "Offset of the last message of the Kafka partition stored in DuckDB (saved with its rows).",
+)
+KAFKA_LAG = _m(
+    "kafka_lag_messages",
+    "gauge",
+    ("topic", "partition"),
+    "Messages of the Kafka partition not stored yet: its high watermark as the worker last fetched it, "
+    "minus the stored offset, minus 1.",
+)
+REFRESH_FAILURES_TOTAL = _m(
+    "refresh_failures_total",
+    "counter",
+    ("job",),
+    "Refresh jobs (snapshot, /metrics, wallboard, retention ...) that raised; the job's last result stays served.",
+)
 
 ALL: tuple[MetricName, ...] = tuple(v for v in dict(globals()).values() if isinstance(v, MetricName))
 

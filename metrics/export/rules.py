@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from metrics.export import names
-
-RUNBOOK_PLACEHOLDER = "https://runbooks.example.invalid/callpulse"
-"""Default runbook base: ``.invalid`` is reserved (RFC 2606) and names no real host."""
+from metrics.kpi import definitions
+from metrics.kpi.definitions import Kpi
+from pipeline.core.config import RUNBOOK_URL, runbook_base
 
 SERVICE_LEVEL_LOW = "CallpulseServiceLevelLow"
 ABANDON_RATE_HIGH = "CallpulseAbandonRateHigh"
@@ -38,7 +38,13 @@ WATERMARK_LAG = "CallpulseWatermarkLag"
 DEAD_LETTERS_RISING = "CallpulseDeadLettersRising"
 EXPORTER_DOWN = "CallpulseExporterDown"
 
-KPI_ALERTS: tuple[str, ...] = (SERVICE_LEVEL_LOW, ABANDON_RATE_HIGH, ASA_HIGH, OLDEST_WAIT_HIGH)
+
+def alert_name(kpi: Kpi) -> str:
+    """``CallpulseServiceLevelLow``, ``CallpulseAsaHigh`` ...: the KPI's name and the side it breaches on."""
+    return "Callpulse" + kpi.name.title().replace("_", "") + ("Low" if kpi.higher_is_better else "High")
+
+
+KPI_ALERTS: tuple[str, ...] = tuple(alert_name(k) for k in definitions.QUEUE_KPIS)
 PIPELINE_ALERTS: tuple[str, ...] = (NO_EVENTS, WATERMARK_LAG, DEAD_LETTERS_RISING, EXPORTER_DOWN)
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -81,7 +87,8 @@ class BurnWindows:
 class AlertSettings:
     window: str = "15m"
     job: str = "callpulse"
-    runbook_url: str = RUNBOOK_PLACEHOLDER
+    runbook_url: str = RUNBOOK_URL
+    """Base of the runbook pages: each alert links to ``<runbook_url>/<AlertName>.md``."""
     service_level: RuleSettings = RuleSettings("5m", "critical")
     abandon_rate: RuleSettings = RuleSettings("5m", "warning")
     asa: RuleSettings = RuleSettings("5m", "warning")
@@ -112,10 +119,7 @@ class AlertSettings:
             raise ValueError(f"job must match {_JOB.pattern}: {self.job!r}")
         durations = [self.no_events_for, self.max_watermark_lag, self.dead_letter_rate_window]
         rules = [
-            self.service_level,
-            self.abandon_rate,
-            self.asa,
-            self.oldest_wait,
+            *(getattr(self, k.name) for k in definitions.QUEUE_KPIS),
             self.no_events,
             self.watermark_lag,
             self.dead_letters,
@@ -132,8 +136,7 @@ class AlertSettings:
             raise ValueError("severities must not be empty")
         if self.dead_letter_rate < 0:
             raise ValueError("dead_letter_rate must be >= 0")
-        if not self.runbook_url:
-            raise ValueError("runbook_url must not be empty")
+        runbook_base(self.runbook_url, "runbook_url")
         for key, _ in self.extra_labels:
             if key in ("severity", "component") or not _LABEL.fullmatch(key):
                 raise ValueError(f"extra label name not allowed: {key!r}")
@@ -191,7 +194,7 @@ def _alert(
     out["annotations"] = {
         "summary": summary,
         "description": description,
-        "runbook_url": f"{s.runbook_url.rstrip('/')}/{name}",
+        "runbook_url": f"{s.runbook_url.rstrip('/')}/{name}.md",
     }
     return out
 
@@ -199,78 +202,27 @@ def _alert(
 # --- rule groups --------------------------------------------------------------------
 
 
-def _kpi_rule(
-    s: AlertSettings,
-    name: str,
-    kpi: names.MetricName,
-    target: names.MetricName,
-    op: str,
-    rule: RuleSettings,
-    fmt: str,
-    what: str,
-    bound: str,
-    windowed: bool = True,
-) -> dict[str, Any]:
-    value = _sel(kpi, s, window=s.window) if windowed else _sel(kpi, s)
-    compare = f"{value}\n  {op} on (queue) group_left ()\n{_target(target, s)}"
-    if windowed:
-        expr = f"(\n{_indent(compare)}\n)\nand on (queue)\n(\n{_indent(_enough_calls(s))}\n)"
-        over = f" over the last {s.window}"
-    else:
-        expr = compare
-        over = " now"  # "Oldest wait of queue q now is ..."
-    summary = f"{what} {'below' if op == '<' else 'above'} target on queue {{{{ $labels.queue }}}}"
+def _kpi_rule(s: AlertSettings, kpi: Kpi) -> dict[str, Any]:
+    series = names.KPI_SERIES[kpi.name]
+    fmt = "humanizePercentage" if kpi.unit == definitions.RATIO else "humanizeDuration"
+    value = _sel(series.value, s, window=s.window) if kpi.rolling else _sel(series.value, s)
+    op, side, bound = ("<", "below", "at least") if kpi.higher_is_better else (">", "above", "at most")
+    expr = f"{value}\n  {op} on (queue) group_left ()\n{_target(series.target, s)}"
+    if kpi.gated:
+        expr = f"(\n{_indent(expr)}\n)\nand on (queue)\n(\n{_indent(_enough_calls(s))}\n)"
+    over = f" over the last {s.window}" if kpi.rolling else " now"  # "Oldest wait of queue q now is ..."
+    what = kpi.long_label
+    summary = f"{what} {side} target on queue {{{{ $labels.queue }}}}"
     description = (
         f"{what} of queue {{{{ $labels.queue }}}}{over} is {{{{ $value | {fmt} }}}}; "
-        f"target: {bound} {_target_text(target, s, fmt)}."
+        f"target: {bound} {_target_text(series.target, s, fmt)}."
     )
-    return _alert(name, expr, rule, s, "kpi", summary, description)
+    rule: RuleSettings = getattr(s, kpi.name)  # AlertSettings has one field per KPI, by name
+    return _alert(alert_name(kpi), expr, rule, s, "kpi", summary, description)
 
 
 def _kpi_group(s: AlertSettings) -> dict[str, Any]:
-    pct, dur = "humanizePercentage", "humanizeDuration"
-    return {
-        "name": "callpulse-kpi",
-        "rules": [
-            _kpi_rule(
-                s,
-                SERVICE_LEVEL_LOW,
-                names.SERVICE_LEVEL,
-                names.TARGET_SERVICE_LEVEL,
-                "<",
-                s.service_level,
-                pct,
-                "Service level",
-                "at least",
-            ),
-            _kpi_rule(
-                s,
-                ABANDON_RATE_HIGH,
-                names.ABANDON_RATE,
-                names.TARGET_ABANDON_RATE,
-                ">",
-                s.abandon_rate,
-                pct,
-                "Abandon rate",
-                "at most",
-            ),
-            _kpi_rule(s, ASA_HIGH, names.ASA, names.TARGET_ASA, ">", s.asa, dur, "Average speed of answer", "at most"),
-            # Oldest wait is live, not a window KPI: one caller waiting too long is a
-            # breach however few calls the queue has, so min_calls does not apply.
-            _kpi_rule(
-                s,
-                OLDEST_WAIT_HIGH,
-                names.OLDEST_WAIT,
-                names.TARGET_OLDEST_WAIT,
-                ">",
-                s.oldest_wait,
-                dur,
-                "Oldest wait",
-                "at most",
-                windowed=False,
-            ),
-        ],
-    }
+    return {"name": "callpulse-kpi", "rules": [_kpi_rule(s, kpi) for kpi in definitions.QUEUE_KPIS]}
 
 
 def burn_windows(s: AlertSettings) -> tuple[str, ...]:

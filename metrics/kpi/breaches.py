@@ -20,10 +20,10 @@ reads evaluations from DuckDB and persists the book; ``attach`` runs it after th
 engine's batches, on the engine's thread (the breach tables have no other writer), and
 to the watermark when the source runs dry.
 
-KPIs and the window label: ``service_level`` (breach when below target),
-``abandon_rate`` and ``asa`` (above target) on every configured window, gated by the
-queue's ``min_calls`` offered in that window; ``oldest_wait`` (above target) is live,
-window ``"live"``, and never gated, like the alert rules (metrics/export/rules.py).
+KPIs, their direction and gating come from the KPI table (metrics.kpi.definitions):
+the rolling ones are evaluated on every configured window, gated by the queue's
+``min_calls`` offered in that window; the live one (oldest wait) has the window
+``"live"`` and is never gated, like the alert rules (metrics/export/rules.py).
 
 Settings are not data: a changed target or threshold applies from the minutes decided
 after the change, and leaves the breaches decided before it as they were.
@@ -42,25 +42,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from metrics.kpi import definitions
+from metrics.kpi.definitions import LIVE
 from pipeline.core import sqlfiles
 from pipeline.core.engine import BatchResult, Engine
 
 log = logging.getLogger("callpulse.breaches")
 
-LIVE = "live"
 STEP_S = 60
 CHUNK_POINTS = 360  # evaluation points per query (6 h of event time)
 CATCH_UP_POINTS = 1440  # at most a day of points per refresh
-
-# kpi -> (column in the as-of query, target column, breach when value is below target)
-WINDOW_KPIS: dict[str, tuple[str, str, bool]] = {
-    "service_level": ("service_level", "target_service_level", True),
-    "abandon_rate": ("abandon_rate", "target_abandon_rate", False),
-    "asa": ("asa_s", "target_asa_s", False),
-}
-OLDEST_WAIT = "oldest_wait"
-KPIS: tuple[str, ...] = (*WINDOW_KPIS, OLDEST_WAIT)
-LOWER_IS_BREACH: dict[str, bool] = {**{k: v[2] for k, v in WINDOW_KPIS.items()}, OLDEST_WAIT: False}
 
 Key = tuple[str, str, str]  # (queue, kpi, window)
 
@@ -83,11 +74,7 @@ class Evaluation:
 
     @property
     def breaching(self) -> bool:
-        if self.value is None or not self.enough_calls:
-            return False
-        if LOWER_IS_BREACH[self.kpi]:
-            return self.value < self.target
-        return self.value > self.target
+        return definitions.BY_NAME[self.kpi].verdict(self.value, self.target, self.enough_calls) is False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +98,7 @@ class Breach:
 
 def worse(kpi: str, a: float | None, b: float | None) -> float | None:
     """The worse of two values of ``kpi`` (the lower service level, the higher wait ...)."""
-    if a is None or b is None:
-        return b if a is None else a
-    return min(a, b) if LOWER_IS_BREACH[kpi] else max(a, b)
+    return definitions.BY_NAME[kpi].worse(a, b)
 
 
 class BreachBook:
@@ -213,17 +198,18 @@ def evaluations_as_of(
     for r in _rows(con, "breaches_window_as_of", params):
         enough = int(r["offered"]) >= int(r["min_calls"])
         window = label[int(r["width_s"])]
-        for kpi, (column, target, _) in WINDOW_KPIS.items():
-            if r[column] is not None:
-                yield Evaluation(r["queue"], kpi, window, r["m"], float(r[column]), float(r[target]), enough)
+        for kpi in definitions.rolling():
+            yield from _evaluation(r, kpi, window, enough)
     for r in _rows(con, "breaches_oldest_wait_as_of", params):
+        for kpi in definitions.live():
+            yield from _evaluation(r, kpi, LIVE)
+
+
+def _evaluation(r: dict[str, Any], kpi: definitions.Kpi, window: str, enough: bool = True) -> Iterator[Evaluation]:
+    """The evaluation of ``kpi`` in one as-of row (columns ``<value>`` and ``target_<target>``), if defined."""
+    if r[kpi.value] is not None:
         yield Evaluation(
-            r["queue"],
-            OLDEST_WAIT,
-            LIVE,
-            r["m"],
-            float(r["oldest_wait_s"]),
-            float(r["target_oldest_wait_s"]),
+            r["queue"], kpi.name, window, r["m"], float(r[kpi.value]), float(r[f"target_{kpi.target}"]), enough
         )
 
 

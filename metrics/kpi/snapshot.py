@@ -12,25 +12,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from metrics.kpi.definitions import Kpi
 from pipeline.core import sqlfiles
-
-KPI_FIELDS = (
-    "offered",
-    "answered",
-    "abandoned",
-    "short_abandoned",
-    "exited",
-    "waiting",
-    "answered_in_sl",
-    "service_level",
-    "asa_s",
-    "abandon_rate",
-    "aht_s",
-    "transfer_rate",
-    "max_wait_s",
-    "repeat_rate",
-    "fcr",
-)
+from pipeline.core.records import WORK_STATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +67,23 @@ class QueueSnapshot:
     agents: dict[tuple[str, str], int] = field(default_factory=dict)  # (state, reason) -> count
     # (state, reason) -> seconds in that state so far, summed over those agents
     agent_seconds: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def reading(self, kpi: Kpi, window: str) -> tuple[float | None, float, bool]:
+        """``kpi``'s value (on ``window`` if it is a rolling KPI), its target, and whether
+        ``window`` had at least min_calls offered calls: the arguments of ``kpi.verdict``."""
+        k = self.windows.get(window)
+        enough = k is not None and k.offered >= self.targets.min_calls
+        holder = k if kpi.rolling else self
+        value = getattr(holder, kpi.value) if holder is not None else None
+        return value, getattr(self.targets, kpi.target), enough
+
+    def agents_by_state(self) -> dict[str, int]:
+        """Agents per state now, whatever the reason, for each of ``WORK_STATES`` in order."""
+        counts = dict.fromkeys(WORK_STATES, 0)
+        for (state, _reason), n in self.agents.items():
+            if state in counts:
+                counts[state] += n
+        return counts
 
     def not_ready_seconds(self) -> dict[str, float]:
         """Time in not-ready so far of the agents not ready now, by reason ('' if none given)."""

@@ -10,8 +10,11 @@ site's time zone, so a DST change day has 23 or 25 hours.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 
 import polars as pl
+
+from metrics.kpi.snapshot import QueueKpis
 
 QUEUE_SUMS = (
     "offered",
@@ -39,22 +42,9 @@ AGENT_SUMS = (
     "qa_count",
     "qa_sum",
 )
-QUEUE_KPIS = (
-    "offered",
-    "answered",
-    "abandoned",
-    "short_abandoned",
-    "exited",
-    "answered_in_sl",
-    "service_level",
-    "asa_s",
-    "abandon_rate",
-    "aht_s",
-    "transfer_rate",
-    "max_wait_s",
-    "repeat_rate",
-    "fcr",
-)
+# The snapshot's queue KPIs (the kpi_queue_* views' columns); ``waiting``, a live count,
+# is not summed over days, so interval reports add it last.
+QUEUE_KPIS: tuple[str, ...] = tuple(f.name for f in fields(QueueKpis) if f.name != "waiting")
 AGENT_KPIS = (
     "handled",
     "aht_s",

@@ -1,5 +1,5 @@
 """`python -m pipeline.cli`: the same as the `callpulse` command."""
 
-from pipeline.cli.main import main
+from pipeline.cli.entry import main
 
 main()

@@ -33,7 +33,9 @@ alerts_app = typer.Typer(no_args_is_help=True, help="Prometheus alert rules (gen
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml)")]
 WindowOpt = Annotated[str, typer.Option(help="Rolling window the KPI alerts read (5m, 15m, 1h)")]
 JobOpt = Annotated[str, typer.Option(help="Prometheus job name of the callpulse exporter")]
-RunbookOpt = Annotated[str | None, typer.Option(help="Runbook base URL (alert name appended)")]
+RunbookOpt = Annotated[
+    str | None, typer.Option(help="Runbook base URL, <base>/<AlertName>.md (default: [alerts] runbook_url)")
+]
 
 
 def lowest_service_level_target(config: Config) -> float:
@@ -67,8 +69,9 @@ def settings_for(
     job: str | None = None,
     runbook_url: str | None = None,
 ) -> AlertSettings:
-    """Alert settings for ``config``: burn factors fitted to its targets, overrides applied."""
-    s = base or AlertSettings()
+    """Alert settings for ``config``: burn factors fitted to its targets, its runbook base,
+    overrides applied."""
+    s = base or AlertSettings(runbook_url=config.alerts.runbook_url)
     changes: dict[str, str] = {}
     if window is not None:
         changes["window"] = window

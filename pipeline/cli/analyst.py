@@ -1,6 +1,6 @@
 """`callpulse sql | report | backup | restore | retention`: the analysts' and operators' commands.
 
-Thin: they open the analysts' read-only snapshot (pipeline/ops/analyst_copy.py) or copy a
+Thin: they open the analysts' read-only copy (pipeline/ops/analyst_copy.py) or copy a
 database (pipeline/ops/backup.py) and format what the pure builders return
 (metrics/reports/tables.py, metrics/reports/html.py).
 """
@@ -12,7 +12,7 @@ import json
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -23,12 +23,14 @@ from rich.table import Table
 
 from metrics.reports import html as report_html
 from metrics.reports import tables as reports
+from pipeline.cli.output import error_console, fail, run_app
 from pipeline.core import sqlfiles
 from pipeline.core.config import Config, load_config
+from pipeline.core.errors import EXIT_USAGE, OperatorError, not_a_directory
 from pipeline.ops import analyst_copy as analyst
 from pipeline.ops import backup, retention
 
-err = Console(stderr=True, soft_wrap=True)
+err = error_console()
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)"),
@@ -41,15 +43,14 @@ FORMATS_SQL = ("table", "csv", "json")
 FORMATS_REPORT = ("table", "csv", "parquet", "html")
 
 
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    fail(err, message, code)
 
 
 def _open(cfg: Config) -> analyst.Opened:
     try:
-        return analyst.open_snapshot(cfg)
-    except analyst.AnalystError as exc:
+        return analyst.open_copy(cfg)
+    except OperatorError as exc:
         _fail(str(exc))
         raise  # unreachable
 
@@ -113,7 +114,7 @@ def _execute(opened: analyst.Opened, query: str, fmt: str) -> bool:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         if analyst.refused_write(exc):
             err.print(
-                "[bold red]refused:[/] the analysts' database is a read-only snapshot; the pipeline is its only "
+                "[bold red]refused:[/] the analysts' database is a read-only copy; the pipeline is its only "
                 f"writer (copy results out with --format csv > file). ({first})",
                 highlight=False,
             )
@@ -158,7 +159,7 @@ def sql(
     db: DbOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
 ) -> None:
-    """Query the analysts' read-only snapshot (the pipeline keeps writing its own file)."""
+    """Query the analysts' read-only copy (the pipeline keeps writing its own file)."""
     if fmt not in FORMATS_SQL:
         _fail(f"--format: expected one of {', '.join(FORMATS_SQL)}, got {fmt!r}")
     cfg = load_config(config).with_db(db)
@@ -281,13 +282,15 @@ def report(
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """KPI reports with polars over the analysts' snapshot, in the site's time zone."""
+    """KPI reports with polars over the analysts' copy, in the site's time zone."""
     if kind not in reports.KINDS:
         _fail(f"report kind: expected one of {', '.join(reports.KINDS)}, got {kind!r}")
     if fmt not in FORMATS_REPORT:
         _fail(f"--format: expected one of {', '.join(FORMATS_REPORT)}, got {fmt!r}")
     if fmt == "parquet" and out is None:
         _fail("--format parquet needs --out FILE")
+    if out is not None:
+        not_a_directory(out, "--out")
     cfg = load_config(config).with_db(db)
     opened = _open(cfg)
     tz = cfg.timezone
@@ -335,11 +338,15 @@ def backup_cmd(
     dest: Annotated[Path, typer.Argument(help="Backup file to write (a DuckDB database)")],
     config: ConfigOpt = None,
     db: DbOpt = None,
-    wait: Annotated[float, typer.Option(help="Seconds to wait for a running pipeline to take a fresh snapshot")] = 30.0,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for a running pipeline to refresh the analysts' copy")
+    ] = 30.0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite DEST if it exists")] = False,
 ) -> None:
     """A consistent copy of the database, also while the pipeline runs."""
     cfg = load_config(config).with_db(db)
+    not_a_directory(dest, "the backup")
+    not_a_directory(cfg.db, "the database (--db)")
     if dest.exists() and not force:
         _fail(f"{dest}: exists; use --force to overwrite it")
     if not cfg.db.exists():
@@ -348,23 +355,22 @@ def backup_cmd(
         try:
             info = backup.copy_file(cfg.db, dest, kind="backup")
             how = "pipeline stopped: copied the database"
-        except backup.CopyError:
-            if not analyst._pipeline_running(cfg.db):  # noqa: SLF001 - same package
+        except backup.CopyError as exc:
+            if not exc.in_use:
                 raise
-            snap, fresh = analyst.request_backup_snapshot(cfg, wait)
+            snap, fresh = analyst.request_backup_copy(cfg, wait)
             if not snap.exists():
-                _fail(f"the pipeline is running but wrote no snapshot to copy ({snap})")
+                _fail(f"the pipeline is running but wrote no analysts' copy to back up ({snap})")
             info = backup.copy_file(snap, dest, kind="backup")
             how = (
-                "pipeline running: copied a snapshot it took on request"
+                "pipeline running: copied the analysts' copy it made on request"
                 if fresh
-                else f"pipeline running but idle: copied its latest snapshot ({snap.name})"
+                else f"pipeline running but idle: copied its latest analysts' copy ({snap.name})"
             )
     except backup.CopyError as exc:
         _fail(str(exc))
         raise
-    wm = info.watermark.isoformat() if info.watermark else "no events"
-    err.print(f"backup {dest}: {info.tables} tables, data up to {wm} ({how})", highlight=False)
+    _copied(f"backup {dest}", info, f" ({how})")
 
 
 def restore_cmd(
@@ -378,8 +384,13 @@ def restore_cmd(
     except backup.CopyError as exc:
         _fail(str(exc))
         raise
+    _copied(f"restored {src} into {dest_db}", info)
+
+
+def _copied(what: str, info: backup.CopyInfo, note: str = "") -> None:
+    """The one line a finished backup or restore prints: what was copied, how much, up to when."""
     wm = info.watermark.isoformat() if info.watermark else "no events"
-    err.print(f"restored {src} into {dest_db}: {info.tables} tables, data up to {wm}", highlight=False)
+    err.print(f"{what}: {info.tables} tables, data up to {wm}{note}", highlight=False)
 
 
 def retention_cmd(
@@ -426,15 +437,9 @@ def register(app: typer.Typer) -> None:
 
 def main() -> None:
     """These commands alone (`python -m pipeline.cli.analyst`); `callpulse` registers them too."""
-    from pipeline.core.config import ConfigError
-
     app = typer.Typer(add_completion=False, no_args_is_help=True, help="callpulse analysts' commands.")
     register(app)
-    try:
-        app()
-    except ConfigError as exc:
-        err.print(f"[bold red]config error:[/] {exc}", highlight=False)
-        sys.exit(2)
+    run_app(app, err)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from metrics.kpi.definitions import BOARD_ORDER, RATIO, Kpi
 from metrics.kpi.snapshot import KpiSnapshot, QueueSnapshot
+from pipeline.core.records import WORK_STATES
 
 
 def _fmt_pct(v: float | None) -> str:
@@ -32,24 +34,25 @@ def _cell(text: str, ok: bool | None) -> Text:
     return Text(text, style=_style(ok))
 
 
+def _kpi_cell(q: QueueSnapshot, kpi: Kpi, window: str) -> Text:
+    value, target, enough = q.reading(kpi, window)
+    text = _fmt_pct(value) if kpi.unit == RATIO else _fmt_s(value)
+    return _cell(text, kpi.verdict(value, target, enough))
+
+
+def _heading(kpi: Kpi) -> str:
+    return kpi.label if kpi.label.isupper() else kpi.label.lower()  # "ASA" stays upper case
+
+
 def _row(q: QueueSnapshot, window: str) -> list[Text]:
     k = q.windows.get(window)
-    t = q.targets
-    enough = k is not None and k.offered >= t.min_calls
-    sl, asa, ab = (k.service_level, k.asa_s, k.abandon_rate) if k else (None, None, None)
-    agents = {s: 0 for s in ("ready", "busy", "wrap", "not_ready")}
-    for (state, _), n in q.agents.items():
-        if state in agents:
-            agents[state] += n
+    agents = q.agents_by_state()
     return [
         Text(q.queue, style="bold"),
         _cell(str(q.calls_waiting), None),
-        _cell(_fmt_s(q.oldest_wait_s), None if q.oldest_wait_s is None else q.oldest_wait_s <= t.oldest_wait_s),
-        _cell(_fmt_pct(sl), None if sl is None or not enough else sl >= t.service_level),
-        _cell(_fmt_s(asa), None if asa is None or not enough else asa <= t.asa_s),
-        _cell(_fmt_pct(ab), None if ab is None or not enough else ab <= t.abandon_rate),
+        *(_kpi_cell(q, kpi, window) for kpi in BOARD_ORDER),
         Text(f"{k.offered if k else 0}/{k.answered if k else 0}/{k.abandoned if k else 0}"),
-        Text(f"{agents['ready']}/{agents['busy']}/{agents['wrap']}/{agents['not_ready']}"),
+        Text("/".join(str(n) for n in agents.values())),
     ]
 
 
@@ -59,15 +62,13 @@ def render(snapshot: KpiSnapshot, window: str = "15m", status: str = "", tz: str
         local = snapshot.watermark.astimezone(ZoneInfo(tz))
         title += f" — window {window}, as of {local:%Y-%m-%d %H:%M:%S} {tz}"
     table = Table(title=title, expand=True)
+    states = "/".join(s.replace("_", " ") for s in WORK_STATES)
     for name in (
         "queue",
         "waiting",
-        "oldest wait",
-        "service level",
-        "ASA",
-        "abandon rate",
+        *(_heading(kpi) for kpi in BOARD_ORDER),
         "offered/answered/abandoned",
-        "agents ready/busy/wrap/not ready",
+        f"agents {states}",
     ):
         table.add_column(name, justify="left" if name == "queue" else "right")
     for q in sorted(snapshot.queues.values(), key=lambda q: q.queue):

@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, TaskID
 
+from pipeline.cli.output import error_console
 from pipeline.cli.progress import progress_bar
 from pipeline.core.config import Config, load_config, pii_key_from_env
+from pipeline.core.errors import EXIT_INTERRUPTED, not_a_directory
 
 log = logging.getLogger("callpulse.worker")
-console = Console(stderr=True)
+console = error_console()
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)")
@@ -82,7 +83,7 @@ def worker(
     key = pii_key_from_env(required=True)
     assert key is not None
     options = WorkerOptions(duration_s=duration, max_events=max_events, serve=serve, session_timeout_s=session_timeout)
-    w = KafkaWorker(cfg, key, options, start_services=start_services)
+    w = KafkaWorker(cfg, key, options, start_services=start_services, on_broker_retry=_say_retry(cfg))
     console.print(
         f"worker: {cfg.kafka.bootstrap} group {cfg.kafka.group} topics {', '.join(w.topics.values())} → {cfg.db}"
     )
@@ -96,7 +97,10 @@ def worker(
             last[0], last[1] = now, s.messages
             console.print(f"progress: {s.messages} messages stored in {s.batches} batches")
 
-    summary = w.run(progress)
+    try:
+        summary = w.run(progress)
+    except KeyboardInterrupt:  # before faust took over the signals (waiting for the broker)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     totals = w.engine.totals if w.engine is not None else None
     rate = summary.messages / summary.seconds if summary.seconds else 0.0
     detail = (
@@ -110,6 +114,17 @@ def worker(
         f"({rate:,.0f} messages/s)"
     )
     _exit_despite_lingering_threads()
+
+
+def _say_retry(cfg: Config) -> Callable[[int, str, float], None]:
+    """One line per failed attempt to reach the broker."""
+
+    def say(attempt: int, reason: str, delay: float) -> None:
+        console.print(
+            f"kafka: {cfg.kafka.bootstrap} not reachable (attempt {attempt}: {reason}); retrying in {delay:.0f} s",
+        )
+
+    return say
 
 
 def _exit_despite_lingering_threads(grace_s: float = 5.0) -> None:
@@ -181,6 +196,12 @@ def produce(
     if queue_log and not key:
         console.print("[bold red]error:[/] --server: give a non-empty name")
         raise typer.Exit(2)
+    for path in paths or []:
+        not_a_directory(path, "each file to produce")
+        if not path.is_file():
+            console.print(f"[bold red]error:[/] {path}: no such file")
+            raise typer.Exit(2)
+    kafka.wait_for_broker(cfg.kafka, _say_retry(cfg))
     created = kafka.ensure_topics(cfg.kafka, partitions)
     if created:
         console.print(f"created topics {', '.join(created)} ({partitions} partitions)")
@@ -196,9 +217,6 @@ def produce(
                 run(SimConfig(seed=seed, scale=scale)), cfg.kafka, lambda n: progress.update(task, completed=n)
             )
         for path in paths or []:
-            if not path.is_file():
-                console.print(f"[bold red]error:[/] {path}: no such file")
-                raise typer.Exit(2)
             with path.open("rb") as fh:
                 total = sum(1 for line in fh if line.strip())
             task = progress.add_task(path.name, total=total)
@@ -224,6 +242,7 @@ def produce_simulated(records: Iterable[dict[str, Any]], cfg: Config, partitions
     """``callpulse simulate --to kafka``: send simulated records to the configured topics."""
     from pipeline.ingest.sources import kafka
 
+    kafka.wait_for_broker(cfg.kafka, _say_retry(cfg))
     created = kafka.ensure_topics(cfg.kafka, partitions)
     if created:
         console.print(f"created topics {', '.join(created)} ({partitions} partitions)")

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
-import duckdb
 import typer
 from rich.console import Console
 from rich.live import Live
@@ -27,18 +28,23 @@ from pipeline.cli import analyst as analyst_cli
 from pipeline.cli import board
 from pipeline.cli import kafka as kafka_cli
 from pipeline.cli.dashboards import register as register_dashboards
+from pipeline.cli.output import error_console, fail, one_of, run_app
 from pipeline.cli.progress import progress_bar
-from pipeline.cli.services import start_services
-from pipeline.core.config import Config, ConfigError, load_config, pii_key_from_env
+from pipeline.core import dbfile
+from pipeline.core.config import Config, load_config, pii_key_from_env
 from pipeline.core.engine import Engine, Totals
+from pipeline.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, not_a_directory
 from pipeline.core.pii import local_demo_key
 from pipeline.core.records import Parsed, RawBatch
+from pipeline.ingest.adapters.detect import detect_file
 from pipeline.ingest.adapters.mapped import MappingError
 from pipeline.ingest.sources import adapted, files
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time call-quality monitoring.")
-console = Console(stderr=True)
+console = error_console()
 log = logging.getLogger("callpulse")
+REPLAY_FORMATS = ("auto", *files.FORMATS, *adapted.ADAPTER_FORMATS)
+KPI_FORMATS = ("table", "json")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="callpulse.toml (default: ./callpulse.toml if present)")
@@ -50,9 +56,8 @@ def _config(path: Path | None, db: Path | None) -> Config:
     return load_config(path).with_db(db)
 
 
-def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    fail(console, message, code)
 
 
 def _summary(totals: Totals, seconds: float) -> str:
@@ -82,31 +87,46 @@ def replay(
     ] = 0,
     batch_size: Annotated[int | None, typer.Option(help="Records per batch (default from config)")] = None,
 ) -> None:
-    """Feed files through the pipeline; ends with accepted / duplicate / dead-lettered counts."""
+    """Feed files through the pipeline; ends with accepted / duplicate / dead-lettered counts.
+
+    Exits 1 when every record read was dead-lettered, 130 on Ctrl-C (after saying what
+    was stored: each batch is stored whole or not at all)."""
+    one_of("--format", fmt, REPLAY_FORMATS, console)
     cfg = _config(config, db)
     key = pii_key_from_env(required=True)
     assert key is not None
     size = batch_size or cfg.batch_size
     skipped: Counter[str] = Counter()
     options: dict[str, Any] = {"timezone": cfg.timezone, "mapping": mapping or "anonymous_bank", "stats": skipped}
+    # Every input is checked before the database is opened: a refused input writes nothing.
+    formats = [_input_format(path, fmt, mapping, follow_file) for path in paths]
     started = time.perf_counter()
-    with Engine.open(cfg, key) as engine, progress_bar(console) as progress:
-        breaches.attach(engine)
-        task = progress.add_task("replay", total=None)
-        for path in paths:
-            if path != "-" and not Path(path).is_file() and not follow_file:
-                _fail(f"{path}: no such file")
-            batches = _batches(path, fmt, size, options, follow_file, duration)
-            # --follow reads on this thread: its source must see Ctrl-C itself
-            results = map(engine.process, batches) if follow_file else engine.process_stream(batches)
-            for _ in results:
-                progress.update(
-                    task,
-                    completed=engine.totals.read,
-                    description=f"{Path(path).name}: {engine.totals.dead_lettered:,} dead-lettered",
-                )
-        engine.drain()
-        totals = engine.totals
+    totals = Totals()  # the engine's, once it is open: what is stored so far
+    with _ctrl_c_noted() as pressed:
+        try:
+            with Engine.open(cfg, key) as engine, progress_bar(console) as progress:
+                totals = engine.totals
+                breaches.attach(engine)
+                task = progress.add_task("replay", total=None)
+                for path, chosen in zip(paths, formats, strict=True):
+                    batches = _batches(path, chosen, size, options, follow_file, duration)
+                    # --follow reads on this thread: its source must see Ctrl-C itself
+                    results = map(engine.process, batches) if follow_file else engine.process_stream(batches)
+                    for _ in results:
+                        progress.update(
+                            task,
+                            completed=totals.read,
+                            description=f"{Path(path).name}: {totals.dead_lettered:,} dead-lettered",
+                        )
+                engine.drain()
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt) and not pressed.is_set():
+                raise
+            console.print(
+                f"interrupted: stored before Ctrl-C: {_summary(totals, time.perf_counter() - started)}; "
+                "run the same replay again to finish (what is stored is skipped as duplicates)"
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     console.print(_summary(totals, time.perf_counter() - started))
     not_records = {k: v for k, v in skipped.items() if k.startswith("skipped")}
     if not_records:
@@ -114,6 +134,51 @@ def replay(
             "not call records, left out by the adapter: "
             + ", ".join(f"{k.split(':', 1)[-1]} {v:,}" for k, v in sorted(not_records.items()))
         )
+    if totals.read and totals.dead_lettered == totals.read:
+        _fail(
+            f"every record was dead-lettered ({totals.read:,}); nothing was stored: see why with "
+            'callpulse sql "SELECT reason, count(*) FROM dead_letters GROUP BY reason"',
+            EXIT_FAILED,
+        )
+
+
+@contextmanager
+def _ctrl_c_noted() -> Iterator[threading.Event]:
+    """Ctrl-C raises ``KeyboardInterrupt`` as usual and is also noted in the event
+    yielded: DuckDB turns one that lands during a query into its own error."""
+    pressed = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        pressed.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _input_format(path: str, fmt: str, mapping: str | None, follow_file: bool) -> str:
+    """The format ``path`` is read in; refuses a missing file, a directory, and a file
+    whose format can't be recognised (a CSV is never guessed to be the bank's export)."""
+    if follow_file:
+        not_a_directory(path, "a followed file")
+        return "asterisk" if fmt == "auto" else fmt
+    if path == "-":
+        return "jsonl" if fmt == "auto" else fmt
+    not_a_directory(path, "each input")
+    if not Path(path).is_file():
+        _fail(f"{path}: no such file")
+    chosen = detect_file(path) if fmt == "auto" else fmt
+    if chosen == "unknown":
+        _fail(f"{path}: could not recognise the format from its first lines; pass --format")
+    if chosen == "mapped":
+        try:
+            adapted.check_mapped_header(path, mapping or "anonymous_bank", guessed=fmt == "auto" and mapping is None)
+        except MappingError as exc:
+            _fail(str(exc))
+    return chosen
 
 
 def _batches(
@@ -125,20 +190,17 @@ def _batches(
         if duration:
             threading.Timer(duration, stop.set).start()
         try:
-            yield from adapted.followed_batches(path, "asterisk" if fmt == "auto" else fmt, options, stop)
+            yield from adapted.followed_batches(path, fmt, options, stop)
         except KeyboardInterrupt:
             stop.set()
         return
-    chosen = adapted.sniff_format(path) if fmt == "auto" else fmt
-    if chosen in files.FORMATS:
-        yield from files.read_batches(path, size, chosen)
-    elif chosen in adapted.ADAPTER_FORMATS:
+    if fmt in files.FORMATS:
+        yield from files.read_batches(path, size, fmt)
+    else:
         try:
-            yield from adapted.adapted_batches(path, chosen, size, options)
+            yield from adapted.adapted_batches(path, fmt, size, options)
         except MappingError as exc:
             _fail(str(exc))
-    else:
-        _fail(f"{path}: could not recognise the format from its first lines; pass --format")
 
 
 @app.command()
@@ -158,6 +220,8 @@ def simulate(
     from pipeline.ingest.sources.simulator import SimConfig, write_jsonl
     from pipeline.ingest.sources.simulator import simulate as run
 
+    if out is not None:
+        not_a_directory(out, "--out")
     sim = SimConfig(seed=seed, day=date.fromisoformat(day), days=days, scale=scale, tz=timezone)
     if to == "kafka":
         kafka_cli.produce_simulated(run(sim), kafka_cli.kafka_config(config, None, bootstrap, None, topic_prefix))
@@ -176,19 +240,21 @@ def kpis(
     window: Annotated[str, typer.Option(help="Window shown in the table")] = "15m",
 ) -> None:
     """Current KPIs per queue: rolling windows, the latest interval, live state."""
+    one_of("--format", fmt, KPI_FORMATS, console)
     cfg = _config(config, db)
+    one_of("--window", window, [name for name, _ in cfg.windows], console)
     if not cfg.db.exists():
         _fail(f"{cfg.db}: no database yet (run `callpulse replay` or `callpulse demo` first)")
     try:
-        con = duckdb.connect(str(cfg.db), read_only=True)
-    except duckdb.IOException:
-        # A running pipeline holds the file: read the analysts' snapshot it keeps beside it.
-        from pipeline.ops.analyst_copy import AnalystError, open_snapshot
+        con = dbfile.open_callpulse(cfg.db, read_only=True)
+    except dbfile.DatabaseInUse:
+        # A running pipeline holds the file: read the analysts' copy it keeps beside it.
+        from pipeline.ops.analyst_copy import AnalystError, open_copy
 
         try:
-            opened = open_snapshot(cfg)
+            opened = open_copy(cfg)
         except AnalystError as exc:
-            _fail(f"{cfg.db}: in use by a running pipeline and no analysts' snapshot to read ({exc})")
+            _fail(f"{cfg.db}: in use by a running pipeline and no analysts' copy to read ({exc})")
         con = opened.con
         console.print(f"{cfg.db} is in use by a running pipeline; reading {opened.freshness_line()}")
     try:
@@ -197,10 +263,8 @@ def kpis(
         con.close()
     if fmt == "json":
         sys.stdout.write(json.dumps(snap.to_json(), indent=2) + "\n")
-    elif fmt == "table":
-        Console().print(board.render(snap, window, tz=cfg.timezone))
     else:
-        _fail(f"--format: expected table or json, got {fmt!r}")
+        Console().print(board.render(snap, window, tz=cfg.timezone))
 
 
 def _paced(records: Iterator[dict[str, Any]], speed: float, batch_event_s: float) -> Iterator[list[dict[str, Any]]]:
@@ -267,6 +331,8 @@ def demo(
     last_draw = 0.0
     events = 0
     with Engine.open(cfg, key) as engine:
+        from pipeline.cli.services import start_services  # the boards and /metrics, for this command only
+
         services = start_services(engine, cfg, serve=serve)
         if services.server is not None:
             console.print(f"serving {services.server.url}/ (wallboard) and {services.server.url}/metrics")
@@ -306,11 +372,7 @@ alerts_cli.register(app)
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        app()
-    except ConfigError as exc:
-        console.print(f"[bold red]config error:[/] {exc}")
-        sys.exit(2)
+    run_app(app, console)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the problem; the CLI prints it without a traceback.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -17,6 +18,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 SL_FORMULAS: tuple[str, ...] = ("negative", "without_abandons", "positive", "answered_only")
 PII_KEY_ENV = "CALLPULSE_PII_KEY"
+RUNBOOK_URL = "docs/runbooks"
+"""Default runbook base: the repository's own pages, ``docs/runbooks/<AlertName>.md``."""
+log = logging.getLogger("callpulse.config")
+# A shorter HMAC key could be guessed, and with it every caller number from its hash.
+MIN_PII_KEY_BYTES = 16
 
 
 class ConfigError(ValueError):
@@ -49,20 +55,22 @@ class KafkaSettings:
     bootstrap: str = "127.0.0.1:9092"
     group: str = "callpulse"
     topic_prefix: str = "callpulse."
-    # Under a backlog (or while the store is busy) a micro-batch grows up to batch_size: a
-    # batch costs a few hundred ms of KPI maintenance whatever its size, so large batches
-    # catch up fastest; at low rates at most one batch per batch_within is taken, counted
-    # from the last take (see MicroBatcher; make bench compares 0.3 s with 1 s: the
-    # shorter bound about halves the latency, for three times as many batches).
+    # Under a backlog (or while the store is busy) a micro-batch grows up to batch_size:
+    # KPI maintenance costs about the same per batch whatever its size, so large batches
+    # catch up fastest. At low rates at most one batch per batch_within is taken, counted
+    # from the last take (see MicroBatcher): a shorter bound means fresher KPIs for more
+    # batches, so more of that fixed cost.
     batch_size: int = 50_000
     batch_within_s: float = 0.3
     # DuckDB's threads while the worker runs (0: DuckDB's default, one per core). A steady
     # stream's statements read a few thousand rows, where parallel operators cost more in
     # scheduling than they save; and with one thread each query runs on the thread that
-    # asked for it, so the board refresher's lower priority covers its queries too
-    # (latency p99 at 5,000 events/s: mean of three alternating pairs 1,016 -> 946 ms; a
-    # 20,000-event catch-up batch ~10 % slower: README Benchmark).
+    # asked for it, so the board refresher's lower priority covers its queries too. The
+    # price is a somewhat slower catch-up after a backlog, when batches are large.
     duckdb_threads: int = 1
+    # How long `worker` and `produce` keep trying to reach the broker at start (back-off
+    # 1, 2, 4 ... 30 s between attempts) before giving up; 0: one attempt.
+    start_timeout_s: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +83,20 @@ class ExporterSettings:
 
 @dataclass(frozen=True, slots=True)
 class AnalystSettings:
-    """The analysts' side (pipeline/ops/analyst_copy.py): snapshot freshness and path, retention."""
+    """The analysts' side (pipeline/ops/analyst_copy.py): their copy's freshness and path, retention."""
 
     freshness_s: float = 60.0
-    snapshot: Path | None = None  # None: beside the database, <stem>.analyst.duckdb
+    copy: Path | None = None  # None: beside the database, <stem>.analyst.duckdb
     retention_days: int | None = None  # None: keep raw events for ever
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsSettings:
+    """Settings of the generated Prometheus alert rules."""
+
+    # Each alert's runbook_url annotation is <runbook_url>/<AlertName>.md; point it at
+    # where people on call can read the repository's docs/runbooks folder.
+    runbook_url: str = RUNBOOK_URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +105,8 @@ class Config:
     timezone: str = "UTC"
     interval_s: int = 900
     windows: tuple[tuple[str, int], ...] = (("5m", 300), ("15m", 900), ("1h", 3600))
-    # Records per replay batch: larger batches amortise the per-batch KPI refresh (measured:
-    # a million events replay ~25% faster at 200,000 than at 100,000) at ~0.6 GB more memory.
+    # Records per replay batch: larger batches spread the fixed per-batch KPI refresh over
+    # more records, at the price of memory (each batch is held whole while it is stored).
     batch_size: int = 200_000
     max_future_s: float = 300.0
     defaults: QueueSettings = field(default_factory=QueueSettings)
@@ -97,6 +114,7 @@ class Config:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
     analyst: AnalystSettings = field(default_factory=AnalystSettings)
+    alerts: AlertsSettings = field(default_factory=AlertsSettings)
 
     def for_queue(self, queue: str) -> QueueSettings:
         return self.queues.get(queue, self.defaults)
@@ -195,7 +213,11 @@ def _queue_settings(raw: Any, key: str, base: QueueSettings) -> QueueSettings:
 
 
 def _kafka(raw: Any) -> KafkaSettings:
-    k = _table(raw, "kafka", {"bootstrap", "group", "topic_prefix", "batch_size", "batch_within", "duckdb_threads"})
+    k = _table(
+        raw,
+        "kafka",
+        {"bootstrap", "group", "topic_prefix", "batch_size", "batch_within", "duckdb_threads", "start_timeout"},
+    )
     d = KafkaSettings()
     return KafkaSettings(
         bootstrap=_string(k.get("bootstrap", d.bootstrap), "kafka.bootstrap"),
@@ -204,6 +226,7 @@ def _kafka(raw: Any) -> KafkaSettings:
         batch_size=_integer(k.get("batch_size", d.batch_size), "kafka.batch_size", 1),
         batch_within_s=parse_duration(k.get("batch_within", d.batch_within_s), "kafka.batch_within"),
         duckdb_threads=_integer(k.get("duckdb_threads", d.duckdb_threads), "kafka.duckdb_threads", 0),
+        start_timeout_s=parse_duration(k.get("start_timeout", d.start_timeout_s), "kafka.start_timeout"),
     )
 
 
@@ -222,23 +245,48 @@ def _exporter(raw: Any) -> ExporterSettings:
 
 
 def _analyst(raw: Any) -> AnalystSettings:
-    a = _table(raw, "analyst", {"freshness", "snapshot", "retention_days"})
+    a = _table(raw, "analyst", {"freshness", "copy", "snapshot", "retention_days"})
     d = AnalystSettings()
     freshness = parse_duration(a.get("freshness", d.freshness_s), "analyst.freshness")
     if freshness < 1:
         raise ConfigError(f"analyst.freshness: must be at least 1s, got {a.get('freshness')!r}")
-    snapshot = a.get("snapshot")
+    copy, key = a.get("copy"), "analyst.copy"
+    if "snapshot" in a:
+        # The old name of the key: "snapshot" now means only the KPI snapshot.
+        if copy is not None:
+            raise ConfigError("analyst.snapshot and analyst.copy are the same setting; keep analyst.copy only")
+        copy, key = a["snapshot"], "analyst.snapshot"
+        log.warning("config: analyst.snapshot is deprecated; rename it to analyst.copy (same meaning)")
     days = a.get("retention_days")
     return AnalystSettings(
         freshness_s=freshness,
-        snapshot=None if snapshot is None else Path(_string(snapshot, "analyst.snapshot")),
+        copy=None if copy is None else Path(_string(copy, key)),
         retention_days=None if days is None else _integer(days, "analyst.retention_days", 1),
     )
 
 
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://\S+$")
+
+
+def runbook_base(value: Any, key: str) -> str:
+    """A runbook base: an http(s) URL or a relative path, without spaces or a trailing slash."""
+    text = _string(value, key).rstrip("/")
+    if not text or any(c.isspace() for c in text):
+        raise ConfigError(f"{key}: expected a URL or path without spaces, got {value!r}")
+    scheme = _URL_SCHEME.match(text)
+    if "://" in text and (scheme is None or scheme.group(1).lower() not in ("http", "https")):
+        raise ConfigError(f"{key}: expected an http(s):// URL or a relative path, got {value!r}")
+    return text
+
+
+def _alerts(raw: Any) -> AlertsSettings:
+    a = _table(raw, "alerts", {"runbook_url"})
+    return AlertsSettings(runbook_url=runbook_base(a.get("runbook_url", RUNBOOK_URL), "alerts.runbook_url"))
+
+
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Validate a parsed TOML document (see callpulse.example.toml)."""
-    _table(raw, "", {"site", "pipeline", "defaults", "queues", "kafka", "exporter", "analyst"})
+    _table(raw, "", {"site", "pipeline", "defaults", "queues", "kafka", "exporter", "analyst", "alerts"})
     site = _table(raw.get("site", {}), "site", {"timezone"})
     tz = _string(site.get("timezone", "UTC"), "site.timezone")
     try:
@@ -272,6 +320,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         kafka=_kafka(raw.get("kafka", {})),
         exporter=_exporter(raw.get("exporter", {})),
         analyst=_analyst(raw.get("analyst", {})),
+        alerts=_alerts(raw.get("alerts", {})),
     )
 
 
@@ -287,6 +336,8 @@ def load_config(path: Path | str | None = None) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; --config must be a file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
@@ -299,7 +350,13 @@ def pii_key_from_env(required: bool) -> bytes | None:
     """The caller-hash key from ``CALLPULSE_PII_KEY``; None only when not required."""
     value = os.environ.get(PII_KEY_ENV)
     if value:
-        return value.encode("utf-8")
+        key = value.encode("utf-8")
+        if len(key) < MIN_PII_KEY_BYTES:
+            raise ConfigError(
+                f"{PII_KEY_ENV}: too short ({len(key)} bytes; at least {MIN_PII_KEY_BYTES}): "
+                "make one with `openssl rand -hex 32`"
+            )
+        return key
     if required:
         raise ConfigError(
             f"{PII_KEY_ENV}: not set; caller numbers are stored only as a keyed hash, so a key is required"

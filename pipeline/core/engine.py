@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.core.config import Config
 from pipeline.core.normalize import Normalized, normalize
-from pipeline.core.pii import CallerHasher
+from pipeline.core.pii import CallerHasher, key_fingerprint
 from pipeline.core.records import RawBatch
 from pipeline.core.store import Store, StoreCounts
 
@@ -102,8 +102,15 @@ class Engine:
 
     @classmethod
     def open(cls, config: Config, pii_key: bytes, db: Path | str | None = None, clock: Clock = wall_clock) -> Engine:
-        store = Store.open(db if db is not None else config.db, config)
-        return cls(config, store, CallerHasher(pii_key), clock)
+        path = db if db is not None else config.db
+        store = Store.open(path, config)
+        try:
+            hasher = CallerHasher(pii_key)
+            store.check_pii_key(key_fingerprint(pii_key), path)
+        except BaseException:
+            store.close()
+            raise
+        return cls(config, store, hasher, clock)
 
     def subscribe(self, listener: Callable[[BatchResult], None], on_drain: Callable[[], None] | None = None) -> None:
         """Call ``listener`` after every stored batch (exporter refresh, breach checks), and
@@ -125,9 +132,9 @@ class Engine:
         """``process`` each batch in order while the next one is read and validated on a
         helper thread.
 
-        polars and DuckDB release the GIL, so on two cores reading and validating batch
-        n+1 overlaps storing batch n (a replay of a million events: ~25% less time). One
-        batch ahead at most, so memory holds two. An error raised by the source or by
+        polars and DuckDB release the GIL, so with two or more cores reading and
+        validating batch n+1 overlaps storing batch n. One batch ahead at most, so memory
+        holds two. An error raised by the source or by
         validation is raised here, in order. Not for sources that must see a
         KeyboardInterrupt themselves (``--follow``): they run on the helper thread.
         """
@@ -158,7 +165,9 @@ class Engine:
     def _store(self, prepared: _Prepared) -> BatchResult:
         started = time.perf_counter()
         batch = prepared.batch
-        counts = self.store.apply(prepared.normalized, batch.offsets, received_at=self.clock())
+        counts = self.store.apply(
+            prepared.normalized, batch.offsets, received_at=self.clock(), source=batch.source, memory=batch.memory
+        )
         # validation time + store time: with process_stream the two overlap other batches
         seconds = prepared.seconds + time.perf_counter() - started
         self.totals.add(batch.source, counts, seconds)

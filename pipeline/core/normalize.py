@@ -345,36 +345,41 @@ def _exploded_cdrs(good: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(frames, how="vertical")
 
 
+def _of_type(good: pl.DataFrame, kind: str, schema: dict[str, pl.DataType], *columns: pl.Expr) -> pl.DataFrame:
+    """The rows of one record type as ``columns`` cast to ``schema`` (an empty frame of it if none)."""
+    rows = good.filter(pl.col("type") == kind)
+    if rows.height == 0:
+        return pl.DataFrame(schema=schema)
+    picked = rows.select(*columns, pl.col("_src").alias("source"), pl.col("_pos").alias("position"))
+    return picked.cast(schema)  # type: ignore[arg-type]
+
+
 def _agent_events(good: pl.DataFrame) -> pl.DataFrame:
-    a = good.filter(pl.col("type") == "agent")
-    if a.height == 0:
-        return pl.DataFrame(schema=AGENT_EVENT_SCHEMA)
-    return a.select(
+    return _of_type(
+        good,
+        "agent",
+        AGENT_EVENT_SCHEMA,
         pl.col("_row"),
         pl.col("agent_id"),
         pl.col("at__t").alias("ts"),
         pl.col("state"),
         pl.col("reason"),
         _queues_list(),
-        pl.col("_src").alias("source"),
-        pl.col("_pos").alias("position"),
-    ).cast(AGENT_EVENT_SCHEMA)  # type: ignore[arg-type]
+    )
 
 
 def _qa_events(good: pl.DataFrame) -> pl.DataFrame:
-    q = good.filter(pl.col("type") == "qa")
-    if q.height == 0:
-        return pl.DataFrame(schema=QA_SCHEMA)
-    return q.select(
+    return _of_type(
+        good,
+        "qa",
+        QA_SCHEMA,
         pl.col("_row"),
         pl.col("call_id"),
         pl.col("agent_id"),
         pl.col("score__n").alias("score"),
         pl.col("at__t").alias("ts"),
         pl.col("evaluator"),
-        pl.col("_src").alias("source"),
-        pl.col("_pos").alias("position"),
-    ).cast(QA_SCHEMA)  # type: ignore[arg-type]
+    )
 
 
 def _dead_rows(rows: pl.DataFrame) -> pl.DataFrame:

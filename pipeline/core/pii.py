@@ -16,6 +16,11 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.core.errors import OperatorError
+
+# What the fingerprint hashes: a constant, so the same key always gives the same fingerprint.
+_FINGERPRINT_MESSAGE = b"callpulse pii key fingerprint v1"
+
 _NOT_DIGIT = re.compile(r"[^\d]")
 # Runs that look like phone numbers inside text we could not parse: 7+ digits,
 # optionally with a leading + and separators (not tabs or line breaks: those part fields).
@@ -52,6 +57,22 @@ class CallerHasher:
             self._cache.clear()
         self._cache[number] = digest
         return digest
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A keyed hash of a constant: tells two keys apart without revealing either."""
+    return hmac.digest(key, _FINGERPRINT_MESSAGE, "sha256").hex()[:32]
+
+
+class PiiKeyMismatch(OperatorError):
+    """The database's callers were hashed with another key."""
+
+    def __init__(self, db: object, stored: str, given: str) -> None:
+        super().__init__(
+            f"{db}: written with a different CALLPULSE_PII_KEY (key fingerprint {stored[:12]}, this key's "
+            f"{given[:12]}); its callers would get new hashes and repeat contacts would no longer match: "
+            "set the key this database was written with, or use another --db"
+        )
 
 
 def normalized_numbers(numbers: pl.Expr) -> pl.Expr:

@@ -43,9 +43,19 @@ NATIVE_FIELDS: tuple[str, ...] = (
     "evaluator",
 )
 
+# The fields of a `cdr` record (DESIGN.md, Inputs), required ones first.
+CDR_FIELDS: tuple[str, ...] = (
+    *("call_id", "queue", "offered_at", "ended_at", "answered_at", "outcome", "agent_id", "caller"),
+    *("talk_s", "hold_s", "wrap_s", "transferred", "case_id", "category", "resolved"),
+)
+
 RECORD_TYPES: tuple[str, ...] = ("call", "cdr", "agent", "qa")
 CALL_EVENTS: tuple[str, ...] = ("offered", "answered", "abandoned", "exited", "ended", "transferred")
 AGENT_STATES: tuple[str, ...] = ("login", "logout", "ready", "not_ready", "busy", "wrap")
+LOGGED_IN_STATES: tuple[str, ...] = tuple(s for s in AGENT_STATES if s != "logout")
+WORK_STATES: tuple[str, ...] = ("ready", "busy", "wrap", "not_ready")
+"""The states whose time is accounted (occupancy, not-ready time), in the boards' order.
+The SQL repeats this list; tests/unit/test_agent_states.py checks it agrees."""
 OUTCOMES: tuple[str, ...] = ("answered", "abandoned", "exited")
 
 
@@ -64,12 +74,40 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentMemory:
+    """What a stateful adapter (Asterisk queue_log) remembers of one agent between lines,
+    which the events it emitted do not say: the queues it is a member of, the calls it is
+    on, a pause taken during a call, the last state it emitted."""
+
+    agent_id: str
+    queues: tuple[str, ...] = ()
+    calls: tuple[str, ...] = ()
+    paused: bool = False
+    reason: str | None = None
+    last_state: str | None = None
+    last_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterMemory:
+    """A stateful adapter's agents as of a source partition's offset in the same batch:
+    stored with that offset, so a restart continues with the state the offset implies."""
+
+    source: str
+    partition: int
+    agents: tuple[AgentMemory, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SourceOffset:
     """How far a source has been read: stored with the rows it produced."""
 
     source: str
     partition: int
     offset: int
+    # The partition's high watermark (next offset to be written) when the batch was fetched:
+    # stored with the offset, it gives the lag the exporter shows. None: not known.
+    high_watermark: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +126,15 @@ class RawBatch:
     ``frame`` has one String column per native field (missing ones null) plus
     ``_pos`` (line number, ``topic:partition:offset``, ...) and ``_raw`` (the text
     the record came from, kept for dead letters). ``dead`` holds what the source
-    or adapter already could not read; ``offsets`` how far the source got.
+    or adapter already could not read; ``offsets`` how far the source got, and
+    ``memory`` a stateful adapter's state at those offsets (stored with them).
     """
 
     source: str
     frame: pl.DataFrame
     dead: list[DeadLetter] = field(default_factory=list)
     offsets: list[SourceOffset] = field(default_factory=list)
+    memory: list[AdapterMemory] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -117,6 +157,7 @@ class RawBatch:
             frame=pl.concat(frames, how="vertical"),
             dead=[d for b in batches for d in b.dead],
             offsets=[o for b in batches for o in b.offsets],
+            memory=[m for b in batches for m in b.memory],
         )
 
     @classmethod
@@ -125,6 +166,7 @@ class RawBatch:
         source: str,
         items: Iterable[Parsed | DeadLetter],
         offsets: list[SourceOffset] | None = None,
+        memory: list[AdapterMemory] | None = None,
     ) -> RawBatch:
         """Build a batch from adapter output (records as dicts of JSON values)."""
         records: list[Parsed] = []
@@ -138,7 +180,7 @@ class RawBatch:
         columns["_pos"] = [p.position for p in records]
         columns["_raw"] = [p.raw for p in records]
         frame = pl.DataFrame(columns, schema={name: pl.String for name in columns})
-        return cls(source=source, frame=frame, dead=dead, offsets=offsets or [])
+        return cls(source=source, frame=frame, dead=dead, offsets=offsets or [], memory=memory or [])
 
 
 RAW_SCHEMA: dict[str, pl.DataType] = {name: pl.String() for name in NATIVE_FIELDS}

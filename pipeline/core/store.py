@@ -19,10 +19,11 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline.core import call_order, sqlfiles
+from pipeline.core import call_order, counters, dbfile, sqlfiles
 from pipeline.core.config import Config, QueueSettings
 from pipeline.core.normalize import Normalized
-from pipeline.core.records import SourceOffset
+from pipeline.core.pii import PiiKeyMismatch
+from pipeline.core.records import AdapterMemory, AgentMemory, SourceOffset
 
 log = logging.getLogger("callpulse.store")
 
@@ -50,9 +51,11 @@ class Store:
     @classmethod
     def open(cls, path: Path | str, config: Config) -> Store:
         path = str(path)
-        if path != ":memory:":
+        if path == ":memory:":
+            con = duckdb.connect(path)
+        else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(path)
+            con = dbfile.open_callpulse(path, new_ok=True)
         store = cls(con, config)
         store._run("store_settings")
         store._init_schema()
@@ -60,6 +63,17 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+
+    def check_pii_key(self, fingerprint: str, where: object) -> None:
+        """Record the PII key's fingerprint on first use; refuse another key afterwards
+        (``where``: the database, for the message). A database from before fingerprints
+        adopts the first key it is opened with."""
+        row = self._one("pii_key_fingerprint")
+        stored = row[0] if row else None
+        if stored is None:
+            self._run("set_pii_key_fingerprint", fingerprint=fingerprint)
+        elif stored != fingerprint:
+            raise PiiKeyMismatch(where, stored, fingerprint)
 
     def set_threads(self, threads: int) -> None:
         """DuckDB's threads for every connection of this database (0: leave DuckDB's default)."""
@@ -89,9 +103,14 @@ class Store:
             self._run("update_pipeline_settings", interval_s=self.config.interval_s, timezone=self.config.timezone)
             for queue in sorted(queues):
                 changed |= self._upsert_queue(queue, self.config.for_queue(queue))
+            self._seed_counters()
         has_events = self._one("has_events")
         if changed and has_events and has_events[0]:
             self.resettle(interval_changed)
+
+    def _seed_counters(self) -> None:
+        """Counter rows for new queues and new wait-bucket bounds (pipeline/core/counters.py)."""
+        self._run("counters_seed", bounds=list(counters.WAIT_BUCKETS))
 
     def _upsert_queue(self, queue: str, s: QueueSettings) -> bool:
         values = {
@@ -122,8 +141,11 @@ class Store:
         batch: Normalized,
         offsets: list[SourceOffset] | None = None,
         received_at: datetime | None = None,
+        source: str = "",
+        memory: list[AdapterMemory] | None = None,
     ) -> StoreCounts:
-        """Store a normalized batch and refresh what it touched, in one transaction."""
+        """Store a normalized batch and refresh what it touched, in one transaction; the
+        exported counters (by ``source``'s kind) are added to in the same transaction."""
         received_at = received_at or datetime.now(UTC)
         calls = batch.calls.unique(subset=["call_id", "queue", "event"], keep="first", maintain_order=True)
         agents = batch.agents.unique(subset=["agent_id", "ts", "state"], keep="first", maintain_order=True)
@@ -134,6 +156,8 @@ class Store:
                 new_queues = set(calls.get_column("queue").unique().to_list()) - self._known_queues
                 for queue in sorted(new_queues):
                     self._upsert_queue(queue, self.config.for_queue(queue))
+                if new_queues:
+                    self._seed_counters()
                 con.register("batch_calls", calls.to_arrow())
                 con.register("batch_agents", agents.to_arrow())
                 con.register("batch_qa", qa.to_arrow())
@@ -189,8 +213,18 @@ class Store:
                         sources=[o.source for o in offsets],
                         partitions=[o.partition for o in offsets],
                         offsets=[o.offset for o in offsets],
+                        high_watermarks=[o.high_watermark for o in offsets],
                         updated_at=received_at,
                     )
+                if memory:
+                    self._save_memory(memory)
+                accepted_rows = set(new_calls.get_column("_row").to_list())
+                accepted_rows.update(new_agents.get_column("_row").to_list())
+                accepted_rows.update(new_qa.get_column("_row").to_list())
+                dead_reasons = dead.get_column("reason").to_list()
+                accepted = len(accepted_rows)
+                duplicates = batch.records - accepted - dead.height
+                counters.add_batch(con, source, accepted, duplicates, dead_reasons)
         finally:
             for name in (
                 "batch_calls",
@@ -204,21 +238,34 @@ class Store:
                 with contextlib.suppress(duckdb.Error):
                     con.unregister(name)
 
-        accepted_rows = set(new_calls.get_column("_row").to_list())
-        accepted_rows.update(new_agents.get_column("_row").to_list())
-        accepted_rows.update(new_qa.get_column("_row").to_list())
-        dead_reasons: dict[str, int] = {}
-        for reason in dead.get_column("reason").to_list():
+        by_reason: dict[str, int] = {}
+        for reason in dead_reasons:
             label = reason.split(":", 1)[0]
-            dead_reasons[label] = dead_reasons.get(label, 0) + 1
-        accepted = len(accepted_rows)
+            by_reason[label] = by_reason.get(label, 0) + 1
         return StoreCounts(
             read=batch.records,
             accepted=accepted,
-            duplicates=batch.records - accepted - dead.height,
+            duplicates=duplicates,
             dead_lettered=dead.height,
-            dead_reasons=dead_reasons,
+            dead_reasons=by_reason,
             watermark=new_wm,
+        )
+
+    def _save_memory(self, memory: list[AdapterMemory]) -> None:
+        agents = [(m, a) for m in memory for a in m.agents]
+        self._run(
+            "adapter_agents_save",
+            sources=[m.source for m in memory],
+            partitions=[m.partition for m in memory],
+            a_sources=[m.source for m, _ in agents],
+            a_partitions=[m.partition for m, _ in agents],
+            a_agents=[a.agent_id for _, a in agents],
+            a_queues=[list(a.queues) for _, a in agents],
+            a_calls=[list(a.calls) for _, a in agents],
+            a_paused=[a.paused for _, a in agents],
+            a_reasons=[a.reason for _, a in agents],
+            a_last_states=[a.last_state for _, a in agents],
+            a_last_reasons=[a.last_reason for _, a in agents],
         )
 
     def _insert(self, table: str, frame: pl.DataFrame) -> None:
@@ -248,6 +295,7 @@ class Store:
             self._run("touch_calls")
             con.unregister("_touched")
             self._run("refresh_batch_calls", iv=iv, lo=calls_from)
+            self._run("counters_add_calls")
             self._run("refresh_next_contact", iv=iv)
         advanced = old_wm is not None and new_wm is not None and new_wm > old_wm
         if advanced:
@@ -321,6 +369,14 @@ class Store:
     def offsets(self, source: str) -> dict[int, int]:
         rows = self.con.execute(sqlfiles.load("source_offsets"), {"source": source}).fetchall()
         return {p: o for p, o in rows}
+
+    def adapter_memory(self, source: str, partition: int) -> tuple[AgentMemory, ...]:
+        """What a stateful adapter remembered of its agents at the partition's stored offset."""
+        rows = self.con.execute(sqlfiles.load("adapter_agents"), {"source": source, "partition": partition})
+        return tuple(
+            AgentMemory(agent, tuple(queues), tuple(calls), paused, reason, last_state, last_reason)
+            for agent, queues, calls, paused, reason, last_state, last_reason in rows.fetchall()
+        )
 
     def query(self, name: str, **params: Any) -> pl.DataFrame:
         """Run ``sql/<name>.sql`` with named parameters, as a polars frame."""

@@ -49,6 +49,7 @@ from pipeline.ingest.sources.kafka import (
     seek_positions,
     source_name,
     topic_names,
+    wait_for_broker,
 )
 from pipeline.serve.host import Services
 
@@ -76,6 +77,10 @@ class WorkerSummary:
     batches: int = 0
     sessions: int = 0
     seconds: float = 0.0
+
+
+def _log_broker_retry(attempt: int, reason: str, delay: float) -> None:
+    log.warning("kafka: attempt %d failed (%s); retrying in %.0f s", attempt, reason, delay)
 
 
 class EngineThread:
@@ -113,7 +118,7 @@ class OffsetSink:
         self.on_stored = on_stored
         self.topics = list(topics)
         self.queue_log_topics = frozenset(queue_log_topics)
-        self.queue_log = QueueLogDecoder(timezone)
+        self.queue_log = QueueLogDecoder(timezone, recall=engine.store.adapter_memory)
         self.stored: dict[tuple[str, int], int] = {}
         self.reload()
 
@@ -160,10 +165,10 @@ class BatchFeed:
     """The consumer's side of the worker: fetched records → micro-batches → the store agent.
 
     faust's own delivery path (one ``Message``, one ``Event`` and an ``asyncio.wait`` per
-    record, then ``stream.take``) tops out at about 5,400 records/s on these machines with
-    a handler that does nothing (make bench). So the worker's faust consumer drains the
-    fetched records itself (``drain``, run by faust's Fetcher in place of its per-record
-    ``_drain_messages``): whole record batches from aiokafka go into a ``MicroBatcher``
+    record, then ``stream.take``) costs Python work per record even with a handler that
+    does nothing, which caps the rate below what the store can take. So the worker's faust
+    consumer drains the fetched records itself (``drain``, run by faust's Fetcher in place
+    of its per-record ``_drain_messages``): whole record batches from aiokafka go into a ``MicroBatcher``
     (size and time bound), and each due batch is ONE event on an in-memory channel read
     by a faust agent (``store_agent``). Group membership, rebalancing, flow control and
     the partition-assignment hook stay faust's.
@@ -194,12 +199,22 @@ class BatchFeed:
                 continue
             now = time.monotonic()
             for tp, recs in (records or {}).items():
-                batcher.add(Message(tp.topic, tp.partition, r.offset, r.value, r.timestamp) for r in recs)
+                hw = high_watermark(consumer, tp)
+                batcher.add(Message(tp.topic, tp.partition, r.offset, r.value, r.timestamp, hw) for r in recs)
             # A batch due by time waits while the agent is storing one: what arrives
             # meanwhile joins it (up to batch_size), so a busy store gets fewer, larger batches.
             if batcher.due(now, room=self.queued == 0):
                 self.queued += 1
                 await self.channel.send(value=batcher.take(now))
+
+
+def high_watermark(consumer: Any, tp: Any) -> int | None:
+    """The partition's high watermark from the consumer's last fetch (None if not known yet)."""
+    try:
+        hw = consumer.highwater(tp)
+    except Exception:  # noqa: BLE001 - a lag figure is never worth stopping the drain for
+        return None
+    return hw if isinstance(hw, int) and hw >= 0 else None
 
 
 async def commit_stored(app: Any, batches: list[list[Message]]) -> None:
@@ -270,11 +285,14 @@ class KafkaWorker:
         options: WorkerOptions,
         on_stored: Callable[[list[Message]], None] | None = None,
         start_services: StartServices | None = None,
+        on_broker_retry: Callable[[int, str, float], None] | None = None,
     ) -> None:
         """``on_stored(messages)`` runs on the engine thread after each batch is stored;
         ``start_services(engine, config, serve)`` attaches the boards and /metrics (the CLI
-        passes its wiring in; without it the worker only stores)."""
+        passes its wiring in; without it the worker only stores); ``on_broker_retry(attempt,
+        reason, delay)`` is told of each failed attempt to reach the broker at start."""
         self.config = config
+        self.on_broker_retry = on_broker_retry or _log_broker_retry
         self.start_services = start_services
         self.on_stored = on_stored
         self.pii_key = pii_key
@@ -323,14 +341,22 @@ class KafkaWorker:
     def run(self, on_progress: Callable[[WorkerSummary], None] | None = None) -> WorkerSummary:
         started = time.monotonic()
         deadline = started + self.options.duration_s if self.options.duration_s else None
-        services = self._thread.call(self._open)
+        try:
+            services = self._thread.call(self._open)
+        except BaseException:  # a database in use or damaged, a port taken: close what opened
+            try:
+                self._thread.call(self._close, None)
+            finally:
+                self._thread.close()
+            raise
         self.services = services
         # What start-up made (imports, the engine, the services) lives as long as the
-        # process: frozen, it is no longer scanned by every full collection, which paused
-        # the engine thread for up to ~80 ms under a steady stream (make bench).
+        # process: frozen, it is no longer scanned by every full collection, whose pauses
+        # would otherwise stall the engine thread in the middle of a steady stream.
         gc.collect()
         gc.freeze()
         try:
+            wait_for_broker(self.settings, self.on_broker_retry, self._stop)
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 self.summary.sessions += 1
                 crashed = self._session(deadline, on_progress)

@@ -1,8 +1,8 @@
-"""Analysts query a read-only snapshot, never the file the pipeline writes.
+"""Analysts query a read-only copy of the database, never the file the pipeline writes.
 
 DuckDB lets one process write a file and no other process open it meanwhile, so
 analysts get their own file beside it: ``data/callpulse.analyst.duckdb`` (config
-``[analyst] snapshot``). In a running pipeline (`demo`, `worker`) a refresh job on
+``[analyst] copy``). In a running pipeline (`demo`, `worker`) a refresh job on
 the engine thread copies every table into a fresh file at most every
 ``[analyst] freshness`` seconds (default 60) and renames it over the old one:
 readers holding the old file keep reading it, new readers get the new one, and
@@ -10,12 +10,16 @@ nobody ever sees half a copy. ``snapshot_info`` in the file says when it was
 taken and up to which event time (watermark) it holds data.
 
 When no pipeline is running (after `callpulse replay`), `callpulse sql` and
-`callpulse report` bring the snapshot up to date from the database file first;
-while one is running they read the snapshot as it is.
+`callpulse report` bring the copy up to date from the database file first;
+while one is running they read the copy as it is.
 
-A backup of a running pipeline is a snapshot taken on request: `callpulse backup`
-drops a request file beside the snapshot, the refresh job takes a snapshot at the
-next batch boundary and the command copies it.
+A backup of a running pipeline is an analysts' copy made on request: `callpulse backup`
+drops a request file beside the copy, the refresh job makes a fresh copy at the
+next batch boundary and the command copies that.
+
+("Snapshot" in callpulse means the KPI snapshot, metrics/kpi/snapshot.py; the analysts'
+file is always the "copy". Its info table keeps its old name, ``snapshot_info``, as
+analysts' queries and existing backups use it.)
 """
 
 from __future__ import annotations
@@ -30,30 +34,33 @@ from typing import Any
 
 import duckdb
 
+from pipeline.core import dbfile
 from pipeline.core.config import Config
+from pipeline.core.errors import OperatorError, not_a_directory
 from pipeline.ops import backup, retention
 
 RETENTION_EVERY_S = 3600.0
+COPY_KIND = "copy"  # snapshot_info.kind of the analysts' copy (a backup's is "backup")
 log = logging.getLogger("callpulse.analyst")
 
 
-def snapshot_path(config: Config) -> Path:
-    if config.analyst.snapshot is not None:
-        return config.analyst.snapshot
+def copy_path(config: Config) -> Path:
+    if config.analyst.copy is not None:
+        return config.analyst.copy
     return config.db.with_name(config.db.stem + ".analyst.duckdb")
 
 
 def request_path(config: Config) -> Path:
-    snap = snapshot_path(config)
+    snap = copy_path(config)
     return snap.with_name(snap.name + ".request")
 
 
-class AnalystError(RuntimeError):
+class AnalystError(OperatorError):
     """A problem to show the analyst as one clear line (no traceback)."""
 
 
-class SnapshotJob:
-    """A refresh job (engine thread): retention now and then, a fresh snapshot at most every
+class CopyJob:
+    """A refresh job (engine thread): retention now and then, a fresh copy at most every
     ``freshness`` seconds or when a backup asks for one. Publishes the last ``CopyInfo``.
 
     The engine thread only opens a second connection to the same database (under a
@@ -70,10 +77,10 @@ class SnapshotJob:
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
         self.block_ms: list[float] = []
-        self.path = snapshot_path(config)
+        self.path = copy_path(config)
         self.request = request_path(config)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._last_snapshot = float("-inf")
+        self._last_copy = float("-inf")
         self._last_retention = float("-inf")
         self.last: backup.CopyInfo | None = None
         self.copy_ms: list[float] = []
@@ -87,14 +94,14 @@ class SnapshotJob:
         if self._thread is not None and self._thread.is_alive():
             return self.last
         requested = self.request.exists()
-        if requested or now - self._last_snapshot >= self.config.analyst.freshness_s:
+        if requested or now - self._last_copy >= self.config.analyst.freshness_s:
             if requested:
                 self.request.unlink(missing_ok=True)  # before copying: a later request waits for the next one
-            self._last_snapshot = now
+            self._last_copy = now
             started = time.perf_counter()
             if self.threaded:
                 cur = self._second_connection(con)
-                self._thread = threading.Thread(target=self._copy, args=(cur, True), name="callpulse-snapshot")
+                self._thread = threading.Thread(target=self._copy, args=(cur, True), name="callpulse-analyst-copy")
                 self._thread.start()
             else:
                 self._copy(con, False)
@@ -114,24 +121,24 @@ class SnapshotJob:
 
     def _copy(self, con: duckdb.DuckDBPyConnection, own: bool) -> None:
         try:
-            info = backup.copy_live(con, self.path, "snapshot", self.config.db)
+            info = backup.copy_live(con, self.path, COPY_KIND, self.config.db)
             self.last = info
             self.copy_ms.append(info.copy_ms)
-        except Exception as exc:  # noqa: BLE001 - a failed snapshot must never stop ingestion
+        except Exception as exc:  # noqa: BLE001 - a failed copy must never stop ingestion
             self.errors.append(f"{exc.__class__.__name__}: {exc}")
-            log.warning("analyst snapshot failed: %s: %s", exc.__class__.__name__, exc, exc_info=True)
+            log.warning("analyst copy failed: %s: %s", exc.__class__.__name__, exc, exc_info=True)
         finally:
             if own:
                 con.close()
 
     def wait(self, timeout: float | None = None) -> None:
-        """Wait for a snapshot in flight (tests, shutdown)."""
+        """Wait for a copy in flight (tests, shutdown)."""
         if self._thread is not None:
             self._thread.join(timeout)
 
 
-def attach(services: Any) -> SnapshotJob | None:
-    """Add the snapshot job to a running pipeline's refresher (see pipeline/serve/host.py).
+def attach(services: Any) -> CopyJob | None:
+    """Add the analyst copy job to a running pipeline's refresher (see pipeline/serve/host.py).
     An in-memory database gets none: there is no file beside which to put it."""
     rows = services.engine.store.con.execute(
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
@@ -139,10 +146,10 @@ def attach(services: Any) -> SnapshotJob | None:
     if not rows or not rows[0][0]:
         return None
     config = services.config
-    if config.analyst.snapshot is None:
+    if config.analyst.copy is None:
         config = replace(config, db=Path(rows[0][0]))
-    job = SnapshotJob(config)
-    services.refresher.add("analyst_snapshot", job, engine=True)  # retention writes
+    job = CopyJob(config)
+    services.refresher.add("analyst_copy", job, engine=True)  # retention writes
     return job
 
 
@@ -159,27 +166,34 @@ class Opened:
     def freshness_line(self, now: datetime | None = None) -> str:
         now = now or datetime.now(UTC)
         if self.taken_at is None:
-            return f"{self.path}: no snapshot time recorded"
+            return f"{self.path}: no copy time recorded"
         age = (now - self.taken_at).total_seconds()
         wm = self.watermark.isoformat() if self.watermark else "no events yet"
         state = "pipeline running" if self.pipeline_running else "pipeline stopped"
         return (
-            f"snapshot {self.path.name} taken {self.taken_at.isoformat(timespec='seconds')} "
+            f"analyst copy {self.path.name} taken {self.taken_at.isoformat(timespec='seconds')} "
             f"({age:,.0f} s ago; {state}); data up to {wm}"
         )
 
 
-def _pipeline_running(db: Path) -> bool:
-    """True when another process holds the database for writing."""
+def pipeline_running(db: Path) -> bool:
+    """True when another process holds the database for writing; ``NotADatabase`` when
+    the file is no database at all (DuckDB refuses both with an IO error)."""
     try:
         con = duckdb.connect(str(db), read_only=True)
-    except duckdb.IOException:
-        return True
-    con.close()
+    except duckdb.Error as exc:
+        err = dbfile.classify(db, exc)
+        if isinstance(err, dbfile.DatabaseInUse):
+            return True
+        raise err from None
+    try:
+        dbfile.check_callpulse(con, db)
+    finally:
+        con.close()
     return False
 
 
-def _snapshot_current(snap: Path, db: Path) -> bool:
+def _copy_current(snap: Path, db: Path) -> bool:
     if not snap.exists():
         return False
     wal = db.with_name(db.name + ".wal")
@@ -187,35 +201,36 @@ def _snapshot_current(snap: Path, db: Path) -> bool:
     return snap.stat().st_mtime > newest  # equal: same clock tick, could be either order
 
 
-def ensure_snapshot(config: Config) -> tuple[Path, bool]:
-    """The snapshot to read, refreshed from the database when no pipeline holds it; (path, running)."""
-    snap = snapshot_path(config)
+def ensure_copy(config: Config) -> tuple[Path, bool]:
+    """The analysts' copy to read, refreshed from the database when no pipeline holds it; (path, running)."""
+    snap = copy_path(config)
     db = config.db
+    not_a_directory(db, "the database (--db)")
     if not db.exists():
         if snap.exists():
             return snap, False
         raise AnalystError(f"{db}: no database yet (run `callpulse replay` or `callpulse demo` first)")
-    if _snapshot_current(snap, db):
-        return snap, _pipeline_running(db)
-    if _pipeline_running(db):
+    if _copy_current(snap, db):
+        return snap, pipeline_running(db)
+    if pipeline_running(db):
         if not snap.exists():
             raise AnalystError(
-                f"{snap}: the pipeline is running but has not written a snapshot yet; "
+                f"{snap}: the pipeline is running but has not written the analysts' copy yet; "
                 f"try again within {config.analyst.freshness_s:g} s"
             )
         return snap, True
     try:
-        backup.copy_file(db, snap, kind="snapshot")
+        backup.copy_file(db, snap, kind=COPY_KIND)
     except backup.CopyError as exc:
-        if snap.exists():  # it started meanwhile: its snapshot is the one to read
+        if snap.exists():  # it started meanwhile: its copy is the one to read
             return snap, True
         raise AnalystError(str(exc)) from None
     return snap, False
 
 
-def open_snapshot(config: Config) -> Opened:
-    """A read-only connection to the analysts' snapshot, without file access (no writes anywhere)."""
-    snap, running = ensure_snapshot(config)
+def open_copy(config: Config) -> Opened:
+    """A read-only connection to the analysts' copy, without file access (no writes anywhere)."""
+    snap, running = ensure_copy(config)
     last_exc: Exception | None = None
     for _ in range(20):  # a rename between stat and open is harmless; a lock is brief
         try:
@@ -225,7 +240,7 @@ def open_snapshot(config: Config) -> Opened:
             last_exc = exc
             time.sleep(0.05)
     else:
-        raise AnalystError(f"{snap}: cannot open the snapshot read-only ({last_exc})")
+        raise AnalystError(f"{snap}: cannot open the analysts' copy read-only ({last_exc})")
     con.execute(f"SET TimeZone = '{_tz_literal(config.timezone)}'")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
@@ -252,10 +267,10 @@ def refused_write(exc: BaseException) -> bool:
     )
 
 
-def request_backup_snapshot(config: Config, wait_s: float) -> tuple[Path, bool]:
-    """Ask a running pipeline for a fresh snapshot; (snapshot path, True if served in time)."""
+def request_backup_copy(config: Config, wait_s: float) -> tuple[Path, bool]:
+    """Ask a running pipeline for a fresh copy; (copy path, True if served in time)."""
     req = request_path(config)
-    snap = snapshot_path(config)
+    snap = copy_path(config)
     asked = time.time()
     req.parent.mkdir(parents=True, exist_ok=True)
     req.write_text(f"{asked}\n")

@@ -1,4 +1,4 @@
-"""Consistent copies of a callpulse database: the analysts' snapshot, backups, restores.
+"""Consistent copies of a callpulse database: the analysts' copy, backups, restores.
 
 One routine copies every table of a database into a fresh file made with the same
 schema (sql/schema.sql) and views (sql/views.sql), then the file is renamed into
@@ -9,10 +9,10 @@ place, so a reader sees either the old file or the new one, never half of one.
   transaction. Every batch is one transaction, so the copy holds exactly the
   batches committed when it began: consistent while the pipeline runs.
 - ``copy_file(src, dest)`` copies a database no process is writing (a stopped
-  pipeline, a snapshot, a backup): the fresh file ATTACHes the source read-only.
+  pipeline, the analysts' copy, a backup): the fresh file ATTACHes the source read-only.
 - ``restore(src, dest, force)`` is ``copy_file`` that refuses to overwrite.
 
-A snapshot or backup carries one extra table, ``snapshot_info`` (kind, taken_at,
+The analysts' copy or a backup carries one extra table, ``snapshot_info`` (kind, taken_at,
 watermark, source_db, copy_ms); a restore leaves it out, giving a plain pipeline
 database the pipeline can resume on.
 """
@@ -28,19 +28,25 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.core import sqlfiles
+from pipeline.core import dbfile, sqlfiles
+from pipeline.core.errors import OperatorError, not_a_directory
 
-SNAPSHOT_DB = "cp_copy"
+COPY_DB = "cp_copy"
 SOURCE_DB = "cp_source"
 
 
-class CopyError(RuntimeError):
-    """A copy that cannot be made (missing source, existing target, not a callpulse database)."""
+class CopyError(OperatorError):
+    """A copy that cannot be made (missing source, existing target, not a callpulse database,
+    a file in use: ``in_use``)."""
+
+    def __init__(self, message: str, in_use: bool = False) -> None:
+        super().__init__(message)
+        self.in_use = in_use
 
 
 @dataclass(frozen=True, slots=True)
 class CopyInfo:
-    """What a copy was: ``kind`` snapshot / backup / restore, when, how long it held the source."""
+    """What a copy was: ``kind`` copy (the analysts') / backup / restore, when, how long it held the source."""
 
     path: Path
     kind: str
@@ -108,7 +114,7 @@ def _finish(
     return CopyInfo(dest, kind or "restore", taken_at, wm, copy_ms, tables)
 
 
-def copy_live(con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "snapshot", source: Path | str = "") -> CopyInfo:
+def copy_live(con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "copy", source: Path | str = "") -> CopyInfo:
     """Copy the database behind ``con`` (the writer connection, or another connection to the
     same open database) into ``dest``."""
     dest = Path(dest)
@@ -117,7 +123,7 @@ def copy_live(con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "snapshot"
         taken_at = datetime.now(UTC)
         started = time.perf_counter()
         src = con.execute("SELECT current_database()").fetchall()[0][0]
-        alias = f"{SNAPSHOT_DB}_{uuid.uuid4().hex[:8]}"  # ATTACH names are shared by all connections
+        alias = f"{COPY_DB}_{uuid.uuid4().hex[:8]}"  # ATTACH names are shared by all connections
         con.execute(f"ATTACH $path AS {sqlfiles.quote_identifier(alias)}", {"path": str(tmp)})
         try:
             tables = _copy_tables(con, src, alias)
@@ -147,15 +153,13 @@ def copy_file(src: Path, dest: Path, kind: str | None = "backup") -> CopyInfo:
                     f"ATTACH $path AS {sqlfiles.quote_identifier(SOURCE_DB)} (READ_ONLY)",
                     {"path": str(src)},
                 )
-            except duckdb.IOException as exc:
-                raise CopyError(
-                    f"{src}: cannot open read-only ({_first_line(exc)}); is a pipeline writing it?"
-                ) from None
+                dbfile.check_callpulse(con, src, SOURCE_DB)
             except duckdb.Error as exc:
-                raise CopyError(f"{src}: not a DuckDB database ({_first_line(exc)})") from None
-            known = {r[0] for r in con.execute(sqlfiles.load("analyst_tables"), {"db": SOURCE_DB}).fetchall()}
-            if not {"pipeline_state", "call_events"} <= known:
-                raise CopyError(f"{src}: not a callpulse database (no pipeline_state / call_events tables)")
+                raise _copy_error(
+                    dbfile.classify(src, exc, "a running pipeline's file is copied by `callpulse backup`"), kind
+                ) from None
+            except dbfile.NotADatabase as exc:
+                raise _copy_error(exc, kind) from None
             tables = _copy_tables(con, SOURCE_DB, con.execute("SELECT current_database()").fetchall()[0][0])
             copy_ms = (time.perf_counter() - started) * 1000
             con.execute(f"DETACH {sqlfiles.quote_identifier(SOURCE_DB)}")
@@ -171,17 +175,26 @@ def copy_file(src: Path, dest: Path, kind: str | None = "backup") -> CopyInfo:
 def restore(src: Path, dest: Path, force: bool = False) -> CopyInfo:
     """Make ``dest`` a pipeline database equal to the backup ``src``; refuses to overwrite unless ``force``."""
     src, dest = Path(src), Path(dest)
+    not_a_directory(src, "the backup to restore")
+    not_a_directory(dest, "the database to restore into")
     if dest.exists() and not force:
         raise CopyError(f"{dest}: a database already exists there; use --force to overwrite it")
     if dest.resolve() == src.resolve():
         raise CopyError(f"{dest}: source and target are the same file")
+    if dest.exists():
+        # Replacing a file a pipeline holds would not stop it: it would go on writing the
+        # old file, now nameless, and every record it stored from then on would be lost.
+        try:
+            dbfile.holder(dest, "stop the pipeline using it, then restore")
+        except dbfile.DatabaseInUse as exc:
+            raise _copy_error(exc) from None
     info = copy_file(src, dest, kind=None)
     dest.with_name(dest.name + ".wal").unlink(missing_ok=True)  # a stale WAL of the overwritten file
     return info
 
 
 def read_info(con: duckdb.DuckDBPyConnection) -> dict[str, object] | None:
-    """The snapshot_info row of an open snapshot or backup, or None (a plain database)."""
+    """The snapshot_info row of an open analysts' copy or backup, or None (a plain database)."""
     try:
         cur = con.execute(sqlfiles.load("analyst_freshness"))
     except duckdb.CatalogException:
@@ -191,5 +204,9 @@ def read_info(con: duckdb.DuckDBPyConnection) -> dict[str, object] | None:
     return dict(zip(names, rows[0], strict=True)) if rows else None
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+def _copy_error(exc: Exception, kind: str | None = "backup") -> CopyError:
+    """A ``CopyError`` with the message of the operator's error ``exc``; the source of a
+    restore (``kind`` None) is a backup, so restoring from one is no advice for it."""
+    if kind is None and isinstance(exc, dbfile.NotADatabase):
+        exc = dbfile.NotADatabase(exc.path, exc.reason, "give a backup made by `callpulse backup`")
+    return CopyError(str(exc), in_use=isinstance(exc, dbfile.DatabaseInUse))

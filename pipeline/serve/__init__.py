@@ -1,1 +1,2 @@
-"""Serving infrastructure: the HTTP server, the refresher that publishes results after batches, and the host features attach to."""
+"""Serving infrastructure: the HTTP server, the refresher that publishes results after
+batches, and the host features attach to."""

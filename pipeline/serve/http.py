@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pipeline.core.errors import OperatorError
+
 
 @dataclass(frozen=True, slots=True)
 class Response:
@@ -47,7 +49,13 @@ class HttpServer:
             def log_message(self, format: str, *args: Any) -> None:  # quiet by default
                 return
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise OperatorError(
+                f"{host}:{port}: cannot serve /metrics and the wallboard there ({exc.strerror or exc}); "
+                "set [exporter] port (and host) in callpulse.toml, or pass --no-serve"
+            ) from None
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

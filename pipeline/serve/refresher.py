@@ -165,8 +165,8 @@ class Refresher:
     def _loop(self) -> None:
         """One job at a time, each followed by a pause of (BUSY_FACTOR - 1) times its own
         duration: the same share of the time as running them back to back, but a batch
-        stored meanwhile overlaps one job's queries, not all of them. On two cores the
-        batch that overlapped a whole refresh set the latency p99 (make bench). The thread
+        stored meanwhile overlaps one job's queries, not all of them: on a small machine a
+        batch that waits for a whole refresh is the slowest batch of the stream. The thread
         runs at a lower priority: where the CPU is short, ingestion goes first."""
         lower_thread_priority(REFRESHER_NICENESS)
         cycle: list[str] = []  # the jobs still to run for the batches pending at its start

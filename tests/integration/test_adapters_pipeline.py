@@ -41,8 +41,6 @@ Asterisk queue_log, pipeline_queue_log.txt (T = 1709542800 = 2024-03-04 09:00:00
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -53,6 +51,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from tests.support.cli import Cli
 from tests.support.shared import need, shared_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adapters"
@@ -61,7 +60,6 @@ CTRS = FIXTURES / "pipeline_ctrs.jsonl"
 BANK_INTERVAL = FIXTURES / "bank_interval.tsv"
 ACD_CSV, ACD_MAPPING = FIXTURES / "acd_export.csv", FIXTURES / "acd_export.toml"
 BANK = shared_file("data", "anonymous-bank-1999-02.tsv")
-ENV = {**os.environ, "CALLPULSE_PII_KEY": "adapter-test-key"}
 
 KPI_COLUMNS = (
     "offered, answered, abandoned, short_abandoned, exited, answered_in_sl, service_level, asa_s, abandon_rate, aht_s"
@@ -75,23 +73,9 @@ TABLES = [
 ]
 
 
-def callpulse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def replay(src: Path, db: Path, *extra: str) -> str:
-    run = callpulse("replay", str(src), "--db", str(db), *extra, cwd=db.parent)
-    assert run.returncode == 0, run.stderr
-    assert "Traceback" not in run.stderr
-    return run.stderr
+def replay(cli: Cli, src: Path, db: Path, *extra: str) -> str:
+    """``callpulse replay`` into ``db``, which must succeed: its summary (stderr)."""
+    return cli.ok("replay", src, "--db", db, *extra, cwd=db.parent).stderr
 
 
 def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -122,9 +106,9 @@ def tables(db: Path) -> list[list[tuple[Any, ...]]]:
 # -- 1. each adapter, one fixture each, calls and a whole interval by hand -------------
 
 
-def test_asterisk_queue_log_calls_kpis_agents_and_dead_letters(tmp_path: Path) -> None:
+def test_asterisk_queue_log_calls_kpis_agents_and_dead_letters(cli: Cli, tmp_path: Path) -> None:
     db = tmp_path / "cp.duckdb"
-    err = replay(QUEUE_LOG, db)  # --format auto detects the queue_log
+    err = replay(cli, QUEUE_LOG, db)  # --format auto detects the queue_log
     assert "read 44  accepted 39  duplicates 0  dead-lettered 5" in err
 
     assert query(db, f"SELECT {CALL_COLUMNS} FROM calls ORDER BY offered_at, queue") == [
@@ -180,13 +164,13 @@ def test_asterisk_queue_log_calls_kpis_agents_and_dead_letters(tmp_path: Path) -
 
     # the same file again: nothing new, nothing twice
     before = tables(db)
-    again = replay(QUEUE_LOG, db)
+    again = replay(cli, QUEUE_LOG, db)
     assert "read 44  accepted 0  duplicates 39  dead-lettered 5" in again
     assert tables(db) == before
     assert query(db, "SELECT count(*) FROM dead_letters") == [(5,)]
 
 
-def test_asterisk_database_style_times_use_the_site_time_zone(tmp_path: Path) -> None:
+def test_asterisk_database_style_times_use_the_site_time_zone(cli: Cli, tmp_path: Path) -> None:
     # queue_log kept in a database: naive local times, read in [site] timezone
     # Europe/Helsinki (UTC+2 in March 2024): 11:00:10 local = 09:00:10 UTC.
     src, db, cfg = tmp_path / "queue_log", tmp_path / "cp.duckdb", tmp_path / "callpulse.toml"
@@ -196,7 +180,7 @@ def test_asterisk_database_style_times_use_the_site_time_zone(tmp_path: Path) ->
         "2024-03-04 11:02:18|c1|support|SIP/2002|COMPLETEAGENT|8|120|1\n"
     )
     cfg.write_text('[site]\ntimezone = "Europe/Helsinki"\n')
-    replay(src, db, "--format", "asterisk", "--config", str(cfg))
+    replay(cli, src, db, "--format", "asterisk", "--config", str(cfg))
     assert query(db, f"SELECT offered_at, {CALL_COLUMNS} FROM calls") == [
         (utc(2024, 3, 4, 9, 0, 10), "c1", "support", "answered", 8, 120, "SIP/2002")
     ]
@@ -204,7 +188,7 @@ def test_asterisk_database_style_times_use_the_site_time_zone(tmp_path: Path) ->
     assert kpi_rows(db) == {("support", utc(2024, 3, 4, 9, 0)): approx((1, 1, 0, 0, 0, 1, 1.0, 8.0, 0.0, 120.0))}
 
 
-def test_connect_contact_records(tmp_path: Path) -> None:
+def test_connect_contact_records(cli: Cli, tmp_path: Path) -> None:
     """pipeline_ctrs.jsonl, all UTC, interval 2024-03-05 14:00-14:15:
 
       contact  queue    enqueued  agent at / dequeued  outcome   wait talk hold wrap handle
@@ -223,7 +207,7 @@ def test_connect_contact_records(tmp_path: Path) -> None:
     Billing: offered 1, answered 1 in SL, SL 1, ASA 5, abandon rate 0, AHT 70.
     """
     db = tmp_path / "cp.duckdb"
-    err = replay(CTRS, db)
+    err = replay(cli, CTRS, db)
     assert "read 7  accepted 7  duplicates 0  dead-lettered 0" in err
     assert "not call records, left out by the adapter: initiation OUTBOUND 1, never queued 1" in err
     assert query(
@@ -245,11 +229,11 @@ def test_connect_contact_records(tmp_path: Path) -> None:
     # centre totals: k5 visits two queues but is one call
     assert query(db, "SELECT offered, answered, abandoned, exited FROM kpi_centre_interval") == [(6, 3, 2, 1)]
     before = tables(db)
-    assert "read 7  accepted 0  duplicates 7  dead-lettered 0" in replay(CTRS, db)
+    assert "read 7  accepted 0  duplicates 7  dead-lettered 0" in replay(cli, CTRS, db)
     assert tables(db) == before
 
 
-def test_mapped_bank_format_interval(tmp_path: Path) -> None:
+def test_mapped_bank_format_interval(cli: Cli, tmp_path: Path) -> None:
     """bank_interval.tsv through the committed anonymous_bank mapping (auto-detected),
     local times in Asia/Jerusalem (UTC+2 in February 1999): 10:00-10:15 local on
     1999-02-08 is the 08:00-08:15 UTC interval.
@@ -271,7 +255,7 @@ def test_mapped_bank_format_interval(tmp_path: Path) -> None:
     AHT (180+60+240+30)/4 = 127.5.  NE: 1 answered after 20 s: SL 0, ASA 20, AHT 60.
     """
     db = tmp_path / "cp.duckdb"
-    err = replay(BANK_INTERVAL, db)
+    err = replay(cli, BANK_INTERVAL, db)
     assert "read 7  accepted 7  duplicates 0  dead-lettered 0" in err
     assert "not call records, left out by the adapter: PHANTOM 1, not offered 1" in err
     assert query(db, f"SELECT {CALL_COLUMNS} FROM calls ORDER BY offered_at") == [
@@ -292,7 +276,7 @@ def test_mapped_bank_format_interval(tmp_path: Path) -> None:
     }
 
 
-def test_mapped_csv_with_own_mapping_takes_the_site_time_zone(tmp_path: Path) -> None:
+def test_mapped_csv_with_own_mapping_takes_the_site_time_zone(cli: Cli, tmp_path: Path) -> None:
     """acd_export.csv with acd_export.toml (--mapping FILE), a mapping without a
     timezone: its naive times are in the site's zone, America/New_York (EST, UTC-5, on
     2024-03-05), so 09:00 local is the 14:00 UTC interval.
@@ -308,7 +292,7 @@ def test_mapped_csv_with_own_mapping_takes_the_site_time_zone(tmp_path: Path) ->
     """
     db, cfg = tmp_path / "cp.duckdb", tmp_path / "callpulse.toml"
     cfg.write_text('[site]\ntimezone = "America/New_York"\n')
-    err = replay(ACD_CSV, db, "--mapping", str(ACD_MAPPING), "--config", str(cfg))
+    err = replay(cli, ACD_CSV, db, "--mapping", str(ACD_MAPPING), "--config", str(cfg))
     assert "read 4  accepted 4  duplicates 0  dead-lettered 0" in err
     assert query(db, f"SELECT offered_at, {CALL_COLUMNS} FROM calls ORDER BY call_id") == [
         (utc(2024, 3, 5, 14, 0), "1", "sales", "answered", 8, 240, "a7"),
@@ -348,30 +332,12 @@ def has_open(pid: int, path: Path) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc to see the follower's open file")
-def test_follow_with_rotation_stores_every_line_once(tmp_path: Path) -> None:
+def test_follow_with_rotation_stores_every_line_once(cli: Cli, tmp_path: Path) -> None:
     lines = QUEUE_LOG.read_text().splitlines(keepends=True)
     first, second, third = lines[:12], lines[12:22], lines[22:]
     log, db = tmp_path / "queue_log", tmp_path / "follow.duckdb"
     log.write_text("".join(first))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "replay",
-            str(log),
-            "--follow",
-            "--duration",
-            "7",
-            "--db",
-            str(db),
-        ],
-        cwd=tmp_path,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = cli.popen("replay", log, "--follow", "--duration", "7", "--db", db, cwd=tmp_path)
     try:
         # the follower has the file open: from now on a rename cannot hide the old file
         wait_for(
@@ -396,7 +362,7 @@ def test_follow_with_rotation_stores_every_line_once(tmp_path: Path) -> None:
     assert "read 44  accepted 39  duplicates 0  dead-lettered 5" in err
 
     plain = tmp_path / "plain.duckdb"
-    replay(QUEUE_LOG, plain)
+    replay(cli, QUEUE_LOG, plain)
     assert tables(db) == tables(plain)
     assert query(
         db,
@@ -415,10 +381,10 @@ def test_follow_with_rotation_stores_every_line_once(tmp_path: Path) -> None:
 # -- 3. the bank month against an independent count ------------------------------------
 
 
-def test_bank_month_through_replay_equals_an_independent_count(tmp_path: Path) -> None:
+def test_bank_month_through_replay_equals_an_independent_count(cli: Cli, tmp_path: Path) -> None:
     need(BANK)
     db = tmp_path / "bank.duckdb"
-    err = replay(BANK, db)  # --format auto: detected as mapped, committed mapping
+    err = replay(cli, BANK, db)  # --format auto: detected as mapped, committed mapping
     assert "read 31,125  accepted 31,125  duplicates 0  dead-lettered 0" in err
     assert "not call records, left out by the adapter: PHANTOM 278, not offered 1,941" in err
 

@@ -6,14 +6,14 @@ through the engine in-process at 150x real time, so that hour lasts ~25 wall sec
 Prometheus scrapes the real exporter every second and evaluates the generated rules
 (15m window, ``for: 5s``); the service-level alert must fire for billing and only for
 billing, reach the webhook through a real Alertmanager, and resolve once staffing is
-back. Every process is stopped in ``finally``.
+back. Every process is stopped in ``finally`` or by the fixture that started it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from devtools.procs import free_port
 from metrics.export import rules
 from metrics.export.rules import AlertSettings, RuleSettings
 from pipeline.cli.alerts import render_for_config
@@ -30,8 +31,7 @@ from pipeline.core.engine import Engine
 from pipeline.ingest.sources.simulator import QueueSpec, SimConfig, Understaffing, simulate
 from pipeline.serve.host import Services
 from tests import helpers
-from tests.support.procs import free_port
-from tests.support.prometheus import AlertmanagerServer, PrometheusServer, WebhookReceiver
+from tests.support.prometheus import AlertmanagerServer, PrometheusServer, WebhookReceiver, webhook_alertmanager_config
 
 pytestmark = pytest.mark.prometheus
 
@@ -127,23 +127,11 @@ scrape_configs:
 """
 
 
-def _alertmanager_yml(url: str) -> str:
-    return f"""
-route:
-  receiver: hook
-  group_by: ["alertname", "queue"]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: "{url}"
-        send_resolved: true
-"""
-
-
-def test_understaffed_hour_pages_for_that_queue_only_and_resolves(tmp_path: Path) -> None:
+def test_understaffed_hour_pages_for_that_queue_only_and_resolves(
+    tmp_path: Path,
+    start_prometheus: Callable[..., PrometheusServer],
+    start_alertmanager: Callable[[str], AlertmanagerServer],
+) -> None:
     began = time.monotonic()
     config = Config(
         db=tmp_path / "callpulse.duckdb",
@@ -159,13 +147,11 @@ def test_understaffed_hour_pages_for_that_queue_only_and_resolves(tmp_path: Path
     engine = helpers.engine(config.db, config)
     services: Services | None = None
     feeder: Feeder | None = None
-    am: AlertmanagerServer | None = None
-    prom: PrometheusServer | None = None
     try:
         engine.process(helpers.batch(records[:split], "simulator"))  # the morning, at once
         services = start_services(engine, config, serve=True)
-        am = AlertmanagerServer(_alertmanager_yml(receiver.url)).start()
-        prom = PrometheusServer(_prometheus_yml(config.exporter.port, am.port), rule_files=[rules_path]).start()
+        am = start_alertmanager(webhook_alertmanager_config(receiver.url, ["alertname", "queue"], send_resolved=True))
+        prom = start_prometheus(_prometheus_yml(config.exporter.port, am.port), rule_files=[rules_path])
         prom.wait_for_series(f'up{{job="{SETTINGS.job}"}} == 1', timeout=40)
         prom.wait_for_series('callpulse_service_level_ratio{window="15m"}', lambda rows: len(rows) == 2, timeout=20)
         assert prom.query(f'ALERTS{{alertname="{rules.SERVICE_LEVEL_LOW}"}}') == []
@@ -192,9 +178,6 @@ def test_understaffed_hour_pages_for_that_queue_only_and_resolves(tmp_path: Path
         if feeder is not None:
             feeder.stop.set()
             feeder.join(timeout=30)
-        for server in (prom, am):
-            if server is not None:
-                server.stop()
         if services is not None:
             services.close()
         receiver.stop()

@@ -5,9 +5,7 @@ events and keeps the aggregates."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -23,8 +21,8 @@ from pipeline.ingest.sources.simulator import SimConfig, simulate
 from pipeline.ops import analyst_copy as analyst
 from pipeline.ops import backup, retention
 from tests.helpers import CLOCK, engine
+from tests.support.cli import Cli
 
-ENV = {**os.environ, "CALLPULSE_PII_KEY": "backup-test-key"}
 TABLES = [
     "call_events",
     "agent_events",
@@ -85,10 +83,10 @@ def day() -> list[RawBatch]:
     return batches(list(simulate(SimConfig(seed=5, scale=0.3))), 400)
 
 
-def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBatch], tmp_path: Path) -> None:
+def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(cli: Cli, day: list[RawBatch], tmp_path: Path) -> None:
     cfg = Config(db=tmp_path / "live.duckdb", analyst=AnalystSettings(freshness_s=3600))
     eng = engine(cfg.db, cfg)
-    job = analyst.SnapshotJob(cfg)
+    job = analyst.CopyJob(cfg)
     eng.subscribe(lambda _r: job(eng.store.con))
     errors: list[BaseException] = []
     done = threading.Event()
@@ -109,24 +107,7 @@ def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBat
     try:
         time.sleep(1.0)
         dest = tmp_path / "backup.duckdb"
-        run_backup = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pipeline.cli.analyst",
-                "backup",
-                str(dest),
-                "--db",
-                str(cfg.db),
-                "--wait",
-                "60",
-            ],
-            capture_output=True,
-            text=True,
-            env=ENV,
-            timeout=120,
-            check=False,
-        )
+        run_backup = cli.analyst("backup", dest, "--db", cfg.db, "--wait", "60")
         mid_run = not done.is_set()
     finally:
         worker.join(120)
@@ -134,7 +115,7 @@ def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBat
     assert not errors, errors
     assert not job.errors, job.errors
     assert run_backup.returncode == 0, run_backup.stderr
-    assert "pipeline running: copied a snapshot it took on request" in run_backup.stderr
+    assert "pipeline running: copied the analysts' copy it made on request" in run_backup.stderr
     assert mid_run, "the pipeline finished before the backup: make the run longer"
 
     # Which batches the backup holds: its stored offset says (offsets are saved with the rows).
@@ -146,14 +127,7 @@ def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBat
     assert 0 < last < len(day) - 1
 
     restored = tmp_path / "restored.duckdb"
-    run_restore = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.analyst", "restore", str(dest), str(restored)],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-        check=False,
-    )
+    run_restore = cli.analyst("restore", dest, restored)
     assert run_restore.returncode == 0, run_restore.stderr
 
     # Equal to the source as of the backup: a fresh database fed the same batches 0..last.
@@ -171,7 +145,7 @@ def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(day: list[RawBat
     assert dump(restored) == dump(whole)
 
 
-def test_restore_refuses_to_overwrite_without_force(day: list[RawBatch], tmp_path: Path) -> None:
+def test_restore_refuses_to_overwrite_without_force(cli: Cli, day: list[RawBatch], tmp_path: Path) -> None:
     cfg = Config(db=tmp_path / "cp.duckdb")
     feed(cfg.db, cfg, day[:5])
     bak, target = tmp_path / "b.duckdb", tmp_path / "target.duckdb"
@@ -180,22 +154,7 @@ def test_restore_refuses_to_overwrite_without_force(day: list[RawBatch], tmp_pat
     before = dump(target)
 
     def restore(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pipeline.cli.analyst",
-                "restore",
-                str(bak),
-                str(target),
-                *extra,
-            ],
-            capture_output=True,
-            text=True,
-            env=ENV,
-            timeout=120,
-            check=False,
-        )
+        return cli.analyst("restore", bak, target, *extra)
 
     refused = restore()
     assert refused.returncode == 2 and "already exists" in refused.stderr and "--force" in refused.stderr
@@ -210,14 +169,13 @@ def test_restore_refuses_to_overwrite_without_force(day: list[RawBatch], tmp_pat
         backup.restore(empty, tmp_path / "x.duckdb")
 
 
-def test_backup_of_a_stopped_pipeline_and_refusal_to_overwrite(day: list[RawBatch], tmp_path: Path) -> None:
+def test_backup_of_a_stopped_pipeline_and_refusal_to_overwrite(cli: Cli, day: list[RawBatch], tmp_path: Path) -> None:
     cfg = Config(db=tmp_path / "cp.duckdb")
     feed(cfg.db, cfg, day[:3])
     dest = tmp_path / "b.duckdb"
-    args = [sys.executable, "-m", "pipeline.cli.analyst", "backup", str(dest), "--db", str(cfg.db)]
-    first = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=120, check=False)
+    first = cli.analyst("backup", dest, "--db", cfg.db)
     assert first.returncode == 0 and "pipeline stopped" in first.stderr, first.stderr
-    again = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=120, check=False)
+    again = cli.analyst("backup", dest, "--db", cfg.db)
     assert again.returncode == 2 and "exists" in again.stderr
 
 
@@ -266,11 +224,11 @@ def test_retention_deletes_old_raw_events_and_keeps_aggregates(tmp_path: Path) -
     con.close()
 
 
-def test_retention_runs_inside_a_running_pipeline_and_from_the_cli(tmp_path: Path) -> None:
+def test_retention_runs_inside_a_running_pipeline_and_from_the_cli(cli: Cli, tmp_path: Path) -> None:
     records = list(simulate(SimConfig(seed=8, day=date(2026, 3, 2), days=3, scale=0.05)))
     cfg = Config(db=tmp_path / "cp.duckdb", analyst=AnalystSettings(retention_days=2, freshness_s=3600))
     eng = engine(cfg.db, cfg)
-    job = analyst.SnapshotJob(cfg, clock=lambda: CLOCK, threaded=False)
+    job = analyst.CopyJob(cfg, clock=lambda: CLOCK, threaded=False)
     for b in batches(records, 3000):
         eng.process(b)
     job(eng.store.con)  # retention, then a snapshot
@@ -278,26 +236,10 @@ def test_retention_runs_inside_a_running_pipeline_and_from_the_cli(tmp_path: Pat
     oldest = eng.store.con.execute("SELECT min(ts) FROM call_events").fetchall()[0][0]
     eng.close()
     assert oldest >= wm - timedelta(days=2)
-    snap = duckdb.connect(str(analyst.snapshot_path(cfg)), read_only=True)
+    snap = duckdb.connect(str(analyst.copy_path(cfg)), read_only=True)
     assert snap.execute("SELECT min(ts) FROM call_events").fetchall()[0][0] == oldest
     snap.close()
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli.analyst",
-            "retention",
-            "--days",
-            "1",
-            "--db",
-            str(cfg.db),
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-        check=False,
-    )
+    run = cli.analyst("retention", "--days", "1", "--db", cfg.db)
     assert run.returncode == 0 and "deleted: call_events" in run.stderr, run.stderr
     con = duckdb.connect(str(cfg.db), read_only=True)
     assert con.execute("SELECT min(ts) FROM call_events").fetchall()[0][0] >= wm - timedelta(days=1)

@@ -7,22 +7,32 @@ Grafana's variables are substituted as Grafana would: ``$queue`` with a real que
 ``$__interval`` / ``$__rate_interval`` with 1m. The demo runs with
 ``[exporter] per_agent = true``, which the agent board's per-agent panels need. Range panels are
 evaluated as instant queries at "now" (the last point Grafana would draw).
+
+The Kafka panels (stored offsets, lag) have data only from a worker reading a broker, so
+they are checked against `callpulse worker` on a real broker instead of the demo.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import sys
-import urllib.request
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dashboards import build as boards
-from tests.support.procs import LOOPBACK, ManagedProcess, free_port, wait_until
-from tests.support.prometheus import PrometheusServer, Sample
+from devtools.kafka import KafkaBroker, create_topic
+from devtools.procs import LOOPBACK, ManagedProcess, free_port, wait_until
+from metrics.export import names
+from pipeline.core.config import KafkaSettings
+from pipeline.ingest.sources.kafka import produce_lines, topic_names
+from pipeline.ingest.sources.simulator import SimConfig, simulate, write_jsonl
+from tests.support.cli import Cli
+from tests.support.prometheus import PrometheusServer, Sample, scrape_config
+from tests.support.scrape import fetch
 
 pytestmark = pytest.mark.prometheus
 
@@ -42,30 +52,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     config = tmp_path / "callpulse.toml"
     config.write_text(f"[exporter]\nport = {port}\nper_agent = true\n")
     proc = ManagedProcess(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "demo",
-            "--config",
-            config,
-            "--db",
-            tmp_path / "demo.duckdb",
-            "--speed",
-            "300",
-            "--duration",
-            "300",
-        ],
+        Cli().argv("demo", "--config", config, "--db", tmp_path / "demo.duckdb", "--speed", "300", "--duration", "300"),
         tmp_path / "demo.log",
         name="callpulse demo",
         cwd=tmp_path,
     ).start()
     try:
         proc.wait_ready(
-            lambda: (
-                b"callpulse_calls_waiting"
-                in urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=2).read()
-            ),
+            lambda: "callpulse_calls_waiting" in fetch(f"http://{LOOPBACK}:{port}/metrics", timeout=2)[0],
             60,
             "the demo's /metrics",
         )
@@ -76,21 +70,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def prometheus(demo: int) -> Iterator[PrometheusServer]:
-    config = f"""
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: callpulse
-    static_configs:
-      - targets: ["{LOOPBACK}:{demo}"]
-"""
-    server = PrometheusServer(config)
-    try:
-        server.start()
+    with PrometheusServer(scrape_config("callpulse", f"{LOOPBACK}:{demo}")) as server:
         yield server
-    finally:
-        server.stop()
+
+
+KAFKA_ONLY = (names.KAFKA_STORED_OFFSET.name, names.KAFKA_LAG.name)
+
+
+def _kafka_only(expr: str) -> bool:
+    return any(name in expr for name in KAFKA_ONLY)
 
 
 def _panel_queries() -> list[tuple[str, str, str]]:
@@ -100,6 +88,17 @@ def _panel_queries() -> list[tuple[str, str, str]]:
             for target in panel.get("targets", []):
                 out.append((stem, f"{panel['title']} [{target['refId']}]", target["expr"]))
     return out
+
+
+def _panels_without_data(prometheus: PrometheusServer, queries: list[tuple[str, str, str]], queue: str) -> list[str]:
+    failures: list[str] = []
+    for stem, where, expr in queries:
+        promql = substitute(expr, queue)
+        try:
+            prometheus.wait_for_series(promql, _has_data, timeout=30)
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - collect every failing panel
+            failures.append(f"{stem}: {where}: {promql}\n    {str(exc)[:300]}")
+    return failures
 
 
 def _has_data(rows: list[Sample]) -> bool:
@@ -113,15 +112,9 @@ def test_every_panel_query_returns_data(prometheus: PrometheusServer) -> None:
     queue = max(offered, key=lambda r: r.value).labels["queue"]
     prometheus.wait_for_series("count_over_time(callpulse_batch_duration_seconds_count[1m]) >= 10", timeout=60)
 
-    failures: list[str] = []
-    queries = _panel_queries()
+    queries = [q for q in _panel_queries() if not _kafka_only(q[2])]
     assert len(queries) > 30
-    for stem, where, expr in queries:
-        promql = substitute(expr, queue)
-        try:
-            prometheus.wait_for_series(promql, _has_data, timeout=30)
-        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - collect every failing panel
-            failures.append(f"{stem}: {where}: {promql}\n    {str(exc)[:300]}")
+    failures = _panels_without_data(prometheus, queries, queue)
     # Annotation queries must at least evaluate (a breach may or may not be open).
     for board in boards.build_all().values():
         for annotation in board.get("annotations", {}).get("list", []):
@@ -154,3 +147,34 @@ def test_supervisor_thresholds_follow_the_exported_targets(prometheus: Prometheu
             return threshold.value == (target if enough else -1)
 
         wait_until(consistent, 30, f"the threshold query of {queue} to match its target")
+
+
+def test_kafka_panels_return_data_from_a_worker(cli: Cli, kafka_broker: KafkaBroker, tmp_path: Path) -> None:
+    queries = [q for q in _panel_queries() if _kafka_only(q[2])]
+    assert len(queries) >= 2, "the pipeline-health board lost its Kafka panels"
+    tag = uuid.uuid4().hex[:8]
+    s = KafkaSettings(bootstrap=kafka_broker.bootstrap, group=f"g-{tag}", topic_prefix=f"t-{tag}.")
+    for topic in topic_names(s).values():
+        create_topic(kafka_broker.bootstrap, topic, 2)
+    day = tmp_path / "day.jsonl"
+    write_jsonl(simulate(SimConfig(seed=3, scale=0.05)), day)
+    produce_lines(day.read_bytes().splitlines()[:2000], s)
+    port = free_port()
+    config = tmp_path / "callpulse.toml"
+    config.write_text(f'[exporter]\nport = {port}\n[kafka]\nbatch_size = 500\nbatch_within = "200ms"\n')
+    argv = cli.argv(
+        "worker", "--config", config, "--db", tmp_path / "w.duckdb", "--bootstrap", s.bootstrap,
+        "--group", s.group, "--topic-prefix", s.topic_prefix, "--session-timeout", "6",
+    )  # fmt: skip
+    proc = ManagedProcess(argv, tmp_path / "worker.log", name="callpulse worker", cwd=tmp_path, env=cli.env).start()
+    try:
+        proc.wait_ready(
+            lambda: KAFKA_ONLY[0] in fetch(f"http://{LOOPBACK}:{port}/metrics", timeout=2)[0],
+            90,
+            "the worker's Kafka offsets on /metrics",
+        )
+        with PrometheusServer(scrape_config("callpulse", f"{LOOPBACK}:{port}")) as prometheus:
+            failures = _panels_without_data(prometheus, queries, queue=".+")
+    finally:
+        proc.stop()
+    assert not failures, "Kafka panels without data:\n" + "\n".join(failures)

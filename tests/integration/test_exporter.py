@@ -4,16 +4,13 @@ read over HTTP, checked by promtool and scraped by a real Prometheus."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.procs import free_port
 from metrics.export import names
 from pipeline.cli.services import start_services
 from pipeline.core.config import Config, ExporterSettings, QueueSettings
@@ -21,8 +18,8 @@ from pipeline.core.engine import Engine
 from pipeline.ingest.sources.simulator import SimConfig, simulate
 from pipeline.serve.host import Services
 from tests import helpers
-from tests.support.procs import free_port
-from tests.support.prometheus import PrometheusServer
+from tests.support.prometheus import PrometheusServer, Tool, scrape_config
+from tests.support.scrape import families, fetch, series, value
 
 ODD = 'we"ird\\queue\nname'
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -95,22 +92,9 @@ def served() -> Iterator[tuple[Engine, Services]]:
         engine.close()
 
 
-def get(services: Services, path: str = "/metrics") -> tuple[str, str]:
+def get(services: Services) -> tuple[str, str]:
     assert services.server is not None
-    with urllib.request.urlopen(services.server.url + path, timeout=5) as response:
-        return response.read().decode(), response.headers["Content-Type"]
-
-
-def series(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for fam in text_string_to_metric_families(text)
-        for s in fam.samples
-    }
-
-
-def value(text: str, name: str, **labels: str) -> float | None:
-    return series(text).get((name, tuple(sorted(labels.items()))))
+    return fetch(services.server.url + "/metrics")
 
 
 SIM_DAY = list(simulate(SimConfig(seed=5)))[:6000]
@@ -125,7 +109,7 @@ def test_metrics_endpoint_serves_every_metric_from_the_store(
     engine.process(helpers.batch(odd_queue_calls(0, 20), "file:/data/odd.jsonl"))
     text, content_type = get(services)
     assert content_type.startswith("text/plain; version=0.0.4")
-    exported = {f.name for f in text_string_to_metric_families(text)}
+    exported = families(text)
     assert exported == {m.name.removesuffix("_total") for m in names.ALL}
 
     snap = services.published.get("snapshot")
@@ -188,7 +172,7 @@ def test_per_agent_series_when_enabled() -> None:
         engine.close()
     states = [s for (n, _), s in series(text).items() if n == names.AGENT_STATE.name]
     assert states and all(v == 1 for v in states)
-    exported = {f.name for f in text_string_to_metric_families(text)}
+    exported = families(text)
     assert exported == {m.name.removesuffix("_total") for m in (*names.ALL, *names.PER_AGENT)}
     for metric in names.PER_AGENT:
         assert f"{metric.name}{{agent=" in text, metric.name  # every per-agent series has samples
@@ -196,50 +180,26 @@ def test_per_agent_series_when_enabled() -> None:
     assert set(handled) == {"5m", "15m", "1h"}
 
 
-@pytest.mark.prometheus
-def test_promtool_and_prometheus_accept_the_real_output(served: tuple[Engine, Services]) -> None:
+def test_promtool_and_prometheus_accept_the_real_output(
+    served: tuple[Engine, Services], promtool: Tool, start_prometheus: Callable[..., PrometheusServer]
+) -> None:
     engine, services = served
     engine.process(helpers.batch(SIM_DAY[:3000], "simulator"))
     engine.process(helpers.batch(odd_queue_calls(0, 20), "file:/data/odd.jsonl"))
-    text = get(services)[0]
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool not found: apt-get install -y --no-install-recommends prometheus")
-    check = subprocess.run(
-        [promtool, "check", "metrics"],
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
+    promtool.ok("check", "metrics", stdin=get(services)[0], timeout=60)
 
-    port = services.config.exporter.port
-    prom = PrometheusServer(f"""
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: callpulse
-    static_configs:
-      - targets: ["127.0.0.1:{port}"]
-""")
-    try:
-        prom.start()
-        offered = prom.wait_for_series(f"{names.CALLS_OFFERED_TOTAL.name}{{queue={json.dumps(ODD)}}}", timeout=40)
-        assert offered[0].labels["queue"] == ODD  # escaping survives the round trip
-        assert offered[0].value == 20
-        up = prom.query('up{job="callpulse"}')
-        assert up and up[0].value == 1
-        sl = prom.query(f'{names.SERVICE_LEVEL.name}{{queue="billing",window="15m"}}')
-        assert sl and 0 <= sl[0].value <= 1
-        scraped = {s.labels["__name__"] for s in prom.query('{__name__=~"callpulse_.+"}')}
-        expected_some = {
-            names.TARGET_SERVICE_LEVEL.name,
-            names.BREACH.name,
-            names.WAIT.name + "_bucket",
-        }
-        assert expected_some <= scraped
-    finally:
-        prom.stop()
+    prom = start_prometheus(scrape_config("callpulse", f"127.0.0.1:{services.config.exporter.port}"))
+    offered = prom.wait_for_series(f"{names.CALLS_OFFERED_TOTAL.name}{{queue={json.dumps(ODD)}}}", timeout=40)
+    assert offered[0].labels["queue"] == ODD  # escaping survives the round trip
+    assert offered[0].value == 20
+    up = prom.query('up{job="callpulse"}')
+    assert up and up[0].value == 1
+    sl = prom.query(f'{names.SERVICE_LEVEL.name}{{queue="billing",window="15m"}}')
+    assert sl and 0 <= sl[0].value <= 1
+    scraped = {s.labels["__name__"] for s in prom.query('{__name__=~"callpulse_.+"}')}
+    expected_some = {
+        names.TARGET_SERVICE_LEVEL.name,
+        names.BREACH.name,
+        names.WAIT.name + "_bucket",
+    }
+    assert expected_some <= scraped

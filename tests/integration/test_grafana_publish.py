@@ -12,17 +12,16 @@ is skipped unless a server is given. To run it:
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from dashboards import build as boards
 from dashboards import publish
 from dashboards.panels import FOLDER_UID
+from tests.support.cli import Cli
 
 
-def test_publish_creates_folder_and_boards_idempotently() -> None:
+def test_publish_creates_folder_and_boards_idempotently(cli: Cli) -> None:
     url = os.environ.get("GRAFANA_URL")
     if not url:
         pytest.skip(
@@ -34,13 +33,7 @@ def test_publish_creates_folder_and_boards_idempotently() -> None:
     api = publish.connect(url, token)
     versions = []
     for _ in range(2):
-        out = subprocess.run(
-            [sys.executable, "-m", "pipeline.cli", "dashboards", "publish", "--url", url],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=os.environ.copy(),
-        )
+        out = cli("dashboards", "publish", "--url", url)
         assert out.returncode == 0, out.stderr
         versions.append({b["uid"]: api.dashboard.get_dashboard(b["uid"]) for b in boards.build_all().values()})
     assert api.folder.get_folder(FOLDER_UID)["uid"] == FOLDER_UID

@@ -15,11 +15,8 @@ import os
 import random
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
@@ -27,17 +24,16 @@ from typing import Any
 import duckdb
 import pytest
 
+from devtools.kafka import KafkaBroker, create_topic
+from devtools.procs import ManagedProcess, tail, wait_until
 from pipeline.core.config import KafkaSettings
 from pipeline.ingest.sources.kafka import produce_lines, topic_names
 from pipeline.ingest.sources.simulator import SimConfig, simulate, write_jsonl
-from tests.support.kafka import KafkaBroker, create_topic
+from tests.support.cli import Cli
 from tests.support.mixed import mixed_records
-from tests.support.procs import ManagedProcess, tail, wait_until
 
 pytestmark = pytest.mark.kafka
 
-PII = "kafka-test-key"
-ENV = {**os.environ, "CALLPULSE_PII_KEY": PII}
 KPI_TABLES = [
     "SELECT * FROM kpi_queue_interval ORDER BY ALL",
     "SELECT * FROM kpi_agent_interval ORDER BY ALL",
@@ -57,16 +53,6 @@ COUNTS = (
 )
 
 
-@pytest.fixture(scope="session")
-def broker() -> Iterator[KafkaBroker]:
-    b = KafkaBroker()
-    try:
-        b.start()
-        yield b
-    finally:
-        b.stop()
-
-
 @pytest.fixture(scope="module")
 def sim_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sim") / "day.jsonl"
@@ -83,12 +69,9 @@ def settings_for(broker: KafkaBroker, partitions: int = 3) -> KafkaSettings:
     return s
 
 
-def worker(tmp: Path, db: Path, s: KafkaSettings, *extra: str, name: str = "worker") -> ManagedProcess:
+def worker(cli: Cli, tmp: Path, db: Path, s: KafkaSettings, *extra: str, name: str = "worker") -> ManagedProcess:
     (tmp / "callpulse.toml").write_text('[kafka]\nbatch_size = 500\nbatch_within = "200ms"\n')
-    argv = [
-        sys.executable,
-        "-m",
-        "pipeline.cli",
+    argv = cli.argv(
         "worker",
         "--config",
         str(tmp / "callpulse.toml"),
@@ -104,8 +87,8 @@ def worker(tmp: Path, db: Path, s: KafkaSettings, *extra: str, name: str = "work
         "--session-timeout",
         "6",
         *extra,
-    ]
-    return ManagedProcess(argv, tmp / f"{name}.log", name=name, cwd=tmp, env=ENV, stop_timeout=30).start()
+    )
+    return ManagedProcess(argv, tmp / f"{name}.log", name=name, cwd=tmp, env=cli.env, stop_timeout=30).start()
 
 
 def stored_progress(proc: ManagedProcess) -> int:
@@ -114,18 +97,9 @@ def stored_progress(proc: ManagedProcess) -> int:
     return int(found[-1]) if found else 0
 
 
-def replay(tmp: Path, src: Path) -> Path:
+def replay(cli: Cli, tmp: Path, src: Path) -> Path:
     db = tmp / "replay.duckdb"
-    out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "replay", str(src), "--db", str(db)],
-        cwd=tmp,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
+    cli.ok("replay", src, "--db", db, cwd=tmp)
     return db
 
 
@@ -160,32 +134,34 @@ def stored_messages(db: Path) -> int:
     return int(read(db, 'SELECT coalesce(sum("offset" + 1), 0) FROM source_offsets')[0][0]) if db.exists() else 0
 
 
-def test_simulated_day_through_kafka_equals_replay(broker: KafkaBroker, sim_day: Path, tmp_path: Path) -> None:
-    s = settings_for(broker)
+def test_simulated_day_through_kafka_equals_replay(
+    cli: Cli, kafka_broker: KafkaBroker, sim_day: Path, tmp_path: Path
+) -> None:
+    s = settings_for(kafka_broker)
     # The same day, sent by `callpulse simulate --to kafka` (same seed and scale as sim_day).
-    out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "simulate", "--seed", "7", "--scale", "0.2", "--to", "kafka",
-         "--bootstrap", s.bootstrap, "--topic-prefix", s.topic_prefix],
-        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120,
+    out = cli.ok(
+        "simulate", "--seed", "7", "--scale", "0.2", "--to", "kafka",
+        "--bootstrap", s.bootstrap, "--topic-prefix", s.topic_prefix, cwd=tmp_path,
     )  # fmt: skip
-    assert out.returncode == 0, out.stderr
     n = len(sim_day.read_bytes().splitlines())
     # status lines go to stderr (kafka_cli's console), like every command's
     assert f"produced {n:,} messages" in out.stderr.replace("\n", " "), out.stderr
-    proc = worker(tmp_path, tmp_path / "w.duckdb", s)
+    proc = worker(cli, tmp_path, tmp_path / "w.duckdb", s)
     try:
         finish(proc, n)
     finally:
         proc.stop()
     assert f"progress: {n} messages" in tail(proc.log_path, 400) or "worker done: messages" in tail(proc.log_path)
-    expected = replay(tmp_path, sim_day)
+    expected = replay(cli, tmp_path, sim_day)
     assert read(tmp_path / "w.duckdb", COUNTS) == read(expected, COUNTS)
     assert read(tmp_path / "w.duckdb", KPI_TABLES) == read(expected, KPI_TABLES)
     offsets = read(tmp_path / "w.duckdb", 'SELECT sum("offset" + 1) FROM source_offsets')[0][0]
     assert offsets == n  # every partition's stored offset is its last message
 
 
-def kill_runs(s: KafkaSettings, tmp: Path, db: Path, lines: list[bytes], kills: int, rng: random.Random) -> None:
+def kill_runs(
+    cli: Cli, s: KafkaSettings, tmp: Path, db: Path, lines: list[bytes], kills: int, rng: random.Random
+) -> None:
     """Send ``lines`` in ``kills + 1`` parts; after each of the first ``kills`` a worker run
     is SIGKILLed at a random moment once it stored something; a last run stores the rest
     and stops cleanly."""
@@ -193,7 +169,7 @@ def kill_runs(s: KafkaSettings, tmp: Path, db: Path, lines: list[bytes], kills: 
     previous = (0, 0, 0, 0)
     for i in range(kills):
         produce_lines(lines[i * chunk : (i + 1) * chunk], s)
-        proc = worker(tmp, db, s, name=f"worker{i}")
+        proc = worker(cli, tmp, db, s, name=f"worker{i}")
         try:
             # Wait until this run really stores something, then kill it at a random moment.
             wait_until(lambda p=proc: stored_progress(p) > 0, 90, f"run {i} to store a batch", on_poll=proc.check_alive)
@@ -209,26 +185,28 @@ def kill_runs(s: KafkaSettings, tmp: Path, db: Path, lines: list[bytes], kills: 
         previous = now
     produce_lines(lines[kills * chunk :], s)
     remaining = len(lines) - stored_messages(db)
-    proc = worker(tmp, db, s, name="final")
+    proc = worker(cli, tmp, db, s, name="final")
     try:
         finish(proc, remaining)
     finally:
         proc.stop()
 
 
-def test_mixed_input_with_sigkills_equals_replay_bit_for_bit(broker: KafkaBroker, tmp_path: Path) -> None:
+def test_mixed_input_with_sigkills_equals_replay_bit_for_bit(
+    cli: Cli, kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
     """Live events and CDRs of the same calls, CDR-only calls, re-deliveries, transfers
     (one call's events on two partitions), agents on several queues, three time zones,
     waits on the thresholds, sub-second times; four SIGKILLs at random moments: every
     record is stored exactly once and the tables, breaches included, are exactly (bit for
     bit) those of `callpulse replay`."""
-    s = settings_for(broker)
+    s = settings_for(kafka_broker)
     src = tmp_path / "mixed.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in mixed_records(seed=8, scale=0.15, close=dt_time(10, 0))))
     db = tmp_path / "w.duckdb"
     lines = src.read_bytes().splitlines()
-    kill_runs(s, tmp_path, db, lines, kills=4, rng=random.Random(20261205))
-    expected = replay(tmp_path, src)
+    kill_runs(cli, s, tmp_path, db, lines, kills=4, rng=random.Random(20261205))
+    expected = replay(cli, tmp_path, src)
     assert read(expected, "SELECT count(*) FROM breaches")[0][0] > 0  # something to compare
     assert read(expected, "SELECT count(*) FROM dead_letters")[0][0] == 0
     assert read(db, COUNTS) == read(expected, COUNTS)
@@ -248,11 +226,13 @@ async def _send_raw(s: KafkaSettings, topic: str, values: list[bytes | None]) ->
         await producer.stop()
 
 
-def test_malformed_messages_are_dead_lettered_and_consumption_goes_on(broker: KafkaBroker, tmp_path: Path) -> None:
+def test_malformed_messages_are_dead_lettered_and_consumption_goes_on(
+    cli: Cli, kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     tag = uuid.uuid4().hex[:8]
-    s = KafkaSettings(bootstrap=broker.bootstrap, group=f"g-{tag}", topic_prefix=f"t-{tag}.")
+    s = KafkaSettings(bootstrap=kafka_broker.bootstrap, group=f"g-{tag}", topic_prefix=f"t-{tag}.")
     topics = topic_names(s)
 
     async def make_topics() -> None:  # the calls topic accepts the ~2 MB message
@@ -300,7 +280,7 @@ def test_malformed_messages_are_dead_lettered_and_consumption_goes_on(broker: Ka
         values += [value, call(j + 1)]
     values += [call(i) for i in range(20, 30)]
     offsets = asyncio.run(_send_raw(s, topics["calls"], values))
-    proc = worker(tmp_path, tmp_path / "w.duckdb", s, "--max-events", str(len(values)))
+    proc = worker(cli, tmp_path, tmp_path / "w.duckdb", s, "--max-events", str(len(values)))
     try:
         assert proc.proc is not None
         assert proc.proc.wait(timeout=120) == 0, tail(proc.log_path)
@@ -314,32 +294,37 @@ def test_malformed_messages_are_dead_lettered_and_consumption_goes_on(broker: Ka
     good = len(values) - len(bad)
     assert read(tmp_path / "w.duckdb", "SELECT count(*) FROM call_events")[0][0] == good
     assert max(len(r[0] or "") for r in read(tmp_path / "w.duckdb", "SELECT raw FROM dead_letters")) < 20_000
+    # Every message was on the broker before the worker fetched: the stored offset is the last one
+    # and the high watermark it knew is one past it (lag 0), stored with it.
+    stored = read(tmp_path / "w.duckdb", 'SELECT "offset", high_watermark FROM source_offsets')
+    assert stored == [(offsets[-1], offsets[-1] + 1)]
 
 
-def test_broker_outage_of_30s_loses_nothing(sim_day: Path, tmp_path: Path) -> None:
+def test_broker_outage_of_30s_loses_nothing(
+    cli: Cli, own_kafka_broker: KafkaBroker, sim_day: Path, tmp_path: Path
+) -> None:
     lines = sim_day.read_bytes().splitlines()
     half = len(lines) // 2
-    with KafkaBroker() as own:
-        s = settings_for(own)
-        produce_lines(lines[:half], s)
-        proc = worker(tmp_path, tmp_path / "w.duckdb", s)
-        try:
-            wait_until(
-                lambda: stored_progress(proc) >= half,
-                120,
-                "the first half to be stored",
-                interval=0.5,
-                on_poll=proc.check_alive,
-            )
-            own.stop_process()
-            time.sleep(30)  # the outage itself (the worker must ride it out)
-            proc.check_alive()
-            own.restart_process()
-            produce_lines(lines[half:], s)
-            finish(proc, len(lines), timeout=180)
-        finally:
-            proc.stop()
-    expected = replay(tmp_path, sim_day)
+    s = settings_for(own_kafka_broker)
+    produce_lines(lines[:half], s)
+    proc = worker(cli, tmp_path, tmp_path / "w.duckdb", s)
+    try:
+        wait_until(
+            lambda: stored_progress(proc) >= half,
+            120,
+            "the first half to be stored",
+            interval=0.5,
+            on_poll=proc.check_alive,
+        )
+        own_kafka_broker.stop_process()
+        time.sleep(30)  # the outage itself (the worker must ride it out)
+        proc.check_alive()
+        own_kafka_broker.restart_process()
+        produce_lines(lines[half:], s)
+        finish(proc, len(lines), timeout=180)
+    finally:
+        proc.stop()
+    expected = replay(cli, tmp_path, sim_day)
     db = tmp_path / "w.duckdb"
     assert read(db, COUNTS) == read(expected, COUNTS)
     assert read(db, KPI_TABLES) == read(expected, KPI_TABLES)
@@ -358,20 +343,20 @@ QUEUE_LOG_TABLES = [
 ]
 
 
-def produce_queue_log_cli(tmp: Path, s: KafkaSettings, path: Path, server: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "produce", "--queue-log", str(path), "--server", server,
-         "--bootstrap", s.bootstrap, "--topic-prefix", s.topic_prefix],
-        cwd=tmp, env=ENV, capture_output=True, text=True, timeout=120,
+def produce_queue_log_cli(cli: Cli, tmp: Path, s: KafkaSettings, path: Path, server: str) -> str:
+    out = cli.ok(
+        "produce", "--queue-log", path, "--server", server,
+        "--bootstrap", s.bootstrap, "--topic-prefix", s.topic_prefix, cwd=tmp,
     )  # fmt: skip
-    assert out.returncode == 0, out.stderr
     return (out.stdout + out.stderr).replace("\n", " ")
 
 
-def test_queue_log_topic_equals_replay_of_the_file_across_a_sigkill(broker: KafkaBroker, tmp_path: Path) -> None:
+def test_queue_log_topic_equals_replay_of_the_file_across_a_sigkill(
+    cli: Cli, kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
     """The adapters' queue_log fixture through `produce --queue-log` and the worker, killed
     (SIGKILL) once half-way with calls in progress, equals `replay --format asterisk`."""
-    s = settings_for(broker)
+    s = settings_for(kafka_broker)
     lines = QUEUE_LOG.read_bytes().splitlines(keepends=True)
     cut = len(lines) // 2  # after the TRANSFER: calls D, E, F are still open
     first, second = tmp_path / "queue_log.1", tmp_path / "queue_log"
@@ -379,8 +364,8 @@ def test_queue_log_topic_equals_replay_of_the_file_across_a_sigkill(broker: Kafk
     second.write_bytes(b"".join(lines[cut:]))
     db = tmp_path / "w.duckdb"
 
-    assert f"produced {cut} messages" in produce_queue_log_cli(tmp_path, s, first, "pbx-a")
-    proc = worker(tmp_path, db, s, name="worker-killed")
+    assert f"produced {cut} messages" in produce_queue_log_cli(cli, tmp_path, s, first, "pbx-a")
+    proc = worker(cli, tmp_path, db, s, name="worker-killed")
     try:
         wait_until(lambda: stored_progress(proc) >= cut, 90, "the first half to be stored", on_poll=proc.check_alive)
         assert proc.proc is not None
@@ -390,19 +375,15 @@ def test_queue_log_topic_equals_replay_of_the_file_across_a_sigkill(broker: Kafk
         proc.stop()
     assert stored_messages(db) == cut
 
-    assert f"produced {len(lines) - cut} messages" in produce_queue_log_cli(tmp_path, s, second, "pbx-a")
-    proc = worker(tmp_path, db, s, name="worker-restarted")
+    assert f"produced {len(lines) - cut} messages" in produce_queue_log_cli(cli, tmp_path, s, second, "pbx-a")
+    proc = worker(cli, tmp_path, db, s, name="worker-restarted")
     try:
         finish(proc, len(lines) - cut)
     finally:
         proc.stop()
 
     expected = tmp_path / "replay.duckdb"
-    out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "replay", str(QUEUE_LOG), "--format", "asterisk", "--db", str(expected)],
-        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    cli.ok("replay", QUEUE_LOG, "--format", "asterisk", "--db", expected, cwd=tmp_path)
     assert read(db, QUEUE_LOG_TABLES) == read(expected, QUEUE_LOG_TABLES)
     assert read(db, "SELECT count(*) FROM dead_letters")[0][0] == 5
     # One server's lines are one partition's, in the log's order; every message stored once.

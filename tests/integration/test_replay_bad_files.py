@@ -5,9 +5,7 @@ accepted + duplicates + dead-lettered = records read. Through the CLI on real Du
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -15,22 +13,12 @@ import polars as pl
 import pytest
 
 from tests.helpers import offered
+from tests.support.cli import Cli
 
-ENV = {**os.environ, "CALLPULSE_PII_KEY": "bad-files-test-key"}
 
-
-def replay(src: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+def replay(cli: Cli, src: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     db = src.with_suffix(".duckdb")
-    run = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "replay", str(src), "--db", str(db), *args],
-        cwd=src.parent,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    return run, db
+    return cli("replay", src, "--db", db, *args, cwd=src.parent), db
 
 
 def stored(db: Path) -> tuple[list[str], list[tuple[str, str]]]:
@@ -44,7 +32,7 @@ def stored(db: Path) -> tuple[list[str], list[tuple[str, str]]]:
     return calls, dead
 
 
-def test_jsonl_whose_first_line_is_garbage_is_read_with_auto_detection(tmp_path: Path) -> None:
+def test_jsonl_whose_first_line_is_garbage_is_read_with_auto_detection(cli: Cli, tmp_path: Path) -> None:
     src = tmp_path / "day.jsonl"
     lines = [
         "garbage at the top, not JSON",
@@ -55,7 +43,7 @@ def test_jsonl_whose_first_line_is_garbage_is_read_with_auto_detection(tmp_path:
         json.dumps(offered("c3", 3)),
     ]
     src.write_text("\n".join(lines) + "\n")
-    run, db = replay(src)
+    run, db = replay(cli, src)
     assert run.returncode == 0, run.stderr
     assert "read 5  accepted 3  duplicates 0  dead-lettered 2" in run.stderr
     calls, dead = stored(db)
@@ -64,10 +52,10 @@ def test_jsonl_whose_first_line_is_garbage_is_read_with_auto_detection(tmp_path:
     assert all(reason.startswith("malformed JSON") for _, reason in dead)
 
 
-def test_two_line_jsonl_with_garbage_first_falls_back_on_the_extension(tmp_path: Path) -> None:
+def test_two_line_jsonl_with_garbage_first_falls_back_on_the_extension(cli: Cli, tmp_path: Path) -> None:
     src = tmp_path / "short.jsonl"
     src.write_text("#!garbage\n" + json.dumps(offered("c1", 1)) + "\n")
-    run, db = replay(src)
+    run, db = replay(cli, src)
     assert run.returncode == 0, run.stderr
     assert "read 2  accepted 1  duplicates 0  dead-lettered 1" in run.stderr
     assert stored(db) == (["c1"], [("1", "malformed JSON: JSONDecodeError")])
@@ -96,10 +84,10 @@ CSV_DEAD = [
 
 
 @pytest.mark.parametrize("args", [("--format", "csv"), (), ("--format", "csv", "--batch-size", "2")])
-def test_csv_bad_rows_are_dead_letters_and_good_rows_are_kept(tmp_path: Path, args: tuple[str, ...]) -> None:
+def test_csv_bad_rows_are_dead_letters_and_good_rows_are_kept(cli: Cli, tmp_path: Path, args: tuple[str, ...]) -> None:
     src = tmp_path / "calls.csv"
     src.write_text("\n".join(CSV_LINES) + "\n")
-    run, db = replay(src, *args)
+    run, db = replay(cli, src, *args)
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
     assert "read 9  accepted 5  duplicates 0  dead-lettered 4" in run.stderr
@@ -112,12 +100,12 @@ def test_csv_bad_rows_are_dead_letters_and_good_rows_are_kept(tmp_path: Path, ar
     assert queue == [("bill\ning",)]
 
 
-def test_parquet_is_read_in_slices_with_row_positions(tmp_path: Path) -> None:
+def test_parquet_is_read_in_slices_with_row_positions(cli: Cli, tmp_path: Path) -> None:
     rows = [offered(f"c{i}", i) for i in range(1, 6)]
     rows[3] = {**rows[3], "type": "fax"}  # row 4
     src = tmp_path / "calls.parquet"
     pl.DataFrame(rows).write_parquet(src, row_group_size=2)
-    run, db = replay(src, "--batch-size", "2")
+    run, db = replay(cli, src, "--batch-size", "2")
     assert run.returncode == 0, run.stderr
     assert "read 5  accepted 4  duplicates 0  dead-lettered 1" in run.stderr
     assert stored(db) == (["c1", "c2", "c3", "c5"], [("4", "unknown record type: fax")])

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +10,7 @@ import duckdb
 import pytest
 
 from tests.integration.test_kpis_by_hand import SCENARIO, X
-
-ENV = {**os.environ, "CALLPULSE_PII_KEY": "cli-test-key"}
+from tests.support.cli import Cli
 
 GOOD = [
     {
@@ -138,18 +134,6 @@ KPI_TABLES = [
 ]
 
 
-def callpulse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def write_mixed(path: Path) -> None:
     lines = [json.dumps(r) for r in GOOD] + [raw for raw, _ in BAD]
     # Interleave bad lines between good ones, and add blank lines (not records).
@@ -169,10 +153,10 @@ def tables(db: Path) -> list[list[tuple[Any, ...]]]:
         con.close()
 
 
-def test_bad_input_is_dead_lettered_and_nothing_is_lost(tmp_path: Path) -> None:
+def test_bad_input_is_dead_lettered_and_nothing_is_lost(cli: Cli, tmp_path: Path) -> None:
     src, db = tmp_path / "mixed.jsonl", tmp_path / "cp.duckdb"
     write_mixed(src)
-    first = callpulse("replay", str(src), "--db", str(db), cwd=tmp_path)
+    first = cli("replay", str(src), "--db", str(db), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     n_good, n_bad = len(GOOD), len(BAD)
     assert f"read {n_good + n_bad}  accepted {n_good}  duplicates 0  dead-lettered {n_bad}" in first.stderr
@@ -194,7 +178,7 @@ def test_bad_input_is_dead_lettered_and_nothing_is_lost(tmp_path: Path) -> None:
         assert "8613800000" not in raw
 
     before = tables(db)
-    second = callpulse("replay", str(src), "--db", str(db), cwd=tmp_path)
+    second = cli("replay", str(src), "--db", str(db), cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert f"read {n_good + n_bad}  accepted 0  duplicates {n_good}  dead-lettered {n_bad}" in second.stderr
     assert tables(db) == before
@@ -203,7 +187,7 @@ def test_bad_input_is_dead_lettered_and_nothing_is_lost(tmp_path: Path) -> None:
     con.close()
 
 
-def test_csv_and_parquet_sources_store_the_same_records(tmp_path: Path) -> None:
+def test_csv_and_parquet_sources_store_the_same_records(cli: Cli, tmp_path: Path) -> None:
     import polars as pl
 
     rows = [{k: (",".join(v) if isinstance(v, list) else v) for k, v in r.items()} for r in SCENARIO]
@@ -216,34 +200,25 @@ def test_csv_and_parquet_sources_store_the_same_records(tmp_path: Path) -> None:
     results = []
     for name in ("s.jsonl", "s.csv", "s.parquet"):
         db = tmp_path / f"{name}.duckdb"
-        run = callpulse("replay", str(tmp_path / name), "--db", str(db), cwd=tmp_path)
+        run = cli("replay", str(tmp_path / name), "--db", str(db), cwd=tmp_path)
         assert run.returncode == 0, run.stderr
         assert f"accepted {len(SCENARIO)}" in run.stderr, run.stderr
         results.append(tables(db))
     assert results[0] == results[1] == results[2]
 
 
-def test_stdin_source(tmp_path: Path) -> None:
+def test_stdin_source(cli: Cli, tmp_path: Path) -> None:
     db = tmp_path / "cp.duckdb"
-    run = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "replay", "-", "--db", str(db)],
-        cwd=tmp_path,
-        env=ENV,
-        input="\n".join(json.dumps(r) for r in SCENARIO),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    run = cli("replay", "-", "--db", db, cwd=tmp_path, stdin="\n".join(json.dumps(r) for r in SCENARIO))
     assert run.returncode == 0, run.stderr
     assert f"accepted {len(SCENARIO)}" in run.stderr
 
 
-def test_kpis_json_equals_hand_computed_values(tmp_path: Path) -> None:
+def test_kpis_json_equals_hand_computed_values(cli: Cli, tmp_path: Path) -> None:
     src, db = tmp_path / "s.jsonl", tmp_path / "cp.duckdb"
     src.write_text("\n".join(json.dumps(r) for r in SCENARIO))
-    assert callpulse("replay", str(src), "--db", str(db), cwd=tmp_path).returncode == 0
-    run = callpulse("kpis", "--format", "json", "--db", str(db), cwd=tmp_path)
+    assert cli("replay", str(src), "--db", str(db), cwd=tmp_path).returncode == 0
+    run = cli("kpis", "--format", "json", "--db", str(db), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
     assert doc["watermark"] == "2026-03-02T01:20:00+00:00"  # 09:20 +08:00: a1's logout
@@ -271,25 +246,16 @@ def test_kpis_json_equals_hand_computed_values(tmp_path: Path) -> None:
     assert billing["targets"]["service_level"] == 0.8 and billing["targets"]["sl_threshold_s"] == 15
 
 
-def test_config_error_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+def test_config_error_is_a_message_not_a_traceback(cli: Cli, tmp_path: Path) -> None:
     cfg = tmp_path / "callpulse.toml"
     cfg.write_text('[queues.billing]\nsl_formula = "magic"\n')
-    run = callpulse("kpis", "--config", str(cfg), "--db", str(tmp_path / "x.duckdb"), cwd=tmp_path)
+    run = cli("kpis", "--config", str(cfg), "--db", str(tmp_path / "x.duckdb"), cwd=tmp_path)
     assert run.returncode == 2
     assert "queues.billing.sl_formula: must be one of" in run.stderr
     assert "Traceback" not in run.stderr
 
 
-def test_replay_without_pii_key_explains(tmp_path: Path) -> None:
-    env = {k: v for k, v in ENV.items() if k != "CALLPULSE_PII_KEY"}
+def test_replay_without_pii_key_explains(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "s.jsonl").write_text(json.dumps(GOOD[0]))
-    run = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "replay", "s.jsonl", "--db", "x.duckdb"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = cli.without("CALLPULSE_PII_KEY")("replay", "s.jsonl", "--db", "x.duckdb", cwd=tmp_path)
     assert run.returncode == 2 and "CALLPULSE_PII_KEY: not set" in run.stderr

@@ -8,9 +8,6 @@ import csv
 import io
 import json
 import math
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -29,10 +26,10 @@ from pipeline.ingest.sources.simulator import SimConfig, simulate
 from pipeline.ops import analyst_copy as analyst
 from pipeline.ops import backup
 from tests.helpers import engine
+from tests.support.cli import Cli
 
 TZ = "Europe/Berlin"
 BERLIN = ZoneInfo(TZ)
-ENV = {**os.environ, "CALLPULSE_PII_KEY": "report-test-key"}
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +42,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, ana
     for i in range(0, len(records), 5000):
         chunk = records[i : i + 5000]
         eng.process(RawBatch.from_items("sim", [Parsed(str(i + j), json.dumps(r), r) for j, r in enumerate(chunk)]))
-    backup.copy_live(eng.store.con, analyst.snapshot_path(cfg))
+    backup.copy_live(eng.store.con, analyst.copy_path(cfg))
     eng.close()
-    opened = analyst.open_snapshot(cfg)
+    opened = analyst.open_copy(cfg)
     yield cfg, opened
     opened.con.close()
 
@@ -75,14 +72,16 @@ def local(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=BERLIN).astimezone(UTC)
 
 
-def test_interval_report_equals_kpi_queue_interval(site: tuple[Config, analyst.Opened]) -> None:
-    cfg, opened = site
+def report_and_view(opened: analyst.Opened, kind: str, view_sql: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The ``kind`` report over 28-30 March (across the DST change) and ``view_sql`` over
+    the same days (``$lo`` / ``$hi``)."""
     lo, hi = local("2026-03-28"), local("2026-03-31")
-    rep = build(opened.con, "interval", lo, hi, None, TZ)
-    exp = view(
-        opened,
-        "SELECT * FROM kpi_queue_interval WHERE interval_start >= $lo AND interval_start < $hi",
-        {"lo": lo, "hi": hi},
+    return build(opened.con, kind, lo, hi, None, TZ), view(opened, view_sql, {"lo": lo, "hi": hi})
+
+
+def test_interval_report_equals_kpi_queue_interval(site: tuple[Config, analyst.Opened]) -> None:
+    rep, exp = report_and_view(
+        site[1], "interval", "SELECT * FROM kpi_queue_interval WHERE interval_start >= $lo AND interval_start < $hi"
     )
     assert_same(rep, exp, ["queue", "interval_start"], list(reports.QUEUE_KPIS) + ["waiting"])
 
@@ -90,13 +89,9 @@ def test_interval_report_equals_kpi_queue_interval(site: tuple[Config, analyst.O
 def test_daily_report_equals_kpi_queue_daily_with_a_23_hour_day(
     site: tuple[Config, analyst.Opened],
 ) -> None:
-    cfg, opened = site
-    lo, hi = local("2026-03-28"), local("2026-03-31")
-    rep = build(opened.con, "daily", lo, hi, None, TZ)
-    exp = view(
-        opened,
-        "SELECT * FROM kpi_queue_daily WHERE interval_start >= $lo AND interval_start < $hi",
-        {"lo": lo, "hi": hi},
+    opened = site[1]
+    rep, exp = report_and_view(
+        opened, "daily", "SELECT * FROM kpi_queue_daily WHERE interval_start >= $lo AND interval_start < $hi"
     )
     assert_same(rep, exp, ["queue", "interval_start"], list(reports.QUEUE_KPIS))
     hours = dict(rep.filter(pl.col("queue") == "billing").select("day", "hours").iter_rows())
@@ -158,29 +153,10 @@ def test_queues_agents_and_cases_reports_equal_the_views(
     assert set(one.get_column("queue")) == {"billing"}
 
 
-def test_cli_daily_csv_equals_the_view(site: tuple[Config, analyst.Opened], tmp_path: Path) -> None:
+def test_cli_daily_csv_equals_the_view(cli: Cli, site: tuple[Config, analyst.Opened], tmp_path: Path) -> None:
     cfg, opened = site
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli.analyst",
-            "report",
-            "daily",
-            "--from",
-            "2026-03-29",
-            "--format",
-            "csv",
-            "--db",
-            str(cfg.db),
-            "--config",
-            str(_toml(tmp_path)),
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-        check=False,
+    run = cli.analyst(
+        "report", "daily", "--from", "2026-03-29", "--format", "csv", "--db", cfg.db, "--config", _toml(tmp_path)
     )
     assert run.returncode == 0, run.stderr
     rows = list(csv.DictReader(io.StringIO(run.stdout)))
@@ -194,7 +170,7 @@ def test_cli_daily_csv_equals_the_view(site: tuple[Config, analyst.Opened], tmp_
         assert r["interval_start"].startswith("2026-03-29T00:00:00") and r["hours"] == "23.0"
         want = exp.filter(pl.col("queue") == r["queue"]).get_column("service_level").item()
         assert float(r["service_level"]) == pytest.approx(want)
-    assert "Europe/Berlin" in run.stderr and "snapshot" in run.stderr
+    assert "Europe/Berlin" in run.stderr and "analyst copy" in run.stderr
 
 
 def _toml(folder: Path) -> Path:

@@ -1,25 +1,32 @@
 """The real services the integration tests rely on actually start, work and stop.
 
 Nothing is skipped: a component that cannot start fails the test with its log tail.
-Each fixture stops its process in a ``finally`` so nothing outlives a failing test.
+The service fixtures (tests/conftest.py) stop what they started, so nothing outlives a
+failing test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from tests.support import kafka as kafka_support
+from devtools import kafka as kafka_support
+from devtools.kafka import KafkaBroker, create_topic
+from devtools.procs import NO_SERVICES, ManagedProcess, ServiceError, free_port
 from tests.support import prometheus as prometheus_support
-from tests.support.kafka import KafkaBroker, create_topic
-from tests.support.procs import ManagedProcess, ServiceError, free_port
-from tests.support.prometheus import AlertmanagerServer, PrometheusServer, WebhookReceiver
+from tests.support.prometheus import (
+    AlertmanagerServer,
+    PrometheusServer,
+    WebhookReceiver,
+    scrape_config,
+    webhook_alertmanager_config,
+)
 
 
 def _fresh(prefix: str) -> str:
@@ -63,6 +70,7 @@ def _live_members(pgid: int) -> list[int]:
 
 
 def test_missing_tools_name_the_apt_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(NO_SERVICES, raising=False)  # the lookups run; they find nothing
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH
     monkeypatch.setenv("CALLPULSE_CACHE", str(tmp_path / "cache"))  # no jars cached
     with pytest.raises(ServiceError, match="apt-get install -y openjdk-17-jre-headless maven"):
@@ -75,16 +83,6 @@ def test_missing_tools_name_the_apt_packages(tmp_path: Path, monkeypatch: pytest
 
 
 # --------------------------------------------------------------------------- Kafka
-
-
-@pytest.fixture
-def kafka_broker() -> Iterator[KafkaBroker]:
-    broker = KafkaBroker()
-    try:
-        broker.start()
-        yield broker
-    finally:
-        broker.stop()
 
 
 async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
@@ -123,9 +121,8 @@ async def _consume(bootstrap: str, topic: str, group: str, count: int) -> list[b
     return got
 
 
-@pytest.mark.kafka
-def test_kafka_broker_round_trip_survives_restart(kafka_broker: KafkaBroker) -> None:
-    bootstrap = kafka_broker.bootstrap
+def test_kafka_broker_round_trip_survives_restart(own_kafka_broker: KafkaBroker) -> None:
+    bootstrap = own_kafka_broker.bootstrap
     assert bootstrap.startswith("127.0.0.1:")
     topic = _fresh("svc-test")
     create_topic(bootstrap, topic, partitions=2)
@@ -133,11 +130,11 @@ def test_kafka_broker_round_trip_survives_restart(kafka_broker: KafkaBroker) -> 
     asyncio.run(_produce(bootstrap, topic, [b"call-1"]))
     assert asyncio.run(_consume(bootstrap, topic, _fresh("g"), 1)) == [b"call-1"]
 
-    ports = (kafka_broker.port, kafka_broker.controller_port)
-    kafka_broker.stop_process()
-    kafka_broker.restart_process()
-    assert (kafka_broker.port, kafka_broker.controller_port) == ports
-    assert kafka_broker.bootstrap == bootstrap
+    ports = (own_kafka_broker.port, own_kafka_broker.controller_port)
+    own_kafka_broker.stop_process()
+    own_kafka_broker.restart_process()
+    assert (own_kafka_broker.port, own_kafka_broker.controller_port) == ports
+    assert own_kafka_broker.bootstrap == bootstrap
 
     # The earlier message is still on disk; a new group reads both from the start.
     asyncio.run(_produce(bootstrap, topic, [b"call-2"]))
@@ -148,73 +145,41 @@ def test_kafka_broker_round_trip_survives_restart(kafka_broker: KafkaBroker) -> 
 # --------------------------------------------------------------------------- Prometheus
 
 
-@pytest.mark.prometheus
-def test_prometheus_scrapes_an_exporter() -> None:
+def test_prometheus_scrapes_an_exporter(start_prometheus: Callable[..., PrometheusServer]) -> None:
     registry = CollectorRegistry()
     gauge = Gauge("callpulse_probe_value", "A known value for the scrape test", registry=registry)
     gauge.set(42.5)
     exporter_port = free_port()
     server, thread = start_http_server(exporter_port, addr="127.0.0.1", registry=registry)
     try:
-        config = f"""
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: probe
-    static_configs:
-      - targets: ["127.0.0.1:{exporter_port}"]
-"""
-        prom = PrometheusServer(config)
-        try:
-            prom.start()
-            series = prom.wait_for_series('callpulse_probe_value{job="probe"}', lambda rows: len(rows) == 1, timeout=30)
-            assert series[0].value == 42.5
-            assert series[0].labels["instance"] == f"127.0.0.1:{exporter_port}"
-            assert prom.alerts() == []
-        finally:
-            prom.stop()
+        prom = start_prometheus(scrape_config("probe", f"127.0.0.1:{exporter_port}"))
+        series = prom.wait_for_series('callpulse_probe_value{job="probe"}', lambda rows: len(rows) == 1, timeout=30)
+        assert series[0].value == 42.5
+        assert series[0].labels["instance"] == f"127.0.0.1:{exporter_port}"
+        assert prom.alerts() == []
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
 
 
-@pytest.mark.prometheus
-def test_alertmanager_delivers_to_webhook() -> None:
+def test_alertmanager_delivers_to_webhook(start_alertmanager: Callable[[str], AlertmanagerServer]) -> None:
     receiver = WebhookReceiver().start()
     try:
-        config = f"""
-route:
-  receiver: hook
-  group_by: ["alertname"]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: "{receiver.url}"
-        send_resolved: false
-"""
-        am = AlertmanagerServer(config)
-        try:
-            am.start()
-            name = _fresh("CallpulseProbe")
-            am.post_alerts(
-                [
-                    {
-                        "labels": {"alertname": name, "severity": "page", "queue": "sales"},
-                        "annotations": {"summary": "probe alert"},
-                        "startsAt": datetime.now(UTC).isoformat(),
-                    }
-                ]
-            )
-            payload = receiver.wait_for(lambda p: p.get("groupLabels", {}).get("alertname") == name, timeout=30)
-            assert payload["status"] == "firing"
-            assert payload["alerts"][0]["labels"]["queue"] == "sales"
-            assert payload["alerts"][0]["annotations"]["summary"] == "probe alert"
-        finally:
-            am.stop()
+        am = start_alertmanager(webhook_alertmanager_config(receiver.url, ["alertname"], send_resolved=False))
+        name = _fresh("CallpulseProbe")
+        am.post_alerts(
+            [
+                {
+                    "labels": {"alertname": name, "severity": "page", "queue": "sales"},
+                    "annotations": {"summary": "probe alert"},
+                    "startsAt": datetime.now(UTC).isoformat(),
+                }
+            ]
+        )
+        payload = receiver.wait_for(lambda p: p.get("groupLabels", {}).get("alertname") == name, timeout=30)
+        assert payload["status"] == "firing"
+        assert payload["alerts"][0]["labels"]["queue"] == "sales"
+        assert payload["alerts"][0]["annotations"]["summary"] == "probe alert"
     finally:
         receiver.stop()

@@ -19,10 +19,9 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,13 @@ import pytest
 import websocket
 
 from dashboards import wallboard
+from devtools.procs import LOOPBACK, ManagedProcess, free_port, refuse_if_services_off, wait_until
 from pipeline.cli.services import start_services
 from pipeline.core.config import load_config
 from pipeline.core.engine import Engine
 from pipeline.ingest.sources.simulator import SimConfig, simulate
 from tests.helpers import CLOCK, PII_KEY, batch
-from tests.support.procs import LOOPBACK, ManagedProcess, free_port, wait_until
+from tests.support.cli import Cli
 
 pytestmark = pytest.mark.chromium
 
@@ -78,6 +78,7 @@ class DevTools:
 
 @pytest.fixture
 def chromium(tmp_path: Path) -> Iterator[DevTools]:
+    refuse_if_services_off("chromium")
     port = free_port()
     proc = ManagedProcess(
         [
@@ -133,22 +134,8 @@ def _replay(config_path: Path) -> None:
             engine.process(batch(records[start : start + 2_500], "simulator", start))
 
 
-def _kpis_json(config_path: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "kpis",
-            "--format",
-            "json",
-            "--config",
-            str(config_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def _kpis_json(cli: Cli, config_path: Path) -> dict[str, Any]:
+    out = cli("kpis", "--format", "json", "--config", config_path)
     assert out.returncode == 0, out.stderr
     return dict(json.loads(out.stdout))
 
@@ -237,11 +224,11 @@ REDRAW_MANY_REASONS = """(async () => {
 })()"""
 
 
-def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> None:
+def test_wallboard_tiles_match_kpis_json(cli: Cli, tmp_path: Path, chromium: DevTools) -> None:
     port = free_port()
     config_path = _config_file(tmp_path, port)
     _replay(config_path)
-    expected = _kpis_json(config_path)  # read-only, before the server reopens the file
+    expected = _kpis_json(cli, config_path)  # read-only, before the server reopens the file
     cfg = load_config(config_path)
     window = wallboard.default_window(cfg.windows)
     with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
@@ -272,6 +259,7 @@ def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> 
             crowded_tiles = chromium.evaluate(READ_REASONS)
             body_text = chromium.evaluate("document.body.innerText")
             page_watermark = chromium.evaluate("document.body.dataset.watermark")
+            age_text = chromium.evaluate("document.getElementById('age').textContent")
             banner = chromium.evaluate(
                 "document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent"
             )
@@ -279,6 +267,10 @@ def test_wallboard_tiles_match_kpis_json(tmp_path: Path, chromium: DevTools) -> 
             services.close()
 
     assert page_watermark == expected["watermark"]
+    # The data's age: the server's wall clock (CLOCK) minus the watermark, in the feed and as text.
+    age = (CLOCK - datetime.fromisoformat(expected["watermark"])).total_seconds()
+    assert api["data_age_s"] == age
+    assert age >= 3600 and age_text == f"data {int(age // 3600)}h {int(age % 3600 // 60):02d}m old"
     png = base64.b64decode(shot["data"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "wallboard.png").write_bytes(png)

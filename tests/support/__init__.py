@@ -1,1 +1,3 @@
-"""Helpers that install, start and stop the real services integration tests use."""
+"""Helpers the tests share: the command line (``cli``), Prometheus text and tools
+(``scrape``, ``prometheus``), the shared material beside the checkout (``shared``).
+Services that scripts/ and the benchmark start too live in ``devtools``."""

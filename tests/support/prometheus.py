@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -18,12 +19,20 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, NamedTuple, Self
 
-from tests.support.procs import LOOPBACK, ManagedProcess, ServiceError, free_port, wait_until
+from devtools.procs import (
+    LOOPBACK,
+    ManagedProcess,
+    ServiceError,
+    StartStop,
+    free_port,
+    refuse_if_services_off,
+    wait_until,
+)
 
 START_TIMEOUT = 30.0
 
@@ -48,6 +57,7 @@ def find_binary(name: str) -> Path:
         candidates, package = _BINARIES[name]
     except KeyError:
         raise ValueError(f"unknown binary {name!r}; expected one of {sorted(_BINARIES)}") from None
+    refuse_if_services_off(name)
     for candidate in candidates:
         found = shutil.which(candidate)
         if found:
@@ -61,6 +71,64 @@ def find_binary(name: str) -> Path:
         f"apt-get install -y --no-install-recommends {package} "
         "(or run scripts/setup-test-deps.sh)"
     )
+
+
+@dataclass(frozen=True)
+class Tool:
+    """``promtool`` or ``amtool``, run to the end with text output."""
+
+    path: Path
+
+    def __call__(
+        self, *args: str | Path, stdin: str | None = None, cwd: Path | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.path), *map(str, args)],
+            input=stdin,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def ok(
+        self, *args: str | Path, stdin: str | None = None, cwd: Path | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """Run; fail the test (showing the command and its output) unless it exits 0."""
+        done = self(*args, stdin=stdin, cwd=cwd, timeout=timeout)
+        assert done.returncode == 0, f"{' '.join(done.args)}\n{done.stdout}\n{done.stderr}"
+        return done
+
+
+def scrape_config(job: str, target: str) -> str:
+    """A Prometheus config that scrapes ``target`` (host:port) every second as ``job``."""
+    return f"""
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: {job}
+    static_configs:
+      - targets: ["{target}"]
+"""
+
+
+def webhook_alertmanager_config(url: str, group_by: Sequence[str], *, send_resolved: bool) -> str:
+    """An Alertmanager config that sends every alert at once to the webhook at ``url``."""
+    return f"""
+route:
+  receiver: hook
+  group_by: {json.dumps(list(group_by))}
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: "{url}"
+        send_resolved: {json.dumps(send_resolved)}
+"""
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -100,7 +168,7 @@ class Sample(NamedTuple):
 # --------------------------------------------------------------------------- servers
 
 
-class _Server:
+class _Server(StartStop):
     """Shared lifecycle: temp dir, free port, process, readiness on ``/-/ready``."""
 
     kind = "server"
@@ -138,21 +206,6 @@ class _Server:
                 self.process.stop()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class PrometheusServer(_Server):
@@ -280,7 +333,7 @@ class AlertmanagerServer(_Server):
 # --------------------------------------------------------------------------- webhook
 
 
-class WebhookReceiver:
+class WebhookReceiver(StartStop):
     """An HTTP server on 127.0.0.1 that records every JSON body POSTed to it.
 
     Point an Alertmanager ``webhook_configs`` receiver at ``url``; ``payloads`` holds what
@@ -347,14 +400,3 @@ class WebhookReceiver:
             self._server.shutdown()
             self._thread.join(timeout=5)
         self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

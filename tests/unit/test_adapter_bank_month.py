@@ -3,7 +3,6 @@ independent count made here with polars directly on the TSV."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import datetime
 
@@ -18,10 +17,9 @@ BANK = shared_file("data", "anonymous-bank-1999-02.tsv")
 
 
 @pytest.fixture(scope="module")
-def month() -> tuple[list[Parsed | DeadLetter], Counter[str], float]:
-    started = time.perf_counter()
+def month() -> tuple[list[Parsed | DeadLetter], Counter[str]]:
     items, stats = read_mapped_file(need(BANK), "anonymous_bank")
-    return items, stats, time.perf_counter() - started
+    return items, stats
 
 
 @pytest.fixture(scope="module")
@@ -39,30 +37,29 @@ def independent() -> pl.DataFrame:
     )
 
 
-def test_reads_fast_and_cleanly(month: tuple) -> None:
-    items, stats, seconds = month
-    assert seconds < 5
+def test_reads_cleanly(month: tuple) -> None:
+    items, stats = month
     assert not [i for i in items if isinstance(i, DeadLetter)]
     assert stats["skipped:PHANTOM"] == 278
     assert stats["skipped:not offered"] == 1941
 
 
 def test_counts_by_outcome_match_readme_and_independent_count(month: tuple, independent: pl.DataFrame) -> None:
-    items, _, _ = month
+    items, _ = month
     got = Counter(i.record["outcome"] for i in items)
     want = dict(independent.group_by("outcome").len().iter_rows())
     assert got == want == {"answered": 27_162, "abandoned": 3_963}
 
 
 def test_counts_by_queue_and_outcome(month: tuple, independent: pl.DataFrame) -> None:
-    items, _, _ = month
+    items, _ = month
     got = Counter((i.record["queue"], i.record["outcome"]) for i in items)
     want = {(q, o): n for q, o, n in independent.group_by("type", "outcome").len().iter_rows()}
     assert got == want
 
 
 def test_mean_queue_wait(month: tuple, independent: pl.DataFrame) -> None:
-    items, _, _ = month
+    items, _ = month
 
     def wait(r: dict) -> float:
         end = r["answered_at"] if r["outcome"] == "answered" else r["ended_at"]
@@ -76,7 +73,7 @@ def test_mean_queue_wait(month: tuple, independent: pl.DataFrame) -> None:
 
 
 def test_call_ids_unique_and_agents_callers_absent_as_documented(month: tuple) -> None:
-    items, _, _ = month
+    items, _ = month
     records = [i.record for i in items]
     assert len({r["call_id"] for r in records}) == len(records)
     assert sum(1 for r in records if r["outcome"] == "answered" and "agent_id" not in r) == 491

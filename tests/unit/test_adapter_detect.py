@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.core.records import DeadLetter, Parsed
 from pipeline.ingest.adapters import ADAPTERS, get_adapter
-from pipeline.ingest.adapters.detect import detect_format
+from pipeline.ingest.adapters.detect import detect_file, detect_format, format_by_name
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "adapters"
 
@@ -91,3 +91,37 @@ QUEUE_LOG_LINE = "1700000010|1700000010.1|support|NONE|ENTERQUEUE||+15551230001|
 )
 def test_one_garbage_line_does_not_change_the_format(lines: list[str], fmt: str) -> None:
     assert detect_format(lines) == fmt
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "fmt"),
+    [
+        ("x.parquet", "not read", "parquet"),
+        ("day.jsonl", '{"type":"call","event":"offered"}\n', "jsonl"),
+        ("calls.csv", "type,event,call_id\ncall,offered,c-1\ncall,answered,c-1\n", "csv"),
+        # the bank's own `type` column holds queue names, not record types: another ACD's CSV
+        ("bank.csv", "type,start,end\nretail,1,2\nretail,3,4\n", "mapped"),
+        ("bank.tsv", "id\tqueue\tstart\n1\tsales\t2\n", "mapped"),
+        ("queue_log", "1719824400|c1|q|NONE|ENTERQUEUE||555|1\n", "asterisk"),
+        # lines undecided (both broken), the name decides: JSON with Connect keys
+        ("ctr.json", '{"ContactId": "a",\n garbage\n', "connect"),
+        ("ctr.json", '{"type": \n garbage\n', "jsonl"),
+        ("notes.txt", "hello there\nnothing here\n", "unknown"),
+    ],
+)
+def test_detect_file(tmp_path: Path, name: str, text: str, fmt: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    assert detect_file(str(path)) == fmt
+
+
+def test_standard_input_is_json_lines() -> None:
+    assert detect_file("-") == "jsonl"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("a.PQ", "parquet"), ("a.tsv", "tsv"), ("a.csv", "csv"), ("a.ndjson", "json"), ("a.json", "json"), ("a", None)],
+)
+def test_format_by_name(name: str, kind: str | None) -> None:
+    assert format_by_name(name) == kind

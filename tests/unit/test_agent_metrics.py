@@ -42,7 +42,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.export import names
 from metrics.export.exporter import Exporter
@@ -51,6 +50,7 @@ from pipeline.core.config import Config, ExporterSettings, QueueSettings
 from pipeline.core.engine import Engine
 from tests.helpers import engine as new_engine
 from tests.helpers import feed
+from tests.support.scrape import samples
 
 
 def at(hms: str, day: int = 2) -> str:
@@ -135,18 +135,9 @@ def text() -> Iterator[str]:
     yield scrape(per_agent=True)
 
 
-def samples(text: str, metric: names.MetricName) -> dict[tuple[tuple[str, str], ...], float]:
-    return {
-        tuple(sorted(s.labels.items())): s.value
-        for fam in text_string_to_metric_families(text)
-        for s in fam.samples
-        if s.name == metric.name
-    }
-
-
 def by(text: str, metric: names.MetricName, *keys: str) -> dict[tuple[str, ...], float]:
     """Samples keyed by the given label values, in order."""
-    return {tuple(dict(k)[key] for key in keys): v for k, v in samples(text, metric).items()}
+    return {tuple(dict(k)[key] for key in keys): v for k, v in samples(text, metric.name).items()}
 
 
 def test_handled_calls_per_agent_and_window(text: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,6 +23,8 @@ from metrics.export.collector import (
     wait_bounds,
 )
 from metrics.kpi.snapshot import KpiSnapshot, QueueKpis, QueueSnapshot, QueueTargets
+from tests.support.prometheus import Tool
+from tests.support.scrape import families, samples, value
 
 WM = datetime(2026, 3, 2, 2, 30, tzinfo=UTC)
 NOW = WM + timedelta(seconds=42)
@@ -123,23 +123,6 @@ def scrape(st: ExportState | None, per_agent: bool = False) -> str:
     registry = CollectorRegistry()
     registry.register(KpiCollector(lambda: st, clock=lambda: NOW, per_agent=per_agent))
     return generate_latest(registry).decode()
-
-
-def families(text: str) -> dict[str, object]:
-    return {f.name: f for f in text_string_to_metric_families(text)}
-
-
-def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name == name:
-                out[tuple(sorted(s.labels.items()))] = s.value
-    return out
-
-
-def value(text: str, name: str, **labels: str) -> float | None:
-    return samples(text, name).get(tuple(sorted(labels.items())))
 
 
 def _base(metric: names.MetricName) -> str:
@@ -352,18 +335,6 @@ def test_wait_bounds_add_every_threshold() -> None:
     assert wait_bounds([15.0, 17.5, 0.0]) == tuple(sorted({5, 10, 15, 17.5, 20, 30, 45, 60, 90, 120, 180, 300, 600}))
 
 
-@pytest.mark.prometheus
-def test_promtool_check_metrics_accepts_the_output() -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool not found: apt-get install -y --no-install-recommends prometheus")
+def test_promtool_check_metrics_accepts_the_output(promtool: Tool) -> None:
     text = scrape(state(agents=(AgentRow("a-1", "busy", ""),), agent_kpis=AGENT_KPIS), per_agent=True)
-    proc = subprocess.run(
-        [promtool, "check", "metrics"],
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    promtool.ok("check", "metrics", stdin=text, timeout=60)

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.core.config import ConfigError, config_from_dict, load_config, parse_duration
+from pipeline.core.config import Config, ConfigError, config_from_dict, load_config, parse_duration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "callpulse.example.toml"
 
@@ -54,11 +54,30 @@ def test_queue_overrides_inherit_global_defaults() -> None:
         ({"typo": 1}, "typo: unknown key"),
         ({"kafka": {"duckdb_threads": -1}}, "kafka.duckdb_threads: must be at least 0"),
         ({"kafka": {"duckdb_threads": "all"}}, "kafka.duckdb_threads: expected a whole number"),
+        ({"alerts": {"runbook_url": ""}}, "alerts.runbook_url: expected a non-empty string"),
+        ({"alerts": {"runbook_url": "ftp://wiki/runbooks"}}, "alerts.runbook_url: expected an http"),
+        ({"alerts": {"runbook_url": "my wiki/runbooks"}}, "alerts.runbook_url: expected a URL or path without spaces"),
+        ({"alerts": {"runbook": "x"}}, "alerts.runbook: unknown key"),
     ],
 )
 def test_bad_config_names_key_and_problem(raw: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
         config_from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    ("value", "base"),
+    [
+        (
+            "https://git.example.com/callpulse/-/blob/main/docs/runbooks/",
+            "https://git.example.com/callpulse/-/blob/main/docs/runbooks",
+        ),
+        ("docs/runbooks", "docs/runbooks"),
+    ],
+)
+def test_runbook_base_is_read_without_trailing_slash(value: str, base: str) -> None:
+    assert Config().alerts.runbook_url == "docs/runbooks"
+    assert config_from_dict({"alerts": {"runbook_url": value}}).alerts.runbook_url == base
 
 
 def test_bad_toml_file_names_the_file(tmp_path: Path) -> None:

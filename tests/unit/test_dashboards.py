@@ -363,6 +363,17 @@ def test_wallboard_tiles_follow_the_terminal_board_rule() -> None:
         ("many", "asa_s"),
     }
     assert doc["watermark_local"] == "2026-03-02 10:00:00"
+    assert doc["data_age_s"] is None  # no wall clock given
+
+
+def test_wallboard_data_age_is_wall_clock_minus_watermark() -> None:
+    from datetime import UTC, datetime
+
+    from dashboards import wallboard
+
+    now = datetime(2026, 3, 2, 2, 1, 30, tzinfo=UTC)  # the snapshot's watermark is 02:00:00 UTC
+    doc = wallboard.wallboard_json(_snapshot(), [], [], [], "Asia/Shanghai", "15m", now)
+    assert doc["data_age_s"] == 90.0
 
 
 def test_wallboard_time_not_ready_by_reason() -> None:

@@ -156,6 +156,34 @@ def test_bad_values_are_dead_lettered_with_their_position() -> None:
     assert batch_offsets([]) == []
 
 
+def test_batch_offsets_carry_the_highest_known_high_watermark() -> None:
+    messages = [
+        Message("p.calls", 0, 5, b"{}", high_watermark=9),
+        Message("p.calls", 0, 7, b"{}", high_watermark=12),  # a later fetch knew more
+        Message("p.calls", 0, 6, b"{}"),
+        Message("p.calls", 1, 3, b"{}"),  # never known
+    ]
+    assert batch_offsets(messages) == [SourceOffset("kafka:p.calls", 0, 7, 12), SourceOffset("kafka:p.calls", 1, 3)]
+
+
+def test_high_watermark_from_the_consumer_or_none() -> None:
+    from pipeline.ingest.worker import high_watermark
+
+    class Consumer:
+        def __init__(self, hw: object) -> None:
+            self.hw = hw
+
+        def highwater(self, tp: object) -> object:
+            if isinstance(self.hw, Exception):
+                raise self.hw
+            return self.hw
+
+    assert high_watermark(Consumer(42), ("t", 0)) == 42
+    assert high_watermark(Consumer(None), ("t", 0)) is None  # no fetch response yet
+    assert high_watermark(Consumer(-1), ("t", 0)) is None
+    assert high_watermark(Consumer(RuntimeError("consumer not started")), ("t", 0)) is None
+
+
 @pytest.mark.parametrize(
     ("offsets", "stored", "kept"),
     [
@@ -292,8 +320,8 @@ def queue_log_tables(eng: Any) -> list[list[tuple[Any, ...]]]:
 
 
 def test_a_restart_at_any_line_counts_nothing_twice_and_changes_no_kpi() -> None:
-    """The worker keeps no parser state across restarts: a new process starts with fresh
-    parsers at DuckDB's offset + 1. Restart after every line of the fixture in turn."""
+    """A new process starts with fresh parsers at DuckDB's offset + 1, from the agents'
+    state saved with that offset. Restart after every line of the fixture in turn."""
     lines = [line for line in QUEUE_LOG_FIXTURE.read_bytes().splitlines() if line.strip()]
     messages = [msg(i, line, topic=QL) for i, line in enumerate(lines)]
     eng = engine()
@@ -326,22 +354,66 @@ def test_route_queue_log_keys_every_line_by_server() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: a restart forgets agent state the parser held (a PAUSE during a call, membership "
-    "of other queues); the worker keeps no parser state across restarts",
-)
-def test_a_restart_keeps_a_pause_taken_during_a_call() -> None:
-    lines = [
-        b"100|NONE|support|A1|ADDMEMBER|",
-        b"110|c1|support|NONE|ENTERQUEUE||123|1",
-        b"120|c1|support|A1|CONNECT|10|x|1",
-        b"130|NONE|support|A1|PAUSE|lunch",
-        b"200|c1|support|A1|COMPLETEAGENT|10|80|1",
-    ]
+def agent_events_after_restarts(lines: list[bytes], cut: int | None) -> list[tuple[int, str, str | None, Any]]:
+    """A1's stored agent events (epoch, state, reason, queues) after a worker stored the
+    first ``cut`` lines and a new worker process (a new OffsetSink and parser, the same
+    database) was given every line; ``cut`` None: one worker, no restart."""
     messages = [msg(i, line, topic=QL) for i, line in enumerate(lines)]
-    restarted = QueueLogDecoder().batch(QL, messages[4:], {(QL, 0): 3})  # a new process after line 4
-    assert ("agent", "not_ready") in [(r[1], r[3]) for r in records_of(restarted)]
+    eng = engine()
+    try:
+        if cut is not None:
+            OffsetSink(eng, [QL], queue_log_topics=[QL]).handle(messages[:cut])
+        OffsetSink(eng, [QL], queue_log_topics=[QL]).handle(messages)
+        rows = eng.store.con.execute(
+            "SELECT epoch(ts)::BIGINT, state, reason, queues FROM agent_events WHERE agent_id = 'A1' ORDER BY ts, state"
+        ).fetchall()
+    finally:
+        eng.close()
+    return [tuple(r) for r in rows]
+
+
+PAUSE_IN_CALL = [
+    b"100|NONE|support|A1|ADDMEMBER|",
+    b"110|c1|support|NONE|ENTERQUEUE||123|1",
+    b"120|c1|support|A1|CONNECT|10|x|1",
+    b"130|NONE|support|A1|PAUSE|lunch",  # during the call: nothing emitted yet
+    b"200|c1|support|A1|COMPLETEAGENT|10|80|1",
+    b"210|NONE|support|A1|UNPAUSE|",
+]
+
+
+@pytest.mark.parametrize("cut", [None, *range(1, len(PAUSE_IN_CALL))])
+def test_a_restart_keeps_a_pause_taken_during_a_call(cut: int | None) -> None:
+    """By hand: the pause taken at 130 while A1 is on c1 starts when the call ends (200)."""
+    assert agent_events_after_restarts(PAUSE_IN_CALL, cut) == [
+        (100, "login", None, ["support"]),
+        (100, "ready", None, None),
+        (120, "busy", None, None),
+        (200, "not_ready", "lunch", None),
+        (210, "ready", None, None),
+    ]
+
+
+TWO_QUEUES = [
+    b"100|NONE|support|A1|ADDMEMBER|",
+    b"101|NONE|sales|A1|ADDMEMBER|",
+    b"110|NONE|support|A1|REMOVEMEMBER|",  # still a member of sales: not logged out
+    b"150|NONE|sales|A1|PAUSE|meeting",
+    b"160|NONE|sales|A1|PAUSE|meeting",  # a repeat: emitted once
+    b"170|NONE|sales|A1|REMOVEMEMBER|",
+]
+
+
+@pytest.mark.parametrize("cut", [None, *range(1, len(TWO_QUEUES))])
+def test_a_restart_keeps_membership_of_several_queues_and_repeated_states(cut: int | None) -> None:
+    assert agent_events_after_restarts(TWO_QUEUES, cut) == [
+        (100, "login", None, ["support"]),
+        (100, "ready", None, None),
+        (101, "login", None, ["sales", "support"]),
+        (101, "ready", None, None),
+        (150, "not_ready", "meeting", None),
+        (170, "logout", None, None),
+    ]
 
 
 @pytest.mark.parametrize(("threads", "expected"), [(1, 1), (0, None)])

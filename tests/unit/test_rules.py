@@ -91,7 +91,7 @@ def test_defaults(alert: str, for_: str, severity: str) -> None:
     (rule,) = _alerts(name=alert)
     assert rule["for"] == for_
     assert rule["labels"]["severity"] == severity
-    assert rule["annotations"]["runbook_url"] == f"{rules.RUNBOOK_PLACEHOLDER}/{alert}"
+    assert rule["annotations"]["runbook_url"] == f"docs/runbooks/{alert}.md"
     assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
 
 
@@ -109,7 +109,7 @@ def test_settings_change_for_severity_window_job_runbook() -> None:
     assert sl["labels"] == {"severity": "warning", "component": "kpi", "team": "contact-centre"}
     assert 'window="1h"' in sl["expr"] and 'window="15m"' not in sl["expr"]
     assert 'job="cp-prod"' in sl["expr"] and 'job=\\"cp-prod\\"' in json.dumps(sl)
-    runbook = "https://wiki.example.invalid/runbooks/" + sl["alert"]
+    runbook = "https://wiki.example.invalid/runbooks/" + sl["alert"] + ".md"
     assert sl["annotations"]["runbook_url"] == runbook
     (ow,) = _alerts(s, rules.OLDEST_WAIT_HIGH)
     assert "for" not in ow
@@ -117,9 +117,29 @@ def test_settings_change_for_severity_window_job_runbook() -> None:
     assert down["expr"] == 'up{job="cp-prod"} == 0\nor\nabsent(up{job="cp-prod"})'
 
 
-def test_runbook_placeholder_names_no_real_host() -> None:
-    host = rules.RUNBOOK_PLACEHOLDER.split("/")[2]
-    assert host.endswith(".invalid")
+ALL_ALERTS = {*rules.KPI_ALERTS, rules.BUDGET_BURN, *rules.PIPELINE_ALERTS}
+
+
+def test_every_alert_links_to_its_runbook_page_in_the_repository() -> None:
+    """The default runbook base is the repository's docs/runbooks: each generated alert's
+    link resolves to a page whose title names the alert, and no page is left without one."""
+    linked = {}
+    for rule in _alerts():
+        page = ROOT / rule["annotations"]["runbook_url"]
+        assert page.is_file(), f"{rule['alert']}: no runbook page {page}"
+        title = page.read_text(encoding="utf-8").splitlines()[0]
+        assert title == f"# {rule['alert']}", (page.name, title)
+        linked[rule["alert"]] = page
+    assert set(linked) == ALL_ALERTS
+    pages = {p for p in (ROOT / "docs" / "runbooks").glob("*.md") if p.name != "README.md"}
+    assert pages == set(linked.values())
+
+
+def test_every_runbook_page_has_its_sections() -> None:
+    for alert in sorted(ALL_ALERTS):
+        text = (ROOT / "docs" / "runbooks" / f"{alert}.md").read_text(encoding="utf-8")
+        for heading in ("## What it means", "## First checks", "## Queries"):
+            assert heading in text, (alert, heading)
 
 
 def test_burn_rate_windows_are_recorded_and_paired() -> None:
@@ -166,6 +186,8 @@ def test_recording_rules_precede_the_alerts_reading_them() -> None:
         {"extra_labels": (("bad-name", "x"),)},
         {"job": "callpulse\n"},
         {"burn_ticket": (BurnWindows("3d", "0s", 1.0),)},
+        {"runbook_url": ""},
+        {"runbook_url": "javascript://x"},
     ],
 )
 def test_bad_settings_raise(kwargs: dict) -> None:

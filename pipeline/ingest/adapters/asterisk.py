@@ -41,6 +41,9 @@ Decisions:
   rebuilt from the logged wait and talk times; it has the same key as the real one,
   so the store's dedupe keeps one.
 - ENTERQUEUE without a closing line stays an offered call (the orphan rule closes it).
+- What it knows of agents outlives the parser (``memory()``, stored with the source's
+  offset; a new parser is given it): a restart does not forget a pause taken during a
+  call or an agent's other queues.
 - Timestamps are epoch seconds (numbers); a ``YYYY-MM-DD HH:MM:SS`` time (queue_log
   kept in a database) is read in the site time zone.
 - Unknown verbs and broken lines become dead letters with a reason; phone-number
@@ -57,7 +60,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pipeline.core.pii import mask_phone_like
-from pipeline.core.records import DeadLetter, Parsed
+from pipeline.core.records import AgentMemory, DeadLetter, Parsed
 
 Item = Parsed | DeadLetter
 
@@ -140,15 +143,44 @@ class QueueLogParser:
     Feed it ``(position, line)`` pairs in log order, with :meth:`parse` (an iterable)
     or :meth:`feed` (one line, returns what it made). ``stats`` counts lines by verb
     and dead letters by reason.
+
+    What it knows of agents is not all in the events it emits (a pause during a call,
+    membership of several queues), so :meth:`memory` gives it as records to store with
+    the source's offset, and ``agents`` (from the store) starts a parser where a
+    stopped one left off. Per-call state is not kept: a closing line rebuilds it.
     """
 
-    def __init__(self, source: str = "queue_log", *, timezone: str = "UTC") -> None:
+    def __init__(self, source: str = "queue_log", *, timezone: str = "UTC", agents: Iterable[AgentMemory] = ()) -> None:
         self.source = source
         self.tz = ZoneInfo(timezone)
         self.stats: Counter[str] = Counter()
         self._calls: dict[str, _Call] = {}
-        self._agents: dict[str, _Agent] = {}
+        self._agents: dict[str, _Agent] = {
+            a.agent_id: _Agent(
+                set(a.calls),
+                set(a.queues),
+                a.paused,
+                a.reason,
+                None if a.last_state is None else (a.last_state, a.last_reason),
+            )
+            for a in agents
+        }
         self._lines = 0
+
+    def memory(self) -> tuple[AgentMemory, ...]:
+        """What this parser knows of each agent now (see the class docstring)."""
+        return tuple(
+            AgentMemory(
+                agent,
+                tuple(sorted(a.queues)),
+                tuple(sorted(a.calls)),
+                a.paused,
+                a.reason,
+                a.last[0] if a.last else None,
+                a.last[1] if a.last else None,
+            )
+            for agent, a in sorted(self._agents.items())
+        )
 
     def parse(self, lines: Iterable[tuple[str, str]]) -> Iterator[Item]:
         for position, line in lines:

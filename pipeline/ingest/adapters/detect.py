@@ -1,19 +1,26 @@
-"""Guess an input's format from its first lines.
+"""The one format detector: what an input is, from its first lines and its file name.
 
-``native`` (JSON objects with a ``type``), ``connect`` (JSON contact records with
-``ContactId``, one per line or in an array), ``asterisk`` (``epoch|callid|queue|
-agent|EVENT|...`` lines), ``tsv`` / ``csv`` (delimited with a header, for the
-mapped adapter). Each line votes for the format it matches and the majority wins,
-so one garbage line does not change the format; ``unknown`` when nothing fits or
+``detect_format(lines)`` looks at lines only: ``native`` (JSON objects with a
+``type``), ``connect`` (JSON contact records with ``ContactId``, one per line or in an
+array), ``asterisk`` (``epoch|callid|queue|agent|EVENT|...`` lines), ``tsv`` / ``csv``
+(delimited with a header). Each line votes for the format it matches and the majority
+wins, so one garbage line does not change the format; ``unknown`` when nothing fits or
 the lines are split. No line is consumed.
+
+``format_by_name(path)`` is what a file's extension says, and ``detect_file(path)``
+is what ``--format auto`` means for a file: both of the above, plus telling native
+CSV from another ACD's (mapped).
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import re
 from collections import Counter
+
+from pipeline.core.records import RECORD_TYPES
 
 _QUEUE_LOG = re.compile(r"^\s*(\d{9,11}(\.\d+)?|\d{4}-\d\d-\d\d[ T][\d:.]+)\|[^|]*\|[^|]*\|[^|]*\|[A-Z_]+(\||$)")
 CONNECT_KEYS = ("ContactId", "AWSContactTraceRecordFormatVersion", "InitiationMethod")
@@ -87,3 +94,66 @@ def _json_kind(text: str) -> str:
     if "type" in value:
         return "native"
     return "unknown"
+
+
+def format_by_name(path: str) -> str | None:
+    """What a file's extension says: ``parquet``, ``csv``, ``tsv``, ``json`` (JSON lines or
+    one JSON document), or None."""
+    name = path.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith(".tsv"):
+        return "tsv"
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "json"
+    return None
+
+
+def detect_file(path: str, lines: int = 20) -> str:
+    """What ``--format auto`` means for a file: a native format (``jsonl``, ``csv``,
+    ``parquet``) or an adapter's (``asterisk``, ``connect``, ``mapped``); ``unknown``
+    when nothing fits. Standard input (``-``) is JSON lines.
+
+    The first ``lines`` non-empty lines vote (see ``detect_format``); when they leave
+    it undecided the file's extension decides, then the format most lines matched, so
+    a bad line near the top is dead-lettered by the chosen format rather than
+    refusing the file."""
+    if path == "-":
+        return "jsonl"
+    by_name = format_by_name(path)
+    if by_name == "parquet":
+        return "parquet"
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        head = [line.rstrip("\r\n") for line in itertools.islice((t for t in handle if t.strip()), lines)]
+    found = detect_format(head)
+    if found == "unknown":
+        found = _by_name_or_votes(by_name, head)
+    if found in ("csv", "tsv") and len(head) > 1:
+        return "csv" if _native_csv(head, "\t" if found == "tsv" else ",") else "mapped"
+    return "jsonl" if found == "native" else found
+
+
+def _by_name_or_votes(by_name: str | None, head: list[str]) -> str:
+    """The format the file's name says, for lines that did not decide; else what most lines matched."""
+    if by_name == "json":
+        return "connect" if any(f'"{key}"' in line for line in head for key in CONNECT_KEYS) else "native"
+    if by_name in ("csv", "tsv"):
+        return by_name
+    votes = line_votes(head).most_common(2)
+    if votes and (len(votes) == 1 or votes[0][1] > votes[1][1]):
+        return votes[0][0]
+    return "unknown"
+
+
+def _native_csv(head: list[str], sep: str) -> bool:
+    """Native CSV carries callpulse's own ``type`` values; another ACD's file is mapped
+    (the bank's data has a ``type`` column too, holding its queue names)."""
+    header, *rows = csv.reader(head, delimiter=sep)
+    columns = [c.strip() for c in header]
+    if "type" not in columns:
+        return False
+    column = columns.index("type")
+    native = sum(len(row) > column and row[column].strip() in RECORD_TYPES for row in rows)
+    return native * 2 > len(rows)

@@ -43,26 +43,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from pipeline.core.pii import mask_phone_like
-from pipeline.core.records import OUTCOMES, DeadLetter, Parsed
+from pipeline.core.records import CDR_FIELDS, OUTCOMES, DeadLetter, Parsed
 
 Item = Parsed | DeadLetter
 
 MAPPINGS_DIR = Path(__file__).with_name("mappings")
 TIME_FIELDS = ("offered_at", "answered_at", "ended_at")
 AGENT_ONLY = ("agent_id", "talk_s", "hold_s", "wrap_s")
-VALUE_FIELDS = (
-    "call_id",
-    "queue",
-    "caller",
-    "agent_id",
-    "talk_s",
-    "hold_s",
-    "wrap_s",
-    "case_id",
-    "category",
-    "resolved",
-    "transferred",
-)
+# What a mapping's [fields] may fill: the cdr's fields but its times (TIME_FIELDS) and outcome.
+VALUE_FIELDS = tuple(f for f in CDR_FIELDS if f not in (*TIME_FIELDS, "outcome"))
 NUMERIC_FIELDS = frozenset({"talk_s", "hold_s", "wrap_s"})
 _CHUNK = 100_000
 
@@ -210,7 +199,7 @@ class MappedReader:
                 continue
             if columns is None:
                 columns = tuple(v.strip() for v in values)
-                missing = sorted(self._needed() - set(columns))
+                missing = self.missing_columns(columns)
                 if missing:  # not the export this mapping is for: nothing here is usable
                     wrong_header = f"header lacks columns {missing} of mapping {spec.name!r}"
                     yield self._dead(position, text, wrong_header)
@@ -229,6 +218,10 @@ class MappedReader:
                 positions, raws, rows = [], [], []
         if rows and columns is not None:
             yield from self._rows(columns, positions, raws, rows)
+
+    def missing_columns(self, header: Iterable[str]) -> list[str]:
+        """The columns this mapping reads that ``header`` lacks (sorted; empty: it fits)."""
+        return sorted(self._needed() - {c.strip() for c in header})
 
     def _needed(self) -> set[str]:
         spec = self.spec

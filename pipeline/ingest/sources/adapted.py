@@ -10,17 +10,16 @@ wait, until ``stop`` is set and everything written so far has been read.
 from __future__ import annotations
 
 import csv
-import itertools
 import queue
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from pipeline.core.records import RECORD_TYPES, DeadLetter, Parsed, RawBatch
+from pipeline.core.records import DeadLetter, Parsed, RawBatch
 from pipeline.ingest.adapters import get_adapter
-from pipeline.ingest.adapters.detect import CONNECT_KEYS, detect_format, line_votes
-from pipeline.ingest.sources.files import detect_file_format, source_name
+from pipeline.ingest.adapters.mapped import MappedReader, MappingError, load_mapping
+from pipeline.ingest.sources.files import source_name
 from pipeline.ingest.tailer import follow
 
 ADAPTER_FORMATS = ("asterisk", "connect", "mapped")
@@ -36,48 +35,28 @@ def numbered_lines(path: str) -> Iterator[tuple[str, str]]:
             handle.close()
 
 
-def sniff_format(path: str, lines: int = 20) -> str:
-    """What ``--format auto`` means for a file: a native format (jsonl, csv, parquet) or
-    an adapter's (asterisk, connect, mapped); "unknown" when nothing fits.
-
-    The first ``lines`` non-empty lines vote (see ``detect_format``); when they leave
-    it undecided the file's extension decides, then the format most lines matched, so
-    a bad line near the top is dead-lettered by the chosen format rather than
-    refusing the file."""
-    if path == "-":
-        return "jsonl"
-    if detect_file_format(path) == "parquet":
-        return "parquet"
-    head = [line for _, line in itertools.islice(((p, t) for p, t in numbered_lines(path) if t.strip()), lines)]
-    found = detect_format(head)
-    if found == "unknown":
-        found = _by_extension(path, head)
-    if found in ("csv", "tsv") and len(head) > 1:
-        # Native CSV carries callpulse's own `type` values; another ACD's file is mapped
-        # (the bank's data has a `type` column too, holding its queue names).
-        sep = "\t" if found == "tsv" else ","
-        header, *rows = csv.reader(head, delimiter=sep)
-        if "type" not in [c.strip() for c in header]:
-            return "mapped"
-        column = [c.strip() for c in header].index("type")
-        native = sum(len(row) > column and row[column].strip() in RECORD_TYPES for row in rows)
-        return "csv" if native * 2 > len(rows) else "mapped"
-    return "jsonl" if found == "native" else found
-
-
-def _by_extension(path: str, head: list[str]) -> str:
-    """The format a file's name says, for lines that did not decide; else what most lines matched."""
-    name = path.lower()
-    if name.endswith((".jsonl", ".ndjson", ".json")):
-        return "connect" if any(f'"{key}"' in line for line in head for key in CONNECT_KEYS) else "native"
-    if name.endswith(".tsv"):
-        return "tsv"
-    if name.endswith(".csv"):
-        return "csv"
-    votes = line_votes(head).most_common(2)
-    if votes and (len(votes) == 1 or votes[0][1] > votes[1][1]):
-        return votes[0][0]
-    return "unknown"
+def check_mapped_header(path: str, mapping: str, guessed: bool) -> None:
+    """Raise ``MappingError`` unless the header of ``path`` has the columns ``mapping``
+    reads (``guessed``: the format was detected, the bundled mapping assumed), so an
+    export of another kind is refused whole instead of dead-lettered row by row."""
+    spec = load_mapping(mapping)
+    if spec.columns or not spec.header:
+        return  # columns given by the mapping: no header to check
+    first = next((text for _, text in numbered_lines(path) if text.strip()), "")
+    # the file's own separator, which may not be the mapping's (a CSV met by a TSV mapping)
+    sep = spec.delimiter if spec.delimiter in first else next((d for d in "\t,;|" if d in first), spec.delimiter)
+    header = next(csv.reader([first], delimiter=sep), [])
+    missing = MappedReader(spec).missing_columns(header)
+    if not missing:
+        return
+    shown = ", ".join(c.strip() for c in header[:8]) + (", ..." if len(header) > 8 else "")
+    if guessed:
+        raise MappingError(
+            f"{path}: its header ({shown}) matches no known format: not callpulse CSV (no type column) "
+            f"nor the {spec.name} export (no {', '.join(missing[:4])}); for another system's export "
+            "pass --format mapped --mapping FILE (see docs/formats.md)"
+        )
+    raise MappingError(f"{path}: its header lacks the columns {', '.join(missing)} that mapping {spec.name!r} reads")
 
 
 def _chunks(items: Iterable[Parsed | DeadLetter], source: str, batch_size: int) -> Iterator[RawBatch]:

@@ -25,17 +25,9 @@ import polars as pl
 
 from pipeline.core.pii import mask_phone_like
 from pipeline.core.records import NATIVE_FIELDS, RAW_SCHEMA, DeadLetter, Parsed, RawBatch
+from pipeline.ingest.adapters.detect import format_by_name
 
 FORMATS = ("jsonl", "csv", "parquet")
-
-
-def detect_file_format(path: str) -> str:
-    name = path.lower()
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    if name.endswith((".csv", ".tsv")):
-        return "csv"
-    return "jsonl"
 
 
 def source_name(path: str) -> str:
@@ -43,8 +35,9 @@ def source_name(path: str) -> str:
 
 
 def read_batches(path: str, batch_size: int = 50_000, fmt: str | None = None) -> Iterator[RawBatch]:
-    """Batches of raw records from one file (``-``: standard input, JSON lines)."""
-    fmt = fmt or detect_file_format(path)
+    """Batches of raw records from one file (``-``: standard input, JSON lines); without
+    ``fmt``, the file's extension says which (anything but Parquet or CSV/TSV: JSON lines)."""
+    fmt = fmt or {"parquet": "parquet", "csv": "csv", "tsv": "csv"}.get(format_by_name(path) or "", "jsonl")
     if fmt == "jsonl":
         if path == "-":
             yield from _jsonl_batches(sys.stdin.buffer, "stdin", batch_size)

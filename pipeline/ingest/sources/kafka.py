@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -33,8 +36,9 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from pipeline.core.config import KafkaSettings
+from pipeline.core.errors import ServiceUnavailable, first_line
 from pipeline.core.pii import mask_phone_like
-from pipeline.core.records import DeadLetter, Parsed, RawBatch, SourceOffset
+from pipeline.core.records import AdapterMemory, AgentMemory, DeadLetter, Parsed, RawBatch, SourceOffset
 from pipeline.ingest.adapters.asterisk import QueueLogParser
 from pipeline.ingest.sources.files import MAX_RAW, jsonl_batch
 
@@ -62,6 +66,7 @@ class Message(NamedTuple):
     offset: int
     value: bytes | None
     timestamp_ms: int | None = None
+    high_watermark: int | None = None  # the partition's, as the consumer knew it at the fetch
 
 
 def topic_names(settings: KafkaSettings) -> dict[str, str]:
@@ -113,8 +118,16 @@ def highest_offsets(messages: Iterable[Message]) -> dict[tuple[str, int], int]:
 
 
 def batch_offsets(messages: Sequence[Message]) -> list[SourceOffset]:
-    """The highest offset per partition in a batch, as ``SourceOffset``s."""
-    return [SourceOffset(source_name(t), p, o) for (t, p), o in sorted(highest_offsets(messages).items())]
+    """The highest offset per partition in a batch, as ``SourceOffset``s, with the highest
+    high watermark known for the partition."""
+    marks: dict[tuple[str, int], int] = {}
+    for m in messages:
+        if m.high_watermark is not None:
+            key = (m.topic, m.partition)
+            marks[key] = max(marks.get(key, m.high_watermark), m.high_watermark)
+    return [
+        SourceOffset(source_name(t), p, o, marks.get((t, p))) for (t, p), o in sorted(highest_offsets(messages).items())
+    ]
 
 
 def batch_from_messages(topic: str, messages: Sequence[Message], max_value_bytes: int = MAX_VALUE_BYTES) -> RawBatch:
@@ -218,9 +231,12 @@ class QueueLogDecoder:
     and pauses), so a partition's parser is replaced by a fresh one whenever a batch
     does not continue where that parser stopped, i.e. when DuckDB's stored offset for
     the partition is not the last offset the parser saw (another worker stored the
-    partition's messages in between, after a rebalance). A fresh parser is what a
-    restart gives too: the adapter rebuilds a missing ``offered`` / ``answered`` from
-    the closing line, with the same key, and the store keeps one.
+    partition's messages in between, after a rebalance) or after a restart. A fresh
+    parser starts from what ``recall`` gives (the store's ``adapter_memory``: the agents'
+    state saved with the partition's offset, in the same transaction; each batch carries
+    the parsers' memory for that); of the calls, the adapter rebuilds a missing
+    ``offered`` / ``answered`` from the closing line, with the same key, and the store
+    keeps one.
 
     Values: one queue_log line per message, as Asterisk writes it (a value holding
     several lines is read line by line, all at the message's position). Empty and
@@ -229,9 +245,15 @@ class QueueLogDecoder:
     timestamps are read in ``timezone`` (the site's).
     """
 
-    def __init__(self, timezone: str = "UTC", max_value_bytes: int = MAX_VALUE_BYTES) -> None:
+    def __init__(
+        self,
+        timezone: str = "UTC",
+        max_value_bytes: int = MAX_VALUE_BYTES,
+        recall: Callable[[str, int], tuple[AgentMemory, ...]] | None = None,
+    ) -> None:
         self.timezone = timezone
         self.max_value_bytes = max_value_bytes
+        self.recall = recall
         self.tails: dict[tuple[str, int], _Tail] = {}
 
     def _parser(self, topic: str, partition: int, stored: Mapping[tuple[str, int], int]) -> QueueLogParser:
@@ -240,7 +262,9 @@ class QueueLogDecoder:
         held = stored.get(tp, -1)
         tail = self.tails.get(tp)
         if tail is None or tail.last != held:
-            tail = self.tails[tp] = _Tail(QueueLogParser(source_name(topic), timezone=self.timezone), held)
+            source = source_name(topic)
+            agents = self.recall(source, partition) if self.recall is not None and held >= 0 else ()
+            tail = self.tails[tp] = _Tail(QueueLogParser(source, timezone=self.timezone, agents=agents), held)
         return tail.parser
 
     def batch(
@@ -267,7 +291,8 @@ class QueueLogDecoder:
                 for line in value.decode("utf-8", errors="replace").splitlines():
                     items.extend(tail.parser.feed(pos, line))
             tail.last = m.offset
-        return RawBatch.from_items(source, items, batch_offsets(messages))
+        memory = [AdapterMemory(source, p, self.tails[(topic, p)].parser.memory()) for p in sorted(checked)]
+        return RawBatch.from_items(source, items, batch_offsets(messages), memory)
 
 
 def _clip(value: bytes) -> str:
@@ -328,6 +353,56 @@ def route_queue_log(lines: Iterable[bytes], topics: Mapping[str, str], server: s
         value = line.rstrip(b"\r\n")
         if value.strip():
             yield Routed(topics[QUEUE_LOG], key, value)
+
+
+def wait_for_broker(
+    settings: KafkaSettings,
+    on_retry: Callable[[int, str, float], None],
+    stop: threading.Event | None = None,
+    max_delay_s: float = 30.0,
+) -> None:
+    """Return once a broker of ``settings.bootstrap`` answers; retry with a doubling
+    back-off (``on_retry(attempt, reason, delay)`` before each wait) for at most
+    ``settings.start_timeout_s``, then raise ``ServiceUnavailable``."""
+    deadline = time.monotonic() + settings.start_timeout_s
+    delay = 1.0
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            asyncio.run(_bootstrap(settings.bootstrap))
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure to connect is "not reachable yet"
+            reason = "cannot connect" if type(exc).__name__ == "KafkaConnectionError" else first_line(exc)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or (stop is not None and stop.is_set()):
+            raise ServiceUnavailable(
+                f"kafka: no broker reachable at {settings.bootstrap} after {attempt} attempt"
+                f"{'s' if attempt > 1 else ''} in {settings.start_timeout_s:g} s ({reason}); check [kafka] bootstrap "
+                "or CALLPULSE_KAFKA_BOOTSTRAP and that the broker runs ([kafka] start_timeout: how long to try)"
+            )
+        wait = min(delay, remaining)
+        on_retry(attempt, reason, wait)
+        if stop is not None:
+            stop.wait(wait)
+        else:
+            time.sleep(wait)
+        delay = min(delay * 2, max_delay_s)
+
+
+async def _bootstrap(bootstrap: str) -> None:
+    from aiokafka.client import AIOKafkaClient
+
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    # aiokafka logs each refused connection itself; the caller says it once, in one line
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        await client.bootstrap()
+    finally:
+        quiet.setLevel(level)
+        await client.close()
 
 
 def ensure_topics(settings: KafkaSettings, partitions: int = 3, timeout_s: float = 30.0) -> list[str]:
@@ -393,7 +468,6 @@ async def produce_async(
     max_request_bytes: int = 4 * 1_048_576,
 ) -> int:
     """Send routed messages with one batching aiokafka producer; waits until all are acked."""
-    import time
 
     from aiokafka import AIOKafkaProducer
 

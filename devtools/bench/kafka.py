@@ -28,12 +28,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from devtools.kafka import KafkaBroker
 from pipeline.cli.services import start_services
 from pipeline.core.config import Config, KafkaSettings
 from pipeline.ingest.sources import kafka
 from pipeline.ingest.sources.simulator import SimConfig, simulate
 from pipeline.ingest.worker import KafkaWorker, WorkerOptions
-from tests.support.kafka import KafkaBroker
 
 console = Console()
 KEY = b"bench-key"
@@ -105,7 +105,7 @@ def latency(
         # Its own process, as a real producer is: simulating and encoding 5,000 events/s in
         # this one would hold the GIL against the worker being measured.
         subprocess.run(
-            [sys.executable, "-m", "tests.bench.kafka", s.bootstrap, s.topic_prefix, str(n), str(rate)], check=True
+            [sys.executable, "-m", "devtools.bench.kafka", s.bootstrap, s.topic_prefix, str(n), str(rate)], check=True
         )
 
     cfg = Config(db=db, kafka=s)

@@ -18,10 +18,48 @@ from types import TracebackType
 from typing import IO, NoReturn, Self
 
 LOOPBACK = "127.0.0.1"
+# Set (to anything but "" or "0") by `make unit`: a test that reaches for a real service
+# without carrying its marker then fails there, instead of quietly needing the service.
+NO_SERVICES = "CALLPULSE_NO_SERVICES"
 
 
 class ServiceError(RuntimeError):
     """A real service could not be installed, started or reached."""
+
+
+def refuse_if_services_off(service: str) -> None:
+    """Raise ``ServiceError`` if ``$CALLPULSE_NO_SERVICES`` forbids starting ``service``."""
+    if os.environ.get(NO_SERVICES, "") not in ("", "0"):
+        raise ServiceError(
+            f"{service} is a real service and {NO_SERVICES} is set (make unit): "
+            "mark the test kafka, prometheus or chromium, or use the fixture that marks it"
+        )
+
+
+class StartStop:
+    """``with thing:`` starts it and stops it on leaving; a start that fails half-way is
+    stopped too, so nothing it launched outlives the error. Subclasses define both."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 def free_port() -> int:
@@ -80,7 +118,7 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-class ManagedProcess:
+class ManagedProcess(StartStop):
     """A subprocess in its own process group, output to a log file.
 
     ``start()`` launches it; ``stop()`` sends SIGTERM to the whole group, then SIGKILL
@@ -190,14 +228,3 @@ class ManagedProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -29,20 +29,21 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from tests.support.procs import (
+from devtools.procs import (
     LOOPBACK,
     ManagedProcess,
     ServiceError,
+    StartStop,
     free_port,
     port_open,
+    refuse_if_services_off,
     wait_until,
 )
 
 KAFKA_VERSION = "3.9.1"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_DIR = REPO_ROOT / "deploy" / "kafka"
 POM = DEPLOY_DIR / "pom.xml"
 SERVER_TEMPLATE = DEPLOY_DIR / "server.properties.template"
@@ -95,6 +96,7 @@ def ensure_kafka_jars() -> Path:
     dir that is renamed into place; a file lock keeps concurrent callers from racing.
     Raises ``ServiceError`` naming the apt packages if ``java`` or ``mvn`` is missing.
     """
+    refuse_if_services_off("Kafka")
     home = kafka_home()
     libs = home / "libs"
     if _jars_complete(libs):
@@ -220,7 +222,7 @@ def new_cluster_id() -> str:
             return cid
 
 
-class KafkaBroker:
+class KafkaBroker(StartStop):
     """One combined KRaft broker+controller on 127.0.0.1 (see module docstring)."""
 
     def __init__(
@@ -352,21 +354,6 @@ class KafkaBroker:
         finally:
             if self._owns_dir:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _megabytes(size: str) -> int:

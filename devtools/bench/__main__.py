@@ -3,9 +3,9 @@
 - replay: end-to-end replay of ~1M simulated events against a plain DuckDB Arrow
   append of the same rows (the ratio holds on a noisy machine where rates don't);
 - kafka: the worker on its own real broker, produced→stored events/s and
-  event-to-stored latency at a steady rate (tests/bench/kafka.py);
+  event-to-stored latency at a steady rate (devtools/bench/kafka.py);
 - analyst: 30 days / 10M calls, the interval report and a 15-minute rolling query
-  on the analysts' snapshot (tests/bench/analyst.py).
+  on the analysts' snapshot (devtools/bench/analyst.py).
 
 `make bench` runs all three; `BENCH_ARGS="--only replay"` (repeatable) picks some.
 Nothing here asserts a time; it reports.
@@ -79,11 +79,11 @@ def main() -> None:
     if "replay" in parts:
         replay_bench(path, args.batch_size)
     if "kafka" in parts:
-        from tests.bench import kafka
+        from devtools.bench import kafka
 
         kafka.run(path, rate=args.rate)
     if "analyst" in parts:
-        from tests.bench.analyst import run_analyst_bench
+        from devtools.bench.analyst import run_analyst_bench
 
         run_analyst_bench(args.calls, console)
 

@@ -100,12 +100,12 @@ def run_analyst_bench(calls: int = 10_000_000, console: Console | None = None) -
     started = time.perf_counter()
     cursor = writer.cursor()
     results["snapshot_engine_block_ms"] = (time.perf_counter() - started) * 1000
-    info = backup.copy_live(cursor, analyst.snapshot_path(cfg), "snapshot", db)
+    info = backup.copy_live(cursor, analyst.copy_path(cfg), "copy", db)
     cursor.close()
     writer.close()
     results["snapshot_copy_ms"] = info.copy_ms
 
-    opened = analyst.open_snapshot(cfg)
+    opened = analyst.open_copy(cfg)
     con = opened.con
     lo, hi = START, START + timedelta(days=DAYS)
     results["report_interval_30d_ms"] = timed(lambda: build(con, "interval", lo, hi, None, "Europe/Berlin"))
