@@ -121,11 +121,11 @@ class Exporter:
         if watermark is not None:
             label = {w: name for name, w in self.config.windows}
             params = {"wm": watermark, "widths": sorted(label)}
-            for r in _rows(con, "exporter_occupancy", params):
+            for r in sqlfiles.dicts(con, "export/queue_occupancy", **params):
                 occupancy[(r["queue"], label[int(r["width_s"])])] = r["occupancy"]
             if self.config.exporter.per_agent:
                 agents = tuple(
-                    AgentRow(r["agent_id"], r["state"], r["reason"]) for r in _rows(con, "exporter_agent_states", {})
+                    AgentRow(r["agent_id"], r["state"], r["reason"]) for r in sqlfiles.dicts(con, "export/agent_states")
                 )
                 agent_kpis = _agent_kpis(con, watermark, label)
         self.state = ExportState(
@@ -171,19 +171,12 @@ def _targets(snap: KpiSnapshot | None) -> list[Any]:
     return [q.targets for q in snap.queues.values()] if snap is not None else []
 
 
-def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    sql = sqlfiles.load(name)
-    cur = con.execute(sql, sqlfiles.params_for(sql, params))
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
-
-
 def _call_totals(con: duckdb.DuckDBPyConnection, bounds: tuple[float, ...]) -> dict[str, CallTotals]:
     buckets: dict[str, dict[float, int]] = {}
-    for r in _rows(con, "exporter_wait_buckets", {"bounds": list(bounds)}):
+    for r in sqlfiles.dicts(con, "export/wait_buckets", bounds=list(bounds)):
         buckets.setdefault(r["queue"], {})[float(r["le"])] = int(r["calls"])
     out = {}
-    for r in _rows(con, "exporter_call_totals", {}):
+    for r in sqlfiles.dicts(con, "export/call_totals"):
         per = buckets.get(r["queue"], {})
         out[r["queue"]] = CallTotals(
             offered=int(r["offered"]),
@@ -197,16 +190,16 @@ def _call_totals(con: duckdb.DuckDBPyConnection, bounds: tuple[float, ...]) -> d
 
 
 def _agent_kpis(con: duckdb.DuckDBPyConnection, watermark: datetime, label: dict[int, str]) -> tuple[AgentKpis, ...]:
-    """Per-agent window KPIs and QA scores (sql/exporter_agent_windows.sql, exporter_agent_qa.sql)."""
+    """Per-agent window KPIs and QA scores (sql/export/agent_windows.sql, agent_qa.sql)."""
     windows: dict[str, dict[str, AgentWindow]] = {}
-    for r in _rows(con, "exporter_agent_windows", {"wm": watermark, "widths": sorted(label)}):
+    for r in sqlfiles.dicts(con, "export/agent_windows", wm=watermark, widths=sorted(label)):
         windows.setdefault(r["agent_id"], {})[label[int(r["width_s"])]] = AgentWindow(
             handled=int(r["handled"]),
             aht_s=r["aht_s"],
             occupancy=r["occupancy"],
             not_ready_s={x["reason"]: float(x["seconds"]) for x in r["not_ready"]},
         )
-    qa = {r["agent_id"]: r for r in _rows(con, "exporter_agent_qa", {"wm": watermark, "qa_s": names.QA_WINDOW_S})}
+    qa = {r["agent_id"]: r for r in sqlfiles.dicts(con, "export/agent_qa", wm=watermark, qa_s=names.QA_WINDOW_S)}
     return tuple(
         AgentKpis(
             agent,

@@ -3,8 +3,8 @@ after the KPI has been back inside the target for the hold time (no flapping).
 
 Reproducible by construction. Evaluations happen at fixed event-time points, every
 minute boundary ``m`` the watermark has passed (``m < watermark``), and each one is
-computed *as of* ``m`` from the stored events alone (sql/breaches_window_as_of.sql,
-sql/breaches_oldest_wait_as_of.sql): calls offered in ``(m - window, m]`` with the
+computed *as of* ``m`` from the stored events alone (sql/breaches/window_kpis_as_of.sql,
+sql/breaches/oldest_wait_as_of.sql): calls offered in ``(m - window, m]`` with the
 outcome known at ``m``. Once the watermark is past ``m`` every event up to ``m`` has
 arrived (sources are in event-time order), so the answer for ``m`` no longer depends on
 how the events were batched or on when the detector happens to run: a live run in
@@ -181,12 +181,6 @@ def evaluation_points(
     return (lo, hi) if lo <= hi else None
 
 
-def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    cur = con.execute(sqlfiles.load(name), sqlfiles.params_for(sqlfiles.load(name), params))
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
-
-
 def evaluations_as_of(
     con: duckdb.DuckDBPyConnection,
     first: int,
@@ -197,13 +191,13 @@ def evaluations_as_of(
     """Every KPI evaluation at the points ``first .. last`` (epoch seconds), from SQL."""
     label = {width: name for name, width in windows}
     params = {"first": first, "last": last, "step": step_s, "widths": sorted(label)}
-    for r in _rows(con, "breaches_window_as_of", params):
+    for r in sqlfiles.dicts(con, "breaches/window_kpis_as_of", **params):
         enough = int(r["offered"]) >= int(r["min_calls"])
         window = label[int(r["width_s"])]
         for kpi, (column, target, _) in WINDOW_KPIS.items():
             if r[column] is not None:
                 yield Evaluation(r["queue"], kpi, window, r["m"], float(r[column]), float(r[target]), enough)
-    for r in _rows(con, "breaches_oldest_wait_as_of", params):
+    for r in sqlfiles.dicts(con, "breaches/oldest_wait_as_of", **params):
         yield Evaluation(
             r["queue"],
             OLDEST_WAIT,
@@ -230,7 +224,7 @@ class BreachDetector:
     ) -> None:
         self.windows = windows
         self.step_s = step_s
-        sqlfiles.run(con, "breaches_schema")
+        sqlfiles.run(con, "breaches/tables")
         self.book = BreachBook(hold_s, _open_breaches(con))
 
     def __call__(self, con: duckdb.DuckDBPyConnection) -> frozenset[Key]:
@@ -245,7 +239,7 @@ class BreachDetector:
         Evaluating a point later never changes its result, so a partial catch-up
         leaves the breaches exactly as a complete one would, only later.
         """
-        clock = _rows(con, "breaches_clock", {})[0]
+        clock = sqlfiles.dicts(con, "breaches/clock")[0]
         first = clock["first_offered_at"] if clock["evaluated_to"] is None else None
         span = evaluation_points(first, clock["watermark"], clock["evaluated_to"], self.step_s)
         if span is None:
@@ -274,10 +268,10 @@ class BreachDetector:
                 if changed:
                     con.register("breach_changes", _frame(list(changed.values())))
                     try:
-                        sqlfiles.run(con, "breaches_save")
+                        sqlfiles.run(con, "breaches/save")
                     finally:
                         con.unregister("breach_changes")
-                sqlfiles.run(con, "breaches_clock_set", {"evaluated_to": datetime.fromtimestamp(last, tz=UTC)})
+                sqlfiles.run(con, "breaches/set_clock", evaluated_to=datetime.fromtimestamp(last, tz=UTC))
         except BaseException:
             self.book = BreachBook(self.book.hold.total_seconds(), _open_breaches(con))  # as stored
             raise
@@ -301,7 +295,7 @@ def _frame(rows: list[Breach]) -> pa.Table:
 
 
 def _open_breaches(con: duckdb.DuckDBPyConnection) -> list[Breach]:
-    return [_breach(r) for r in _rows(con, "breaches_open", {})]
+    return [_breach(r) for r in sqlfiles.dicts(con, "breaches/open")]
 
 
 def _breach(r: dict[str, Any]) -> Breach:

@@ -1,4 +1,4 @@
--- Returns per queue and bucket bound in $bounds (seconds) how many answered calls waited at most that long (cumulative histogram buckets; the +Inf bucket is the answered total of exporter_call_totals).
+-- Returns per queue and bucket bound in $bounds (seconds) how many answered calls waited at most that long (cumulative histogram buckets; the +Inf bucket is the answered total of export/call_totals).
 WITH w AS (
     SELECT queue, greatest(cp_seconds_between(offered_at, answered_at), 0) AS wait_s
     FROM call_state WHERE answered_at IS NOT NULL AND offered_at IS NOT NULL
