@@ -2,7 +2,7 @@
 ``dashboards/wallboard/``) and its data at `/api/wallboard`.
 
 Data flow: a refresh job, run by ``services.refresher`` (on its own thread and DuckDB
-connection in a running pipeline), turns the latest snapshot plus the ``sql/wallboard_*.sql``
+connection in a running pipeline), turns the latest snapshot plus the ``sql/export/*.sql``
 lists into one JSON document and publishes it; the routes only read what was
 published. Tiles use the snapshot's numbers (the same ones `callpulse kpis` prints) and
 the KPI table's rules (metrics.kpi.definitions), as the terminal board does: a KPI is
@@ -24,7 +24,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
-import polars as pl
 
 from metrics.kpi.definitions import BOARD_ORDER, Kpi
 from metrics.kpi.snapshot import KpiSnapshot, QueueSnapshot, take_snapshot
@@ -172,12 +171,6 @@ def wallboard_json(
     }
 
 
-def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    frame = pl.from_arrow(con.sql(sqlfiles.load(name), params=params or None).to_arrow_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame.to_dicts()
-
-
 def compute(
     con: duckdb.DuckDBPyConnection,
     snapshot: KpiSnapshot,
@@ -188,13 +181,9 @@ def compute(
     """Run the list queries (the refresher's thread) and build the document."""
     return wallboard_json(
         snapshot,
-        _rows(con, "wallboard_waiting_calls", {"limit": LIST_LIMIT}),
-        _rows(
-            con,
-            "wallboard_abandoned_calls",
-            {"limit": LIST_LIMIT, "lookback_s": ABANDONED_LOOKBACK_S},
-        ),
-        _rows(con, "wallboard_agents"),
+        sqlfiles.dicts(con, "export/waiting_calls", limit=LIST_LIMIT),
+        sqlfiles.dicts(con, "export/abandoned_calls", limit=LIST_LIMIT, lookback_s=ABANDONED_LOOKBACK_S),
+        sqlfiles.dicts(con, "export/logged_in_agents"),
         timezone,
         window,
         now,

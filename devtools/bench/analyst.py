@@ -111,7 +111,7 @@ def run_analyst_bench(calls: int = 10_000_000, console: Console | None = None) -
     results["report_interval_30d_ms"] = timed(lambda: build(con, "interval", lo, hi, None, "Europe/Berlin"))
     results["report_daily_30d_ms"] = timed(lambda: build(con, "daily", lo, hi, None, "Europe/Berlin"))
     wm = con.execute("SELECT watermark FROM pipeline_state").fetchall()[0][0]
-    rolling = sqlfiles.load("analyst_rolling_kpis")
+    rolling = sqlfiles.load("analyst/rolling_kpis")
     params = {"lo": wm - timedelta(minutes=15), "hi": wm}
     results["rolling_15m_ms"] = timed(lambda: con.execute(rolling, params).fetchall(), runs=21)
     results["rows_interval_report"] = float(build(con, "interval", lo, hi, None, "Europe/Berlin").height)

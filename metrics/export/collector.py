@@ -59,7 +59,7 @@ class CallTotals:
 
 @dataclass(frozen=True, slots=True)
 class PartitionOffset:
-    """How far one Kafka partition is stored (sql/exporter_source_offsets.sql)."""
+    """How far one Kafka partition is stored (sql/export/source_offsets.sql)."""
 
     topic: str
     partition: int

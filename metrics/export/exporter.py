@@ -124,11 +124,11 @@ class Exporter:
         if watermark is not None:
             label = {w: name for name, w in self.config.windows}
             params = {"wm": watermark, "widths": sorted(label)}
-            for r in _rows(con, "exporter_occupancy", params):
+            for r in sqlfiles.dicts(con, "export/queue_occupancy", **params):
                 occupancy[(r["queue"], label[int(r["width_s"])])] = r["occupancy"]
             if self.config.exporter.per_agent:
                 agents = tuple(
-                    AgentRow(r["agent_id"], r["state"], r["reason"]) for r in _rows(con, "exporter_agent_states", {})
+                    AgentRow(r["agent_id"], r["state"], r["reason"]) for r in sqlfiles.dicts(con, "export/agent_states")
                 )
                 agent_kpis = _agent_kpis(con, watermark, label)
         self.state = ExportState(
@@ -197,7 +197,7 @@ class FailureKeeper:
 def _source_offsets(con: duckdb.DuckDBPyConnection) -> tuple[PartitionOffset, ...]:
     return tuple(
         PartitionOffset(r["topic"], int(r["partition"]), int(r["offset"]), None if r["lag"] is None else int(r["lag"]))
-        for r in _rows(con, "exporter_source_offsets", {})
+        for r in sqlfiles.dicts(con, "export/source_offsets")
     )
 
 
@@ -205,22 +205,15 @@ def _now(services: Services) -> datetime:
     return services.engine.clock()
 
 
-def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    sql = sqlfiles.load(name)
-    cur = con.execute(sql, sqlfiles.params_for(sql, params))
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
-
-
 def _call_totals(con: duckdb.DuckDBPyConnection) -> tuple[tuple[float, ...], dict[str, CallTotals]]:
-    """The wait-bucket bounds and each queue's stored call counters (sql/exporter_call_totals.sql)."""
+    """The wait-bucket bounds and each queue's stored call counters (sql/export/call_totals.sql)."""
     buckets: dict[str, dict[float, int]] = {}
-    for r in _rows(con, "exporter_wait_buckets", {}):
+    for r in sqlfiles.dicts(con, "export/wait_buckets"):
         buckets.setdefault(r["queue"], {})[float(r["le"])] = int(r["calls"])
-    # Every queue has a row per bound (counters_seed.sql); a bound a queue lacks would read 0.
+    # Every queue has a row per bound (schema/seed_counters.sql); a bound a queue lacks would read 0.
     bounds = tuple(sorted({le for per in buckets.values() for le in per})) or WAIT_BUCKETS
     out = {}
-    for r in _rows(con, "exporter_call_totals", {}):
+    for r in sqlfiles.dicts(con, "export/call_totals"):
         per = buckets.get(r["queue"], {})
         out[r["queue"]] = CallTotals(
             offered=int(r["offered"]),
@@ -234,16 +227,16 @@ def _call_totals(con: duckdb.DuckDBPyConnection) -> tuple[tuple[float, ...], dic
 
 
 def _agent_kpis(con: duckdb.DuckDBPyConnection, watermark: datetime, label: dict[int, str]) -> tuple[AgentKpis, ...]:
-    """Per-agent window KPIs and QA scores (sql/exporter_agent_windows.sql, exporter_agent_qa.sql)."""
+    """Per-agent window KPIs and QA scores (sql/export/agent_windows.sql, agent_qa.sql)."""
     windows: dict[str, dict[str, AgentWindow]] = {}
-    for r in _rows(con, "exporter_agent_windows", {"wm": watermark, "widths": sorted(label)}):
+    for r in sqlfiles.dicts(con, "export/agent_windows", wm=watermark, widths=sorted(label)):
         windows.setdefault(r["agent_id"], {})[label[int(r["width_s"])]] = AgentWindow(
             handled=int(r["handled"]),
             aht_s=r["aht_s"],
             occupancy=r["occupancy"],
             not_ready_s={x["reason"]: float(x["seconds"]) for x in r["not_ready"]},
         )
-    qa = {r["agent_id"]: r for r in _rows(con, "exporter_agent_qa", {"wm": watermark, "qa_s": names.QA_WINDOW_S})}
+    qa = {r["agent_id"]: r for r in sqlfiles.dicts(con, "export/agent_qa", wm=watermark, qa_s=names.QA_WINDOW_S)}
     return tuple(
         AgentKpis(
             agent,

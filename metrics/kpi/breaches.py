@@ -3,8 +3,8 @@ after the KPI has been back inside the target for the hold time (no flapping).
 
 A pure function of the stored data. Evaluations happen at fixed event-time points, every
 minute boundary ``m`` the watermark has passed (``m < watermark``), and each one is
-computed *as of* ``m`` from the stored calls alone (sql/breaches_window_as_of.sql,
-sql/breaches_oldest_wait_as_of.sql): calls offered in ``(m - window, m]`` with the
+computed *as of* ``m`` from the stored calls alone (sql/breaches/window_kpis_as_of.sql,
+sql/breaches/oldest_wait_as_of.sql): calls offered in ``(m - window, m]`` with the
 outcome known at ``m``. Events may still arrive for minutes already decided (a late
 event, a CDR written when its call ended, one partition behind another): the store marks
 the earliest event time of the calls each batch changed (``calls_changed``, in the
@@ -179,12 +179,6 @@ def evaluation_points(
     return (lo, hi) if lo <= hi else None
 
 
-def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    cur = con.execute(sqlfiles.load(name), sqlfiles.params_for(sqlfiles.load(name), params))
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
-
-
 def evaluations_as_of(
     con: duckdb.DuckDBPyConnection,
     first: int,
@@ -195,12 +189,12 @@ def evaluations_as_of(
     """Every KPI evaluation at the points ``first .. last`` (epoch seconds), from SQL."""
     label = {width: name for name, width in windows}
     params = {"first": first, "last": last, "step": step_s, "widths": sorted(label)}
-    for r in _rows(con, "breaches_window_as_of", params):
+    for r in sqlfiles.dicts(con, "breaches/window_kpis_as_of", **params):
         enough = int(r["offered"]) >= int(r["min_calls"])
         window = label[int(r["width_s"])]
         for kpi in definitions.rolling():
             yield from _evaluation(r, kpi, window, enough)
-    for r in _rows(con, "breaches_oldest_wait_as_of", params):
+    for r in sqlfiles.dicts(con, "breaches/oldest_wait_as_of", **params):
         for kpi in definitions.live():
             yield from _evaluation(r, kpi, LIVE)
 
@@ -226,7 +220,7 @@ class BreachDetector:
     ) -> None:
         self.windows = windows
         self.step_s = step_s
-        sqlfiles.run(con, "breaches_schema")
+        sqlfiles.run(con, "breaches/tables")
         self.book = BreachBook(hold_s, _open_breaches(con))
 
     def run(self, con: duckdb.DuckDBPyConnection, max_points: int | None = None) -> int:
@@ -237,7 +231,7 @@ class BreachDetector:
         call stored later takes evaluation back, so a partial catch-up leaves the
         breaches exactly as a complete one would, only later.
         """
-        clock = _rows(con, "breaches_clock", {})[0]
+        clock = sqlfiles.dicts(con, "breaches/clock")[0]
         if clock["changed_since"] is not None:
             clock = self._rewind(con, clock["changed_since"])
         first = clock["first_offered_at"] if clock["evaluated_to"] is None else None
@@ -267,10 +261,10 @@ class BreachDetector:
                 if changed:
                     con.register("breach_changes", _frame(changed))
                     try:
-                        sqlfiles.run(con, "breaches_save")
+                        sqlfiles.run(con, "breaches/save")
                     finally:
                         con.unregister("breach_changes")
-                sqlfiles.run(con, "breaches_clock_set", {"evaluated_to": datetime.fromtimestamp(last, tz=UTC)})
+                sqlfiles.run(con, "breaches/set_clock", evaluated_to=datetime.fromtimestamp(last, tz=UTC))
         except BaseException:
             self._reload(con)  # as stored
             raise
@@ -281,12 +275,10 @@ class BreachDetector:
         point = math.floor(changed_since.timestamp() / self.step_s) * self.step_s
         try:
             with sqlfiles.transaction(con):
-                sqlfiles.run(
-                    con, "breaches_rewind", {"from": datetime.fromtimestamp(point, tz=UTC), "step": self.step_s}
-                )
+                sqlfiles.run(con, "breaches/rewind", point=datetime.fromtimestamp(point, tz=UTC), step=self.step_s)
         finally:
             self._reload(con)
-        return _rows(con, "breaches_clock", {})[0]
+        return sqlfiles.dicts(con, "breaches/clock")[0]
 
     def _reload(self, con: duckdb.DuckDBPyConnection) -> None:
         self.book = BreachBook(self.book.hold.total_seconds(), _open_breaches(con))
@@ -312,7 +304,7 @@ def _frame(changes: list[tuple[datetime, Breach]]) -> pa.Table:
 
 
 def _open_breaches(con: duckdb.DuckDBPyConnection) -> list[Breach]:
-    return [_breach(r) for r in _rows(con, "breaches_open", {})]
+    return [_breach(r) for r in sqlfiles.dicts(con, "breaches/open")]
 
 
 def _breach(r: dict[str, Any]) -> Breach:
@@ -331,7 +323,7 @@ def _breach(r: dict[str, Any]) -> Breach:
 
 def open_breach_keys(con: duckdb.DuckDBPyConnection) -> frozenset[Key]:
     """(queue, kpi, window) of every open breach, as stored (any connection)."""
-    return frozenset((q, k, w) for q, k, w in con.execute(sqlfiles.load("breaches_open_keys")).fetchall())
+    return frozenset((q, k, w) for q, k, w in sqlfiles.rows(con, "breaches/open_keys"))
 
 
 class BreachListener:

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
-import polars as pl
 
 from metrics.kpi.definitions import Kpi
 from pipeline.core import sqlfiles
@@ -128,36 +127,29 @@ class KpiSnapshot:
         }
 
 
-def _rows(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    frame = pl.from_arrow(con.sql(sqlfiles.load(name), params=params or None).to_arrow_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame.to_dicts()
-
-
 def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int], ...]) -> KpiSnapshot:
     """Read the current KPIs from a store's connection (read-only use is fine)."""
-    state = con.execute(sqlfiles.load("pipeline_state")).fetchall()
-    watermark, interval_s = state[0][:2] if state else (None, 900)
+    state = sqlfiles.first(con, "schema/pipeline_state")
+    watermark, interval_s = state[:2] if state else (None, 900)
     by_width: dict[int, dict[str, QueueKpis]] = {}
     if watermark is not None:
-        con.execute(sqlfiles.load("window_aggregates_reset"))
+        sqlfiles.run(con, "kpi/reset_window_aggregates")
         for _, width in windows:
             # Rolling windows include their start and the watermark itself.
-            con.execute(
-                sqlfiles.load("window_aggregates"),
-                {
-                    "lo": watermark - timedelta(seconds=width),
-                    "hi": watermark + timedelta(microseconds=1),
-                    "width": width,
-                },
+            sqlfiles.run(
+                con,
+                "kpi/add_window_aggregates",
+                lo=watermark - timedelta(seconds=width),
+                hi=watermark + timedelta(microseconds=1),
+                width=width,
             )
-        for row in _rows(con, "kpi_queue_window"):
+        for row in sqlfiles.dicts(con, "kpi/queue_window"):
             by_width.setdefault(int(row["interval_s"]), {})[row["queue"]] = QueueKpis.from_row(row)
-    latest = {r["queue"]: r for r in _rows(con, "kpi_queue_latest_interval")} if watermark else {}
-    live = {r["queue"]: r for r in _rows(con, "queue_live")}
+    latest = {r["queue"]: r for r in sqlfiles.dicts(con, "kpi/queue_latest_interval")} if watermark else {}
+    live = {r["queue"]: r for r in sqlfiles.dicts(con, "kpi/queue_live")}
     agents: dict[str, dict[tuple[str, str], int]] = {}
     agent_seconds: dict[str, dict[tuple[str, str], float]] = {}
-    for r in _rows(con, "agents_live"):
+    for r in sqlfiles.dicts(con, "kpi/agents_live"):
         agents.setdefault(r["queue"], {})[(r["state"], r["reason"])] = int(r["agents"])
         if r["state_s"] is not None:
             agent_seconds.setdefault(r["queue"], {})[(r["state"], r["reason"])] = float(r["state_s"])
@@ -166,7 +158,7 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
         epoch = int(watermark.timestamp()) // int(interval_s) * int(interval_s)
         current_interval = datetime.fromtimestamp(epoch, tz=watermark.tzinfo)
     queues: dict[str, QueueSnapshot] = {}
-    for t in _rows(con, "queue_targets"):
+    for t in sqlfiles.dicts(con, "kpi/queue_targets"):
         name = t["queue"]
         lrow = latest.get(name)
         queues[name] = QueueSnapshot(

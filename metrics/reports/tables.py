@@ -1,7 +1,7 @@
-"""Report builders: pure functions from polars frames (read by sql/report_*.sql) to report frames.
+"""Report builders: pure functions from polars frames (read by sql/reports/*.sql) to report frames.
 
 The KPI formulas here are the polars twin of ``kpi_queue_ratios`` / ``kpi_agent_rollup``
-in sql/views.sql, applied to the same additive sums (``queue_interval``,
+in sql/schema/views.sql, applied to the same additive sums (``queue_interval``,
 ``agent_interval``); tests/integration/test_reports_vs_views.py checks they agree.
 Undefined ratios (no calls) are null, never 0 or NaN. Days are calendar days in the
 site's time zone, so a DST change day has 23 or 25 hours.

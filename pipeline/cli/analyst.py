@@ -211,12 +211,6 @@ def period(start: str | None, end: str | None, tz: str, watermark: datetime | No
     return lo, hi
 
 
-def frames(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pl.DataFrame:
-    out = pl.from_arrow(con.sql(sqlfiles.load(name), params=params).to_arrow_table())
-    assert isinstance(out, pl.DataFrame)
-    return out
-
-
 def build(
     con: duckdb.DuckDBPyConnection,
     kind: str,
@@ -228,15 +222,15 @@ def build(
     """The report frame of ``kind`` for [lo, hi)."""
     p = {"lo": lo, "hi": hi, "queue": queue}
     if kind == "interval":
-        return reports.interval_report(frames(con, "report_queue_intervals", **p), tz)
+        return reports.interval_report(sqlfiles.frame(con, "reports/queue_intervals", **p), tz)
     if kind == "daily":
-        return reports.daily_report(frames(con, "report_queue_intervals", **p), tz)
+        return reports.daily_report(sqlfiles.frame(con, "reports/queue_intervals", **p), tz)
     if kind == "queues":
-        return reports.queues_report(frames(con, "report_queue_intervals", **p))
+        return reports.queues_report(sqlfiles.frame(con, "reports/queue_intervals", **p))
     if kind == "agents":
-        return reports.agents_report(frames(con, "report_agent_intervals", **p))
+        return reports.agents_report(sqlfiles.frame(con, "reports/agent_intervals", **p))
     if kind == "cases":
-        return reports.cases_report(frames(con, "report_cases", **p))
+        return reports.cases_report(sqlfiles.frame(con, "reports/cases", **p))
     raise ValueError(kind)
 
 
@@ -251,10 +245,10 @@ def html_report(
     meta: str,
 ) -> str:
     p = {"lo": lo, "hi": hi, "queue": queue}
-    sums = frames(con, "report_queue_intervals", **p)
-    calls = frames(con, "report_calls", **p)
-    agents = reports.agents_report(frames(con, "report_agent_intervals", **p))
-    target = con.execute("SELECT min(target_service_level) FROM queue_settings").fetchall()[0][0]
+    sums = sqlfiles.frame(con, "reports/queue_intervals", **p)
+    calls = sqlfiles.frame(con, "reports/calls", **p)
+    agents = reports.agents_report(sqlfiles.frame(con, "reports/agent_intervals", **p))
+    target = sqlfiles.rows(con, "reports/service_level_target")[0][0]
     title = f"callpulse {kind} report" + (f" — queue {queue}" if queue else "")
     return report_html.render(
         title,

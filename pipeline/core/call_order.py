@@ -1,7 +1,7 @@
 """What a batch's call events do against what is already stored of their calls.
 
 Plain functions over polars frames: the batch's call events, and ``known``, the
-``call_state`` rows of the batch's calls (``sql/batch_call_state.sql``). That one row
+``call_state`` rows of the batch's calls (``sql/ingest/batch_call_state.sql``). That one row
 per call is enough because a call stores at most one event of each kind and
 ``call_state`` holds each kind's time (``offered_at``, ``answered_at``, ...).
 

@@ -3,7 +3,7 @@
 A Prometheus counter must never go down. A recount of the stored data under today's
 settings would: a lower service-level threshold, retention, or a restart (the process's
 own totals start again at 0) would all make one smaller. So each counter is a stored
-count (``queue_counters``, ``queue_wait_buckets``, ``pipeline_counters`` in schema.sql),
+count (``queue_counters``, ``queue_wait_buckets``, ``pipeline_counters`` in sql/schema/tables.sql),
 added to in the transaction of the batch that decided it, and a restart continues from
 there. A count is decided when it happens and is never revised: a call counts as answered
 within the service level if its wait was within the threshold in force when its answer
@@ -79,29 +79,23 @@ def add_batch(
         keys = sorted(rows)
         sqlfiles.run(
             con,
-            "counters_add_pipeline",
-            {
-                "metrics": [k[0] for k in keys],
-                "sources": [k[1] for k in keys],
-                "reasons": [k[2] for k in keys],
-                "values": [rows[k] for k in keys],
-            },
+            "ingest/add_pipeline_counters",
+            metrics=[k[0] for k in keys],
+            sources=[k[1] for k in keys],
+            reasons=[k[2] for k in keys],
+            values=[rows[k] for k in keys],
         )
 
 
 def keep_at_least(con: duckdb.DuckDBPyConnection, metric: str, counts: Mapping[str, int]) -> None:
     """Store counts a process keeps itself (refresh failures by job), never lowering one."""
     keys = sorted(counts)
-    sqlfiles.run(
-        con,
-        "counters_keep_at_least",
-        {"metric": metric, "sources": keys, "values": [counts[k] for k in keys]},
-    )
+    sqlfiles.run(con, "export/keep_counts_at_least", metric=metric, sources=keys, values=[counts[k] for k in keys])
 
 
 def pipeline_counts(con: duckdb.DuckDBPyConnection) -> Mapping[str, dict[tuple[str, str], int]]:
     """The stored pipeline counters: metric -> (source kind, reason) -> count."""
     out: dict[str, dict[tuple[str, str], int]] = {INGESTED: {}, DUPLICATES: {}, DEAD_LETTERS: {}}
-    for metric, source, reason, value in con.execute(sqlfiles.load("counters_pipeline")).fetchall():
+    for metric, source, reason, value in sqlfiles.rows(con, "export/pipeline_counters"):
         out.setdefault(metric, {})[(source, reason)] = int(value)
     return out

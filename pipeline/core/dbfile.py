@@ -70,11 +70,17 @@ def connect(path: Path | str, read_only: bool = False, hint: str = IN_USE_HINT) 
         raise classify(path, exc, hint) from None
 
 
+def current_database(con: duckdb.DuckDBPyConnection) -> str:
+    """The name of the connection's current database."""
+    row = sqlfiles.first(con, "ops/current_database")
+    assert row is not None  # a connection always has a current database
+    return str(row[0])
+
+
 def tables(con: duckdb.DuckDBPyConnection, database: str | None = None) -> set[str]:
     """The base tables of ``database`` (default: the connection's own)."""
-    if database is None:
-        database = con.execute("SELECT current_database()").fetchall()[0][0]
-    return {r[0] for r in con.execute(sqlfiles.load("analyst_tables"), {"db": database}).fetchall()}
+    db = current_database(con) if database is None else database
+    return {r[0] for r in sqlfiles.rows(con, "ops/base_tables", db=db)}
 
 
 def check_callpulse(

@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import polars as pl
@@ -57,7 +56,7 @@ class Store:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             con = dbfile.open_callpulse(path, new_ok=True)
         store = cls(con, config)
-        store._run("store_settings")
+        sqlfiles.run(con, "schema/writer_session")
         store._init_schema()
         return store
 
@@ -68,31 +67,33 @@ class Store:
         """Record the PII key's fingerprint on first use; refuse another key afterwards
         (``where``: the database, for the message). A database from before fingerprints
         adopts the first key it is opened with."""
-        row = self._one("pii_key_fingerprint")
+        row = sqlfiles.first(self.con, "schema/pii_key_fingerprint")
         stored = row[0] if row else None
         if stored is None:
-            self._run("set_pii_key_fingerprint", fingerprint=fingerprint)
+            sqlfiles.run(self.con, "schema/set_pii_key_fingerprint", fingerprint=fingerprint)
         elif stored != fingerprint:
             raise PiiKeyMismatch(where, stored, fingerprint)
 
     def set_threads(self, threads: int) -> None:
         """DuckDB's threads for every connection of this database (0: leave DuckDB's default)."""
         if threads > 0:
-            self._run("set_threads", threads=threads)
+            sqlfiles.run(self.con, "schema/set_threads", threads=threads)
 
     # -- schema and settings -------------------------------------------------
 
     def _init_schema(self) -> None:
-        self._run("schema")
-        self._run("store_temp_tables")
+        sqlfiles.run(self.con, "schema/tables")
+        sqlfiles.run(self.con, "schema/scratch_tables")
         # At every open, not only for a database from before agent_last: a version without
         # it may have stored agent events since (a rollback). One aggregate of agent_events.
         with sqlfiles.transaction(self.con):
-            self._run("refill_agent_last")
-        row = self._one("pipeline_state")
-        self._run("init_pipeline_state", interval_s=self.config.interval_s, timezone=self.config.timezone)
-        self._run("views")
-        self._known_queues = {r[0] for r in self.con.execute(sqlfiles.load("stored_queues")).fetchall()}
+            sqlfiles.run(self.con, "ingest/refill_agent_last")
+        row = sqlfiles.first(self.con, "schema/pipeline_state")
+        sqlfiles.run(
+            self.con, "schema/init_pipeline_state", interval_s=self.config.interval_s, timezone=self.config.timezone
+        )
+        sqlfiles.run(self.con, "schema/views")
+        self._known_queues = {r[0] for r in sqlfiles.rows(self.con, "schema/stored_queues")}
         self.sync_settings(interval_changed=row is not None and row[1] != self.config.interval_s)
 
     def sync_settings(self, interval_changed: bool = False) -> None:
@@ -100,17 +101,22 @@ class Store:
         queues = set(self.config.queues) | self._known_queues
         changed = interval_changed
         with sqlfiles.transaction(self.con):
-            self._run("update_pipeline_settings", interval_s=self.config.interval_s, timezone=self.config.timezone)
+            sqlfiles.run(
+                self.con,
+                "schema/update_pipeline_settings",
+                interval_s=self.config.interval_s,
+                timezone=self.config.timezone,
+            )
             for queue in sorted(queues):
                 changed |= self._upsert_queue(queue, self.config.for_queue(queue))
             self._seed_counters()
-        has_events = self._one("has_events")
+        has_events = sqlfiles.first(self.con, "schema/has_events")
         if changed and has_events and has_events[0]:
             self.resettle(interval_changed)
 
     def _seed_counters(self) -> None:
         """Counter rows for new queues and new wait-bucket bounds (pipeline/core/counters.py)."""
-        self._run("counters_seed", bounds=list(counters.WAIT_BUCKETS))
+        sqlfiles.run(self.con, "schema/seed_counters", bounds=list(counters.WAIT_BUCKETS))
 
     def _upsert_queue(self, queue: str, s: QueueSettings) -> bool:
         values = {
@@ -126,10 +132,10 @@ class Store:
             "target_asa_s": s.targets.asa_s,
             "target_oldest_wait_s": s.targets.oldest_wait_s,
         }
-        old = self._one("queue_setting", {"queue": queue})
+        old = sqlfiles.first(self.con, "schema/queue_settings_row", queue=queue)
         if old is not None and list(old) == list(values.values()):
             return False
-        self._run("upsert_queue_settings", **values)
+        sqlfiles.run(self.con, "schema/upsert_queue_settings", **values)
         self._known_queues.add(queue)
         # Targets alone don't change stored aggregates; KPI definitions do.
         return old is not None and list(old[:7]) != list(values.values())[:7]
@@ -162,7 +168,7 @@ class Store:
                 con.register("batch_agents", agents.to_arrow())
                 con.register("batch_qa", qa.to_arrow())
                 # What is stored of the batch's calls (no call events, nothing to look up)
-                known = self.query("batch_call_state") if calls.height else None
+                known = sqlfiles.frame(con, "ingest/batch_call_state") if calls.height else None
                 new_calls = calls
                 if known is not None:
                     con.register("batch_known", known.to_arrow())
@@ -170,8 +176,8 @@ class Store:
                 new_agents = agents
                 if agents.height:
                     ts = agents.get_column("ts")
-                    new_agents = self.query("new_agent_events", lo=ts.min(), hi=ts.max())
-                new_qa = self.query("new_qa_evals") if qa.height else qa
+                    new_agents = sqlfiles.frame(con, "ingest/new_agent_events", lo=ts.min(), hi=ts.max())
+                new_qa = sqlfiles.frame(con, "ingest/new_qa_evals") if qa.height else qa
                 late_dead = pl.DataFrame(schema={"_row": pl.Int64, "reason": pl.String})
                 if known is not None and new_calls.height:
                     late_dead = call_order.call_order_violations(new_calls, known)
@@ -179,17 +185,17 @@ class Store:
                         new_calls = new_calls.filter(~pl.col("_row").is_in(late_dead.get_column("_row").implode()))
                 dead = pl.concat([batch.dead, batch.dead_letters_for(late_dead)], how="vertical")
 
-                self._insert("call_events", new_calls)
+                self._insert("ingest/insert_call_events", new_calls)
                 if new_calls.height:
                     # Whatever decides by event time from the stored calls (breaches) must
                     # look again from here: a late event, a CDR or a slower partition
                     # changes what was known at minutes already decided.
-                    self._run("mark_calls_changed", since=new_calls.get_column("ts").min())
-                self._insert("agent_events", new_agents)
-                self._insert("qa_evals", new_qa)
+                    sqlfiles.run(self.con, "ingest/mark_calls_changed", since=new_calls.get_column("ts").min())
+                self._insert("ingest/insert_agent_events", new_agents)
+                self._insert("ingest/insert_qa_evals", new_qa)
                 if dead.height:
                     con.register("batch_dead", dead.to_arrow())
-                    con.execute(sqlfiles.load("insert_dead_letters"), {"received_at": received_at})
+                    sqlfiles.run(con, "ingest/insert_dead_letters", received_at=received_at)
 
                 old_wm = self.watermark()
                 times: list[datetime] = [
@@ -200,7 +206,7 @@ class Store:
                 ]
                 new_wm = max([*times, *([old_wm] if old_wm else [])], default=None)
                 if new_wm is not None and new_wm != old_wm:
-                    self._run("set_watermark", watermark=new_wm)
+                    sqlfiles.run(con, "ingest/set_watermark", watermark=new_wm)
 
                 con.register("new_agents", new_agents.to_arrow())
                 con.register("new_qa", new_qa.to_arrow())
@@ -208,8 +214,9 @@ class Store:
                 calls_from = _first_event(known, new_calls) if known is not None else None
                 self._refresh(touched, calls_from, old_wm, new_wm, agents_changed=new_agents.height > 0)
                 if offsets:
-                    self._run(
-                        "save_offset",
+                    sqlfiles.run(
+                        con,
+                        "ingest/save_offsets",
                         sources=[o.source for o in offsets],
                         partitions=[o.partition for o in offsets],
                         offsets=[o.offset for o in offsets],
@@ -253,8 +260,9 @@ class Store:
 
     def _save_memory(self, memory: list[AdapterMemory]) -> None:
         agents = [(m, a) for m in memory for a in m.agents]
-        self._run(
-            "adapter_agents_save",
+        sqlfiles.run(
+            self.con,
+            "ingest/save_adapter_agents",
             sources=[m.source for m in memory],
             partitions=[m.partition for m in memory],
             a_sources=[m.source for m, _ in agents],
@@ -268,13 +276,14 @@ class Store:
             a_last_reasons=[a.last_reason for _, a in agents],
         )
 
-    def _insert(self, table: str, frame: pl.DataFrame) -> None:
+    def _insert(self, query: str, frame: pl.DataFrame) -> None:
+        """Run ``query``, an INSERT from the registered ``_insert_frame``, over ``frame``'s stored columns."""
         if frame.height == 0:
             return
         cols = [c for c in frame.columns if c not in ("_row", "position")]
         self.con.register("_insert_frame", frame.select(cols).to_arrow())
         try:
-            self.con.execute(f"INSERT INTO {sqlfiles.quote_identifier(table)} BY NAME SELECT * FROM _insert_frame")
+            sqlfiles.run(self.con, query)
         finally:
             self.con.unregister("_insert_frame")
 
@@ -289,36 +298,36 @@ class Store:
         """Bring call_state and the interval aggregates up to date for what changed."""
         con = self.con
         iv = self.config.interval_s
-        self._run("store_clear_touched")
+        sqlfiles.run(con, "ingest/clear_touched")
         if touched.height:
             con.register("_touched", touched.to_arrow())
-            self._run("touch_calls")
+            sqlfiles.run(con, "ingest/touch_calls")
             con.unregister("_touched")
-            self._run("refresh_batch_calls", iv=iv, lo=calls_from)
-            self._run("counters_add_calls")
-            self._run("refresh_next_contact", iv=iv)
+            sqlfiles.run(con, "ingest/refresh_batch_calls", iv=iv, lo=calls_from)
+            sqlfiles.run(con, "ingest/add_call_counters")
+            sqlfiles.run(con, "ingest/refresh_next_contact", iv=iv)
         advanced = old_wm is not None and new_wm is not None and new_wm > old_wm
         if advanced:
-            self._run("orphaned_call_intervals", iv=iv, old_wm=old_wm, new_wm=new_wm)
+            sqlfiles.run(con, "ingest/touch_orphaned_calls", iv=iv, old_wm=old_wm, new_wm=new_wm)
         if new_wm is not None and agents_changed:
-            self._run("touched_agent_ranges", iv=iv, wm=new_wm)
-        self._run("touched_qa_intervals", iv=iv)
+            sqlfiles.run(con, "ingest/touch_agent_ranges", iv=iv, wm=new_wm)
+        sqlfiles.run(con, "ingest/touch_qa_intervals", iv=iv)
         if advanced:  # after touched_a is complete: it leaves those intervals to the recompute
-            self._run("extend_open_agents", iv=iv, old_wm=old_wm, new_wm=new_wm)
+            sqlfiles.run(con, "ingest/extend_open_agents", iv=iv, old_wm=old_wm, new_wm=new_wm)
         if agents_changed:  # after extend_open_agents: it needs each agent's state before the batch
-            self._run("update_agent_last")
+            sqlfiles.run(con, "ingest/update_agent_last")
         self._recompute(new_wm)
 
     def _recompute(self, wm: datetime | None) -> None:
         iv = self.config.interval_s
-        bounds = {side: (lo, hi) for side, lo, hi in self.con.execute(sqlfiles.load("touched_bounds")).fetchall()}
+        bounds = {side: (lo, hi) for side, lo, hi in sqlfiles.rows(self.con, "ingest/touched_bounds")}
         step = timedelta(seconds=iv)
         lo, hi = bounds["queue"]
         if lo is not None:
-            self._run("recompute_queue_intervals", lo=lo, hi=hi + step, iv=iv)
+            sqlfiles.run(self.con, "ingest/recompute_queue_intervals", lo=lo, hi=hi + step, iv=iv)
         lo, hi = bounds["agent"]
         if lo is not None and wm is not None:
-            self._run("recompute_agent_intervals", lo=lo, hi=hi + step, iv=iv, wm=wm)
+            sqlfiles.run(self.con, "ingest/recompute_agent_intervals", lo=lo, hi=hi + step, iv=iv, wm=wm)
 
     def rebuild(self) -> None:
         """Recompute call state and every aggregate from the stored events alone."""
@@ -326,14 +335,14 @@ class Store:
         iv = self.config.interval_s
         wm = self.watermark()
         with sqlfiles.transaction(con):
-            self._run("store_clear_touched")
-            self._run("rebuild_touch_everything")
-            self._run("refill_agent_last")
+            sqlfiles.run(con, "ingest/clear_touched")
+            sqlfiles.run(con, "ingest/touch_everything")
+            sqlfiles.run(con, "ingest/refill_agent_last")
             if wm is not None:
-                self._run("touch_all_agent_intervals", iv=iv, wm=wm)
-            self._run("refresh_call_state")
-            self._run("refresh_next_contact", iv=iv)
-            self._run("touched_call_intervals", iv=iv)
+                sqlfiles.run(con, "ingest/touch_all_agent_intervals", iv=iv, wm=wm)
+            sqlfiles.run(con, "ingest/refresh_call_state")
+            sqlfiles.run(con, "ingest/refresh_next_contact", iv=iv)
+            sqlfiles.run(con, "ingest/touch_call_intervals", iv=iv)
             self._recompute(wm)
 
     def resettle(self, interval_changed: bool) -> None:
@@ -348,14 +357,14 @@ class Store:
         iv = self.config.interval_s
         wm = self.watermark()
         with sqlfiles.transaction(con):
-            self._run("store_clear_touched")
-            self._run("resettle_queue_intervals")
-            self._run("touched_call_intervals", iv=iv)
+            sqlfiles.run(con, "ingest/clear_touched")
+            sqlfiles.run(con, "ingest/resettle_queue_intervals")
+            sqlfiles.run(con, "ingest/touch_call_intervals", iv=iv)
             if interval_changed and wm is not None:
-                self._run("resettle_agent_intervals")
-                self._run("touch_all_agent_intervals", iv=iv, wm=wm)
+                sqlfiles.run(con, "ingest/resettle_agent_intervals")
+                sqlfiles.run(con, "ingest/touch_all_agent_intervals", iv=iv, wm=wm)
             else:
-                self._run("resettle_keep_agent_intervals")
+                sqlfiles.run(con, "ingest/resettle_keep_agent_intervals")
             self._recompute(wm)
         if interval_changed:
             log.warning("interval length changed: agent intervals were recomputed from the agent events still kept")
@@ -363,37 +372,20 @@ class Store:
     # -- reads ---------------------------------------------------------------
 
     def watermark(self) -> datetime | None:
-        row = self._one("pipeline_state")
+        row = sqlfiles.first(self.con, "schema/pipeline_state")
         return row[0] if row else None
 
     def offsets(self, source: str) -> dict[int, int]:
-        rows = self.con.execute(sqlfiles.load("source_offsets"), {"source": source}).fetchall()
-        return {p: o for p, o in rows}
+        return {p: o for p, o in sqlfiles.rows(self.con, "ingest/source_offsets", source=source)}
 
     def adapter_memory(self, source: str, partition: int) -> tuple[AgentMemory, ...]:
         """What a stateful adapter remembered of its agents at the partition's stored offset."""
-        rows = self.con.execute(sqlfiles.load("adapter_agents"), {"source": source, "partition": partition})
         return tuple(
             AgentMemory(agent, tuple(queues), tuple(calls), paused, reason, last_state, last_reason)
-            for agent, queues, calls, paused, reason, last_state, last_reason in rows.fetchall()
+            for agent, queues, calls, paused, reason, last_state, last_reason in sqlfiles.rows(
+                self.con, "ingest/adapter_agents", source=source, partition=partition
+            )
         )
-
-    def query(self, name: str, **params: Any) -> pl.DataFrame:
-        """Run ``sql/<name>.sql`` with named parameters, as a polars frame."""
-        return self._frame(sqlfiles.load(name), params)
-
-    def _frame(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
-        result = pl.from_arrow(self.con.sql(sql, params=params or None).to_arrow_table())
-        assert isinstance(result, pl.DataFrame)
-        return result
-
-    def _one(self, name: str, params: dict[str, Any] | None = None) -> tuple[Any, ...] | None:
-        """The first row of ``sql/<name>.sql``; the result is read whole (DuckDB 2 requires it)."""
-        rows = self.con.execute(sqlfiles.load(name), params or {}).fetchall()
-        return rows[0] if rows else None
-
-    def _run(self, name: str, **params: Any) -> None:
-        sqlfiles.run(self.con, name, params)
 
 
 def _first_event(known: pl.DataFrame, new_calls: pl.DataFrame) -> datetime | None:

@@ -34,7 +34,7 @@ from typing import Any
 
 import duckdb
 
-from pipeline.core import dbfile
+from pipeline.core import dbfile, sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.errors import OperatorError, not_a_directory
 from pipeline.ops import backup, retention
@@ -116,7 +116,7 @@ class CopyJob:
             other = duckdb.connect(str(self.config.db))
         except duckdb.Error:  # a differently configured instance: a cursor still works
             return con.cursor()
-        other.execute("SET enable_progress_bar = false")
+        sqlfiles.run(other, "analyst/copy_session")
         return other
 
     def _copy(self, con: duckdb.DuckDBPyConnection, own: bool) -> None:
@@ -140,14 +140,12 @@ class CopyJob:
 def attach(services: Any) -> CopyJob | None:
     """Add the analyst copy job to a running pipeline's refresher (see pipeline/serve/host.py).
     An in-memory database gets none: there is no file beside which to put it."""
-    rows = services.engine.store.con.execute(
-        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchall()
-    if not rows or not rows[0][0]:
+    current = sqlfiles.first(services.engine.store.con, "ops/current_database")
+    if current is None or not current[1]:
         return None
     config = services.config
     if config.analyst.copy is None:
-        config = replace(config, db=Path(rows[0][0]))
+        config = replace(config, db=Path(current[1]))
     job = CopyJob(config)
     services.refresher.add("analyst_copy", job, engine=True)  # retention writes
     return job
@@ -241,18 +239,9 @@ def open_copy(config: Config) -> Opened:
             time.sleep(0.05)
     else:
         raise AnalystError(f"{snap}: cannot open the analysts' copy read-only ({last_exc})")
-    con.execute(f"SET TimeZone = '{_tz_literal(config.timezone)}'")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
+    sqlfiles.run(con, "analyst/read_only_session", timezone=config.timezone)
     info = backup.read_info(con) or {}
     return Opened(con, snap, info.get("taken_at"), info.get("watermark"), running)  # type: ignore[arg-type]
-
-
-def _tz_literal(tz: str) -> str:
-    # A validated IANA name (pipeline.core.config checks it with ZoneInfo); quotes can't occur.
-    if "'" in tz:
-        raise AnalystError(f"site.timezone: invalid time zone {tz!r}")
-    return tz
 
 
 def refused_write(exc: BaseException) -> bool:

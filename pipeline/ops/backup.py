@@ -1,7 +1,7 @@
 """Consistent copies of a callpulse database: the analysts' copy, backups, restores.
 
 One routine copies every table of a database into a fresh file made with the same
-schema (sql/schema.sql) and views (sql/views.sql), then the file is renamed into
+schema (sql/schema/tables.sql) and views (sql/schema/views.sql), then the file is renamed into
 place, so a reader sees either the old file or the new one, never half of one.
 
 - ``copy_live(con, dest)`` copies the database behind ``con``, the pipeline's own
@@ -64,9 +64,9 @@ def _fresh_target(dest: Path) -> Path:
         leftover.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        sqlfiles.run(con, "schema")
-        sqlfiles.run(con, "views")
+        sqlfiles.run(con, "schema/writer_session")
+        sqlfiles.run(con, "schema/tables")
+        sqlfiles.run(con, "schema/views")
     finally:
         con.close()
     return tmp
@@ -74,17 +74,13 @@ def _fresh_target(dest: Path) -> Path:
 
 def _copy_tables(con: duckdb.DuckDBPyConnection, src: str, dst: str) -> int:
     """Copy every base table of database ``src`` into database ``dst`` (one transaction)."""
-    tables = [r[0] for r in con.execute(sqlfiles.load("analyst_tables"), {"db": src}).fetchall()]
-    existing = {r[0] for r in con.execute(sqlfiles.load("analyst_tables"), {"db": dst}).fetchall()}
-    q_src, q_dst = sqlfiles.quote_identifier(src), sqlfiles.quote_identifier(dst)
+    tables = [r[0] for r in sqlfiles.rows(con, "ops/base_tables", db=src)]
+    existing = {r[0] for r in sqlfiles.rows(con, "ops/base_tables", db=dst)}
     with sqlfiles.transaction(con):
         for table in tables:
-            t = sqlfiles.quote_identifier(table)
-            if table in existing:
-                con.execute(f"DELETE FROM {q_dst}.main.{t}")
-                con.execute(f"INSERT INTO {q_dst}.main.{t} BY NAME SELECT * FROM {q_src}.main.{t}")
-            else:  # a table this version's schema.sql doesn't know: copy it as it is
-                con.execute(f"CREATE TABLE {q_dst}.main.{t} AS SELECT * FROM {q_src}.main.{t}")
+            # A table this version's schema doesn't know is copied as it is.
+            query = "ops/replace_table" if table in existing else "ops/copy_new_table"
+            sqlfiles.run_with_identifiers(con, query, {"src": src, "dst": dst, "table": table})
     return len(tables)
 
 
@@ -102,15 +98,18 @@ def _finish(
         if kind is not None:
             sqlfiles.run(
                 con,
-                "analyst_snapshot_info",
-                {"kind": kind, "taken_at": taken_at, "source_db": str(source), "copy_ms": copy_ms},
+                "analyst/record_snapshot_info",
+                kind=kind,
+                taken_at=taken_at,
+                source_db=str(source),
+                copy_ms=copy_ms,
             )
-        watermark = con.execute(sqlfiles.load("pipeline_state")).fetchall()
-        con.execute("CHECKPOINT")
+        state = sqlfiles.first(con, "schema/pipeline_state")
+        sqlfiles.run(con, "ops/checkpoint")
     finally:
         con.close()
     os.replace(tmp, dest)
-    wm = watermark[0][0] if watermark else None
+    wm = state[0] if state else None
     return CopyInfo(dest, kind or "restore", taken_at, wm, copy_ms, tables)
 
 
@@ -122,13 +121,13 @@ def copy_live(con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "copy", so
     try:
         taken_at = datetime.now(UTC)
         started = time.perf_counter()
-        src = con.execute("SELECT current_database()").fetchall()[0][0]
+        src = dbfile.current_database(con)
         alias = f"{COPY_DB}_{uuid.uuid4().hex[:8]}"  # ATTACH names are shared by all connections
-        con.execute(f"ATTACH $path AS {sqlfiles.quote_identifier(alias)}", {"path": str(tmp)})
+        sqlfiles.run_with_identifiers(con, "ops/attach_copy_target", {"target": alias}, path=str(tmp))
         try:
             tables = _copy_tables(con, src, alias)
         finally:
-            con.execute(f"DETACH {sqlfiles.quote_identifier(alias)}")
+            sqlfiles.run_with_identifiers(con, "ops/detach", {"db": alias})
         copy_ms = (time.perf_counter() - started) * 1000
         return _finish(tmp, dest, kind, source, copy_ms, taken_at, tables)
     except BaseException:
@@ -149,10 +148,7 @@ def copy_file(src: Path, dest: Path, kind: str | None = "backup") -> CopyInfo:
         try:
             started = time.perf_counter()
             try:
-                con.execute(
-                    f"ATTACH $path AS {sqlfiles.quote_identifier(SOURCE_DB)} (READ_ONLY)",
-                    {"path": str(src)},
-                )
+                sqlfiles.run_with_identifiers(con, "ops/attach_copy_source", {"source": SOURCE_DB}, path=str(src))
                 dbfile.check_callpulse(con, src, SOURCE_DB)
             except duckdb.Error as exc:
                 raise _copy_error(
@@ -160,9 +156,9 @@ def copy_file(src: Path, dest: Path, kind: str | None = "backup") -> CopyInfo:
                 ) from None
             except dbfile.NotADatabase as exc:
                 raise _copy_error(exc, kind) from None
-            tables = _copy_tables(con, SOURCE_DB, con.execute("SELECT current_database()").fetchall()[0][0])
+            tables = _copy_tables(con, SOURCE_DB, dbfile.current_database(con))
             copy_ms = (time.perf_counter() - started) * 1000
-            con.execute(f"DETACH {sqlfiles.quote_identifier(SOURCE_DB)}")
+            sqlfiles.run_with_identifiers(con, "ops/detach", {"db": SOURCE_DB})
         finally:
             con.close()
         return _finish(tmp, dest, kind, src, copy_ms, taken_at, tables)
@@ -196,12 +192,10 @@ def restore(src: Path, dest: Path, force: bool = False) -> CopyInfo:
 def read_info(con: duckdb.DuckDBPyConnection) -> dict[str, object] | None:
     """The snapshot_info row of an open analysts' copy or backup, or None (a plain database)."""
     try:
-        cur = con.execute(sqlfiles.load("analyst_freshness"))
+        rows = sqlfiles.dicts(con, "analyst/snapshot_info")
     except duckdb.CatalogException:
         return None
-    names = [d[0] for d in cur.description or []]
-    rows = cur.fetchall()
-    return dict(zip(names, rows[0], strict=True)) if rows else None
+    return rows[0] if rows else None
 
 
 def _copy_error(exc: Exception, kind: str | None = "backup") -> CopyError:

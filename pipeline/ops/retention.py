@@ -34,8 +34,8 @@ class RetentionResult:
 
 
 def cutoffs(con: duckdb.DuckDBPyConnection, days: int, now: datetime) -> tuple[datetime | None, datetime]:
-    rows = con.execute(sqlfiles.load("pipeline_state")).fetchall()
-    wm = rows[0][0] if rows else None
+    state = sqlfiles.first(con, "schema/pipeline_state")
+    wm = state[0] if state else None
     return (wm - timedelta(days=days) if wm is not None else None), now - timedelta(days=days)
 
 
@@ -49,8 +49,8 @@ def apply(con: duckdb.DuckDBPyConnection, days: int, now: datetime, dry_run: boo
         "events_before": events_before or datetime.min.replace(tzinfo=now.tzinfo),
         "dead_before": dead_before,
     }
-    counts = {name: n for name, n in con.execute(sqlfiles.load("retention_counts"), params).fetchall()}
+    counts = {name: n for name, n in sqlfiles.rows(con, "ops/expired_rows", **params)}
     if not dry_run and any(counts.values()):
         with sqlfiles.transaction(con):
-            sqlfiles.run(con, "retention_delete", params)
+            sqlfiles.run(con, "ops/delete_expired", **params)
     return RetentionResult(events_before, dead_before, counts)

@@ -204,7 +204,7 @@ class Refresher:
         except Exception:  # noqa: BLE001 - a board or snapshot bug must not stop the pipeline
             self.failures[name] += 1
             with contextlib.suppress(duckdb.Error):
-                con.execute("ROLLBACK")  # a job that failed inside its own transaction
+                con.rollback()  # a job that failed inside its own transaction
             if self.failures[name] == 1 or self.failures[name] % 100 == 0:
                 log.exception(
                     "refresh job %r failed (%d times so far); serving its last result", name, self.failures[name]

@@ -75,7 +75,7 @@ def test_boards_count_agents_per_queue_from_the_current_state() -> None:
         agent("login", 0, "a4"), agent("ready", 5, "a4"),  # no queues reported: queue ''
     ])  # fmt: skip
     # Watermark at 50 s: a1 ready 40 s, a2 not ready 0 s, a3 logged out, a4 ready 45 s.
-    rows = frame(eng, sqlfiles.load("agents_live")).rows()
+    rows = frame(eng, sqlfiles.load("kpi/agents_live")).rows()
     assert rows == [
         ("", "ready", "", 1, 45.0),
         ("q1", "not_ready", "break", 1, 0.0),

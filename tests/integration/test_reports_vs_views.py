@@ -187,7 +187,7 @@ def test_report_period_defaults_to_the_watermark_day() -> None:
 def test_rolling_kpi_query_equals_the_interval_view(site: tuple[Config, analyst.Opened]) -> None:
     cfg, opened = site
     lo = datetime(2026, 3, 29, 8, tzinfo=UTC)
-    rolling = view(opened, sqlfiles.load("analyst_rolling_kpis"), {"lo": lo, "hi": lo + timedelta(minutes=15)})
+    rolling = view(opened, sqlfiles.load("analyst/rolling_kpis"), {"lo": lo, "hi": lo + timedelta(minutes=15)})
     exp = view(opened, "SELECT * FROM kpi_queue_interval WHERE interval_start = $lo", {"lo": lo})
     assert_same(
         rolling,

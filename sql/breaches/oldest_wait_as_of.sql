@@ -1,4 +1,4 @@
--- Returns, for every evaluation point m (epoch seconds $first, $first + $step, ..., up to $last) and every queue with a call waiting at m, the oldest wait in seconds at m and the queue's target (calls waiting longer than orphan_after count as exited, as in queue_live).
+-- Returns, for every evaluation point m (epoch seconds $first, $first + $step, ..., up to $last) and every queue with a call waiting at m, the oldest wait in seconds at m and the queue's target (calls waiting longer than orphan_after count as exited, as in kpi/queue_live).
 WITH points AS (
     SELECT to_timestamp(p) AS m FROM unnest(range($first, $last + 1, $step)) AS t(p)
 ), c AS (

@@ -1,4 +1,4 @@
--- Creates every table callpulse stores (idempotent); views and macros are in views.sql.
+-- Creates every table callpulse stores (idempotent); views and macros are in schema/views.sql.
 
 -- Raw events, one row per event key; duplicates never enter.
 CREATE TABLE IF NOT EXISTS call_events (
@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS agent_events (
 -- the boards read each agent's current state without scanning them either. queues: from
 -- the agent's last event that reported queues ((queues_ts, queues_state) is that event).
 -- Retention keeps each agent's last event, so this agrees with agent_events; it is
--- refilled from them at every open (sql/refill_agent_last.sql).
+-- refilled from them at every open (sql/ingest/refill_agent_last.sql).
 CREATE TABLE IF NOT EXISTS agent_last (
     agent_id     VARCHAR NOT NULL,
     ts           TIMESTAMPTZ NOT NULL,

@@ -1,4 +1,4 @@
--- Writer connection settings (returns nothing).
+-- Settings of a connection that writes a callpulse database, the pipeline's or a fresh copy's (returns nothing).
 -- Times are stored and compared in UTC; site-local days come from the views.
 SET TimeZone = 'UTC';
 -- Checkpoint when the WAL passes 256 MB instead of DuckDB's 16 MB: with the default a

@@ -1,0 +1,2 @@
+-- Detaches the attached database {db}; returns nothing.
+DETACH {db}
