@@ -220,6 +220,7 @@ class BreachDetector:
     ) -> None:
         self.windows = windows
         self.step_s = step_s
+        self._widest_s = max((width for _, width in windows), default=0)
         sqlfiles.run(con, "breaches/tables")
         self.book = BreachBook(hold_s, _open_breaches(con))
 
@@ -242,10 +243,27 @@ class BreachDetector:
         if max_points is not None:
             hi = min(hi, lo + self.step_s * (max_points - 1))
         done = 0
-        for start in range(lo, hi + 1, self.step_s * CHUNK_POINTS):
+        start = lo
+        while start <= hi:
+            if not self.book.open and hi - start >= self.step_s * CHUNK_POINTS:
+                # Nothing open and a long way to go (a first run, a backfill of old data
+                # far behind the rest): jump the points no call can give a value, where
+                # the book would not move. Years between two days of data are not
+                # evaluated minute by minute.
+                row = sqlfiles.first(
+                    con, "breaches/next_active_point", from_s=start, step=self.step_s, width_s=self._widest_s
+                )
+                nxt = hi + self.step_s if row is None or row[0] is None else int(row[0])
+                if nxt > start:
+                    skipped_to = min(nxt, hi + self.step_s) - self.step_s
+                    sqlfiles.run(con, "breaches/set_clock", evaluated_to=datetime.fromtimestamp(skipped_to, tz=UTC))
+                    done += (skipped_to - start) // self.step_s + 1
+                    start = skipped_to + self.step_s
+                    continue
             end = min(hi, start + self.step_s * (CHUNK_POINTS - 1))
             self._chunk(con, start, end)
             done += (end - start) // self.step_s + 1
+            start = end + self.step_s
         return done
 
     def _chunk(self, con: duckdb.DuckDBPyConnection, first: int, last: int) -> None:

@@ -5,13 +5,15 @@ batch writes. The simulated day has one understaffed hour on one queue."""
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, time
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from metrics.kpi import breaches
 from metrics.kpi.breaches import BreachDetector
 from pipeline.core.engine import Engine
 from pipeline.ingest.sources.simulator import SimConfig, Understaffing, simulate
@@ -125,3 +127,36 @@ def test_catching_up_in_steps_equals_one_run(day: list[dict[str, Any]]) -> None:
     assert calls > 3
     assert _rows(steps) == _rows(whole)
     assert detector.book.open_keys() == frozenset((r[0], r[1], r[2]) for r in _rows(whole) if r[7] is None)
+
+
+def test_a_backfill_years_behind_is_decided_without_walking_the_gap(
+    day: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A day from two years earlier stored after today's: both days' breaches are those
+    each day gives alone, and only the minutes near calls are evaluated, not the million
+    minutes between the two days."""
+    old_day = list(simulate(replace(SIM, day=date(2024, 3, 4))))
+    expected = []
+    for records in (old_day, day):
+        alone = helpers.engine()
+        _detect(alone)
+        alone.process(helpers.batch(records, "file:day.jsonl"))
+        expected += _rows(alone)
+    assert expected, "the understaffed hour should open breaches"
+
+    evaluated: list[int] = []
+    real = breaches.evaluations_as_of
+
+    def counting(con: Any, first: int, last: int, *args: Any, **kwargs: Any) -> Any:
+        evaluated.append((last - first) // breaches.STEP_S + 1)
+        return real(con, first, last, *args, **kwargs)
+
+    monkeypatch.setattr(breaches, "evaluations_as_of", counting)
+    both = helpers.engine()
+    _detect(both)
+    both.process(helpers.batch(day, "file:today.jsonl"))
+    both.process(helpers.batch(old_day, "file:backfill.jsonl"))
+    assert sorted(_rows(both), key=repr) == sorted(expected, key=repr)
+    # Each day is evaluated at most twice (once alone, once after the rewind), plus a chunk
+    # of slack at each edge; the gap between the days is ~1,050,000 minutes.
+    assert sum(evaluated) < 2 * 2 * 24 * 60 + 4 * breaches.CHUNK_POINTS, sum(evaluated)
