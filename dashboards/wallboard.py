@@ -12,7 +12,9 @@ order, so the page keeps no list of its own. Each queue also gets the time in no
 so far by reason (``not_ready_time``, as the Grafana board's "Time not ready by
 reason"). Caller numbers appear only masked (``caller_masked``). ``data_age_s`` is how old
 the data is when the document is made: the wall clock minus the watermark, as
-``callpulse_watermark_lag_seconds`` on /metrics.
+``callpulse_watermark_lag_seconds`` on /metrics; the page adds the time since it got the
+document (so a feed that stopped ages too) and says STALE past ``stale_after_s``
+(``[wallboard] stale_after``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import duckdb
 from metrics.kpi.definitions import BOARD_ORDER, Kpi
 from metrics.kpi.snapshot import KpiSnapshot, QueueSnapshot, take_snapshot
 from pipeline.core import sqlfiles
+from pipeline.core.config import WallboardSettings
 from pipeline.serve.http import Response
 
 STATIC_DIR = Path(__file__).resolve().parent / "wallboard"
@@ -101,9 +104,11 @@ def wallboard_json(
     timezone: str,
     window: str,
     now: datetime | None = None,
+    stale_after_s: float = WallboardSettings().stale_after_s,
 ) -> dict[str, Any]:
     """The document `/api/wallboard` serves (pure: snapshot and list rows in, dict out);
-    ``now``: the wall clock, for the data's age."""
+    ``now``: the wall clock, for the data's age; ``stale_after_s``: the age past which the
+    page says STALE."""
     tz = ZoneInfo(timezone)
     queues, breaches = [], []
     for name, q in sorted(snapshot.queues.items()):
@@ -135,6 +140,7 @@ def wallboard_json(
         "watermark": wm.isoformat() if wm else None,
         "watermark_local": wm.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if wm else None,
         "data_age_s": (now - wm).total_seconds() if wm and now else None,
+        "stale_after_s": stale_after_s,
         "timezone": timezone,
         "window": window,
         "queues": queues,
@@ -177,6 +183,7 @@ def compute(
     timezone: str,
     window: str,
     now: datetime | None = None,
+    stale_after_s: float = WallboardSettings().stale_after_s,
 ) -> dict[str, Any]:
     """Run the list queries (the refresher's thread) and build the document."""
     return wallboard_json(
@@ -187,6 +194,7 @@ def compute(
         timezone,
         window,
         now,
+        stale_after_s,
     )
 
 
@@ -203,10 +211,10 @@ def attach(services: Any) -> None:
     config = services.config
     window = default_window(config.windows)
 
-    def job(con: duckdb.DuckDBPyConnection) -> bytes:
+    def job(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         snapshot = services.published.get("snapshot") or take_snapshot(con, config.windows)
         now = services.engine.clock()
-        return json.dumps(compute(con, snapshot, config.timezone, window, now)).encode()
+        return compute(con, snapshot, config.timezone, window, now, config.wallboard.stale_after_s)
 
     services.refresher.add(PUBLISHED, job)
     if services.server is None:
@@ -216,9 +224,17 @@ def attach(services: Any) -> None:
         services.server.add(route, lambda body=body, ct=content_type: Response(body, ct))
 
     def api() -> Response:
-        body = services.published.get(PUBLISHED)
-        if body is None:
+        doc = services.published.get(PUBLISHED)
+        if doc is None:
             return Response(b'{"error": "not ready"}', "application/json", status=503)
-        return Response(body, "application/json")
+        # The age as of this request, not as of the last refresh: a quiet pipeline
+        # publishes nothing new, and its data gets older all the same.
+        return Response(json.dumps(with_age(doc, services.engine.clock())).encode(), "application/json")
 
     services.server.add(API_PATH, api)
+
+
+def with_age(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """``doc`` with ``data_age_s`` as of ``now`` (the wall clock minus its watermark)."""
+    wm = doc.get("watermark")
+    return {**doc, "data_age_s": (now - datetime.fromisoformat(wm)).total_seconds() if wm else None}

@@ -103,6 +103,37 @@ function setStatus(text, cls) {
   const s = document.getElementById("status");
   s.textContent = text; s.className = cls;
 }
+// Freshness. The feed's data_age_s is the data's age when the server answered; between
+// answers, and while the feed does not answer, the page ages it by its own clock. Past
+// stale_after_s the page says STALE; past 4x that, in red.
+const STALE_RED_FACTOR = 4;
+const fresh = {docAge: null, seenAt: null, staleAfter: 120, lastOk: null, error: null};
+function noteDocument(data) {
+  fresh.docAge = data.data_age_s; fresh.seenAt = Date.now();
+  if (data.stale_after_s) fresh.staleAfter = data.stale_after_s;
+  fresh.lastOk = Date.now(); fresh.error = null;
+}
+function showFreshness() {
+  const now = Date.now();
+  const limit = fresh.staleAfter;
+  const age = fresh.docAge === null || fresh.docAge === undefined ? null
+    : Math.max(0, fresh.docAge + (now - fresh.seenAt) / 1000);
+  document.getElementById("age").textContent = age === null ? "data age —" : "data " + fmtSeconds(age) + " old";
+  document.body.setAttribute("data-age", age === null ? "" : String(Math.round(age)));
+  let state = "live", text = "● live";
+  if (fresh.error !== null) {
+    const down = fresh.lastOk === null ? null : (now - fresh.lastOk) / 1000;
+    state = down === null || down > limit ? "stale-red" : "stale";
+    text = "⚠ STALE: feed unreachable" + (down === null ? "" : " for " + fmtSeconds(down)) + " (" + fresh.error + ")";
+  } else if (age === null) {
+    state = "stale"; text = "⚠ no events yet";
+  } else if (age > limit) {
+    state = age > STALE_RED_FACTOR * limit ? "stale-red" : "stale";
+    text = "⚠ STALE: no events for " + fmtSeconds(age);
+  }
+  document.body.setAttribute("data-freshness", state);
+  setStatus(text, "status-" + state);
+}
 async function refresh() {
   try {
     const response = await fetch("/api/wallboard", {cache: "no-store"});
@@ -110,17 +141,16 @@ async function refresh() {
     const data = await response.json();
     document.getElementById("clock").textContent = data.watermark_local ? data.watermark_local + " " + data.timezone : "no data yet";
     document.getElementById("window").textContent = "window " + data.window;
-    document.getElementById("age").textContent = data.data_age_s === null || data.data_age_s === undefined
-      ? "data age —" : "data " + fmtSeconds(Math.max(0, data.data_age_s)) + " old";
     renderQueues(data);
     renderBanner(data);
     renderLists(data);
+    noteDocument(data);
     document.body.setAttribute("data-watermark", data.watermark || "");
     document.body.setAttribute("data-loaded", "true");
-    setStatus("live", "status-ok");
   } catch (err) {
-    setStatus("stale: " + err.message, "status-stale");
+    fresh.error = err.message;
   }
+  showFreshness();
 }
 refresh();
 setInterval(refresh, REFRESH_MS);

@@ -21,7 +21,7 @@ import os
 import re
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -404,3 +404,81 @@ def test_the_open_page_follows_new_batches_without_reloading(tmp_path: Path, chr
     assert numeric
     for key in numeric:
         assert math.isclose(float(got[key]), float(want[key]), rel_tol=1e-12), (key, got.get(key), want[key])
+
+
+READ_FRESHNESS = """
+(() => {
+  const s = document.getElementById('status');
+  return {state: document.body.dataset.freshness, text: s.textContent,
+          bg: getComputedStyle(s).backgroundColor, cut: s.scrollWidth > s.clientWidth,
+          page: document.documentElement.scrollWidth};
+})()
+"""
+AMBER_RGB = "rgb(180, 83, 9)"  # .status-stale in wallboard.css
+
+
+def test_the_page_says_stale_when_events_stop_and_when_the_feed_stops(tmp_path: Path, chromium: DevTools) -> None:
+    """ "live" only while the data is fresh: past ``[wallboard] stale_after`` (60 s here) the
+    page says how long there have been no events, in amber, and in red past 4x; fresh data
+    makes it live again; a feed that stops answering is STALE too, with how long."""
+    port = free_port()
+    config_path = _config_file(tmp_path, port)
+    with config_path.open("a") as f:
+        f.write('\n[wallboard]\nstale_after = "60s"\n')
+    _replay(config_path)
+    cfg = load_config(config_path)
+    url = f"http://{LOOPBACK}:{port}/"
+    clock = {"now": CLOCK}
+    with Engine.open(cfg, PII_KEY, clock=lambda: clock["now"]) as engine:
+        watermark = engine.store.watermark()
+        assert watermark is not None
+        services = start_services(engine, cfg)
+        seen: dict[str, dict[str, Any]] = {}
+
+        def shows(key: str, state: str, age_s: float) -> None:
+            clock["now"] = watermark + timedelta(seconds=age_s)
+            services.refresher.refresh_now()
+
+            def check() -> bool:
+                seen[key] = chromium.evaluate(READ_FRESHNESS)
+                return bool(seen[key]["state"] == state)
+
+            wait_until(check, 30, f"the page to be {state} at a data age of {age_s}s")
+
+        try:
+            chromium.call("Page.enable")
+            chromium.call(
+                "Emulation.setDeviceMetricsOverride", width=1280, height=720, deviceScaleFactor=1, mobile=False
+            )
+            clock["now"] = watermark + timedelta(seconds=10)
+            services.refresher.refresh_now()
+            chromium.call("Page.navigate", url=url)
+            wait_until(
+                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
+                30,
+                "the wallboard to load its data",
+            )
+            shows("fresh", "live", 10)
+            shows("amber", "stale", 200)
+            shows("red", "stale-red", 600)
+            shows("again", "live", 5)
+        finally:
+            services.close()
+        wait_until(
+            lambda: chromium.evaluate(READ_FRESHNESS)["text"].startswith("⚠ STALE: feed unreachable"),
+            30,
+            "the page to notice that the feed stopped",
+        )
+        down = chromium.evaluate(READ_FRESHNESS)
+
+    assert seen["fresh"]["text"] == "● live" and seen["again"]["text"] == "● live"
+    # 200 s: "3m 20s" plus the seconds the page has been counting since the feed answered.
+    assert re.fullmatch(r"⚠ STALE: no events for 3m 2\ds", seen["amber"]["text"]), seen["amber"]
+    assert seen["amber"]["bg"] == AMBER_RGB
+    assert re.fullmatch(r"⚠ STALE: no events for 10m 0\ds", seen["red"]["text"]), seen["red"]
+    assert seen["red"]["bg"] == BREACH_RGB
+    assert down["state"] == "stale" and down["bg"] == AMBER_RGB, down  # down for seconds, not 60 s yet
+    assert re.fullmatch(r"⚠ STALE: feed unreachable for \d+s \(.+\)", down["text"]), down
+    # Readable at 1280x720: the badge is not cut and the page does not scroll sideways.
+    for key, s in [*seen.items(), ("down", down)]:
+        assert not s["cut"] and s["page"] <= 1280, (key, s)

@@ -374,6 +374,12 @@ def test_wallboard_data_age_is_wall_clock_minus_watermark() -> None:
     now = datetime(2026, 3, 2, 2, 1, 30, tzinfo=UTC)  # the snapshot's watermark is 02:00:00 UTC
     doc = wallboard.wallboard_json(_snapshot(), [], [], [], "Asia/Shanghai", "15m", now)
     assert doc["data_age_s"] == 90.0
+    assert doc["stale_after_s"] == 120.0  # [wallboard] stale_after's default
+    # The feed answers with the age as of the request: a quiet pipeline publishes nothing
+    # new, and its data still gets older.
+    later = wallboard.with_age(doc, datetime(2026, 3, 2, 2, 10, 0, tzinfo=UTC))
+    assert later["data_age_s"] == 600.0 and later["watermark"] == doc["watermark"]
+    assert wallboard.with_age({**doc, "watermark": None}, now)["data_age_s"] is None
 
 
 def test_wallboard_time_not_ready_by_reason() -> None:
