@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from metrics.kpi.definitions import BOARD_ORDER, Kpi
+from metrics.kpi.definitions import BOARD_ORDER, LIVE, Kpi
 from metrics.kpi.snapshot import KpiSnapshot, QueueSnapshot, take_snapshot
 from pipeline.core import sqlfiles
 from pipeline.core.config import WallboardSettings
@@ -45,6 +45,8 @@ LIST_LIMIT = 50
 ABANDONED_LOOKBACK_S = 4 * 3600
 
 OK, BREACH, NONE = "ok", "breach", "none"
+# From this share of its target the oldest wait is a risk cue: time to act before it breaches.
+NEAR_TARGET = 0.8
 
 
 def status(verdict: bool | None) -> str:
@@ -59,7 +61,7 @@ def _local(ts: datetime | None, tz: ZoneInfo) -> str | None:
 def kpi_tile(q: QueueSnapshot, kpi: Kpi, window: str) -> dict[str, Any]:
     """One KPI's tile: value, unit, target and status by the KPI table's rules."""
     value, target, enough = q.reading(kpi, window)
-    return {
+    tile = {
         "label": f"{kpi.label} {window}" if kpi.rolling else kpi.label,
         "value": value,
         "unit": kpi.unit,
@@ -67,6 +69,33 @@ def kpi_tile(q: QueueSnapshot, kpi: Kpi, window: str) -> dict[str, Any]:
         "higher_is_better": kpi.higher_is_better,
         "status": status(kpi.verdict(value, target, enough)),
     }
+    if value is not None and kpi.gated and not enough:
+        # Grey must say why: too few calls to judge, not "fine".
+        tile["why"] = f"fewer than {q.targets.min_calls} calls"
+    return tile
+
+
+def breaching_tiles(q: QueueSnapshot) -> list[dict[str, Any]]:
+    """Every KPI tile of ``q`` past its target, on every window (the label names it)."""
+    out = []
+    for kpi in BOARD_ORDER:
+        for window in q.windows if kpi.rolling else [LIVE]:
+            tile = kpi_tile(q, kpi, window)
+            if tile["status"] == BREACH:
+                out.append({"kpi": kpi.value, "window": window, **tile})
+    return out
+
+
+def risk_cues(q: QueueSnapshot) -> list[dict[str, Any]]:
+    """What a supervisor should act on before a KPI breaches: callers waiting with no agent
+    ready, and an oldest wait near (not yet past) its target."""
+    cues: list[dict[str, Any]] = []
+    if q.calls_waiting and not q.agents_by_state().get("ready"):
+        cues.append({"kind": "no_ready", "waiting": q.calls_waiting})
+    target = q.targets.oldest_wait_s
+    if q.oldest_wait_s is not None and NEAR_TARGET * target <= q.oldest_wait_s <= target:
+        cues.append({"kind": "wait_near_target", "value": q.oldest_wait_s, "target": target})
+    return cues
 
 
 def queue_tiles(q: QueueSnapshot, window: str) -> dict[str, dict[str, Any]]:
@@ -120,20 +149,21 @@ def wallboard_json(
                 "offered": k.offered if k else 0,
                 "min_calls": q.targets.min_calls,
                 "tiles": tiles,
+                "risks": risk_cues(q),
             }
         )
         breaches += [
             {
                 "queue": name,
-                "kpi": key,
-                "label": tile["label"],
-                "value": tile["value"],
-                "unit": tile["unit"],
-                "target": tile["target"],
-                "higher_is_better": tile["higher_is_better"],
+                "kpi": b["kpi"],
+                "window": b["window"],
+                "label": b["label"],
+                "value": b["value"],
+                "unit": b["unit"],
+                "target": b["target"],
+                "higher_is_better": b["higher_is_better"],
             }
-            for key, tile in tiles.items()
-            if tile["status"] == BREACH
+            for b in breaching_tiles(q)
         ]
     wm = snapshot.watermark
     return {

@@ -56,18 +56,32 @@ function notReadyTile(q, t) {
     "data-status": t.status, "data-value": String(t.value),
   }, [el("div", {class: "label", text: t.label}), el("div", {class: "reason-list"}, chips)]);
 }
+// Risk cues, drawn on the tile they concern (amber, with a "⚠" and words, not colour alone):
+// callers waiting with no agent ready on the Ready tile, an oldest wait near its target on
+// its own tile.
+const RISK_TILE = {no_ready: "agents_ready", wait_near_target: "oldest_wait_s"};
+function riskText(r) {
+  if (r.kind === "no_ready") return "⚠ " + r.waiting + " waiting, none ready";
+  if (r.kind === "wait_near_target") return "⚠ near target " + fmtSeconds(r.target);
+  return "⚠ " + r.kind;
+}
 function renderQueues(data) {
   const box = document.getElementById("queues");
   const rows = data.queues.map((q) => {
+    const risks = Object.fromEntries((q.risks || []).map((r) => [RISK_TILE[r.kind], r]));
     const tiles = Object.entries(q.tiles).map(([key, t]) => {
       if (key === "not_ready_time") return notReadyTile(q, t);
-      return el("div", {
+      const risk = risks[key];
+      const attrs = {
         class: "tile" + (key.startsWith("agents_") ? " agents" : ""),
         "data-queue": q.queue, "data-kpi": key, "data-status": t.status,
         "data-value": t.value === null ? "" : String(t.value),
-      }, [el("div", {class: "label", text: t.label}),
+      };
+      if (risk && t.status !== "breach") attrs["data-risk"] = risk.kind;
+      const note = risk && t.status !== "breach" ? riskText(risk) : (t.why && t.status === "none" ? t.why : fmtTarget(t));
+      return el("div", attrs, [el("div", {class: "label", text: t.label}),
           el("div", {class: "value", text: fmtValue(t.unit, t.value)}),
-          el("div", {class: "target", text: fmtTarget(t)})]);
+          el("div", {class: "target", text: note})]);
     });
     const name = el("div", {class: "queue-name"}, [
       el("span", {text: q.queue}),
@@ -80,6 +94,7 @@ function renderBanner(data) {
   const banner = document.getElementById("banner");
   if (!data.breaches.length) { banner.hidden = true; banner.textContent = ""; return; }
   banner.hidden = false;
+  // Every breaching window, each named in its label ("Service level 5m"), not only the board's window.
   banner.textContent = "⚠ Breach: " + data.breaches.map((b) =>
     b.queue + " " + b.label + " " + fmtValue(b.unit, b.value) + " (" + fmtTarget(b) + ")").join(" · ");
 }

@@ -167,6 +167,20 @@ def _expected_tiles(queue: dict[str, Any], window: str) -> dict[str, tuple[Any, 
     }
 
 
+def _expected_risks(queue: dict[str, Any]) -> dict[str, str]:
+    """Tile -> risk cue from the kpis JSON: callers waiting with no agent ready; an oldest
+    wait at 80 % or more of its target but not past it."""
+    t, live = queue["targets"], queue["live"]
+    ready = sum(a["agents"] for a in live["agents"] if a["state"] == "ready")
+    out = {}
+    if live["calls_waiting"] > 0 and ready == 0:
+        out["agents_ready"] = "no_ready"
+    wait = live["oldest_wait_s"]
+    if wait is not None and 0.8 * t["oldest_wait_s"] <= wait <= t["oldest_wait_s"]:
+        out["oldest_wait_s"] = "wait_near_target"
+    return out
+
+
 def _not_ready_by_reason(queue: dict[str, Any]) -> dict[str, float]:
     """Seconds in not-ready so far per reason ("" for none): the not-ready agents' state_s summed."""
     out: dict[str, float] = {}
@@ -189,6 +203,7 @@ def _short(seconds: float) -> str:
 
 READ_TILES = """(() => Array.from(document.querySelectorAll('.tile')).map(el => ({
   queue: el.dataset.queue, kpi: el.dataset.kpi, value: el.dataset.value, status: el.dataset.status,
+  risk: el.dataset.risk || '', note: el.querySelector('.target') ? el.querySelector('.target').textContent : '',
   text: (el.querySelector('.value') || el.querySelector('.reason-list')).textContent,
   bg: getComputedStyle(el).backgroundColor})))()"""
 
@@ -281,8 +296,10 @@ def test_wallboard_tiles_match_kpis_json(cli: Cli, tmp_path: Path, chromium: Dev
     assert {q for q, _ in by_key} == set(expected["queues"])
     breached = []
     for name, queue in expected["queues"].items():
+        risks = _expected_risks(queue)
         for kpi, (value, status) in _expected_tiles(queue, window).items():
             tile = by_key[(name, kpi)]
+            assert tile["risk"] == (risks.get(kpi, "") if status != "breach" else ""), (name, kpi, tile)
             if value is None:
                 assert tile["value"] == "" and tile["text"] == "—", (name, kpi, tile)
             else:
@@ -298,6 +315,8 @@ def test_wallboard_tiles_match_kpis_json(cli: Cli, tmp_path: Path, chromium: Dev
                 breached.append((name, kpi))
                 assert tile["bg"] == BREACH_RGB, (name, kpi, tile)
                 assert name in banner
+            elif tile["risk"]:
+                assert tile["bg"] == AMBER_RGB and tile["note"].startswith("⚠"), (name, kpi, tile)
             elif status == "ok":
                 assert tile["bg"] == OK_RGB, (name, kpi, tile)
     assert breached, "the simulated peak should breach at least one KPI"
@@ -482,3 +501,49 @@ def test_the_page_says_stale_when_events_stop_and_when_the_feed_stops(tmp_path: 
     # Readable at 1280x720: the badge is not cut and the page does not scroll sideways.
     for key, s in [*seen.items(), ("down", down)]:
         assert not s["cut"] and s["page"] <= 1280, (key, s)
+
+
+# The page redrawn from its own document with a 5-minute-only breach, callers waiting with
+# nobody ready, an oldest wait near its target and a grey tile with its reason.
+REDRAW_RISKS = """(async () => {
+  const data = await (await fetch('/api/wallboard', {cache: 'no-store'})).json();
+  const q = data.queues[0];
+  q.risks = [{kind: 'no_ready', waiting: 3}, {kind: 'wait_near_target', value: 100, target: 120}];
+  q.tiles.agents_ready.value = 0;
+  q.tiles.oldest_wait_s.status = 'ok';
+  q.tiles.service_level.status = 'none'; q.tiles.service_level.why = 'fewer than 10 calls';
+  data.breaches = [{queue: q.queue, kpi: 'abandon_rate', window: '5m', label: 'Abandon rate 5m', value: 0.25,
+                    unit: 'ratio', target: 0.05, higher_is_better: false}];
+  renderQueues(data); renderBanner(data);
+  const tile = (k) => document.querySelector(`.tile[data-queue="${q.queue}"][data-kpi="${k}"]`);
+  const read = (k) => ({risk: tile(k).dataset.risk || '', note: tile(k).querySelector('.target').textContent,
+                        bg: getComputedStyle(tile(k)).backgroundColor});
+  return {queue: q.queue, ready: read('agents_ready'), wait: read('oldest_wait_s'), sl: read('service_level'),
+          banner: document.getElementById('banner').textContent, overflow: %s};
+})()"""
+
+
+def test_risk_cues_grey_reasons_and_a_five_minute_breach_on_the_page(tmp_path: Path, chromium: DevTools) -> None:
+    port = free_port()
+    config_path = _config_file(tmp_path, port)
+    _replay(config_path)
+    cfg = load_config(config_path)
+    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
+        services = start_services(engine, cfg)
+        try:
+            chromium.call("Page.enable")
+            chromium.call("Page.navigate", url=f"http://{LOOPBACK}:{port}/")
+            wait_until(
+                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
+                30,
+                "the wallboard to load its data",
+            )
+            # The page redraws every few seconds; read right after drawing, in one evaluation.
+            got = chromium.evaluate(REDRAW_RISKS % READ_OVERFLOW.strip())
+        finally:
+            services.close()
+    assert got["ready"] == {"risk": "no_ready", "note": "⚠ 3 waiting, none ready", "bg": AMBER_RGB}, got
+    assert got["wait"] == {"risk": "wait_near_target", "note": "⚠ near target 2m 00s", "bg": AMBER_RGB}, got
+    assert got["sl"]["risk"] == "" and got["sl"]["note"] == "fewer than 10 calls", got
+    assert got["banner"] == f"⚠ Breach: {got['queue']} Abandon rate 5m 25.0% (target ≤ 5.0%)", got
+    assert not got["overflow"]["tiles"] and got["overflow"]["page"] <= 1920, got

@@ -425,3 +425,38 @@ def test_wallboard_lists_carry_only_masked_callers() -> None:
         "caller": "+86*****02",
     }
     assert "secret-hash" not in json.dumps(doc)
+
+
+def test_wallboard_names_every_breaching_window_explains_grey_and_cues_risks() -> None:
+    from datetime import UTC, datetime
+
+    from dashboards import wallboard
+    from metrics.kpi.snapshot import KpiSnapshot, QueueKpis, QueueSnapshot, QueueTargets
+
+    targets = QueueTargets(0.8, 0.05, 30.0, 120.0, 10, 15.0, "negative")
+    # 5m: SL 0.5 on 12 calls (a breach); 15m: SL 0.85 on 40 (fine); 1h: 6 calls (too few).
+    windows = {
+        "5m": QueueKpis(offered=12, answered=10, service_level=0.5, asa_s=20.0, abandon_rate=0.0),
+        "15m": QueueKpis(offered=40, answered=38, service_level=0.85, asa_s=20.0, abandon_rate=0.0),
+        "1h": QueueKpis(offered=6, answered=6, service_level=0.2, asa_s=20.0, abandon_rate=0.0),
+    }
+    # 3 waiting, nobody ready, the oldest for 100 s of a 120 s target (83 %: near it).
+    q = QueueSnapshot("billing", targets, windows, QueueKpis(), None, 3, 100.0, {("busy", ""): 4})
+    calm = QueueSnapshot("sales", targets, windows, QueueKpis(), None, 0, 95.0, {("ready", ""): 2})
+    snap = KpiSnapshot(datetime(2026, 3, 2, 2, 0, tzinfo=UTC), 900, {"billing": q, "sales": calm})
+    doc = wallboard.wallboard_json(snap, [], [], [], "UTC", "15m")
+
+    assert [(b["queue"], b["kpi"], b["window"], b["label"]) for b in doc["breaches"]] == [
+        ("billing", "service_level", "5m", "Service level 5m"),
+        ("sales", "service_level", "5m", "Service level 5m"),
+    ]
+    billing, sales = doc["queues"]
+    assert billing["tiles"]["service_level"]["status"] == "ok"  # the board's own window (15m)
+    assert billing["risks"] == [
+        {"kind": "no_ready", "waiting": 3},
+        {"kind": "wait_near_target", "value": 100.0, "target": 120.0},
+    ]
+    assert sales["risks"] == []  # nobody waiting; 95 s is under 80 % of 120 s (96 s)
+    grey = wallboard.wallboard_json(snap, [], [], [], "UTC", "1h")["queues"][0]["tiles"]["service_level"]
+    assert grey["status"] == "none" and grey["why"] == "fewer than 10 calls"
+    assert "why" not in billing["tiles"]["service_level"]
