@@ -114,6 +114,32 @@ function renderLists(data) {
     [a.state.replace("_", " ") + (a.reason ? " · " + a.reason : ""), "state-" + a.state],
     [fmtSeconds(a.in_state_s)], [a.queues.join(", ")]]));
 }
+// One team's screen: ?queues=billing,sales shows those queues only (tiles, banner, lists;
+// an agent is listed if any of their queues is shown).
+const QUEUE_FILTER = (() => {
+  const raw = new URLSearchParams(window.location.search).get("queues");
+  const names = raw ? raw.split(",").map((q) => q.trim()).filter(Boolean) : [];
+  return names.length ? new Set(names) : null;
+})();
+function forScreen(data) {
+  if (!QUEUE_FILTER) return data;
+  const shown = (q) => QUEUE_FILTER.has(q);
+  return {...data,
+    queues: data.queues.filter((q) => shown(q.queue)),
+    breaches: data.breaches.filter((b) => shown(b.queue)),
+    waiting: data.waiting.filter((w) => shown(w.queue)),
+    abandoned: data.abandoned.filter((a) => shown(a.queue)),
+    agents: data.agents.filter((a) => a.queues.some(shown))};
+}
+function showFilter(data) {
+  const box = document.getElementById("filter");
+  if (!QUEUE_FILTER) { box.hidden = true; return; }
+  const known = new Set(data.queues.map((q) => q.queue));
+  const unknown = [...QUEUE_FILTER].filter((q) => !known.has(q));
+  box.hidden = false;
+  box.textContent = "queues: " + [...QUEUE_FILTER].filter((q) => known.has(q)).join(", ") +
+    (unknown.length ? " (no queue " + unknown.join(", ") + ")" : "");
+}
 function setStatus(text, cls) {
   const s = document.getElementById("status");
   s.textContent = text; s.className = cls;
@@ -153,7 +179,9 @@ async function refresh() {
   try {
     const response = await fetch("/api/wallboard", {cache: "no-store"});
     if (!response.ok) throw new Error("HTTP " + response.status);
-    const data = await response.json();
+    const all = await response.json();
+    showFilter(all);
+    const data = forScreen(all);
     document.getElementById("clock").textContent = data.watermark_local ? data.watermark_local + " " + data.timezone : "no data yet";
     document.getElementById("window").textContent = "window " + data.window;
     renderQueues(data);

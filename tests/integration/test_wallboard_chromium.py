@@ -547,3 +547,42 @@ def test_risk_cues_grey_reasons_and_a_five_minute_breach_on_the_page(tmp_path: P
     assert got["sl"]["risk"] == "" and got["sl"]["note"] == "fewer than 10 calls", got
     assert got["banner"] == f"⚠ Breach: {got['queue']} Abandon rate 5m 25.0% (target ≤ 5.0%)", got
     assert not got["overflow"]["tiles"] and got["overflow"]["page"] <= 1920, got
+
+
+READ_SCREEN = """(() => ({
+  rows: Array.from(document.querySelectorAll('.queue')).map(el => el.dataset.queue),
+  waiting: Array.from(document.querySelectorAll('#waiting tbody tr')).map(tr => tr.cells[0].textContent),
+  abandoned: Array.from(document.querySelectorAll('#abandoned tbody tr')).map(tr => tr.cells[1].textContent),
+  agents: Array.from(document.querySelectorAll('#agents tbody tr')).map(tr => tr.cells[3].textContent),
+  filter: document.getElementById('filter').hidden ? null : document.getElementById('filter').textContent,
+}))()"""
+
+
+def test_a_queue_filter_in_the_url_shows_one_teams_queues(tmp_path: Path, chromium: DevTools) -> None:
+    port = free_port()
+    config_path = _config_file(tmp_path, port)
+    _replay(config_path)
+    cfg = load_config(config_path)
+    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
+        services = start_services(engine, cfg)
+        try:
+            api = json.loads(urllib.request.urlopen(f"http://{LOOPBACK}:{port}/api/wallboard", timeout=10).read())
+            chromium.call("Page.enable")
+            chromium.call("Page.navigate", url=f"http://{LOOPBACK}:{port}/?queues=billing,sales,nosuch")
+            wait_until(
+                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
+                30,
+                "the wallboard to load its data",
+            )
+            screen = chromium.evaluate(READ_SCREEN)
+        finally:
+            services.close()
+    team = {"billing", "sales"}
+    assert {q["queue"] for q in api["queues"]} > team  # the feed has other queues too
+    assert screen["rows"] == ["billing", "sales"]
+    assert screen["filter"] == "queues: billing, sales (no queue nosuch)"
+    assert screen["waiting"] and set(screen["waiting"]) <= team, screen
+    assert set(screen["abandoned"]) <= team, screen
+    want_agents = [a for a in api["agents"] if team & set(a["queues"])]
+    assert screen["agents"] and len(screen["agents"]) == min(len(want_agents), 14), screen
+    assert all(team & set(a.split(", ")) for a in screen["agents"]), screen
