@@ -94,26 +94,73 @@ function renderBanner(data) {
   const banner = document.getElementById("banner");
   if (!data.breaches.length) { banner.hidden = true; banner.textContent = ""; return; }
   banner.hidden = false;
-  // Every breaching window, each named in its label ("Service level 5m"), not only the board's window.
-  banner.textContent = "⚠ Breach: " + data.breaches.map((b) =>
-    b.queue + " " + b.label + " " + fmtValue(b.unit, b.value) + " (" + fmtTarget(b) + ")").join(" · ");
+  // Every breaching window, each named, grouped by queue and KPI so that a bad spell on
+  // three windows reads as one line: "billing: Service level 5m 61.0%, 15m 70.0%".
+  const byQueue = new Map();
+  for (const b of data.breaches) {
+    const kpi = b.label.endsWith(" " + b.window) ? b.label.slice(0, -(b.window.length + 1)) : b.label;
+    const kpis = byQueue.get(b.queue) || new Map();
+    byQueue.set(b.queue, kpis);
+    const seen = kpis.get(kpi) || [];
+    kpis.set(kpi, seen);
+    seen.push((b.window === "live" ? "" : b.window + " ") + fmtValue(b.unit, b.value));
+  }
+  banner.textContent = "⚠ Breach — " + [...byQueue].map(([queue, kpis]) =>
+    queue + ": " + [...kpis].map(([kpi, values]) => kpi + " " + values.join(", ")).join("; ")).join(" · ");
+  banner.title = data.breaches.map((b) =>
+    b.queue + " " + b.label + " " + fmtValue(b.unit, b.value) + " (" + fmtTarget(b) + ")").join("\n");
 }
 function fill(id, rows) {
   const body = document.querySelector("#" + id + " tbody");
   body.replaceChildren(...rows.map((cells) => el("tr", {}, cells.map(([text, cls]) =>
     el("td", cls ? {class: cls, text: text} : {text: text})))));
 }
-function renderLists(data) {
-  document.getElementById("waiting-count").textContent = "(" + data.waiting.length + ")";
-  fill("waiting", data.waiting.map((w) => [[w.queue], [fmtSeconds(w.wait_s)], [w.since || "—"], [w.caller || "—"]]));
-  fill("abandoned", data.abandoned.slice(0, 14).map((a) =>
-    [[a.time || "—"], [a.queue], [fmtSeconds(a.wait_s)], [a.caller || "—"]]));
-  document.getElementById("agents-count").textContent = "(" + data.agents.length + " logged in)";
-  const agents = [...data.agents].sort((a, b) => b.in_state_s - a.in_state_s);
-  fill("agents", agents.slice(0, 14).map((a) => [[a.agent_id],
-    [a.state.replace("_", " ") + (a.reason ? " · " + a.reason : ""), "state-" + a.state],
-    [fmtSeconds(a.in_state_s)], [a.queues.join(", ")]]));
+// Lists show whole rows only, as many as the screen holds. Callers waiting and the latest
+// abandoned keep their first rows (the longest waits, the newest abandons) and say how many
+// more there are; agents rotate through pages every ROTATE_MS, so each is seen in turn.
+const ROTATE_MS = 8000;
+const agentPage = {index: 0};
+let lastData = null;
+function fitRows(id, rows) {
+  const table = document.getElementById(id);
+  const box = table.closest(".list");
+  const body = table.querySelector("tbody");
+  fill(id, rows.slice(0, 1));
+  if (!body.firstElementChild) return {per: 1, pages: 1};
+  const rowHeight = body.firstElementChild.getBoundingClientRect().height;
+  const bottom = box.getBoundingClientRect().bottom - parseFloat(getComputedStyle(box).paddingBottom);
+  const per = Math.max(1, Math.floor((bottom - body.getBoundingClientRect().top) / rowHeight));
+  return {per: per, pages: Math.max(1, Math.ceil(rows.length / per))};
 }
+function waitingRow(w) { return [[w.queue], [fmtSeconds(w.wait_s)], [w.since || "—"], [w.caller || "—"]]; }
+function abandonedRow(a) { return [[a.time || "—"], [a.queue], [fmtSeconds(a.wait_s)], [a.caller || "—"]]; }
+function agentRow(a) {
+  return [[a.agent_id], [a.state.replace("_", " ") + (a.reason ? " · " + a.reason : ""), "state-" + a.state],
+    [fmtSeconds(a.in_state_s)], [a.queues.join(", ")]];
+}
+function more(shown, total) { return total > shown ? " +" + (total - shown) + " more" : ""; }
+function renderLists(data) {
+  lastData = data;
+  const waiting = data.waiting.map(waitingRow);
+  const w = fitRows("waiting", waiting);
+  fill("waiting", waiting.slice(0, w.per));
+  document.getElementById("waiting-count").textContent =
+    "(" + data.waiting.length + ")" + more(Math.min(w.per, waiting.length), waiting.length);
+  const abandoned = data.abandoned.map(abandonedRow);
+  const a = fitRows("abandoned", abandoned);
+  fill("abandoned", abandoned.slice(0, a.per));
+  const agents = [...data.agents].sort((x, y) => y.in_state_s - x.in_state_s || (x.agent_id < y.agent_id ? -1 : 1))
+    .map(agentRow);
+  const g = fitRows("agents", agents);
+  const page = agentPage.index % g.pages;
+  fill("agents", agents.slice(page * g.per, (page + 1) * g.per));
+  const table = document.getElementById("agents");
+  table.dataset.page = String(page + 1); table.dataset.pages = String(g.pages); table.dataset.per = String(g.per);
+  document.getElementById("agents-count").textContent = "(" + data.agents.length + " logged in" +
+    (g.pages > 1 ? " · page " + (page + 1) + "/" + g.pages : "") + ")";
+}
+setInterval(() => { agentPage.index += 1; if (lastData) renderLists(lastData); }, ROTATE_MS);
+window.addEventListener("resize", () => { if (lastData) renderLists(lastData); });
 // One team's screen: ?queues=billing,sales shows those queues only (tiles, banner, lists;
 // an agent is listed if any of their queues is shown).
 const QUEUE_FILTER = (() => {
