@@ -12,7 +12,9 @@ order, so the page keeps no list of its own. Each queue also gets the time in no
 so far by reason (``not_ready_time``, as the Grafana board's "Time not ready by
 reason"). Caller numbers appear only masked (``caller_masked``). ``data_age_s`` is how old
 the data is when the document is made: the wall clock minus the watermark, as
-``callpulse_watermark_lag_seconds`` on /metrics.
+``callpulse_watermark_lag_seconds`` on /metrics; the page adds the time since it got the
+document (so a feed that stopped ages too) and says STALE past ``stale_after_s``
+(``[wallboard] stale_after``).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from metrics.kpi.definitions import BOARD_ORDER, Kpi
+from metrics.kpi.definitions import BOARD_ORDER, LIVE, Kpi
 from metrics.kpi.snapshot import KpiSnapshot, QueueSnapshot, take_snapshot
 from pipeline.core import sqlfiles
+from pipeline.core.config import WallboardSettings
 from pipeline.serve.http import Response
 
 STATIC_DIR = Path(__file__).resolve().parent / "wallboard"
@@ -42,6 +45,8 @@ LIST_LIMIT = 50
 ABANDONED_LOOKBACK_S = 4 * 3600
 
 OK, BREACH, NONE = "ok", "breach", "none"
+# From this share of its target the oldest wait is a risk cue: time to act before it breaches.
+NEAR_TARGET = 0.8
 
 
 def status(verdict: bool | None) -> str:
@@ -56,7 +61,7 @@ def _local(ts: datetime | None, tz: ZoneInfo) -> str | None:
 def kpi_tile(q: QueueSnapshot, kpi: Kpi, window: str) -> dict[str, Any]:
     """One KPI's tile: value, unit, target and status by the KPI table's rules."""
     value, target, enough = q.reading(kpi, window)
-    return {
+    tile = {
         "label": f"{kpi.label} {window}" if kpi.rolling else kpi.label,
         "value": value,
         "unit": kpi.unit,
@@ -64,6 +69,33 @@ def kpi_tile(q: QueueSnapshot, kpi: Kpi, window: str) -> dict[str, Any]:
         "higher_is_better": kpi.higher_is_better,
         "status": status(kpi.verdict(value, target, enough)),
     }
+    if value is not None and kpi.gated and not enough:
+        # Grey must say why: too few calls to judge, not "fine".
+        tile["why"] = f"fewer than {q.targets.min_calls} calls"
+    return tile
+
+
+def breaching_tiles(q: QueueSnapshot) -> list[dict[str, Any]]:
+    """Every KPI tile of ``q`` past its target, on every window (the label names it)."""
+    out = []
+    for kpi in BOARD_ORDER:
+        for window in q.windows if kpi.rolling else [LIVE]:
+            tile = kpi_tile(q, kpi, window)
+            if tile["status"] == BREACH:
+                out.append({"kpi": kpi.value, "window": window, **tile})
+    return out
+
+
+def risk_cues(q: QueueSnapshot) -> list[dict[str, Any]]:
+    """What a supervisor should act on before a KPI breaches: callers waiting with no agent
+    ready, and an oldest wait near (not yet past) its target."""
+    cues: list[dict[str, Any]] = []
+    if q.calls_waiting and not q.agents_by_state().get("ready"):
+        cues.append({"kind": "no_ready", "waiting": q.calls_waiting})
+    target = q.targets.oldest_wait_s
+    if q.oldest_wait_s is not None and NEAR_TARGET * target <= q.oldest_wait_s <= target:
+        cues.append({"kind": "wait_near_target", "value": q.oldest_wait_s, "target": target})
+    return cues
 
 
 def queue_tiles(q: QueueSnapshot, window: str) -> dict[str, dict[str, Any]]:
@@ -101,9 +133,11 @@ def wallboard_json(
     timezone: str,
     window: str,
     now: datetime | None = None,
+    stale_after_s: float = WallboardSettings().stale_after_s,
 ) -> dict[str, Any]:
     """The document `/api/wallboard` serves (pure: snapshot and list rows in, dict out);
-    ``now``: the wall clock, for the data's age."""
+    ``now``: the wall clock, for the data's age; ``stale_after_s``: the age past which the
+    page says STALE."""
     tz = ZoneInfo(timezone)
     queues, breaches = [], []
     for name, q in sorted(snapshot.queues.items()):
@@ -115,26 +149,28 @@ def wallboard_json(
                 "offered": k.offered if k else 0,
                 "min_calls": q.targets.min_calls,
                 "tiles": tiles,
+                "risks": risk_cues(q),
             }
         )
         breaches += [
             {
                 "queue": name,
-                "kpi": key,
-                "label": tile["label"],
-                "value": tile["value"],
-                "unit": tile["unit"],
-                "target": tile["target"],
-                "higher_is_better": tile["higher_is_better"],
+                "kpi": b["kpi"],
+                "window": b["window"],
+                "label": b["label"],
+                "value": b["value"],
+                "unit": b["unit"],
+                "target": b["target"],
+                "higher_is_better": b["higher_is_better"],
             }
-            for key, tile in tiles.items()
-            if tile["status"] == BREACH
+            for b in breaching_tiles(q)
         ]
     wm = snapshot.watermark
     return {
         "watermark": wm.isoformat() if wm else None,
         "watermark_local": wm.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if wm else None,
         "data_age_s": (now - wm).total_seconds() if wm and now else None,
+        "stale_after_s": stale_after_s,
         "timezone": timezone,
         "window": window,
         "queues": queues,
@@ -177,6 +213,7 @@ def compute(
     timezone: str,
     window: str,
     now: datetime | None = None,
+    stale_after_s: float = WallboardSettings().stale_after_s,
 ) -> dict[str, Any]:
     """Run the list queries (the refresher's thread) and build the document."""
     return wallboard_json(
@@ -187,6 +224,7 @@ def compute(
         timezone,
         window,
         now,
+        stale_after_s,
     )
 
 
@@ -203,10 +241,10 @@ def attach(services: Any) -> None:
     config = services.config
     window = default_window(config.windows)
 
-    def job(con: duckdb.DuckDBPyConnection) -> bytes:
+    def job(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         snapshot = services.published.get("snapshot") or take_snapshot(con, config.windows)
         now = services.engine.clock()
-        return json.dumps(compute(con, snapshot, config.timezone, window, now)).encode()
+        return compute(con, snapshot, config.timezone, window, now, config.wallboard.stale_after_s)
 
     services.refresher.add(PUBLISHED, job)
     if services.server is None:
@@ -216,9 +254,17 @@ def attach(services: Any) -> None:
         services.server.add(route, lambda body=body, ct=content_type: Response(body, ct))
 
     def api() -> Response:
-        body = services.published.get(PUBLISHED)
-        if body is None:
+        doc = services.published.get(PUBLISHED)
+        if doc is None:
             return Response(b'{"error": "not ready"}', "application/json", status=503)
-        return Response(body, "application/json")
+        # The age as of this request, not as of the last refresh: a quiet pipeline
+        # publishes nothing new, and its data gets older all the same.
+        return Response(json.dumps(with_age(doc, services.engine.clock())).encode(), "application/json")
 
     services.server.add(API_PATH, api)
+
+
+def with_age(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """``doc`` with ``data_age_s`` as of ``now`` (the wall clock minus its watermark)."""
+    wm = doc.get("watermark")
+    return {**doc, "data_age_s": (now - datetime.fromisoformat(wm)).total_seconds() if wm else None}

@@ -82,6 +82,15 @@ class ExporterSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WallboardSettings:
+    """The built-in wallboard (dashboards/wallboard.py)."""
+
+    # Past this age (wall clock minus the newest event, or since the page last got the
+    # feed) the page says STALE instead of live: supervisors must not act on old numbers.
+    stale_after_s: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
 class AnalystSettings:
     """The analysts' side (pipeline/ops/analyst_copy.py): their copy's freshness and path, retention."""
 
@@ -113,6 +122,7 @@ class Config:
     queues: dict[str, QueueSettings] = field(default_factory=dict)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
+    wallboard: WallboardSettings = field(default_factory=WallboardSettings)
     analyst: AnalystSettings = field(default_factory=AnalystSettings)
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
 
@@ -244,6 +254,14 @@ def _exporter(raw: Any) -> ExporterSettings:
     )
 
 
+def _wallboard(raw: Any) -> WallboardSettings:
+    w = _table(raw, "wallboard", {"stale_after"})
+    stale_after = parse_duration(w.get("stale_after", WallboardSettings().stale_after_s), "wallboard.stale_after")
+    if stale_after <= 0:
+        raise ConfigError(f"wallboard.stale_after: must be more than 0, got {w.get('stale_after')!r}")
+    return WallboardSettings(stale_after_s=stale_after)
+
+
 def _analyst(raw: Any) -> AnalystSettings:
     a = _table(raw, "analyst", {"freshness", "copy", "snapshot", "retention_days"})
     d = AnalystSettings()
@@ -286,7 +304,11 @@ def _alerts(raw: Any) -> AlertsSettings:
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Validate a parsed TOML document (see callpulse.example.toml)."""
-    _table(raw, "", {"site", "pipeline", "defaults", "queues", "kafka", "exporter", "analyst", "alerts"})
+    _table(
+        raw,
+        "",
+        {"site", "pipeline", "defaults", "queues", "kafka", "exporter", "wallboard", "analyst", "alerts"},
+    )
     site = _table(raw.get("site", {}), "site", {"timezone"})
     tz = _string(site.get("timezone", "UTC"), "site.timezone")
     try:
@@ -319,6 +341,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         queues=queues,
         kafka=_kafka(raw.get("kafka", {})),
         exporter=_exporter(raw.get("exporter", {})),
+        wallboard=_wallboard(raw.get("wallboard", {})),
         analyst=_analyst(raw.get("analyst", {})),
         alerts=_alerts(raw.get("alerts", {})),
     )

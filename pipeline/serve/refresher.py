@@ -51,8 +51,9 @@ class Refresher:
     Where jobs run: by default on the engine's thread, as an engine listener. After
     ``start_background()`` the read-only jobs (boards, /metrics, breaches) run on a
     thread of their own through a second DuckDB connection of the same database, so a
-    batch never waits for a board query: DuckDB gives that connection its own
-    transactions, which see every batch committed when they begin. Jobs added with
+    batch never waits for a board query. The jobs of one cycle share one read transaction
+    on that connection, so they all see the same batches (the wallboard's tiles and lists,
+    /metrics: one moment), never one stored between two of them. Jobs added with
     ``engine=True`` (they change stored data: retention) always run on the engine thread.
     """
 
@@ -76,6 +77,7 @@ class Refresher:
         self._last_engine = float("-inf")
         self._lock = threading.Lock()  # one refresh at a time
         self._reader: duckdb.DuckDBPyConnection | None = None
+        self._reading = False  # a cycle's read transaction is open on the reader
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -108,6 +110,7 @@ class Refresher:
             with contextlib.suppress(duckdb.Error):
                 self._reader.close()
             self._reader = None
+            self._reading = False
 
     def __call__(self, _result: object = None) -> None:
         # Under load the jobs (board and snapshot queries) must not crowd out ingestion:
@@ -156,7 +159,25 @@ class Refresher:
         """The read-only jobs, through the refresher's own connection (either thread)."""
         with self._lock:
             if self._reader is not None:
-                self._refresh(self._reader_jobs(), self._reader)
+                self._begin_reading()
+                try:
+                    self._refresh(self._reader_jobs(), self._reader)
+                finally:
+                    self._end_reading()
+
+    # One read transaction per cycle: every read-only job of a cycle (the snapshot, the
+    # wallboard's lists, /metrics) sees the database as of one moment, however many batches
+    # commit between its jobs; a read transaction never holds a batch up.
+    def _begin_reading(self) -> None:
+        if self._reader is not None and not self._reading:
+            self._reader.begin()
+            self._reading = True
+
+    def _end_reading(self) -> None:
+        if self._reader is not None and self._reading:
+            self._reading = False
+            with contextlib.suppress(duckdb.Error):
+                self._reader.commit()
 
     def _reader_jobs(self) -> list[str]:
         """The read-only jobs, in the order they were added (later ones read earlier ones)."""
@@ -181,7 +202,10 @@ class Refresher:
                 name = cycle.pop(0)
                 with self._lock:
                     if self._reader is not None:
+                        self._begin_reading()
                         self._run_job(name, self._reader)
+                        if not cycle:
+                            self._end_reading()
                 spent = self.clock() - now
                 took += spent
                 next_at = self.clock() + (BUSY_FACTOR - 1) * spent
@@ -205,6 +229,9 @@ class Refresher:
             self.failures[name] += 1
             with contextlib.suppress(duckdb.Error):
                 con.rollback()  # a job that failed inside its own transaction
+            if con is self._reader and self._reading:
+                self._reading = False  # that rollback ended the cycle's read transaction
+                self._begin_reading()  # the rest of the cycle still reads one moment
             if self.failures[name] == 1 or self.failures[name] % 100 == 0:
                 log.exception(
                     "refresh job %r failed (%d times so far); serving its last result", name, self.failures[name]

@@ -21,7 +21,7 @@ import os
 import re
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,20 @@ def _expected_tiles(queue: dict[str, Any], window: str) -> dict[str, tuple[Any, 
     }
 
 
+def _expected_risks(queue: dict[str, Any]) -> dict[str, str]:
+    """Tile -> risk cue from the kpis JSON: callers waiting with no agent ready; an oldest
+    wait at 80 % or more of its target but not past it."""
+    t, live = queue["targets"], queue["live"]
+    ready = sum(a["agents"] for a in live["agents"] if a["state"] == "ready")
+    out = {}
+    if live["calls_waiting"] > 0 and ready == 0:
+        out["agents_ready"] = "no_ready"
+    wait = live["oldest_wait_s"]
+    if wait is not None and 0.8 * t["oldest_wait_s"] <= wait <= t["oldest_wait_s"]:
+        out["oldest_wait_s"] = "wait_near_target"
+    return out
+
+
 def _not_ready_by_reason(queue: dict[str, Any]) -> dict[str, float]:
     """Seconds in not-ready so far per reason ("" for none): the not-ready agents' state_s summed."""
     out: dict[str, float] = {}
@@ -189,6 +203,7 @@ def _short(seconds: float) -> str:
 
 READ_TILES = """(() => Array.from(document.querySelectorAll('.tile')).map(el => ({
   queue: el.dataset.queue, kpi: el.dataset.kpi, value: el.dataset.value, status: el.dataset.status,
+  risk: el.dataset.risk || '', note: el.querySelector('.target') ? el.querySelector('.target').textContent : '',
   text: (el.querySelector('.value') || el.querySelector('.reason-list')).textContent,
   bg: getComputedStyle(el).backgroundColor})))()"""
 
@@ -231,7 +246,9 @@ def test_wallboard_tiles_match_kpis_json(cli: Cli, tmp_path: Path, chromium: Dev
     expected = _kpis_json(cli, config_path)  # read-only, before the server reopens the file
     cfg = load_config(config_path)
     window = wallboard.default_window(cfg.windows)
-    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
+    # The server's wall clock 42 s after the newest event: a live board, as in the README.
+    now = datetime.fromisoformat(expected["watermark"]) + timedelta(seconds=42)
+    with Engine.open(cfg, PII_KEY, clock=lambda: now) as engine:
         services = start_services(engine, cfg)
         try:
             url = f"http://{LOOPBACK}:{port}/"
@@ -260,6 +277,7 @@ def test_wallboard_tiles_match_kpis_json(cli: Cli, tmp_path: Path, chromium: Dev
             body_text = chromium.evaluate("document.body.innerText")
             page_watermark = chromium.evaluate("document.body.dataset.watermark")
             age_text = chromium.evaluate("document.getElementById('age').textContent")
+            status_text = chromium.evaluate("document.getElementById('status').textContent")
             banner = chromium.evaluate(
                 "document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent"
             )
@@ -268,9 +286,11 @@ def test_wallboard_tiles_match_kpis_json(cli: Cli, tmp_path: Path, chromium: Dev
 
     assert page_watermark == expected["watermark"]
     # The data's age: the server's wall clock (CLOCK) minus the watermark, in the feed and as text.
-    age = (CLOCK - datetime.fromisoformat(expected["watermark"])).total_seconds()
-    assert api["data_age_s"] == age
-    assert age >= 3600 and age_text == f"data {int(age // 3600)}h {int(age % 3600 // 60):02d}m old"
+    # The data's age: the server's wall clock minus the watermark, in the feed (as of the
+    # request) and on the page (which counts on by its own clock between answers).
+    assert api["data_age_s"] == 42.0
+    assert re.fullmatch(r"data 4[2-9]s old", age_text), age_text
+    assert status_text == "● live", status_text
     png = base64.b64decode(shot["data"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "wallboard.png").write_bytes(png)
@@ -281,8 +301,10 @@ def test_wallboard_tiles_match_kpis_json(cli: Cli, tmp_path: Path, chromium: Dev
     assert {q for q, _ in by_key} == set(expected["queues"])
     breached = []
     for name, queue in expected["queues"].items():
+        risks = _expected_risks(queue)
         for kpi, (value, status) in _expected_tiles(queue, window).items():
             tile = by_key[(name, kpi)]
+            assert tile["risk"] == (risks.get(kpi, "") if status != "breach" else ""), (name, kpi, tile)
             if value is None:
                 assert tile["value"] == "" and tile["text"] == "—", (name, kpi, tile)
             else:
@@ -298,6 +320,8 @@ def test_wallboard_tiles_match_kpis_json(cli: Cli, tmp_path: Path, chromium: Dev
                 breached.append((name, kpi))
                 assert tile["bg"] == BREACH_RGB, (name, kpi, tile)
                 assert name in banner
+            elif tile["risk"]:
+                assert tile["bg"] == AMBER_RGB and tile["note"].startswith("⚠"), (name, kpi, tile)
             elif status == "ok":
                 assert tile["bg"] == OK_RGB, (name, kpi, tile)
     assert breached, "the simulated peak should breach at least one KPI"
@@ -404,3 +428,238 @@ def test_the_open_page_follows_new_batches_without_reloading(tmp_path: Path, chr
     assert numeric
     for key in numeric:
         assert math.isclose(float(got[key]), float(want[key]), rel_tol=1e-12), (key, got.get(key), want[key])
+
+
+READ_FRESHNESS = """
+(() => {
+  const s = document.getElementById('status');
+  return {state: document.body.dataset.freshness, text: s.textContent,
+          bg: getComputedStyle(s).backgroundColor, cut: s.scrollWidth > s.clientWidth,
+          page: document.documentElement.scrollWidth};
+})()
+"""
+AMBER_RGB = "rgb(180, 83, 9)"  # .status-stale in wallboard.css
+
+
+def test_the_page_says_stale_when_events_stop_and_when_the_feed_stops(tmp_path: Path, chromium: DevTools) -> None:
+    """ "live" only while the data is fresh: past ``[wallboard] stale_after`` (60 s here) the
+    page says how long there have been no events, in amber, and in red past 4x; fresh data
+    makes it live again; a feed that stops answering is STALE too, with how long."""
+    port = free_port()
+    config_path = _config_file(tmp_path, port)
+    with config_path.open("a") as f:
+        f.write('\n[wallboard]\nstale_after = "60s"\n')
+    _replay(config_path)
+    cfg = load_config(config_path)
+    url = f"http://{LOOPBACK}:{port}/"
+    clock = {"now": CLOCK}
+    with Engine.open(cfg, PII_KEY, clock=lambda: clock["now"]) as engine:
+        watermark = engine.store.watermark()
+        assert watermark is not None
+        services = start_services(engine, cfg)
+        seen: dict[str, dict[str, Any]] = {}
+
+        def shows(key: str, state: str, age_s: float) -> None:
+            clock["now"] = watermark + timedelta(seconds=age_s)
+            services.refresher.refresh_now()
+
+            def check() -> bool:
+                seen[key] = chromium.evaluate(READ_FRESHNESS)
+                return bool(seen[key]["state"] == state)
+
+            wait_until(check, 30, f"the page to be {state} at a data age of {age_s}s")
+
+        try:
+            chromium.call("Page.enable")
+            chromium.call(
+                "Emulation.setDeviceMetricsOverride", width=1280, height=720, deviceScaleFactor=1, mobile=False
+            )
+            clock["now"] = watermark + timedelta(seconds=10)
+            services.refresher.refresh_now()
+            chromium.call("Page.navigate", url=url)
+            wait_until(
+                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
+                30,
+                "the wallboard to load its data",
+            )
+            shows("fresh", "live", 10)
+            shows("amber", "stale", 200)
+            shows("red", "stale-red", 600)
+            shows("again", "live", 5)
+        finally:
+            services.close()
+        wait_until(
+            lambda: chromium.evaluate(READ_FRESHNESS)["text"].startswith("⚠ STALE: feed unreachable"),
+            30,
+            "the page to notice that the feed stopped",
+        )
+        down = chromium.evaluate(READ_FRESHNESS)
+
+    assert seen["fresh"]["text"] == "● live" and seen["again"]["text"] == "● live"
+    # 200 s: "3m 20s" plus the seconds the page has been counting since the feed answered.
+    assert re.fullmatch(r"⚠ STALE: no events for 3m 2\ds", seen["amber"]["text"]), seen["amber"]
+    assert seen["amber"]["bg"] == AMBER_RGB
+    assert re.fullmatch(r"⚠ STALE: no events for 10m 0\ds", seen["red"]["text"]), seen["red"]
+    assert seen["red"]["bg"] == BREACH_RGB
+    assert down["state"] == "stale" and down["bg"] == AMBER_RGB, down  # down for seconds, not 60 s yet
+    assert re.fullmatch(r"⚠ STALE: feed unreachable for \d+s \(.+\)", down["text"]), down
+    # Readable at 1280x720: the badge is not cut and the page does not scroll sideways.
+    for key, s in [*seen.items(), ("down", down)]:
+        assert not s["cut"] and s["page"] <= 1280, (key, s)
+
+
+# The page redrawn from its own document with a 5-minute-only breach, callers waiting with
+# nobody ready, an oldest wait near its target and a grey tile with its reason.
+REDRAW_RISKS = """(async () => {
+  const data = await (await fetch('/api/wallboard', {cache: 'no-store'})).json();
+  const q = data.queues[0];
+  q.risks = [{kind: 'no_ready', waiting: 3}, {kind: 'wait_near_target', value: 100, target: 120}];
+  q.tiles.agents_ready.value = 0;
+  q.tiles.oldest_wait_s.status = 'ok';
+  q.tiles.service_level.status = 'none'; q.tiles.service_level.why = 'fewer than 10 calls';
+  data.breaches = [{queue: q.queue, kpi: 'abandon_rate', window: '5m', label: 'Abandon rate 5m', value: 0.25,
+                    unit: 'ratio', target: 0.05, higher_is_better: false}];
+  renderQueues(data); renderBanner(data);
+  const tile = (k) => document.querySelector(`.tile[data-queue="${q.queue}"][data-kpi="${k}"]`);
+  const read = (k) => ({risk: tile(k).dataset.risk || '', note: tile(k).querySelector('.target').textContent,
+                        bg: getComputedStyle(tile(k)).backgroundColor});
+  return {queue: q.queue, ready: read('agents_ready'), wait: read('oldest_wait_s'), sl: read('service_level'),
+          banner: document.getElementById('banner').textContent, overflow: %s};
+})()"""
+
+
+def test_risk_cues_grey_reasons_and_a_five_minute_breach_on_the_page(tmp_path: Path, chromium: DevTools) -> None:
+    port = free_port()
+    config_path = _config_file(tmp_path, port)
+    _replay(config_path)
+    cfg = load_config(config_path)
+    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
+        services = start_services(engine, cfg)
+        try:
+            chromium.call("Page.enable")
+            chromium.call("Page.navigate", url=f"http://{LOOPBACK}:{port}/")
+            wait_until(
+                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
+                30,
+                "the wallboard to load its data",
+            )
+            # The page redraws every few seconds; read right after drawing, in one evaluation.
+            got = chromium.evaluate(REDRAW_RISKS % READ_OVERFLOW.strip())
+        finally:
+            services.close()
+    assert got["ready"] == {"risk": "no_ready", "note": "⚠ 3 waiting, none ready", "bg": AMBER_RGB}, got
+    assert got["wait"] == {"risk": "wait_near_target", "note": "⚠ near target 2m 00s", "bg": AMBER_RGB}, got
+    assert got["sl"]["risk"] == "" and got["sl"]["note"] == "fewer than 10 calls", got
+    assert got["banner"] == f"⚠ Breach — {got['queue']}: Abandon rate 5m 25.0%", got
+    assert not got["overflow"]["tiles"] and got["overflow"]["page"] <= 1920, got
+
+
+READ_SCREEN = """(() => ({
+  rows: Array.from(document.querySelectorAll('.queue')).map(el => el.dataset.queue),
+  waiting: Array.from(document.querySelectorAll('#waiting tbody tr')).map(tr => tr.cells[0].textContent),
+  abandoned: Array.from(document.querySelectorAll('#abandoned tbody tr')).map(tr => tr.cells[1].textContent),
+  agents: Array.from(document.querySelectorAll('#agents tbody tr')).map(tr => tr.cells[3].textContent),
+  filter: document.getElementById('filter').hidden ? null : document.getElementById('filter').textContent,
+  per: Number(document.getElementById('agents').dataset.per),
+  pages: Number(document.getElementById('agents').dataset.pages),
+}))()"""
+
+
+def test_a_queue_filter_in_the_url_shows_one_teams_queues(tmp_path: Path, chromium: DevTools) -> None:
+    port = free_port()
+    config_path = _config_file(tmp_path, port)
+    _replay(config_path)
+    cfg = load_config(config_path)
+    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
+        services = start_services(engine, cfg)
+        try:
+            api = json.loads(urllib.request.urlopen(f"http://{LOOPBACK}:{port}/api/wallboard", timeout=10).read())
+            chromium.call("Page.enable")
+            chromium.call("Page.navigate", url=f"http://{LOOPBACK}:{port}/?queues=billing,sales,nosuch")
+            wait_until(
+                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
+                30,
+                "the wallboard to load its data",
+            )
+            screen = chromium.evaluate(READ_SCREEN)
+        finally:
+            services.close()
+    team = {"billing", "sales"}
+    assert {q["queue"] for q in api["queues"]} > team  # the feed has other queues too
+    assert screen["rows"] == ["billing", "sales"]
+    assert screen["filter"] == "queues: billing, sales (no queue nosuch)"
+    assert screen["waiting"] and set(screen["waiting"]) <= team, screen
+    assert set(screen["abandoned"]) <= team, screen
+    want_agents = [a for a in api["agents"] if team & set(a["queues"])]
+    assert screen["agents"] and len(screen["agents"]) == min(len(want_agents), screen["per"]), screen
+    assert screen["pages"] == math.ceil(len(want_agents) / screen["per"]), screen
+    assert all(team & set(a.split(", ")) for a in screen["agents"]), screen
+
+
+# What a screen shows: text cut or spilling anywhere, rows cut by their list, the page
+# scrolling, and the agents list's paging.
+READ_LAYOUT = """(() => {
+  const cut = (el) => el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1;
+  const inside = (el, box) => el.getBoundingClientRect().bottom <= box.getBoundingClientRect().bottom + 0.5;
+  const rows = Array.from(document.querySelectorAll('.list tbody tr'));
+  const agents = document.getElementById('agents');
+  return {
+    width: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight,
+    cut: Array.from(document.querySelectorAll('.tile, .queue-name, .list, #meta, header, .tile .label, td'))
+      .filter(cut).map(el => el.id || el.className || el.tagName),
+    rowsCut: rows.filter(tr => !inside(tr, tr.closest('.list'))).length,
+    rowsShown: rows.length,
+    valuePx: parseFloat(getComputedStyle(document.querySelector('.tile .value')).fontSize),
+    agents: agents.querySelectorAll('tbody tr').length,
+    per: Number(agents.dataset.per), page: Number(agents.dataset.page), pages: Number(agents.dataset.pages),
+    count: document.getElementById('agents-count').textContent,
+  };
+})()"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (1920, 1080), (3840, 2160)])
+def test_the_board_fits_every_screen_from_720p_to_4k(
+    width: int, height: int, tmp_path: Path, chromium: DevTools
+) -> None:
+    """No text cut or overlapping, no row cut in half, no scrolling; type scales with the
+    screen; agents that do not fit are paged (page k/N in the header) and every page is shown
+    in turn."""
+    port = free_port()
+    config_path = _config_file(tmp_path, port)
+    _replay(config_path)
+    cfg = load_config(config_path)
+    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
+        services = start_services(engine, cfg)
+        try:
+            api = json.loads(urllib.request.urlopen(f"http://{LOOPBACK}:{port}/api/wallboard", timeout=10).read())
+            chromium.call("Page.enable")
+            chromium.call(
+                "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+            )
+            chromium.call("Page.navigate", url=f"http://{LOOPBACK}:{port}/")
+            wait_until(
+                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
+                30,
+                "the wallboard to load its data",
+            )
+            first = chromium.evaluate(READ_LAYOUT)
+            shot = chromium.call("Page.captureScreenshot", format="png")
+            (tmp_path / f"wallboard-{width}x{height}.png").write_bytes(base64.b64decode(shot["data"]))
+            pages = [first["page"]]
+            if first["pages"] > 1:
+                wait_until(
+                    lambda: pages.append(chromium.evaluate(READ_LAYOUT)["page"]) or pages[-1] == 2,
+                    30,
+                    "the agents list to turn to its second page",
+                )
+        finally:
+            services.close()
+    assert first["width"] <= width and first["height"] <= height, first
+    assert not first["cut"], first
+    assert first["rowsCut"] == 0 and first["rowsShown"] > 0, first
+    assert math.isclose(first["valuePx"], 40 * width / 1920, rel_tol=0.02), first  # 40px at 1920 wide
+    n = len(api["agents"])
+    assert first["pages"] == math.ceil(n / first["per"]) and first["agents"] == min(n, first["per"]), first
+    if first["pages"] > 1:
+        assert first["page"] == 1 and f"page 1/{first['pages']}" in first["count"], first
+        assert pages[-1] == 2

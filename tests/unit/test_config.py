@@ -58,6 +58,9 @@ def test_queue_overrides_inherit_global_defaults() -> None:
         ({"alerts": {"runbook_url": "ftp://wiki/runbooks"}}, "alerts.runbook_url: expected an http"),
         ({"alerts": {"runbook_url": "my wiki/runbooks"}}, "alerts.runbook_url: expected a URL or path without spaces"),
         ({"alerts": {"runbook": "x"}}, "alerts.runbook: unknown key"),
+        ({"wallboard": {"stale_after": 0}}, "wallboard.stale_after: must be more than 0"),
+        ({"wallboard": {"stale_after": "soon"}}, "wallboard.stale_after: expected a duration"),
+        ({"wallboard": {"stale": "2m"}}, "wallboard.stale: unknown key"),
     ],
 )
 def test_bad_config_names_key_and_problem(raw: dict, message: str) -> None:

@@ -374,6 +374,12 @@ def test_wallboard_data_age_is_wall_clock_minus_watermark() -> None:
     now = datetime(2026, 3, 2, 2, 1, 30, tzinfo=UTC)  # the snapshot's watermark is 02:00:00 UTC
     doc = wallboard.wallboard_json(_snapshot(), [], [], [], "Asia/Shanghai", "15m", now)
     assert doc["data_age_s"] == 90.0
+    assert doc["stale_after_s"] == 120.0  # [wallboard] stale_after's default
+    # The feed answers with the age as of the request: a quiet pipeline publishes nothing
+    # new, and its data still gets older.
+    later = wallboard.with_age(doc, datetime(2026, 3, 2, 2, 10, 0, tzinfo=UTC))
+    assert later["data_age_s"] == 600.0 and later["watermark"] == doc["watermark"]
+    assert wallboard.with_age({**doc, "watermark": None}, now)["data_age_s"] is None
 
 
 def test_wallboard_time_not_ready_by_reason() -> None:
@@ -419,3 +425,38 @@ def test_wallboard_lists_carry_only_masked_callers() -> None:
         "caller": "+86*****02",
     }
     assert "secret-hash" not in json.dumps(doc)
+
+
+def test_wallboard_names_every_breaching_window_explains_grey_and_cues_risks() -> None:
+    from datetime import UTC, datetime
+
+    from dashboards import wallboard
+    from metrics.kpi.snapshot import KpiSnapshot, QueueKpis, QueueSnapshot, QueueTargets
+
+    targets = QueueTargets(0.8, 0.05, 30.0, 120.0, 10, 15.0, "negative")
+    # 5m: SL 0.5 on 12 calls (a breach); 15m: SL 0.85 on 40 (fine); 1h: 6 calls (too few).
+    windows = {
+        "5m": QueueKpis(offered=12, answered=10, service_level=0.5, asa_s=20.0, abandon_rate=0.0),
+        "15m": QueueKpis(offered=40, answered=38, service_level=0.85, asa_s=20.0, abandon_rate=0.0),
+        "1h": QueueKpis(offered=6, answered=6, service_level=0.2, asa_s=20.0, abandon_rate=0.0),
+    }
+    # 3 waiting, nobody ready, the oldest for 100 s of a 120 s target (83 %: near it).
+    q = QueueSnapshot("billing", targets, windows, QueueKpis(), None, 3, 100.0, {("busy", ""): 4})
+    calm = QueueSnapshot("sales", targets, windows, QueueKpis(), None, 0, 95.0, {("ready", ""): 2})
+    snap = KpiSnapshot(datetime(2026, 3, 2, 2, 0, tzinfo=UTC), 900, {"billing": q, "sales": calm})
+    doc = wallboard.wallboard_json(snap, [], [], [], "UTC", "15m")
+
+    assert [(b["queue"], b["kpi"], b["window"], b["label"]) for b in doc["breaches"]] == [
+        ("billing", "service_level", "5m", "Service level 5m"),
+        ("sales", "service_level", "5m", "Service level 5m"),
+    ]
+    billing, sales = doc["queues"]
+    assert billing["tiles"]["service_level"]["status"] == "ok"  # the board's own window (15m)
+    assert billing["risks"] == [
+        {"kind": "no_ready", "waiting": 3},
+        {"kind": "wait_near_target", "value": 100.0, "target": 120.0},
+    ]
+    assert sales["risks"] == []  # nobody waiting; 95 s is under 80 % of 120 s (96 s)
+    grey = wallboard.wallboard_json(snap, [], [], [], "UTC", "1h")["queues"][0]["tiles"]["service_level"]
+    assert grey["status"] == "none" and grey["why"] == "fewer than 10 calls"
+    assert "why" not in billing["tiles"]["service_level"]

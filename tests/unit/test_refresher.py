@@ -201,3 +201,44 @@ def test_the_background_refresher_runs_at_a_lower_priority_than_ingestion() -> N
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only that thread
     finally:
         refresher.stop()
+
+
+def test_in_the_background_the_jobs_of_one_cycle_read_one_moment(tmp_path: Path) -> None:
+    """Tiles and lists must not disagree: a batch stored between two jobs of a cycle is
+    seen by neither (one read transaction per cycle), and by both in the next cycle."""
+    eng = engine(tmp_path / "m.duckdb")
+    published = Published()
+    refresher = Refresher(eng.store.con, published, every_s=0.01)
+    first_read, stored = threading.Event(), threading.Event()
+    count = "SELECT count(*) FROM call_events"
+
+    def tiles(con: duckdb.DuckDBPyConnection) -> int:
+        n = int(con.execute(count).fetchall()[0][0])
+        first_read.set()
+        return n
+
+    def lists(con: duckdb.DuckDBPyConnection) -> int:
+        stored.wait(10)  # the batch below is committed before this job reads
+        return int(con.execute(count).fetchall()[0][0])
+
+    refresher.add("tiles", tiles)
+    refresher.add("lists", lists)
+    feed(eng, [offered("a", 0)])
+    eng.subscribe(refresher)
+    refresher.start_background()
+    try:
+        refresher()  # a batch arrived: a cycle starts
+        assert first_read.wait(10)
+        feed(eng, [offered("b", 1)])  # stored between the cycle's two jobs
+        stored.set()
+        deadline = time.monotonic() + 10
+        while published.get("lists") is None and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        assert (published.get("tiles"), published.get("lists")) == (1, 1)
+        while published.get("lists") != 2 and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        assert (published.get("tiles"), published.get("lists")) == (2, 2)  # the next cycle
+    finally:
+        stored.set()
+        refresher.stop()
+        eng.close()
