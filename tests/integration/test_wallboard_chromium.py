@@ -21,6 +21,7 @@ import os
 import re
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,40 @@ def _replay(config_path: Path) -> None:
     with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
         for start in range(0, len(records), 2_500):
             engine.process(batch(records[start : start + 2_500], "simulator", start))
+
+
+@contextmanager
+def _board_on_screen(
+    tmp_path: Path, chromium: DevTools, query: str = "", size: tuple[int, int] | None = None
+) -> Iterator[str]:
+    """The replayed morning served as in `callpulse demo`, open in Chromium (at ``size``,
+    with ``query`` in the address) and loaded; yields the board's URL."""
+    port = free_port()
+    config_path = _config_file(tmp_path, port)
+    _replay(config_path)
+    cfg = load_config(config_path)
+    url = f"http://{LOOPBACK}:{port}/"
+    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
+        services = start_services(engine, cfg)
+        try:
+            chromium.call("Page.enable")
+            if size is not None:
+                chromium.call(
+                    "Emulation.setDeviceMetricsOverride",
+                    width=size[0],
+                    height=size[1],
+                    deviceScaleFactor=1,
+                    mobile=False,
+                )
+            chromium.call("Page.navigate", url=url + query)
+            wait_until(
+                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
+                30,
+                "the wallboard to load its data",
+            )
+            yield url
+        finally:
+            services.close()
 
 
 def _kpis_json(cli: Cli, config_path: Path) -> dict[str, Any]:
@@ -529,24 +564,9 @@ REDRAW_RISKS = """(async () => {
 
 
 def test_risk_cues_grey_reasons_and_a_five_minute_breach_on_the_page(tmp_path: Path, chromium: DevTools) -> None:
-    port = free_port()
-    config_path = _config_file(tmp_path, port)
-    _replay(config_path)
-    cfg = load_config(config_path)
-    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
-        services = start_services(engine, cfg)
-        try:
-            chromium.call("Page.enable")
-            chromium.call("Page.navigate", url=f"http://{LOOPBACK}:{port}/")
-            wait_until(
-                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
-                30,
-                "the wallboard to load its data",
-            )
-            # The page redraws every few seconds; read right after drawing, in one evaluation.
-            got = chromium.evaluate(REDRAW_RISKS % READ_OVERFLOW.strip())
-        finally:
-            services.close()
+    with _board_on_screen(tmp_path, chromium):
+        # The page redraws every few seconds; read right after drawing, in one evaluation.
+        got = chromium.evaluate(REDRAW_RISKS % READ_OVERFLOW.strip())
     assert got["ready"] == {"risk": "no_ready", "note": "⚠ 3 waiting, none ready", "bg": AMBER_RGB}, got
     assert got["wait"] == {"risk": "wait_near_target", "note": "⚠ near target 2m 00s", "bg": AMBER_RGB}, got
     assert got["sl"]["risk"] == "" and got["sl"]["note"] == "fewer than 10 calls", got
@@ -566,24 +586,9 @@ READ_SCREEN = """(() => ({
 
 
 def test_a_queue_filter_in_the_url_shows_one_teams_queues(tmp_path: Path, chromium: DevTools) -> None:
-    port = free_port()
-    config_path = _config_file(tmp_path, port)
-    _replay(config_path)
-    cfg = load_config(config_path)
-    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
-        services = start_services(engine, cfg)
-        try:
-            api = json.loads(urllib.request.urlopen(f"http://{LOOPBACK}:{port}/api/wallboard", timeout=10).read())
-            chromium.call("Page.enable")
-            chromium.call("Page.navigate", url=f"http://{LOOPBACK}:{port}/?queues=billing,sales,nosuch")
-            wait_until(
-                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
-                30,
-                "the wallboard to load its data",
-            )
-            screen = chromium.evaluate(READ_SCREEN)
-        finally:
-            services.close()
+    with _board_on_screen(tmp_path, chromium, "?queues=billing,sales,nosuch") as url:
+        api = json.loads(urllib.request.urlopen(url + "api/wallboard", timeout=10).read())
+        screen = chromium.evaluate(READ_SCREEN)
     team = {"billing", "sales"}
     assert {q["queue"] for q in api["queues"]} > team  # the feed has other queues too
     assert screen["rows"] == ["billing", "sales"]
@@ -624,36 +629,18 @@ def test_the_board_fits_every_screen_from_720p_to_4k(
     """No text cut or overlapping, no row cut in half, no scrolling; type scales with the
     screen; agents that do not fit are paged (page k/N in the header) and every page is shown
     in turn."""
-    port = free_port()
-    config_path = _config_file(tmp_path, port)
-    _replay(config_path)
-    cfg = load_config(config_path)
-    with Engine.open(cfg, PII_KEY, clock=lambda: CLOCK) as engine:
-        services = start_services(engine, cfg)
-        try:
-            api = json.loads(urllib.request.urlopen(f"http://{LOOPBACK}:{port}/api/wallboard", timeout=10).read())
-            chromium.call("Page.enable")
-            chromium.call(
-                "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
-            )
-            chromium.call("Page.navigate", url=f"http://{LOOPBACK}:{port}/")
+    with _board_on_screen(tmp_path, chromium, size=(width, height)) as url:
+        api = json.loads(urllib.request.urlopen(url + "api/wallboard", timeout=10).read())
+        first = chromium.evaluate(READ_LAYOUT)
+        shot = chromium.call("Page.captureScreenshot", format="png")
+        (tmp_path / f"wallboard-{width}x{height}.png").write_bytes(base64.b64decode(shot["data"]))
+        pages = [first["page"]]
+        if first["pages"] > 1:
             wait_until(
-                lambda: chromium.evaluate("document.body && document.body.dataset.loaded === 'true'"),
+                lambda: pages.append(chromium.evaluate(READ_LAYOUT)["page"]) or pages[-1] == 2,
                 30,
-                "the wallboard to load its data",
+                "the agents list to turn to its second page",
             )
-            first = chromium.evaluate(READ_LAYOUT)
-            shot = chromium.call("Page.captureScreenshot", format="png")
-            (tmp_path / f"wallboard-{width}x{height}.png").write_bytes(base64.b64decode(shot["data"]))
-            pages = [first["page"]]
-            if first["pages"] > 1:
-                wait_until(
-                    lambda: pages.append(chromium.evaluate(READ_LAYOUT)["page"]) or pages[-1] == 2,
-                    30,
-                    "the agents list to turn to its second page",
-                )
-        finally:
-            services.close()
     assert first["width"] <= width and first["height"] <= height, first
     assert not first["cut"], first
     assert first["rowsCut"] == 0 and first["rowsShown"] > 0, first
