@@ -169,7 +169,7 @@ def wallboard_json(
     return {
         "watermark": wm.isoformat() if wm else None,
         "watermark_local": wm.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if wm else None,
-        "data_age_s": (now - wm).total_seconds() if wm and now else None,
+        "data_age_s": _age_s(wm, now),
         "stale_after_s": stale_after_s,
         "timezone": timezone,
         "window": window,
@@ -267,4 +267,9 @@ def attach(services: Any) -> None:
 def with_age(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     """``doc`` with ``data_age_s`` as of ``now`` (the wall clock minus its watermark)."""
     wm = doc.get("watermark")
-    return {**doc, "data_age_s": (now - datetime.fromisoformat(wm)).total_seconds() if wm else None}
+    return {**doc, "data_age_s": _age_s(datetime.fromisoformat(wm) if wm else None, now)}
+
+
+def _age_s(watermark: datetime | None, now: datetime | None) -> float | None:
+    """How old the data is: the wall clock minus the watermark (None without either)."""
+    return (now - watermark).total_seconds() if watermark and now else None
