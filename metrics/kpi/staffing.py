@@ -446,3 +446,91 @@ def mean_patience_s(total_wait_s: float, abandons: int) -> float:
     if abandons == 0:
         return math.inf
     return total_wait_s / abandons
+
+
+# -- staffing now ------------------------------------------------------------------------
+
+ERLANG_A, ERLANG_C_MODEL = "erlang_a", "erlang_c"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffingNeed:
+    """Agents one queue needs to meet its service-level target, from one stretch of calls
+    (a rolling window, or an interval of a report); ``agents`` None, with ``why``, when
+    the calls cannot say (never a guess)."""
+
+    agents: int | None
+    why: str | None
+    """Why ``agents`` is None: too few calls, no handle time, a target no staffing meets."""
+    model: str | None
+    """``erlang_a`` where the stretch had abandons (the patience is known), else ``erlang_c``."""
+    calls: int
+    """Calls the model sees: offered minus short abandons."""
+    period_s: float
+    aht_s: float | None
+    patience_s: float | None
+    """Mean patience (``mean_patience_s``); None without abandons."""
+    service_level: float | None
+    """The model's service level with ``agents`` agents (answered within T ÷ offered)."""
+
+    def short_by(self, staffed: int) -> int | None:
+        """Agents missing when ``staffed`` are logged in (0 when enough); None if unknown."""
+        return None if self.agents is None else max(0, self.agents - staffed)
+
+
+def staffing_need(
+    *,
+    offered: int,
+    short_abandoned: int,
+    abandoned: int,
+    handled: int,
+    handle_s: float,
+    wait_s: float,
+    period_s: float,
+    target_s: float,
+    sl_target: float,
+    min_calls: int,
+    max_agents: int = MAX_AGENTS,
+) -> StaffingNeed:
+    """The fewest agents that meet ``sl_target`` within ``target_s`` for the calls of one
+    period: ``offered`` calls in ``period_s`` seconds (short abandons are taken out, as the
+    service level does), handled in ``handle_s`` ÷ ``handled`` seconds on average.
+
+    ``abandoned`` (short abandons not counted) and ``wait_s`` (the seconds the same calls
+    waited, answered, abandoned, exited or still waiting) give the patience; with no
+    abandon it is unknown and Erlang C is used. ``min_calls`` gates it as it gates the
+    KPIs: fewer offered calls say nothing about the rate.
+    """
+    for name, value in (("offered", offered), ("short_abandoned", short_abandoned), ("abandoned", abandoned)):
+        _count(name, value)
+    _count("handled", handled)
+    _count("min_calls", min_calls)
+    calls = max(offered - short_abandoned, 0)
+    aht_s = _number("handle_s", handle_s) / handled if handled else None
+    patience_s = mean_patience_s(wait_s, abandoned) if abandoned else None
+
+    def need(agents: int | None, why: str | None, model: str | None = None, sl: float | None = None) -> StaffingNeed:
+        return StaffingNeed(agents, why, model, calls, period_s, aht_s, patience_s, sl)
+
+    if offered < min_calls:
+        return need(None, f"fewer than {min_calls} calls")
+    if calls == 0:
+        return need(0, None, ERLANG_C_MODEL, 1.0)
+    if aht_s is None:
+        return need(None, "no handled calls for a handle time")
+    if sl_target <= 0:
+        return need(0, None, ERLANG_C_MODEL, 0.0)
+    if sl_target >= 1:
+        # Random arrivals: some call always waits past any threshold.
+        return need(None, "a 100 % service-level target is met by no number of agents")
+    common = {"interval_s": period_s, "aht_s": aht_s, "target_s": target_s, "sl_target": sl_target}
+    found: ErlangA | ErlangC | None
+    if patience_s is None:
+        model = ERLANG_C_MODEL
+        found = agents_needed_erlang_c(calls, max_agents=max_agents, **common)
+    else:
+        model = ERLANG_A
+        found = agents_needed_erlang_a(calls, patience_s=patience_s, max_agents=max_agents, **common)
+    if found is None:
+        return need(None, f"more than {max_agents} agents")
+    return need(found.agents, None, model, found.service_level)

@@ -404,3 +404,75 @@ def test_invalid_inputs_say_which(change: dict[str, float], message: str):
 def test_invalid_model_inputs_say_which(call, message: str):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# -- staffing now: one period's calls in, agents needed out ---------------------------------
+
+# The published example as one period's counts: 100 calls in 30 min, 50 handled in
+# 9000 s (AHT 180 s), 80 % within 20 s: 10 Erlangs, 14 agents (checked above by fractions).
+EXAMPLE = {
+    "offered": 100,
+    "short_abandoned": 0,
+    "abandoned": 0,
+    "handled": 50,
+    "handle_s": 9000.0,
+    "wait_s": 0.0,
+    "period_s": 1800.0,
+    "target_s": 20.0,
+    "sl_target": 0.8,
+    "min_calls": 10,
+}
+
+
+def test_staffing_need_without_abandons_is_erlang_c_of_the_published_example() -> None:
+    need = staffing.staffing_need(**EXAMPLE)
+    assert (need.agents, need.model, need.why) == (14, staffing.ERLANG_C_MODEL, None)
+    assert (need.calls, need.aht_s, need.patience_s) == (100, 180.0, None)
+    # SL at 14 agents from the factorial formula: 1 − C·e^{−(14 − 10)·20/180}.
+    c = float(exact_erlang_c(14, Fraction(10)))
+    assert need.service_level == pytest.approx(1 - c * math.exp(-4 * 20 / 180), rel=1e-12)
+
+
+def test_staffing_need_takes_short_abandons_out_of_the_calls() -> None:
+    # 130 offered of which 30 short abandons: the model sees 100 calls, 14 agents; with all
+    # 130 (13 Erlangs) it would need more.
+    need = staffing.staffing_need(**{**EXAMPLE, "offered": 130, "short_abandoned": 30})
+    assert (need.calls, need.agents) == (100, 14)
+    assert agents_needed_erlang_c(130, interval_s=1800, aht_s=180, target_s=20, sl_target=0.8).agents > 14
+
+
+def test_staffing_need_with_abandons_is_erlang_a_at_the_estimated_patience() -> None:
+    # 8 abandons over 1600 s of waiting: a mean patience of 200 s.
+    need = staffing.staffing_need(**{**EXAMPLE, "abandoned": 8, "wait_s": 1600.0})
+    expected = agents_needed_erlang_a(100, interval_s=1800, aht_s=180, patience_s=200, target_s=20, sl_target=0.8)
+    assert expected is not None
+    assert (need.model, need.patience_s, need.agents) == (staffing.ERLANG_A, 200.0, expected.agents)
+    assert need.service_level == expected.service_level
+    # Impatient callers free the queue: Erlang A needs no more than Erlang C here.
+    assert need.agents is not None and need.agents <= 14
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"offered": 9}, "fewer than 10 calls"),
+        ({"handled": 0, "handle_s": 0.0}, "no handled calls for a handle time"),
+        ({"sl_target": 1.0}, "a 100 % service-level target is met by no number of agents"),
+        ({"max_agents": 13}, "more than 13 agents"),
+    ],
+)
+def test_staffing_need_says_why_it_has_no_number(change: dict, why: str) -> None:
+    need = staffing.staffing_need(**{**EXAMPLE, **change})
+    assert (need.agents, need.why) == (None, why)
+    assert need.short_by(3) is None
+
+
+def test_staffing_need_of_no_calls_is_no_agents() -> None:
+    need = staffing.staffing_need(**{**EXAMPLE, "offered": 0, "handled": 0, "handle_s": 0.0, "min_calls": 0})
+    assert (need.agents, need.why) == (0, None)
+    assert staffing.staffing_need(**{**EXAMPLE, "sl_target": 0.0}).agents == 0
+
+
+@pytest.mark.parametrize(("staffed", "short"), [(0, 14), (9, 5), (14, 0), (20, 0)])
+def test_short_by_is_needed_minus_staffed_never_below_zero(staffed: int, short: int) -> None:
+    assert staffing.staffing_need(**EXAMPLE).short_by(staffed) == short
