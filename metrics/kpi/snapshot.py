@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 
 from metrics.kpi.definitions import Kpi
+from metrics.kpi.staffing import StaffingNeed, staffing_need
 from pipeline.core import sqlfiles
 from pipeline.core.records import WORK_STATES
 
@@ -66,6 +67,12 @@ class QueueSnapshot:
     agents: dict[tuple[str, str], int] = field(default_factory=dict)  # (state, reason) -> count
     # (state, reason) -> seconds in that state so far, summed over those agents
     agent_seconds: dict[tuple[str, str], float] = field(default_factory=dict)
+    staffing: StaffingNeed | None = None
+    """Agents needed now, from the calls of ``KpiSnapshot.staffing_window``; None without a watermark."""
+
+    def staffed(self) -> int:
+        """Agents logged in to the queue now, in any state."""
+        return sum(self.agents.values())
 
     def reading(self, kpi: Kpi, window: str) -> tuple[float | None, float, bool]:
         """``kpi``'s value (on ``window`` if it is a rolling KPI), its target, and whether
@@ -94,6 +101,8 @@ class KpiSnapshot:
     watermark: datetime | None
     interval_s: int
     queues: dict[str, QueueSnapshot]
+    staffing_window: str | None = None
+    """The rolling window whose calls give the agents needed (``staffing_window``)."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON shape of `callpulse kpis --format json` (stable keys, ISO times)."""
@@ -121,10 +130,32 @@ class KpiSnapshot:
                             for (s, r), n in sorted(q.agents.items())
                         ],
                     },
+                    "staffing": self._staffing_json(q),
                 }
                 for name, q in sorted(self.queues.items())
             },
         }
+
+    def _staffing_json(self, q: QueueSnapshot) -> dict[str, Any]:
+        need = q.staffing
+        return {
+            "window": self.staffing_window,
+            "agents_needed": need.agents if need else None,
+            "why": need.why if need else "no events yet",
+            "model": need.model if need else None,
+            "agents_staffed": q.staffed(),
+            "agents_ready": q.agents_by_state()["ready"],
+            "short_by": need.short_by(q.staffed()) if need else None,
+        }
+
+
+def staffing_window(windows: tuple[tuple[str, int], ...], interval_s: int) -> tuple[str, int] | None:
+    """The rolling window the agents needed are computed on: the one as long as the
+    reporting interval (15m by default), so the live need and a report's per-interval need
+    see the same length of calls; failing that, the nearest (the shorter on a tie)."""
+    if not windows:
+        return None
+    return min(windows, key=lambda w: (abs(w[1] - interval_s), w[1]))
 
 
 def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int], ...]) -> KpiSnapshot:
@@ -153,6 +184,17 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
         agents.setdefault(r["queue"], {})[(r["state"], r["reason"])] = int(r["agents"])
         if r["state_s"] is not None:
             agent_seconds.setdefault(r["queue"], {})[(r["state"], r["reason"])] = float(r["state_s"])
+    staff_window = staffing_window(windows, int(interval_s))
+    patience: dict[str, dict[str, Any]] = {}
+    if watermark is not None and staff_window is not None:
+        rows = sqlfiles.dicts(
+            con,
+            "kpi/queue_patience",
+            lo=watermark - timedelta(seconds=staff_window[1]),
+            hi=watermark + timedelta(microseconds=1),
+            wm=watermark,
+        )
+        patience = {r["queue"]: r for r in rows}
     current_interval = None
     if watermark is not None:
         epoch = int(watermark.timestamp()) // int(interval_s) * int(interval_s)
@@ -161,23 +203,48 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
     for t in sqlfiles.dicts(con, "kpi/queue_targets"):
         name = t["queue"]
         lrow = latest.get(name)
+        targets = QueueTargets(
+            service_level=t["target_service_level"],
+            abandon_rate=t["target_abandon_rate"],
+            asa_s=t["target_asa_s"],
+            oldest_wait_s=t["target_oldest_wait_s"],
+            min_calls=t["min_calls"],
+            sl_threshold_s=t["sl_threshold_s"],
+            sl_formula=t["sl_formula"],
+        )
+        kpis = {label: by_width.get(width, {}).get(name, QueueKpis()) for label, width in windows}
+        need = None
+        if watermark is not None and staff_window is not None:
+            need = _need(kpis[staff_window[0]], patience.get(name, {}), staff_window[1], targets)
         queues[name] = QueueSnapshot(
             queue=name,
-            targets=QueueTargets(
-                service_level=t["target_service_level"],
-                abandon_rate=t["target_abandon_rate"],
-                asa_s=t["target_asa_s"],
-                oldest_wait_s=t["target_oldest_wait_s"],
-                min_calls=t["min_calls"],
-                sl_threshold_s=t["sl_threshold_s"],
-                sl_formula=t["sl_formula"],
-            ),
-            windows={label: by_width.get(width, {}).get(name, QueueKpis()) for label, width in windows},
+            targets=targets,
+            windows=kpis,
             interval=QueueKpis.from_row(lrow) if lrow else QueueKpis(),
             interval_start=current_interval,
             calls_waiting=int(live.get(name, {}).get("calls_waiting") or 0),
             oldest_wait_s=live.get(name, {}).get("oldest_wait_s"),
             agents=agents.get(name, {}),
             agent_seconds=agent_seconds.get(name, {}),
+            staffing=need,
         )
-    return KpiSnapshot(watermark=watermark, interval_s=int(interval_s), queues=queues)
+    return KpiSnapshot(
+        watermark=watermark,
+        interval_s=int(interval_s),
+        queues=queues,
+        staffing_window=staff_window[0] if staff_window else None,
+    )
+
+
+def _need(k: QueueKpis, patience: dict[str, Any], width_s: int, t: QueueTargets) -> StaffingNeed:
+    return staffing_need(
+        offered=k.offered,
+        short_abandoned=k.short_abandoned,
+        abandoned=int(patience.get("abandoned") or 0),
+        aht_s=k.aht_s,
+        wait_s=float(patience.get("wait_s") or 0.0),
+        period_s=width_s,
+        target_s=t.sl_threshold_s,
+        sl_target=t.service_level,
+        min_calls=t.min_calls,
+    )

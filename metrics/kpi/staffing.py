@@ -483,8 +483,7 @@ def staffing_need(
     offered: int,
     short_abandoned: int,
     abandoned: int,
-    handled: int,
-    handle_s: float,
+    aht_s: float | None,
     wait_s: float,
     period_s: float,
     target_s: float,
@@ -494,7 +493,7 @@ def staffing_need(
 ) -> StaffingNeed:
     """The fewest agents that meet ``sl_target`` within ``target_s`` for the calls of one
     period: ``offered`` calls in ``period_s`` seconds (short abandons are taken out, as the
-    service level does), handled in ``handle_s`` ÷ ``handled`` seconds on average.
+    service level does), handled in ``aht_s`` seconds on average (None: none was handled).
 
     ``abandoned`` (short abandons not counted) and ``wait_s`` (the seconds the same calls
     waited, answered, abandoned, exited or still waiting) give the patience; with no
@@ -503,10 +502,9 @@ def staffing_need(
     """
     for name, value in (("offered", offered), ("short_abandoned", short_abandoned), ("abandoned", abandoned)):
         _count(name, value)
-    _count("handled", handled)
     _count("min_calls", min_calls)
     calls = max(offered - short_abandoned, 0)
-    aht_s = _number("handle_s", handle_s) / handled if handled else None
+    aht_s = None if aht_s is None else _number("aht_s", aht_s)
     patience_s = mean_patience_s(wait_s, abandoned) if abandoned else None
 
     def need(agents: int | None, why: str | None, model: str | None = None, sl: float | None = None) -> StaffingNeed:

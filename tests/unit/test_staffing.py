@@ -408,14 +408,13 @@ def test_invalid_model_inputs_say_which(call, message: str):
 
 # -- staffing now: one period's calls in, agents needed out ---------------------------------
 
-# The published example as one period's counts: 100 calls in 30 min, 50 handled in
-# 9000 s (AHT 180 s), 80 % within 20 s: 10 Erlangs, 14 agents (checked above by fractions).
+# The published example as one period's counts: 100 calls in 30 min, AHT 180 s,
+# 80 % within 20 s: 10 Erlangs, 14 agents (checked above by fractions).
 EXAMPLE = {
     "offered": 100,
     "short_abandoned": 0,
     "abandoned": 0,
-    "handled": 50,
-    "handle_s": 9000.0,
+    "aht_s": 180.0,
     "wait_s": 0.0,
     "period_s": 1800.0,
     "target_s": 20.0,
@@ -456,7 +455,7 @@ def test_staffing_need_with_abandons_is_erlang_a_at_the_estimated_patience() -> 
     ("change", "why"),
     [
         ({"offered": 9}, "fewer than 10 calls"),
-        ({"handled": 0, "handle_s": 0.0}, "no handled calls for a handle time"),
+        ({"aht_s": None}, "no handled calls for a handle time"),
         ({"sl_target": 1.0}, "a 100 % service-level target is met by no number of agents"),
         ({"max_agents": 13}, "more than 13 agents"),
     ],
@@ -468,7 +467,7 @@ def test_staffing_need_says_why_it_has_no_number(change: dict, why: str) -> None
 
 
 def test_staffing_need_of_no_calls_is_no_agents() -> None:
-    need = staffing.staffing_need(**{**EXAMPLE, "offered": 0, "handled": 0, "handle_s": 0.0, "min_calls": 0})
+    need = staffing.staffing_need(**{**EXAMPLE, "offered": 0, "aht_s": None, "min_calls": 0})
     assert (need.agents, need.why) == (0, None)
     assert staffing.staffing_need(**{**EXAMPLE, "sl_target": 0.0}).agents == 0
 
