@@ -193,6 +193,7 @@ class KpiCollector(Collector):
                 _add(fam, names.AGENTS, [queue, agent_state, reason or ""], n)
             for reason, seconds in sorted((q.not_ready_seconds() or {"": 0.0}).items()):
                 _add(fam, names.AGENTS_NOT_READY_SECONDS, [queue, reason], seconds)
+            _add(fam, names.AGENTS_NEEDED, [queue], q.staffing.agents if q.staffing else None)
             t = q.targets
             for kpi in definitions.QUEUE_KPIS:
                 _add(fam, names.KPI_SERIES[kpi.name].target, [queue], getattr(t, kpi.target))

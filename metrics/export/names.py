@@ -48,6 +48,13 @@ AGENTS_NOT_READY_SECONDS = _m(
     ("queue", "reason"),
     "Time in not-ready so far, summed over the queue's agents not ready now, by reason.",
 )
+AGENTS_NEEDED = _m(
+    "agents_needed",
+    "gauge",
+    ("queue",),
+    "Agents needed now to meet the service-level target at its threshold (Erlang A, or C without abandons) "
+    "at the arrival rate and handle time of the staffing window; no sample when its calls cannot say.",
+)
 
 # Targets, exported so that alert rules and boards stay generic.
 TARGET_SERVICE_LEVEL = _m("target_service_level_ratio", "gauge", ("queue",), "Service level target (at least).")

@@ -37,6 +37,7 @@ NO_EVENTS = "CallpulseNoEvents"
 WATERMARK_LAG = "CallpulseWatermarkLag"
 DEAD_LETTERS_RISING = "CallpulseDeadLettersRising"
 EXPORTER_DOWN = "CallpulseExporterDown"
+UNDERSTAFFED = "CallpulseUnderstaffed"
 
 
 def alert_name(kpi: Kpi) -> str:
@@ -93,6 +94,7 @@ class AlertSettings:
     abandon_rate: RuleSettings = RuleSettings("5m", "warning")
     asa: RuleSettings = RuleSettings("5m", "warning")
     oldest_wait: RuleSettings = RuleSettings("1m", "critical")
+    understaffed: RuleSettings = RuleSettings("5m", "warning")
     no_events_for: str = "10m"
     no_events: RuleSettings = RuleSettings("0s", "critical")
     max_watermark_lag: str = "5m"
@@ -120,6 +122,7 @@ class AlertSettings:
         durations = [self.no_events_for, self.max_watermark_lag, self.dead_letter_rate_window]
         rules = [
             *(getattr(self, k.name) for k in definitions.QUEUE_KPIS),
+            self.understaffed,
             self.no_events,
             self.watermark_lag,
             self.dead_letters,
@@ -223,6 +226,28 @@ def _kpi_rule(s: AlertSettings, kpi: Kpi) -> dict[str, Any]:
 
 def _kpi_group(s: AlertSettings) -> dict[str, Any]:
     return {"name": "callpulse-kpi", "rules": [_kpi_rule(s, kpi) for kpi in definitions.QUEUE_KPIS]}
+
+
+def _staffing_group(s: AlertSettings) -> dict[str, Any]:
+    # Needed minus logged in (every state but logout): the shortfall is the alert's value.
+    # A queue whose need is unknown (too few calls, no handle time) has no sample: no alert.
+    expr = (
+        f"(\n  {_sel(names.AGENTS_NEEDED, s)}\n"
+        f"  - on (queue) group_left ()\n"
+        f"  sum by (queue) ({_sel(names.AGENTS, s)})\n) > 0"
+    )
+    needed = _target_text(names.AGENTS_NEEDED, s, 'printf "%.0f"')
+    rule = _alert(
+        UNDERSTAFFED,
+        expr,
+        s.understaffed,
+        s,
+        "kpi",
+        "Queue {{ $labels.queue }} is understaffed by {{ $value }}",
+        f"Queue {{{{ $labels.queue }}}} needs {needed} agents to meet its service-level target at the "
+        "current arrival rate and handle time, and {{ $value }} fewer are logged in.",
+    )
+    return {"name": "callpulse-staffing", "rules": [rule]}
 
 
 def burn_windows(s: AlertSettings) -> tuple[str, ...]:
@@ -369,7 +394,7 @@ def build_rules(settings: AlertSettings | None = None) -> dict[str, Any]:
     """The Prometheus rule file (``{"groups": [...]}``) for ``settings``."""
     s = settings or AlertSettings()
     return {
-        "groups": [_slo_group(s), _kpi_group(s), _pipeline_group(s)],
+        "groups": [_slo_group(s), _kpi_group(s), _staffing_group(s), _pipeline_group(s)],
     }
 
 

@@ -23,6 +23,7 @@ from metrics.export.collector import (
     wait_bounds,
 )
 from metrics.kpi.snapshot import KpiSnapshot, QueueKpis, QueueSnapshot, QueueTargets
+from metrics.kpi.staffing import StaffingNeed
 from tests.support.prometheus import Tool
 from tests.support.scrape import families, samples, value
 
@@ -51,6 +52,7 @@ def queue(
     oldest: float | None = None,
     agents: dict[tuple[str, str], int] | None = None,
     agent_seconds: dict[tuple[str, str], float] | None = None,
+    staffing: StaffingNeed | None = None,
 ) -> QueueSnapshot:
     return QueueSnapshot(
         queue=name,
@@ -62,6 +64,7 @@ def queue(
         oldest_wait_s=oldest,
         agents=agents or {},
         agent_seconds=agent_seconds or {},
+        staffing=staffing,
     )
 
 
@@ -91,8 +94,14 @@ def state(**kw: object) -> ExportState:
                 oldest=75.0,
                 agents={("ready", ""): 3, ("not_ready", "lunch"): 2},
                 agent_seconds={("ready", ""): 30.0, ("not_ready", "lunch"): 1500.0},
+                staffing=StaffingNeed(7, None, "erlang_c", 19, 900, 300.0, None, 0.83),
             ),
-            "quiet": queue("quiet", EMPTY, threshold=20.0),
+            "quiet": queue(
+                "quiet",
+                EMPTY,
+                threshold=20.0,
+                staffing=StaffingNeed(None, "fewer than 10 calls", None, 0, 900, None, None, None),
+            ),
             ODD: queue(ODD, BUSY),
         },
     )
@@ -174,6 +183,11 @@ def test_undefined_kpis_have_no_sample_but_counts_are_zero() -> None:
     assert value(text, names.CALLS_OFFERED_TOTAL.name, queue="quiet") == 0
     assert value(text, names.WAIT.name + "_count", queue="quiet") == 0
     assert "NaN" not in text
+
+
+def test_agents_needed_per_queue_and_no_sample_when_unknown() -> None:
+    text = scrape(state())
+    assert samples(text, names.AGENTS_NEEDED.name) == {(("queue", "billing"),): 7.0}
 
 
 def test_no_series_for_a_queue_outside_the_snapshot() -> None:
