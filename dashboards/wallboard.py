@@ -88,10 +88,15 @@ def breaching_tiles(q: QueueSnapshot) -> list[dict[str, Any]]:
 
 def risk_cues(q: QueueSnapshot) -> list[dict[str, Any]]:
     """What a supervisor should act on before a KPI breaches: callers waiting with no agent
-    ready, and an oldest wait near (not yet past) its target."""
+    ready, fewer agents logged in than the queue needs, and an oldest wait near (not yet
+    past) its target."""
     cues: list[dict[str, Any]] = []
     if q.calls_waiting and not q.agents_by_state().get("ready"):
         cues.append({"kind": "no_ready", "waiting": q.calls_waiting})
+    need = q.staffing
+    short = need.short_by(q.staffed()) if need else None
+    if need and short:
+        cues.append({"kind": "understaffed", "needed": need.agents, "staffed": q.staffed(), "short_by": short})
     target = q.targets.oldest_wait_s
     if q.oldest_wait_s is not None and NEAR_TARGET * target <= q.oldest_wait_s <= target:
         cues.append({"kind": "wait_near_target", "value": q.oldest_wait_s, "target": target})
@@ -105,6 +110,7 @@ def queue_tiles(q: QueueSnapshot, window: str) -> dict[str, dict[str, Any]]:
     }
     for kpi in BOARD_ORDER:
         tiles[kpi.value] = kpi_tile(q, kpi, window)
+    tiles["agents_needed"] = staffing_tile(q)
     for state, n in q.agents_by_state().items():
         label = state.replace("_", " ").capitalize()
         tiles[f"agents_{state}"] = {"label": label, "value": n, "status": NONE}
@@ -116,6 +122,24 @@ def queue_tiles(q: QueueSnapshot, window: str) -> dict[str, dict[str, Any]]:
         "status": NONE,
     }
     return tiles
+
+
+def staffing_tile(q: QueueSnapshot) -> dict[str, Any]:
+    """Agents needed now (metrics.kpi.staffing, from the snapshot's staffing window) beside
+    agents staffed (logged in, any state) and ready; without a number, ``why``."""
+    need = q.staffing
+    tile: dict[str, Any] = {
+        "label": "Agents needed",
+        "value": need.agents if need else None,
+        "staffed": q.staffed(),
+        "ready": q.agents_by_state()["ready"],
+        "short_by": need.short_by(q.staffed()) if need else None,
+        "model": need.model if need else None,
+        "status": NONE,
+    }
+    if need is None or need.agents is None:
+        tile["why"] = need.why if need else "no events yet"
+    return tile
 
 
 def not_ready_reasons(q: QueueSnapshot) -> list[dict[str, Any]]:
@@ -173,6 +197,7 @@ def wallboard_json(
         "stale_after_s": stale_after_s,
         "timezone": timezone,
         "window": window,
+        "staffing_window": snapshot.staffing_window,
         "queues": queues,
         "breaches": breaches,
         "waiting": [

@@ -57,14 +57,17 @@ function notReadyTile(q, t) {
   }, [el("div", {class: "label", text: t.label}), el("div", {class: "reason-list"}, chips)]);
 }
 // Risk cues, drawn on the tile they concern (amber, with a "⚠" and words, not colour alone):
-// callers waiting with no agent ready on the Ready tile, an oldest wait near its target on
-// its own tile.
-const RISK_TILE = {no_ready: "agents_ready", wait_near_target: "oldest_wait_s"};
+// callers waiting with no agent ready on the Ready tile, fewer agents logged in than needed
+// on the Agents needed tile, an oldest wait near its target on its own tile.
+const RISK_TILE = {no_ready: "agents_ready", understaffed: "agents_needed", wait_near_target: "oldest_wait_s"};
 function riskText(r) {
   if (r.kind === "no_ready") return "⚠ " + r.waiting + " waiting, none ready";
+  if (r.kind === "understaffed") return "⚠ " + r.short_by + " short · " + r.staffed + " in";
   if (r.kind === "wait_near_target") return "⚠ near target " + fmtSeconds(r.target);
   return "⚠ " + r.kind;
 }
+// Beside the agents needed: how many are logged in (staffed); the title adds how many are ready.
+function staffedText(t) { return t.staffed + " staffed"; }
 function renderQueues(data) {
   const box = document.getElementById("queues");
   const rows = data.queues.map((q) => {
@@ -78,7 +81,11 @@ function renderQueues(data) {
         "data-value": t.value === null ? "" : String(t.value),
       };
       if (risk && t.status !== "breach") attrs["data-risk"] = risk.kind;
-      const note = risk && t.status !== "breach" ? riskText(risk) : (t.why && t.status === "none" ? t.why : fmtTarget(t));
+      if (key === "agents_needed") {
+        attrs.title = "needed " + fmtValue(t.unit, t.value) + " / staffed " + t.staffed + " / ready " + t.ready;
+      }
+      const note = risk && t.status !== "breach" ? riskText(risk)
+        : (t.why && t.status === "none" ? t.why : key === "agents_needed" ? staffedText(t) : fmtTarget(t));
       return el("div", attrs, [el("div", {class: "label", text: t.label}),
           el("div", {class: "value", text: fmtValue(t.unit, t.value)}),
           el("div", {class: "target", text: note})]);

@@ -515,12 +515,12 @@ def staffing_need(
     if calls == 0:
         return need(0, None, ERLANG_C_MODEL, 1.0)
     if aht_s is None:
-        return need(None, "no handled calls for a handle time")
+        return need(None, "no handled calls")
     if sl_target <= 0:
         return need(0, None, ERLANG_C_MODEL, 0.0)
     if sl_target >= 1:
         # Random arrivals: some call always waits past any threshold.
-        return need(None, "a 100 % service-level target is met by no number of agents")
+        return need(None, "a 100 % target is never met")
     common = {"interval_s": period_s, "aht_s": aht_s, "target_s": target_s, "sl_target": sl_target}
     found: ErlangA | ErlangC | None
     if patience_s is None:

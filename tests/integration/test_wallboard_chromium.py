@@ -360,6 +360,19 @@ def test_wallboard_tiles_match_kpis_json(cli: Cli, tmp_path: Path, chromium: Dev
             elif status == "ok":
                 assert tile["bg"] == OK_RGB, (name, kpi, tile)
     assert breached, "the simulated peak should breach at least one KPI"
+    # Agents needed beside agents staffed, as `callpulse kpis` has them; amber, with words, when short.
+    for name, queue in expected["queues"].items():
+        staffing, tile = queue["staffing"], by_key[(name, "agents_needed")]
+        assert staffing["window"] == "15m"
+        if staffing["agents_needed"] is None:
+            assert (tile["value"], tile["text"], tile["note"]) == ("", "—", staffing["why"]), (name, tile)
+        else:
+            assert tile["value"] == tile["text"] == str(staffing["agents_needed"]), (name, tile, staffing)
+        if staffing["short_by"]:
+            assert tile["risk"] == "understaffed" and tile["bg"] == AMBER_RGB, (name, tile)
+            assert tile["note"] == f"⚠ {staffing['short_by']} short · {staffing['agents_staffed']} in", (name, tile)
+        elif staffing["agents_needed"] is not None:
+            assert tile["risk"] == "" and tile["note"] == f"{staffing['agents_staffed']} staffed", (name, tile)
     # Percent and seconds tiles are shown the way supervisors read them.
     sl = by_key[(breached[0][0], "service_level")]
     if sl["value"]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -460,3 +461,40 @@ def test_wallboard_names_every_breaching_window_explains_grey_and_cues_risks() -
     grey = wallboard.wallboard_json(snap, [], [], [], "UTC", "1h")["queues"][0]["tiles"]["service_level"]
     assert grey["status"] == "none" and grey["why"] == "fewer than 10 calls"
     assert "why" not in billing["tiles"]["service_level"]
+
+
+def test_wallboard_agents_needed_beside_staffed_and_the_understaffed_cue() -> None:
+    from datetime import UTC, datetime
+
+    from dashboards import wallboard
+    from metrics.kpi.snapshot import KpiSnapshot, QueueKpis, QueueSnapshot, QueueTargets
+    from metrics.kpi.staffing import StaffingNeed
+
+    targets = QueueTargets(0.8, 0.05, 30.0, 120.0, 10, 15.0, "negative")
+    k = {"15m": QueueKpis(offered=100, answered=90, service_level=0.7)}
+    need14 = StaffingNeed(14, None, "erlang_c", 100, 900, 180.0, None, 0.81)
+    # billing: needs 14, 3 ready + 6 busy logged in = 9 staffed: short by 5.
+    short = QueueSnapshot("billing", targets, k, QueueKpis(), None, 0, None, {("ready", ""): 3, ("busy", ""): 6})
+    short = replace(short, staffing=need14)
+    # sales: needs 14, 14 logged in (2 of them on a break): enough, no cue.
+    enough = QueueSnapshot(
+        "sales", targets, k, QueueKpis(), None, 0, None, {("ready", ""): 12, ("not_ready", "break"): 2}, staffing=need14
+    )
+    unknown = StaffingNeed(None, "fewer than 10 calls", None, 4, 900, None, None, None)
+    quiet = QueueSnapshot("quiet", targets, k, QueueKpis(), None, 0, None, {("ready", ""): 1}, staffing=unknown)
+    snap = KpiSnapshot(datetime(2026, 3, 2, 2, 0, tzinfo=UTC), 900, {"billing": short, "sales": enough, "quiet": quiet})
+    snap = replace(snap, staffing_window="15m")
+    doc = wallboard.wallboard_json(snap, [], [], [], "UTC", "15m")
+    by_queue = {q["queue"]: q for q in doc["queues"]}
+    assert doc["staffing_window"] == "15m"
+
+    tile = by_queue["billing"]["tiles"]["agents_needed"]
+    assert (tile["value"], tile["staffed"], tile["ready"], tile["short_by"]) == (14, 9, 3, 5)
+    assert by_queue["billing"]["risks"] == [{"kind": "understaffed", "needed": 14, "staffed": 9, "short_by": 5}]
+    tile = by_queue["sales"]["tiles"]["agents_needed"]
+    assert (tile["value"], tile["staffed"], tile["ready"], tile["short_by"]) == (14, 14, 12, 0)
+    assert by_queue["sales"]["risks"] == []
+    tile = by_queue["quiet"]["tiles"]["agents_needed"]
+    assert (tile["value"], tile["why"], tile["status"]) == (None, "fewer than 10 calls", "none")
+    assert by_queue["quiet"]["risks"] == []
+    assert not any(b["kpi"] == "agents_needed" for b in doc["breaches"])  # a cue, not a KPI breach

@@ -455,8 +455,8 @@ def test_staffing_need_with_abandons_is_erlang_a_at_the_estimated_patience() -> 
     ("change", "why"),
     [
         ({"offered": 9}, "fewer than 10 calls"),
-        ({"aht_s": None}, "no handled calls for a handle time"),
-        ({"sl_target": 1.0}, "a 100 % service-level target is met by no number of agents"),
+        ({"aht_s": None}, "no handled calls"),
+        ({"sl_target": 1.0}, "a 100 % target is never met"),
         ({"max_agents": 13}, "more than 13 agents"),
     ],
 )
