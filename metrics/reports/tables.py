@@ -15,6 +15,7 @@ from dataclasses import fields
 import polars as pl
 
 from metrics.kpi.snapshot import QueueKpis
+from metrics.kpi.staffing import staffing_need
 
 QUEUE_SUMS = (
     "offered",
@@ -106,9 +107,59 @@ def with_local_day(frame: pl.DataFrame, tz: str, column: str = "interval_start")
     return frame.with_columns(day=local.dt.date(), day_start=local.dt.truncate("1d"))
 
 
-def interval_report(sums: pl.DataFrame, tz: str) -> pl.DataFrame:
-    """One row per queue and interval (the pipeline's interval length)."""
+STAFFING_COLUMNS = ("agents_needed", "agents_staffed", "needed_why")
+
+
+def interval_staffing(
+    sums: pl.DataFrame, patience: pl.DataFrame, staffed: pl.DataFrame, targets: pl.DataFrame
+) -> pl.DataFrame:
+    """Per queue and interval: ``agents_needed`` to meet the queue's service-level target at
+    the interval's own arrival rate and handle time (metrics.kpi.staffing, the live figure's
+    maths on the interval's calls), ``needed_why`` where there is no number, and
+    ``agents_staffed``, the mean agents logged in (null without agent events).
+
+    ``sums``: reports/queue_intervals; ``patience``: reports/queue_interval_patience;
+    ``staffed``: reports/queue_interval_staffed; ``targets``: kpi/queue_targets.
+    """
+    keys = ["queue", "interval_start"]
+    waits = {(r["queue"], r["interval_start"]): r for r in patience.iter_rows(named=True)}
+    goals = {r["queue"]: r for r in targets.iter_rows(named=True)}
+    rows = []
+    for r in sums.select(*keys, "interval_s", "offered", "short_abandoned", "handled", "handle_s").iter_rows(
+        named=True
+    ):
+        w = waits.get((r["queue"], r["interval_start"]), {})
+        t = goals[r["queue"]]
+        need = staffing_need(
+            offered=r["offered"],
+            short_abandoned=r["short_abandoned"],
+            abandoned=int(w.get("abandoned") or 0),
+            aht_s=r["handle_s"] / r["handled"] if r["handled"] else None,
+            wait_s=float(w.get("wait_s") or 0.0),
+            period_s=float(r["interval_s"]),
+            target_s=t["sl_threshold_s"],
+            sl_target=t["target_service_level"],
+            min_calls=t["min_calls"],
+        )
+        rows.append({"queue": r["queue"], "interval_start": r["interval_start"], "agents_needed": need.agents,
+                     "needed_why": need.why})  # fmt: skip
+    schema: dict[str, pl.DataType] = {
+        "queue": pl.String(),
+        "interval_start": sums.schema["interval_start"],
+        "agents_needed": pl.Int64(),
+        "needed_why": pl.String(),
+    }
+    needed = pl.DataFrame(rows, schema=schema)
+    on_shift = staffed.select(*keys, pl.col("agents_staffed").cast(pl.Float64))
+    return needed.join(on_shift, on=keys, how="left").select(*keys, *STAFFING_COLUMNS)
+
+
+def interval_report(sums: pl.DataFrame, tz: str, staffing: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per queue and interval (the pipeline's interval length); with ``staffing``
+    (``interval_staffing``), the agents needed beside the agents staffed."""
     out = queue_kpis(sums, ["queue", "interval_start", "interval_s"])
+    if staffing is not None:
+        out = out.join(staffing, on=["queue", "interval_start"], how="left")
     return out.with_columns(pl.col("interval_start").dt.convert_time_zone(tz)).sort("queue", "interval_start")
 
 

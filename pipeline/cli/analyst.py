@@ -222,7 +222,14 @@ def build(
     """The report frame of ``kind`` for [lo, hi)."""
     p = {"lo": lo, "hi": hi, "queue": queue}
     if kind == "interval":
-        return reports.interval_report(sqlfiles.frame(con, "reports/queue_intervals", **p), tz)
+        sums = sqlfiles.frame(con, "reports/queue_intervals", **p)
+        staffing = reports.interval_staffing(
+            sums,
+            sqlfiles.frame(con, "reports/queue_interval_patience", **p),
+            sqlfiles.frame(con, "reports/queue_interval_staffed", **p),
+            sqlfiles.frame(con, "kpi/queue_targets"),
+        )
+        return reports.interval_report(sums, tz, staffing)
     if kind == "daily":
         return reports.daily_report(sqlfiles.frame(con, "reports/queue_intervals", **p), tz)
     if kind == "queues":
