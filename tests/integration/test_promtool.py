@@ -107,6 +107,10 @@ def test_amtool_check_config(amtool: Tool) -> None:
             ),
             "supervisors",
         ),
+        (
+            ("alertname=CallpulseUnderstaffed", "severity=warning", "component=kpi", "queue=billing", "job=callpulse"),
+            "supervisors",
+        ),
         (("alertname=CallpulseWatermarkLag", "severity=warning", "component=pipeline", "job=callpulse"), "oncall"),
         (("alertname=CallpulseExporterDown", "severity=critical", "component=pipeline", "job=callpulse"), "oncall"),
         (("alertname=SomethingElse",), "oncall"),
