@@ -145,7 +145,11 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
             )
         for row in sqlfiles.dicts(con, "kpi/queue_window"):
             by_width.setdefault(int(row["interval_s"]), {})[row["queue"]] = QueueKpis.from_row(row)
-    latest = {r["queue"]: r for r in sqlfiles.dicts(con, "kpi/queue_latest_interval")} if watermark else {}
+    latest = (
+        {r["queue"]: r for r in sqlfiles.dicts(con, "kpi/queue_latest_interval", wm=watermark, iv=interval_s)}
+        if watermark
+        else {}
+    )
     live = {r["queue"]: r for r in sqlfiles.dicts(con, "kpi/queue_live")}
     agents: dict[str, dict[tuple[str, str], int]] = {}
     agent_seconds: dict[str, dict[tuple[str, str], float]] = {}
