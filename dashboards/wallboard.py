@@ -1,10 +1,11 @@
 """The built-in wallboard page, for centres without Grafana: `/` (plain HTML/CSS/JS from
 ``dashboards/wallboard/``) and its data at `/api/wallboard`.
 
-Data flow: a refresh job, run by ``services.refresher`` (on its own thread and DuckDB
-connection in a running pipeline), turns the latest snapshot plus the ``sql/export/*.sql``
-lists into one JSON document and publishes it; the routes only read what was
-published. Tiles use the snapshot's numbers (the same ones `callpulse kpis` prints) and
+Data flow: the document is the latest snapshot plus the ``sql/export/*.sql`` lists,
+rebuilt whenever either changes (``Board``): the snapshot after every batch (pushed on
+the engine thread, so a stored call reaches the tiles without waiting for a refresh),
+the lists by a job of ``services.refresher`` (on its own thread and DuckDB connection in
+a running pipeline); the routes only read what was published. Tiles use the snapshot's numbers (the same ones `callpulse kpis` prints) and
 the KPI table's rules (metrics.kpi.definitions), as the terminal board does: a KPI is
 in breach when it is past its target, a gated one only on a window with at least
 ``min_calls`` offered calls. KPI tiles carry their ``unit`` and come in the page's
