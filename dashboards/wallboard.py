@@ -5,14 +5,15 @@ Data flow: the document is the latest snapshot plus the ``sql/export/*.sql`` lis
 rebuilt whenever either changes (``Board``): the snapshot after every batch (pushed on
 the engine thread, so a stored call reaches the tiles without waiting for a refresh),
 the lists by a job of ``services.refresher`` (on its own thread and DuckDB connection in
-a running pipeline); the routes only read what was published. Tiles use the snapshot's numbers (the same ones `callpulse kpis` prints) and
-the KPI table's rules (metrics.kpi.definitions), as the terminal board does: a KPI is
-in breach when it is past its target, a gated one only on a window with at least
-``min_calls`` offered calls. KPI tiles carry their ``unit`` and come in the page's
-order, so the page keeps no list of its own. Each queue also gets the time in not-ready
-so far by reason (``not_ready_time``, as the Grafana board's "Time not ready by
-reason"). Caller numbers appear only masked (``caller_masked``). ``data_age_s`` is how old
-the data is when the document is made: the wall clock minus the watermark, as
+a running pipeline); the routes only read what was published. Tiles use the snapshot's
+numbers (the same ones `callpulse kpis` prints) and the KPI table's rules
+(metrics.kpi.definitions), as the terminal board does: a KPI is in breach when it is
+past its target, a gated one only on a window with at least ``min_calls`` offered calls.
+KPI tiles carry their ``unit`` and come in the page's order, so the page keeps no list
+of its own. Each queue also gets the time in not-ready so far by reason
+(``not_ready_time``, as the Grafana board's "Time not ready by reason"). Caller numbers
+appear only masked (``caller_masked``). ``data_age_s`` is how old the data is when the
+document is made: the wall clock minus the watermark, as
 ``callpulse_watermark_lag_seconds`` on /metrics; the page adds the time since it got the
 document (so a feed that stopped ages too) and says STALE past ``stale_after_s``
 (``[wallboard] stale_after``).
