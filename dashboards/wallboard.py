@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -214,10 +214,11 @@ def wallboard_json(
 Lists = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
 
 
-def read_lists(con: duckdb.DuckDBPyConnection) -> Lists:
-    """The page's lists (the refresher's thread): waiting calls, recent abandons, logged-in agents."""
+def read_lists(con: duckdb.DuckDBPyConnection, waiting_since: datetime | None = None) -> Lists:
+    """The page's lists (the refresher's thread): waiting calls, recent abandons, logged-in
+    agents; ``waiting_since``: no call offered before it can be waiting (None: not known)."""
     return (
-        sqlfiles.dicts(con, "export/waiting_calls", limit=LIST_LIMIT),
+        sqlfiles.dicts(con, "export/waiting_calls", limit=LIST_LIMIT, since=waiting_since),
         sqlfiles.dicts(con, "export/abandoned_calls", limit=LIST_LIMIT, lookback_s=ABANDONED_LOOKBACK_S),
         sqlfiles.dicts(con, "export/logged_in_agents"),
     )
@@ -275,7 +276,12 @@ def attach(services: Any) -> Board:
     board = Board(build, lambda: services.published.get("snapshot"))
 
     def lists_job(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        lists = read_lists(con)
+        # the watermark this read sees (a snapshot published meanwhile may be newer); a call
+        # offered longer before it than the longest orphan_after is closed, not waiting
+        state = sqlfiles.first(con, "schema/pipeline_state")
+        wm = state[0] if state else None
+        orphan_s = max(s.orphan_after_s for s in (config.defaults, *config.queues.values()))
+        lists = read_lists(con, wm - timedelta(seconds=orphan_s) if wm is not None else None)
         fallback = services.published.get("snapshot") or take_snapshot(con, config.windows)
         return board.lists(lists, fallback)
 

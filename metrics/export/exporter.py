@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -49,6 +49,7 @@ from metrics.kpi.snapshot import KpiSnapshot
 from pipeline.core import counters, sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.engine import Totals
+from pipeline.core.store import agents_lookback
 from pipeline.serve.host import Services
 from pipeline.serve.http import Response
 
@@ -148,7 +149,10 @@ class Exporter:
         if watermark is not None:
             label = {w: name for name, w in self.config.windows}
             params = {"wm": watermark, "widths": sorted(label)}
-            for r in sqlfiles.dicts(con, "export/queue_occupancy", **params):
+            # each agent's state when the widest window opens: searched back only as far as needed
+            lo = watermark - timedelta(seconds=max(label))
+            since = agents_lookback(con, "export/occupancy_before_missing", lo, lo=lo)
+            for r in sqlfiles.dicts(con, "export/queue_occupancy", **params, lo=lo, since=since):
                 occupancy[(r["queue"], label[int(r["width_s"])])] = r["occupancy"]
             if self.config.exporter.per_agent:
                 agents = tuple(

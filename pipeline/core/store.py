@@ -361,14 +361,9 @@ class Store:
 
     def _agents_lookback(self, lo: datetime) -> datetime | None:
         """How far back from ``lo`` the agent-interval recompute must look for each touched
-        agent's state when its range starts: the nearest of AGENT_LOOKBACK_S that holds
-        them all (None: the whole history, for an agent first seen or back from leave)."""
-        for span in AGENT_LOOKBACK_S:
-            since = lo - timedelta(seconds=span)
-            row = sqlfiles.first(self.con, "ingest/agents_before_missing", since=since)
-            if row is not None and row[0] == 0:
-                return since
-        return None
+        agent's state when its range starts (None: the whole history, for an agent first
+        seen or back from leave)."""
+        return agents_lookback(self.con, "ingest/agents_before_missing", lo)
 
     def rebuild(self) -> None:
         """Recompute call state and every aggregate from the stored events alone."""
@@ -427,6 +422,18 @@ class Store:
                 self.con, "ingest/adapter_agents", source=source, partition=partition
             )
         )
+
+
+def agents_lookback(con: duckdb.DuckDBPyConnection, missing: str, opens: datetime, **params: object) -> datetime | None:
+    """The nearest of ``opens`` minus AGENT_LOOKBACK_S from which the query ``missing`` (run
+    with ``since`` and ``params``) finds no agent lacking its state before ``opens``; None
+    if every span leaves one out (then a query must read the agents' whole history)."""
+    for span in AGENT_LOOKBACK_S:
+        since = opens - timedelta(seconds=span)
+        row = sqlfiles.first(con, missing, since=since, **params)
+        if row is not None and row[0] == 0:
+            return since
+    return None
 
 
 def _first_event(known: pl.DataFrame, new_calls: pl.DataFrame) -> datetime | None:
