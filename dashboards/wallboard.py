@@ -1,17 +1,19 @@
 """The built-in wallboard page, for centres without Grafana: `/` (plain HTML/CSS/JS from
 ``dashboards/wallboard/``) and its data at `/api/wallboard`.
 
-Data flow: a refresh job, run by ``services.refresher`` (on its own thread and DuckDB
-connection in a running pipeline), turns the latest snapshot plus the ``sql/export/*.sql``
-lists into one JSON document and publishes it; the routes only read what was
-published. Tiles use the snapshot's numbers (the same ones `callpulse kpis` prints) and
-the KPI table's rules (metrics.kpi.definitions), as the terminal board does: a KPI is
-in breach when it is past its target, a gated one only on a window with at least
-``min_calls`` offered calls. KPI tiles carry their ``unit`` and come in the page's
-order, so the page keeps no list of its own. Each queue also gets the time in not-ready
-so far by reason (``not_ready_time``, as the Grafana board's "Time not ready by
-reason"). Caller numbers appear only masked (``caller_masked``). ``data_age_s`` is how old
-the data is when the document is made: the wall clock minus the watermark, as
+Data flow: the document is the latest snapshot plus the ``sql/export/*.sql`` lists,
+rebuilt whenever either changes (``Board``): the snapshot after every batch (pushed on
+the engine thread, so a stored call reaches the tiles without waiting for a refresh),
+the lists by a job of ``services.refresher`` (on its own thread and DuckDB connection in
+a running pipeline); the routes only read what was published. Tiles use the snapshot's
+numbers (the same ones `callpulse kpis` prints) and the KPI table's rules
+(metrics.kpi.definitions), as the terminal board does: a KPI is in breach when it is
+past its target, a gated one only on a window with at least ``min_calls`` offered calls.
+KPI tiles carry their ``unit`` and come in the page's order, so the page keeps no list
+of its own. Each queue also gets the time in not-ready so far by reason
+(``not_ready_time``, as the Grafana board's "Time not ready by reason"). Caller numbers
+appear only masked (``caller_masked``). ``data_age_s`` is how old the data is when the
+document is made: the wall clock minus the watermark, as
 ``callpulse_watermark_lag_seconds`` on /metrics; the page adds the time since it got the
 document (so a feed that stopped ages too) and says STALE past ``stale_after_s``
 (``[wallboard] stale_after``).
@@ -20,7 +22,8 @@ document (so a feed that stopped ages too) and says STALE past ``stale_after_s``
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +39,7 @@ from pipeline.serve.http import Response
 STATIC_DIR = Path(__file__).resolve().parent / "wallboard"
 API_PATH = "/api/wallboard"
 PUBLISHED = "wallboard"
+LIVE_JOB = "wallboard_live"
 ASSETS = {  # route -> (file, content type)
     "/": ("index.html", "text/html; charset=utf-8"),
     "/wallboard.css": ("wallboard.css", "text/css; charset=utf-8"),
@@ -232,24 +236,16 @@ def wallboard_json(
     }
 
 
-def compute(
-    con: duckdb.DuckDBPyConnection,
-    snapshot: KpiSnapshot,
-    timezone: str,
-    window: str,
-    now: datetime | None = None,
-    stale_after_s: float = WallboardSettings().stale_after_s,
-) -> dict[str, Any]:
-    """Run the list queries (the refresher's thread) and build the document."""
-    return wallboard_json(
-        snapshot,
-        sqlfiles.dicts(con, "export/waiting_calls", limit=LIST_LIMIT),
+Lists = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def read_lists(con: duckdb.DuckDBPyConnection, waiting_since: datetime | None = None) -> Lists:
+    """The page's lists (the refresher's thread): waiting calls, recent abandons, logged-in
+    agents; ``waiting_since``: no call offered before it can be waiting (None: not known)."""
+    return (
+        sqlfiles.dicts(con, "export/waiting_calls", limit=LIST_LIMIT, since=waiting_since),
         sqlfiles.dicts(con, "export/abandoned_calls", limit=LIST_LIMIT, lookback_s=ABANDONED_LOOKBACK_S),
         sqlfiles.dicts(con, "export/logged_in_agents"),
-        timezone,
-        window,
-        now,
-        stale_after_s,
     )
 
 
@@ -258,28 +254,72 @@ def default_window(windows: tuple[tuple[str, int], ...]) -> str:
     return "15m" if "15m" in labels else labels[0]
 
 
-def attach(services: Any) -> None:
-    """Add the refresh job and, if the services serve HTTP, the page's routes.
+class Board:
+    """The document the feed serves, rebuilt whenever its tiles or its lists change: the
+    tiles after every batch (the snapshot, pushed on the engine thread), the lists when
+    the refresher's cycle reads them. Built under one lock from the latest snapshot
+    published, so documents are published in the order they are built and a count on
+    the page never goes back."""
 
-    The job runs after the "snapshot" job (jobs run in the order they were added) and
-    reuses the snapshot it just published."""
+    def __init__(self, build: Any, snapshot: Any) -> None:
+        self._build = build
+        self._snapshot = snapshot
+        self._lock = threading.Lock()
+        self._lists: Lists | None = None
+        self.doc: dict[str, Any] | None = None
+
+    def tiles(self) -> dict[str, Any] | None:
+        """A new snapshot was published (engine thread): the document with the last lists read."""
+        with self._lock:
+            snapshot = self._snapshot()
+            if snapshot is not None and self._lists is not None:
+                self.doc = self._build(snapshot, self._lists)
+            return self.doc
+
+    def lists(self, lists: Lists, fallback: KpiSnapshot) -> dict[str, Any]:
+        """New lists (refresher thread): the document with them and the latest snapshot."""
+        with self._lock:
+            self._lists = lists
+            self.doc = self._build(self._snapshot() or fallback, lists)
+            return self.doc
+
+
+def attach(services: Any) -> Board:
+    """Add the refresh jobs and, if the services serve HTTP, the page's routes.
+
+    The tiles follow every batch: a live job (after the "snapshot" job, on the engine
+    thread) rebuilds the document from the snapshot just published. The lists (waiting
+    calls, recent abandons, agents) read more rows and are refreshed by the refresher's
+    cycle, off the batches' path."""
     config = services.config
     window = default_window(config.windows)
 
-    def job(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        snapshot = services.published.get("snapshot") or take_snapshot(con, config.windows)
+    def build(snapshot: KpiSnapshot, lists: Lists) -> dict[str, Any]:
         now = services.engine.clock()
-        return compute(con, snapshot, config.timezone, window, now, config.wallboard.stale_after_s)
+        return wallboard_json(snapshot, *lists, config.timezone, window, now, config.wallboard.stale_after_s)
 
-    services.refresher.add(PUBLISHED, job)
+    board = Board(build, lambda: services.published.get("snapshot"))
+
+    def lists_job(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        # the watermark this read sees (a snapshot published meanwhile may be newer); a call
+        # offered longer before it than the longest orphan_after is closed, not waiting
+        state = sqlfiles.first(con, "schema/pipeline_state")
+        wm = state[0] if state else None
+        orphan_s = max(s.orphan_after_s for s in (config.defaults, *config.queues.values()))
+        lists = read_lists(con, wm - timedelta(seconds=orphan_s) if wm is not None else None)
+        fallback = services.published.get("snapshot") or take_snapshot(con, config.windows)
+        return board.lists(lists, fallback)
+
+    services.refresher.add(LIVE_JOB, lambda _con: board.tiles(), live=True)
+    services.refresher.add(PUBLISHED, lists_job)
     if services.server is None:
-        return
+        return board
     for route, (filename, content_type) in ASSETS.items():
         body = (STATIC_DIR / filename).read_bytes()
         services.server.add(route, lambda body=body, ct=content_type: Response(body, ct))
 
     def api() -> Response:
-        doc = services.published.get(PUBLISHED)
+        doc = board.doc
         if doc is None:
             return Response(b'{"error": "not ready"}', "application/json", status=503)
         # The age as of this request, not as of the last refresh: a quiet pipeline
@@ -287,6 +327,7 @@ def attach(services: Any) -> None:
         return Response(json.dumps(with_age(doc, services.engine.clock())).encode(), "application/json")
 
     services.server.add(API_PATH, api)
+    return board
 
 
 def with_age(doc: dict[str, Any], now: datetime) -> dict[str, Any]:

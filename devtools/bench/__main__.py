@@ -5,9 +5,12 @@
 - kafka: the worker on its own real broker, produced→stored events/s and
   event-to-stored latency at a steady rate (devtools/bench/kafka.py);
 - analyst: 30 days / 10M calls, the interval report and a 15-minute rolling query
-  on the analysts' snapshot (devtools/bench/analyst.py).
+  on the analysts' snapshot (devtools/bench/analyst.py);
+- latency: black box, a `callpulse worker` subprocess on its own broker, live events at a
+  steady rate → the first scrape of /metrics and of the wallboard's feed counting them,
+  on an empty database and on a month (devtools/bench/latency.py).
 
-`make bench` runs all three; `BENCH_ARGS="--only replay"` (repeatable) picks some.
+`make bench` runs all four; `BENCH_ARGS="--only replay"` (repeatable) picks some.
 Nothing here asserts a time; it reports.
 """
 
@@ -30,7 +33,7 @@ from pipeline.ingest.sources import files
 from pipeline.ingest.sources.simulator import SimConfig, simulate, write_jsonl
 
 OUT = Path("bench-out")
-PARTS = ("replay", "kafka", "analyst")
+PARTS = ("replay", "kafka", "analyst", "latency")
 console = Console()
 
 
@@ -73,19 +76,30 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=PARTS, help="run only these parts (repeatable)")
     parser.add_argument("--calls", type=int, default=10_000_000, help="calls in the analysts' 30-day database")
     parser.add_argument("--rate", type=float, default=5000.0, help="events/s for the Kafka latency run")
+    parser.add_argument("--latency-rate", type=float, default=1000.0, help="events/s for the black-box latency run")
+    parser.add_argument("--latency-seconds", type=float, default=60.0, help="seconds of producing per latency run")
+    parser.add_argument(
+        "--latency-db", action="append", choices=("empty", "month"), help="databases of the latency part (repeatable)"
+    )
     args = parser.parse_args()
     parts = args.only or list(PARTS)
-    path = ensure_events(args.scale)
+    path = ensure_events(args.scale) if {"replay", "kafka"} & set(parts) else None
     if "replay" in parts:
+        assert path is not None
         replay_bench(path, args.batch_size)
     if "kafka" in parts:
         from devtools.bench import kafka
 
+        assert path is not None
         kafka.run(path, rate=args.rate)
     if "analyst" in parts:
         from devtools.bench.analyst import run_analyst_bench
 
         run_analyst_bench(args.calls, console)
+    if "latency" in parts:
+        from devtools.bench import latency
+
+        latency.run(args.latency_rate, args.latency_seconds, tuple(args.latency_db or ("empty", "month")))
 
 
 def replay_bench(path: Path, batch_size: int) -> None:

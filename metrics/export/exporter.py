@@ -1,14 +1,17 @@
 """``/metrics``: attaches the KPI collector and its refresh job to
 the runtime services (pipeline/serve/host.py).
 
-Threads: ``Exporter.refresh`` is a refresher job, so it runs on the refresher's thread
-and connection (pipeline/serve/refresher.py; the engine's, with ``every_s`` 0): it reads
-the open breaches (decided on the engine thread: metrics/kpi/breaches.py), the counters
-stored in DuckDB (calls, wait histogram, records by source: pipeline/core/counters.py,
-so they never go down), the stored Kafka offsets, occupancy and (with ``per_agent``)
-each agent's state, window KPIs and QA score, copies the refresh failures and this
-process's batch times, and publishes one immutable ``ExportState``. The HTTP handler
-only formats what was published (``generate_latest`` on the exporter's own registry).
+Threads: two refresher jobs build one immutable ``ExportState``. ``Exporter.live`` is
+pushed (pipeline/serve/refresher.py): it runs on the engine thread right after every
+batch commits and reads what a batch changes and /metrics counts: the KPI snapshot just
+published, the counters stored in DuckDB (calls, wait histogram, records by source:
+pipeline/core/counters.py, so they never go down), the stored Kafka offsets, the refresh
+failures and this process's batch times; all small tables, so a counted call reaches
+/metrics one batch after it is stored. ``Exporter.boards`` runs on the refresher's
+thread and connection: the open breaches (decided on the engine thread:
+metrics/kpi/breaches.py), occupancy and (with ``per_agent``) each agent's state, window
+KPIs and QA score. The HTTP handler only formats what was published
+(``generate_latest`` on the exporter's own registry).
 A second job, on the engine thread, keeps the refresh failures in DuckDB so that a
 restart continues them.
 
@@ -19,8 +22,9 @@ services' HTTP server.
 from __future__ import annotations
 
 import bisect
+import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -45,10 +49,12 @@ from metrics.kpi.snapshot import KpiSnapshot
 from pipeline.core import counters, sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.engine import Totals
+from pipeline.core.store import agents_lookback
 from pipeline.serve.host import Services
 from pipeline.serve.http import Response
 
 PUBLISHED = "exporter"
+LIVE_JOB = "exporter_live"
 FAILURES_JOB = "refresh_failures"
 ROUTE = "/metrics"
 
@@ -108,15 +114,34 @@ class Exporter:
         self.failures = failures or dict
         self.health = HealthTracker()
         self.state: ExportState | None = None
+        # The two halves of the state, written by their own threads (live / boards below).
+        self._lock = threading.Lock()
+        self._live = ExportState(snapshot=None)
+        self._boards = ExportState(snapshot=None)
         self.collector = KpiCollector(lambda: self.state, clock=clock, per_agent=config.exporter.per_agent)
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self.collector)
 
     def refresh(self, con: duckdb.DuckDBPyConnection) -> ExportState:
-        """Build (and keep) the state the next scrapes show; the refresher's thread only."""
+        """Both halves below at once (one thread): the state the next scrapes show."""
+        self.live(con)
+        return self.boards(con)
+
+    def live(self, con: duckdb.DuckDBPyConnection) -> ExportState:
+        """The pushed half, on the engine thread after every batch: the snapshot's KPIs, the
+        stored counters and the pipeline's health. Small tables only (a row per queue, bound,
+        source, partition), so it costs the same after a month as on the first day."""
+        bounds, calls = _call_totals(con)
+        health = self.health.update(self.totals, counters.pipeline_counts(con), self.failures(), _source_offsets(con))
+        with self._lock:
+            self._live = ExportState(snapshot=self.snapshot(), calls=calls, wait_bounds=bounds, health=health)
+            return self._compose()
+
+    def boards(self, con: duckdb.DuckDBPyConnection) -> ExportState:
+        """The refreshed half, on the refresher's thread: open breaches, occupancy and (with
+        ``per_agent``) the agents' states and window KPIs, which read the windows' events."""
         breaches = open_breach_keys(con)
         snap: KpiSnapshot | None = self.snapshot()
-        bounds, calls = _call_totals(con)
         occupancy: dict[tuple[str, str], float | None] = {}
         agents: tuple[AgentRow, ...] | None = None
         agent_kpis: tuple[AgentKpis, ...] = ()
@@ -124,24 +149,34 @@ class Exporter:
         if watermark is not None:
             label = {w: name for name, w in self.config.windows}
             params = {"wm": watermark, "widths": sorted(label)}
-            for r in sqlfiles.dicts(con, "export/queue_occupancy", **params):
+            # each agent's state when the widest window opens: searched back only as far as needed
+            lo = watermark - timedelta(seconds=max(label))
+            since = agents_lookback(con, "export/occupancy_before_missing", lo, lo=lo)
+            for r in sqlfiles.dicts(con, "export/queue_occupancy", **params, lo=lo, since=since):
                 occupancy[(r["queue"], label[int(r["width_s"])])] = r["occupancy"]
             if self.config.exporter.per_agent:
                 agents = tuple(
                     AgentRow(r["agent_id"], r["state"], r["reason"]) for r in sqlfiles.dicts(con, "export/agent_states")
                 )
                 agent_kpis = _agent_kpis(con, watermark, label)
+        with self._lock:
+            self._boards = ExportState(
+                snapshot=None, occupancy=occupancy, breaches=breaches, agents=agents, agent_kpis=agent_kpis
+            )
+            return self._compose()
+
+    def _compose(self) -> ExportState:
+        """The state scrapes show: the latest of each half (caller holds the lock)."""
+        live, boards = self._live, self._boards
         self.state = ExportState(
-            snapshot=snap,
-            calls=calls,
-            wait_bounds=bounds,
-            occupancy=occupancy,
-            breaches=breaches,
-            health=self.health.update(
-                self.totals, counters.pipeline_counts(con), self.failures(), _source_offsets(con)
-            ),
-            agents=agents,
-            agent_kpis=agent_kpis,
+            snapshot=live.snapshot,
+            calls=live.calls,
+            wait_bounds=live.wait_bounds,
+            occupancy=boards.occupancy,
+            breaches=boards.breaches,
+            health=live.health,
+            agents=boards.agents,
+            agent_kpis=boards.agent_kpis,
         )
         return self.state
 
@@ -173,7 +208,8 @@ def attach(services: Services) -> Exporter:
         clock=lambda: _now(services),
         failures=failures,
     )
-    refresher.add(PUBLISHED, exporter.refresh)
+    refresher.add(LIVE_JOB, exporter.live, live=True)
+    refresher.add(PUBLISHED, exporter.boards)
     refresher.add(FAILURES_JOB, FailureKeeper(failures), engine=True)
     if services.server is not None:
         services.server.add(ROUTE, exporter.route)

@@ -185,8 +185,10 @@ def evaluations_as_of(
     last: int,
     windows: tuple[tuple[str, int], ...],
     step_s: int = STEP_S,
+    orphan_s: float | None = None,
 ) -> Iterator[Evaluation]:
-    """Every KPI evaluation at the points ``first .. last`` (epoch seconds), from SQL."""
+    """Every KPI evaluation at the points ``first .. last`` (epoch seconds), from SQL;
+    ``orphan_s``: the longest orphan_after of any queue (None: not known)."""
     label = {width: name for name, width in windows}
     params = {"first": first, "last": last, "step": step_s, "widths": sorted(label)}
     for r in sqlfiles.dicts(con, "breaches/window_kpis_as_of", **params):
@@ -194,7 +196,7 @@ def evaluations_as_of(
         window = label[int(r["width_s"])]
         for kpi in definitions.rolling():
             yield from _evaluation(r, kpi, window, enough)
-    for r in sqlfiles.dicts(con, "breaches/oldest_wait_as_of", **params):
+    for r in sqlfiles.dicts(con, "breaches/oldest_wait_as_of", **params, orphan_s=orphan_s):
         for kpi in definitions.live():
             yield from _evaluation(r, kpi, LIVE)
 
@@ -217,9 +219,11 @@ class BreachDetector:
         windows: tuple[tuple[str, int], ...],
         hold_s: float,
         step_s: int = STEP_S,
+        orphan_s: float | None = None,
     ) -> None:
         self.windows = windows
         self.step_s = step_s
+        self.orphan_s = orphan_s  # the longest orphan_after: bounds the calls read per point
         self._widest_s = max((width for _, width in windows), default=0)
         sqlfiles.run(con, "breaches/tables")
         self.book = BreachBook(hold_s, _open_breaches(con))
@@ -235,7 +239,10 @@ class BreachDetector:
         clock = sqlfiles.dicts(con, "breaches/clock")[0]
         if clock["changed_since"] is not None:
             clock = self._rewind(con, clock["changed_since"])
-        first = clock["first_offered_at"] if clock["evaluated_to"] is None else None
+        first = None
+        if clock["evaluated_to"] is None:
+            row = sqlfiles.first(con, "breaches/first_offered")
+            first = row[0] if row else None
         span = evaluation_points(first, clock["watermark"], clock["evaluated_to"], self.step_s)
         if span is None:
             return 0
@@ -268,7 +275,7 @@ class BreachDetector:
 
     def _chunk(self, con: duckdb.DuckDBPyConnection, first: int, last: int) -> None:
         by_point: dict[datetime, list[Evaluation]] = {}
-        for ev in evaluations_as_of(con, first, last, self.windows, self.step_s):
+        for ev in evaluations_as_of(con, first, last, self.windows, self.step_s, self.orphan_s):
             by_point.setdefault(ev.at, []).append(ev)
         changed: list[tuple[datetime, Breach]] = []
         for point in range(first, last + 1, self.step_s):
@@ -382,7 +389,9 @@ class BreachListener:
 def attach(engine: Engine, every_s: float = 1.0) -> BreachListener:
     """Decide breaches from the engine's stored calls after its batches, on its thread."""
     cfg = engine.config
-    detector = BreachDetector(engine.store.con, cfg.windows, cfg.exporter.breach_hold_s)
+    # a queue without settings of its own has the defaults
+    orphan_s = max(s.orphan_after_s for s in (cfg.defaults, *cfg.queues.values()))
+    detector = BreachDetector(engine.store.con, cfg.windows, cfg.exporter.breach_hold_s, orphan_s=orphan_s)
     listener = BreachListener(detector, engine.store.con, every_s)
     engine.subscribe(listener, on_drain=listener.drain)
     return listener

@@ -6,7 +6,7 @@ breach check all read this one snapshot, so they can never disagree.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -165,18 +165,15 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
     by_width: dict[int, dict[str, QueueKpis]] = {}
     if watermark is not None:
         sqlfiles.run(con, "kpi/reset_window_aggregates")
-        for _, width in windows:
-            # Rolling windows include their start and the watermark itself.
-            sqlfiles.run(
-                con,
-                "kpi/add_window_aggregates",
-                lo=watermark - timedelta(seconds=width),
-                hi=watermark + timedelta(microseconds=1),
-                width=width,
-            )
+        # one statement for every window: the snapshot runs after every batch
+        sqlfiles.run(con, "kpi/add_window_aggregates", widths=[width for _, width in windows], wm=watermark)
         for row in sqlfiles.dicts(con, "kpi/queue_window"):
             by_width.setdefault(int(row["interval_s"]), {})[row["queue"]] = QueueKpis.from_row(row)
-    latest = {r["queue"]: r for r in sqlfiles.dicts(con, "kpi/queue_latest_interval")} if watermark else {}
+    latest = (
+        {r["queue"]: r for r in sqlfiles.dicts(con, "kpi/queue_latest_interval", wm=watermark, iv=interval_s)}
+        if watermark
+        else {}
+    )
     live = {r["queue"]: r for r in sqlfiles.dicts(con, "kpi/queue_live")}
     agents: dict[str, dict[tuple[str, str], int]] = {}
     agent_seconds: dict[str, dict[tuple[str, str], float]] = {}

@@ -21,7 +21,9 @@ def start_services(engine: Engine, config: Config, serve: bool = True, refresh_e
     # Before the refresher subscribes: a batch's breaches are decided before it is published.
     breaches.attach(engine, every_s=refresh_every_s)
     refresher = Refresher(engine.store.con, published, every_s=refresh_every_s)
-    refresher.add("snapshot", lambda con: take_snapshot(con, config.windows))
+    # Pushed: the live tiles and counters follow every batch (the exporter's and the
+    # wallboard's live jobs read this snapshot); the boards' heavier reads stay on the refresher.
+    refresher.add("snapshot", lambda con: take_snapshot(con, config.windows), live=True)
     engine.subscribe(refresher)
     server = HttpServer(config.exporter.host, config.exporter.port) if serve else None
     services = Services(engine, config, published, refresher, server)

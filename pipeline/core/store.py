@@ -25,6 +25,9 @@ from pipeline.core.pii import PiiKeyMismatch
 from pipeline.core.records import AdapterMemory, AgentMemory, SourceOffset
 
 log = logging.getLogger("callpulse.store")
+# How far back a batch looks for its agents' states before the intervals it touched, in
+# turn: an agent busy this hour, one back from the night or a weekend; else everything.
+AGENT_LOOKBACK_S: tuple[float, ...] = (3600.0, 86400.0, 4 * 86400.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,10 +308,19 @@ class Store:
             con.unregister("_touched")
             sqlfiles.run(con, "ingest/refresh_batch_calls", iv=iv, lo=calls_from)
             sqlfiles.run(con, "ingest/add_call_counters")
-            sqlfiles.run(con, "ingest/refresh_next_contact", iv=iv)
+            sqlfiles.run(con, "ingest/refresh_next_contact", iv=iv, since=self._contacts_from(calls_from))
         advanced = old_wm is not None and new_wm is not None and new_wm > old_wm
         if advanced:
-            sqlfiles.run(con, "ingest/touch_orphaned_calls", iv=iv, old_wm=old_wm, new_wm=new_wm)
+            orphan = [s.orphan_after_s for s in (self.config.defaults, *self.config.queues.values())]
+            sqlfiles.run(
+                con,
+                "ingest/touch_orphaned_calls",
+                iv=iv,
+                old_wm=old_wm,
+                new_wm=new_wm,
+                max_orphan_s=max(orphan),
+                min_orphan_s=min(orphan),
+            )
         if new_wm is not None and agents_changed:
             sqlfiles.run(con, "ingest/touch_agent_ranges", iv=iv, wm=new_wm)
         sqlfiles.run(con, "ingest/touch_qa_intervals", iv=iv)
@@ -317,6 +329,16 @@ class Store:
         if agents_changed:  # after extend_open_agents: it needs each agent's state before the batch
             sqlfiles.run(con, "ingest/update_agent_last")
         self._recompute(new_wm)
+
+    def _contacts_from(self, calls_from: datetime | None) -> datetime | None:
+        """The earliest offer whose contact a batch with calls from ``calls_from`` can change
+        in a way a KPI sees: a repeat window before them (an earlier call's next contact is
+        beyond its window either way), and an orphan span more for the legs of one call."""
+        if calls_from is None:
+            return None
+        # a queue without settings of its own has the defaults
+        settings = [self.config.defaults, *self.config.queues.values()]
+        return calls_from - timedelta(seconds=max(s.repeat_window_s + s.orphan_after_s for s in settings))
 
     def _recompute(self, wm: datetime | None) -> None:
         iv = self.config.interval_s
@@ -327,7 +349,21 @@ class Store:
             sqlfiles.run(self.con, "ingest/recompute_queue_intervals", lo=lo, hi=hi + step, iv=iv)
         lo, hi = bounds["agent"]
         if lo is not None and wm is not None:
-            sqlfiles.run(self.con, "ingest/recompute_agent_intervals", lo=lo, hi=hi + step, iv=iv, wm=wm)
+            sqlfiles.run(
+                self.con,
+                "ingest/recompute_agent_intervals",
+                lo=lo,
+                hi=hi + step,
+                iv=iv,
+                wm=wm,
+                before_from=self._agents_lookback(lo),
+            )
+
+    def _agents_lookback(self, lo: datetime) -> datetime | None:
+        """How far back from ``lo`` the agent-interval recompute must look for each touched
+        agent's state when its range starts (None: the whole history, for an agent first
+        seen or back from leave)."""
+        return agents_lookback(self.con, "ingest/agents_before_missing", lo)
 
     def rebuild(self) -> None:
         """Recompute call state and every aggregate from the stored events alone."""
@@ -341,7 +377,7 @@ class Store:
             if wm is not None:
                 sqlfiles.run(con, "ingest/touch_all_agent_intervals", iv=iv, wm=wm)
             sqlfiles.run(con, "ingest/refresh_call_state")
-            sqlfiles.run(con, "ingest/refresh_next_contact", iv=iv)
+            sqlfiles.run(con, "ingest/refresh_next_contact", iv=iv, since=None)
             sqlfiles.run(con, "ingest/touch_call_intervals", iv=iv)
             self._recompute(wm)
 
@@ -386,6 +422,18 @@ class Store:
                 self.con, "ingest/adapter_agents", source=source, partition=partition
             )
         )
+
+
+def agents_lookback(con: duckdb.DuckDBPyConnection, missing: str, opens: datetime, **params: object) -> datetime | None:
+    """The nearest of ``opens`` minus AGENT_LOOKBACK_S from which the query ``missing`` (run
+    with ``since`` and ``params``) finds no agent lacking its state before ``opens``; None
+    if every span leaves one out (then a query must read the agents' whole history)."""
+    for span in AGENT_LOOKBACK_S:
+        since = opens - timedelta(seconds=span)
+        row = sqlfiles.first(con, missing, since=since, **params)
+        if row is not None and row[0] == 0:
+            return since
+    return None
 
 
 def _first_event(known: pl.DataFrame, new_calls: pl.DataFrame) -> datetime | None:

@@ -55,6 +55,12 @@ class Refresher:
     on that connection, so they all see the same batches (the wallboard's tiles and lists,
     /metrics: one moment), never one stored between two of them. Jobs added with
     ``engine=True`` (they change stored data: retention) always run on the engine thread.
+
+    Jobs added with ``live=True`` are pushed: they run on the engine thread right after
+    every batch commits (and before the read-only jobs, in the order added), so what a
+    batch changed reaches its readers without waiting for a cycle. They must cost in
+    proportion to the batch (or less), never to the stored history: the live tiles and
+    counters, not the boards' lists.
     """
 
     def __init__(
@@ -70,6 +76,7 @@ class Refresher:
         self.every_s = every_s
         self.jobs: dict[str, Job] = {}
         self.engine_jobs: set[str] = set()
+        self.live_jobs: set[str] = set()
         self.failures: Counter[str] = Counter()
         self.took_s = 0.0  # how long the last refresh took
         self._last = 0.0
@@ -82,10 +89,12 @@ class Refresher:
         self._wake = threading.Event()
         self._stopping = threading.Event()
 
-    def add(self, name: str, job: Job, engine: bool = False) -> None:
+    def add(self, name: str, job: Job, engine: bool = False, live: bool = False) -> None:
         self.jobs[name] = job
         if engine:
             self.engine_jobs.add(name)
+        if live:
+            self.live_jobs.add(name)
 
     @property
     def background(self) -> bool:
@@ -117,12 +126,14 @@ class Refresher:
         # the next refresh waits at least BUSY_FACTOR times as long as the last one took
         # (``every_s`` 0 means after every batch, whatever it costs: tests, tools).
         if self.background:
+            self._run_live_jobs()
             self._pending = True
             self._wake.set()
             self._run_engine_jobs()
         elif self._due():
             self.refresh_now()
         else:
+            self._run_live_jobs()
             self._pending = True  # published by the next batch, or by tick() if none comes
 
     def tick(self) -> None:
@@ -144,8 +155,15 @@ class Refresher:
         if not self.background:
             self._refresh(self.jobs, self.con)
             return
+        self._run_live_jobs()
         self._run_engine_jobs(force=True)
         self._refresh_reader()
+
+    def _run_live_jobs(self) -> None:
+        """The pushed jobs, on the engine thread after a batch (see the class docstring)."""
+        for name in self.jobs:
+            if name in self.live_jobs:
+                self._run_job(name, self.con)
 
     def _run_engine_jobs(self, force: bool = False) -> None:
         """The jobs that write, on the engine thread, at most every ``every_s`` seconds."""
@@ -181,7 +199,7 @@ class Refresher:
 
     def _reader_jobs(self) -> list[str]:
         """The read-only jobs, in the order they were added (later ones read earlier ones)."""
-        return [n for n in self.jobs if n not in self.engine_jobs]
+        return [n for n in self.jobs if n not in self.engine_jobs and n not in self.live_jobs]
 
     def _loop(self) -> None:
         """One job at a time, each followed by a pause of (BUSY_FACTOR - 1) times its own

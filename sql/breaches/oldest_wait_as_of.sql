@@ -10,6 +10,9 @@ WITH points AS (
       AND c.offered_at <= to_timestamp($last)
       AND coalesce(least(c.answered_at, c.abandoned_at, c.exited_at), 'infinity'::TIMESTAMPTZ) > to_timestamp($first)
       AND c.offered_at + to_seconds(s.orphan_after_s) >= to_timestamp($first)
+      -- the same bound with the longest orphan_after ($orphan_s, NULL: unknown) as a value,
+      -- so the scan skips the stored history instead of testing every call in it
+      AND ($orphan_s::DOUBLE IS NULL OR c.offered_at >= to_timestamp($first - $orphan_s::DOUBLE))
 )
 SELECT p.m, c.queue, max(cp_seconds_between(c.offered_at, p.m)) AS oldest_wait_s,
        any_value(s.target_oldest_wait_s) AS target_oldest_wait_s

@@ -1,9 +1,24 @@
--- Returns per queue, for each window width in $widths (seconds) ending at $wm, the occupancy: (busy + wrap) / (busy + wrap + ready) time of the agents serving the queue (NULL without such time). Reads only the widest window's events plus each agent's last state and queues before it.
+-- Returns per queue, for each window width in $widths (seconds) ending at $wm, the occupancy: (busy + wrap) / (busy + wrap + ready) time of the agents serving the queue (NULL without such time). Reads only the widest window's events (from $lo) plus each agent's last state and queues before it: from agent_last for an agent with no event since, else searched from $since (NULL: all; see export/occupancy_before_missing).
 WITH w AS (
     SELECT unnest($widths::INTEGER[]) AS width_s
+), idle AS (
+    -- no event since the window opened: the last one is its state all along
+    SELECT agent_id, ts, state, queues FROM agent_last WHERE ts < $lo::TIMESTAMPTZ
+), active_before AS (
+    -- the others' last event before the window and the queues they last reported before it
+    SELECT e.agent_id, max({'ts': e.ts, 'state': e.state}) AS k,
+           arg_max(e.queues, {'ts': e.ts, 'state': e.state}) FILTER (WHERE e.queues IS NOT NULL) AS queues
+    FROM agent_events e SEMI JOIN (SELECT agent_id FROM agent_last WHERE ts >= $lo::TIMESTAMPTZ) a USING (agent_id)
+    WHERE e.ts < $lo::TIMESTAMPTZ AND ($since::TIMESTAMPTZ IS NULL OR e.ts >= $since::TIMESTAMPTZ)
+    GROUP BY e.agent_id
 ), ev AS (
     -- each agent's state (and queues) when the widest window opens, and every change inside it
-    SELECT agent_id, ts, state, queues FROM agent_events_from($wm - to_seconds(list_max($widths::INTEGER[])), $wm)
+    SELECT agent_id, ts, state, queues FROM idle
+    UNION ALL
+    SELECT b.agent_id, b.k.ts, b.k.state, coalesce(b.queues, CASE WHEN l.queues_ts < $lo::TIMESTAMPTZ THEN l.queues END)
+    FROM active_before b JOIN agent_last l USING (agent_id)
+    UNION ALL
+    SELECT agent_id, ts, state, queues FROM agent_events WHERE ts >= $lo::TIMESTAMPTZ AND ts <= $wm
 ), seg AS (
     SELECT agent_id, state, ts AS started_at,
            coalesce(lead(ts) OVER (PARTITION BY agent_id ORDER BY ts, state), $wm) AS ended_at,

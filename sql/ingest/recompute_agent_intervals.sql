@@ -1,6 +1,8 @@
 -- Replaces the agent_interval rows of the (agent, interval) pairs in touched_a with fresh aggregates.
 DELETE FROM agent_interval USING touched_a t
-WHERE agent_interval.agent_id = t.agent_id AND agent_interval.interval_start = t.interval_start;
+WHERE agent_interval.agent_id = t.agent_id AND agent_interval.interval_start = t.interval_start
+  -- the touched span as values too: the scan skips the intervals before it
+  AND agent_interval.interval_start >= $lo AND agent_interval.interval_start < $hi;
 INSERT INTO agent_interval
 WITH t AS (
     SELECT DISTINCT agent_id, interval_start, interval_start + to_seconds($iv) AS interval_end FROM touched_a
@@ -13,16 +15,22 @@ a AS (SELECT agent_id, min(interval_start) AS lo FROM t GROUP BY agent_id),
 -- agent's last one before it (its state when the range starts), never its whole history.
 -- Events at or after $hi are left out: the last one inside then ends at $wm, which clips
 -- to the same interval ends as its real successor would (no event is later than $wm).
+-- $before_from (NULL: none) bounds that search from below; the store passes the nearest
+-- bound that still holds every touched agent's last event before its range
+-- (ingest/agents_before_missing), so a batch never reads the agents' whole history.
 before AS (
     SELECT e.agent_id, max(e.ts) AS ts FROM agent_events e JOIN a USING (agent_id)
-    WHERE e.ts < a.lo GROUP BY e.agent_id
+    WHERE e.ts < a.lo AND ($before_from::TIMESTAMPTZ IS NULL OR e.ts >= $before_from::TIMESTAMPTZ)
+    GROUP BY e.agent_id
 ),
 ev AS (
     SELECT e.agent_id, e.state, e.ts FROM agent_events e JOIN a USING (agent_id)
     WHERE e.ts >= a.lo AND e.ts >= $lo AND e.ts < $hi
     UNION ALL
     -- of several changes at that instant, the last in (ts, state) order is the one that lasts
-    SELECT e.agent_id, max(e.state), e.ts FROM agent_events e JOIN before b USING (agent_id, ts) GROUP BY e.agent_id, e.ts
+    SELECT e.agent_id, max(e.state), e.ts FROM agent_events e JOIN before b USING (agent_id, ts)
+    WHERE $before_from::TIMESTAMPTZ IS NULL OR e.ts >= $before_from::TIMESTAMPTZ
+    GROUP BY e.agent_id, e.ts
 ),
 seg AS (
     SELECT agent_id, state, ts AS started_at,

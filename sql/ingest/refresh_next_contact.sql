@@ -1,10 +1,13 @@
--- Recomputes contact start and the caller's next contact for every call of the callers in touched_callers (those of touched_calls), and marks the intervals of the rows that changed as touched.
+-- Recomputes contact start and the caller's next contact for every call of the callers in touched_callers (those of touched_calls) offered from $since on (NULL: all; earlier calls' next contacts fall outside every repeat window, so no KPI reads them), and marks the intervals of the rows that changed as touched.
 CREATE OR REPLACE TEMP TABLE next_contact AS
 WITH mine AS (
     -- every call of those callers, read once: the window below and the comparison with the
     -- stored values both use these rows
+    -- bounded by $since (a value, so only the row groups of those days are read), not the
+    -- callers' whole history: a batch's cost must not grow with the months stored
     SELECT call_id, queue, caller_key, offered_at, contact_started_at, next_contact_at
     FROM call_state SEMI JOIN touched_callers USING (caller_key)
+    WHERE $since::TIMESTAMPTZ IS NULL OR offered_at >= $since::TIMESTAMPTZ
 ), contacts AS (
     SELECT caller_key, call_id, min(offered_at) AS started_at
     FROM mine

@@ -113,13 +113,13 @@ SCENARIO: list[dict[str, Any]] = [
 ]
 
 
-def scrape(per_agent: bool) -> str:
+def scrape(per_agent: bool, scenario: list[dict[str, Any]] = SCENARIO) -> str:
     cfg = Config(
         queues={"sales": QueueSettings(), "idle": QueueSettings()}, exporter=ExporterSettings(per_agent=per_agent)
     )
     eng: Engine = new_engine(config=cfg)
     try:
-        feed(eng, SCENARIO)
+        feed(eng, scenario)
         con = eng.store.con
         snap = take_snapshot(con, cfg.windows)
         assert snap.watermark is not None and snap.watermark.isoformat() == "2026-03-02T10:00:00+00:00"
@@ -229,3 +229,36 @@ def test_without_per_agent_only_the_queue_series() -> None:
     text = scrape(per_agent=False)
     assert "callpulse_agent_" not in text
     assert by(text, names.AGENTS_NOT_READY_SECONDS, "queue", "reason")[("billing", "lunch")] == 1200
+
+
+# a5 serves billing and has been ready since long before every window, with no event since.
+IDLE_A5 = [agent("a5", "login", "07:00:00", queues=["billing"]), agent("a5", "ready", "07:00:30")]
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pytest.param(SCENARIO + IDLE_A5, id="an agent first seen in the window: its history read whole"),
+        pytest.param(
+            [r for r in SCENARIO if r.get("agent_id") != "a4" or r["type"] != "agent"] + IDLE_A5,
+            id="every agent seen before the window: read from an hour before it",
+        ),
+    ],
+)
+def test_queue_occupancy_per_window(scenario: list[dict[str, Any]]) -> None:
+    """Queue occupancy: (busy + wrap) / (busy + wrap + ready) of the queue's agents, from the
+    per-agent times in the module docstring plus a5 (ready all along: 3600 / 900 / 300 s).
+    billing (a1, a2, a3, a5): 1h 560 / (560 + 2920 + 2400 + 3450 + 3600); 15m 360 / (360 +
+    420 + 0 + 750 + 900); 5m 60 / (60 + 120 + 150 + 300). sales (a3, and a4 when there):
+    never busy, 0. a3's queues come from its login at 07:59, before any search range."""
+    got = samples(scrape(per_agent=False, scenario=scenario), names.OCCUPANCY.name)
+    assert {dict(labels)["window"]: v for labels, v in got.items() if dict(labels)["queue"] == "billing"} == {
+        "1h": pytest.approx(560 / 12930),
+        "15m": pytest.approx(360 / 2430),
+        "5m": pytest.approx(60 / 630),
+    }
+    assert {dict(labels)["window"]: v for labels, v in got.items() if dict(labels)["queue"] == "sales"} == {
+        "1h": 0,
+        "15m": 0,
+        "5m": 0,
+    }
