@@ -6,7 +6,7 @@ breach check all read this one snapshot, so they can never disagree.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
