@@ -61,6 +61,26 @@ CREATE TABLE IF NOT EXISTS qa_evals (
     -- key (call_id, agent_id), enforced the same way
 );
 
+-- Media quality of one call leg and direction (a `quality` record), one row per key
+-- (call_id, leg, direction), first wins: how the call sounded, in normalised units.
+-- Kept whole by retention: the call_quality view needs them as call_state is kept.
+CREATE TABLE IF NOT EXISTS quality_reports (
+    call_id           VARCHAR NOT NULL,
+    leg               VARCHAR NOT NULL,
+    direction         VARCHAR NOT NULL,   -- in: media the phone system received; out: it sent
+    ts                TIMESTAMPTZ NOT NULL,
+    mos               DOUBLE,             -- 1..5
+    r_factor          DOUBLE,             -- 0..100 (ITU-T G.107 R)
+    jitter_ms         DOUBLE,
+    loss_pct          DOUBLE,             -- 0..100
+    rtt_ms            DOUBLE,
+    vendor_score      DOUBLE,             -- a vendor's own score (e.g. Asterisk MES 0..100), never a MOS
+    vendor_score_kind VARCHAR,
+    trunk             VARCHAR,
+    tags              VARCHAR[],
+    source            VARCHAR
+);
+
 CREATE TABLE IF NOT EXISTS dead_letters (
     source      VARCHAR NOT NULL,
     position    VARCHAR,
@@ -114,6 +134,11 @@ CREATE TABLE IF NOT EXISTS queue_settings (
     target_asa_s          DOUBLE NOT NULL,
     target_oldest_wait_s  DOUBLE NOT NULL
 );
+-- When a call sounded poor (config [defaults.quality]); read by the call_quality view only,
+-- so a change needs no recompute. Added after the first release: older files gain them here.
+ALTER TABLE queue_settings ADD COLUMN IF NOT EXISTS poor_mos DOUBLE DEFAULT 3.5;
+ALTER TABLE queue_settings ADD COLUMN IF NOT EXISTS poor_loss_pct DOUBLE DEFAULT 1.0;
+ALTER TABLE queue_settings ADD COLUMN IF NOT EXISTS poor_jitter_ms DOUBLE DEFAULT 30.0;
 
 -- Materialized state of each call in each queue (one row per call_id and queue),
 -- rebuilt from call_events for the calls a batch touches.
