@@ -12,6 +12,7 @@ format     input                                                   emits
 =========  ======================================================  =================
 asterisk   app_queue queue_log lines (``asterisk.follow`` tails)   call + agent events
 connect    Amazon Connect contact records (JSON lines / array)     ``cdr``
+freeswitch FreeSWITCH CDRs (mod_json_cdr JSON, mod_xml_cdr XML)     ``cdr`` + ``quality``
 mapped     CSV/TSV of another ACD + a TOML mapping (``mappings/``)  ``cdr``
 native     callpulse JSON lines (passed through)                   as given
 =========  ======================================================  =================
@@ -29,6 +30,7 @@ from pipeline.core.records import DeadLetter, Parsed
 from pipeline.ingest.adapters.asterisk import parse_queue_log
 from pipeline.ingest.adapters.connect import parse_contact_records
 from pipeline.ingest.adapters.detect import detect_format
+from pipeline.ingest.adapters.freeswitch import parse_freeswitch
 from pipeline.ingest.adapters.mapped import parse_mapped
 
 Adapter = Callable[[Iterable[tuple[str, str]], str, Mapping[str, Any] | None], Iterator[Parsed | DeadLetter]]
@@ -78,6 +80,7 @@ def parse_auto(
 ADAPTERS: dict[str, Adapter] = {
     "asterisk": parse_queue_log,
     "connect": parse_contact_records,
+    "freeswitch": parse_freeswitch,
     "mapped": parse_mapped,
     "native": parse_native,
     "auto": parse_auto,

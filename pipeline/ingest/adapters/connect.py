@@ -57,6 +57,8 @@ _decoder = json.JSONDecoder()
 class ContactRecordParser:
     """Parses CTR text line by line; ``stats`` counts used, skipped and dead contacts."""
 
+    kind = "contact record"  # what one JSON object is, for dead letters
+
     def __init__(self, source: str = "connect") -> None:
         self.source = source
         self.stats: Counter[str] = Counter()
@@ -101,12 +103,18 @@ class ContactRecordParser:
                 yield from self._value(f"{position}[{i}]", raw, item)
             return
         if not isinstance(value, dict):
-            yield self._dead(position, raw, f"not a contact record: JSON {type(value).__name__}")
+            yield self._dead(position, raw, f"not a {self.kind}: JSON {type(value).__name__}")
             return
         try:
-            item = self.contact(position, value)
+            items = list(self.records(position, value))
         except Exception as exc:  # never crash on input
-            item = self._dead(position, raw, f"adapter error: {type(exc).__name__}: {exc}")
+            items = [self._dead(position, raw, f"adapter error: {type(exc).__name__}: {exc}")]
+        yield from items
+
+    def records(self, position: str, value: Mapping[str, Any]) -> Iterator[Item]:
+        """What one JSON object becomes; a subclass reading another system's JSON
+        documents (pipeline/ingest/adapters/freeswitch.py) replaces this."""
+        item = self.contact(position, value)
         if item is not None:
             yield item
 
@@ -234,8 +242,12 @@ def parse_contact_records(
     lines: Iterable[tuple[str, str]], source: str = "connect", options: Any = None
 ) -> Iterator[Item]:
     """Registry entry: ``options`` may give a ``stats`` Counter to receive the counts."""
+    return run_counted(ContactRecordParser(source), lines, options)
+
+
+def run_counted(parser: ContactRecordParser, lines: Iterable[tuple[str, str]], options: Any) -> Iterator[Item]:
+    """``parser`` over ``lines``; its counts go to ``options["stats"]`` (a Counter) when it finishes."""
     opts = dict(options or {})
-    parser = ContactRecordParser(source)
     try:
         yield from parser.parse(lines)
     finally:
