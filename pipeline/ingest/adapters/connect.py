@@ -41,7 +41,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.core.pii import mask_phone_like
 from pipeline.core.records import DeadLetter, Parsed
@@ -245,7 +245,15 @@ def parse_contact_records(
     return run_counted(ContactRecordParser(source), lines, options)
 
 
-def run_counted(parser: ContactRecordParser, lines: Iterable[tuple[str, str]], options: Any) -> Iterator[Item]:
+class CountingParser(Protocol):
+    """An adapter's parser: items from lines, and what it counted."""
+
+    stats: Counter[str]
+
+    def parse(self, lines: Iterable[tuple[str, str]]) -> Iterator[Item]: ...
+
+
+def run_counted(parser: CountingParser, lines: Iterable[tuple[str, str]], options: Any) -> Iterator[Item]:
     """``parser`` over ``lines``; its counts go to ``options["stats"]`` (a Counter) when it finishes."""
     opts = dict(options or {})
     try:

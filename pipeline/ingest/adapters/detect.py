@@ -128,7 +128,8 @@ def format_by_name(path: str) -> str | None:
 
 def detect_file(path: str, lines: int = 20) -> str:
     """What ``--format auto`` means for a file: a native format (``jsonl``, ``csv``,
-    ``parquet``) or an adapter's (``asterisk``, ``connect``, ``freeswitch``, ``mapped``); ``unknown``
+    ``parquet``) or an adapter's (``asterisk``, ``asterisk-cdr``, ``connect``, ``freeswitch``,
+    ``mapped``); ``unknown``
     when nothing fits. Standard input (``-``) is JSON lines.
 
     The first ``lines`` non-empty lines vote (see ``detect_format``); when they leave
@@ -146,6 +147,8 @@ def detect_file(path: str, lines: int = 20) -> str:
     if found == "unknown":
         found = _by_name_or_votes(by_name, head)
     if found in ("csv", "tsv") and len(head) > 1:
+        if _asterisk_cdr(head[0]):
+            return "asterisk-cdr"
         return "csv" if _native_csv(head, "\t" if found == "tsv" else ",") else "mapped"
     return "jsonl" if found == "native" else found
 
@@ -160,6 +163,12 @@ def _by_name_or_votes(by_name: str | None, head: list[str]) -> str:
     if votes and (len(votes) == 1 or votes[0][1] > votes[1][1]):
         return votes[0][0]
     return "unknown"
+
+
+def _asterisk_cdr(header: str) -> bool:
+    """An Asterisk CDR export carrying RTPAUDIOQOS (pipeline/ingest/adapters/asterisk_cdr.py)."""
+    columns = {c.strip().lower().replace("_", "") for c in next(csv.reader([header]))}
+    return "rtpaudioqos" in columns and "uniqueid" in columns
 
 
 def _native_csv(head: list[str], sep: str) -> bool:
