@@ -39,6 +39,7 @@ from metrics.export.collector import (
     Health,
     KpiCollector,
     PartitionOffset,
+    QualityTotals,
 )
 from metrics.kpi.breaches import open_breach_keys
 from metrics.kpi.snapshot import KpiSnapshot
@@ -142,6 +143,7 @@ class Exporter:
             ),
             agents=agents,
             agent_kpis=agent_kpis,
+            quality=_quality_totals(con),
         )
         return self.state
 
@@ -224,6 +226,24 @@ def _call_totals(con: duckdb.DuckDBPyConnection) -> tuple[tuple[float, ...], dic
             wait_buckets=tuple(per.get(b, 0) for b in bounds),
         )
     return bounds, out
+
+
+def _quality_totals(con: duckdb.DuckDBPyConnection) -> dict[str, QualityTotals]:
+    """Each queue's stored quality counters and histogram buckets (sql/export/quality_counters.sql)."""
+    out = {}
+    for r in sqlfiles.dicts(con, "export/quality_counters"):
+        per = {(b["measure"], float(b["le"])): int(b["reports"]) for b in r["buckets"]}
+        out[r["queue"]] = QualityTotals(
+            reports=int(r["reports"]),
+            poor=int(r["poor"]),
+            mos_count=int(r["mos_count"]),
+            mos_sum=float(r["mos_sum"]),
+            mos_buckets=tuple(per.get(("mos", b), 0) for b in counters.QUALITY_MOS_BUCKETS),
+            jitter_count=int(r["jitter_count"]),
+            jitter_sum_s=float(r["jitter_sum_s"]),
+            jitter_buckets=tuple(per.get(("jitter_s", b), 0) for b in counters.QUALITY_JITTER_BUCKETS_S),
+        )
+    return out
 
 
 def _agent_kpis(con: duckdb.DuckDBPyConnection, watermark: datetime, label: dict[int, str]) -> tuple[AgentKpis, ...]:

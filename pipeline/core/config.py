@@ -35,6 +35,9 @@ class Targets:
     abandon_rate: float = 0.05
     asa_s: float = 30.0
     oldest_wait_s: float = 120.0
+    # Share of quality reports (a leg and direction of a call) that are poor (MOS, loss or
+    # jitter past the queue's quality thresholds): at most.
+    poor_quality_ratio: float = 0.10
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,12 +201,15 @@ def _table(value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
 
 
 def _targets(raw: Any, key: str, base: Targets) -> Targets:
-    t = _table(raw, key, {"service_level", "abandon_rate", "asa_s", "oldest_wait_s"})
+    t = _table(raw, key, {"service_level", "abandon_rate", "asa_s", "oldest_wait_s", "poor_quality_ratio"})
     return Targets(
         service_level=_number(t.get("service_level", base.service_level), f"{key}.service_level", 0, 1),
         abandon_rate=_number(t.get("abandon_rate", base.abandon_rate), f"{key}.abandon_rate", 0, 1),
         asa_s=_number(t.get("asa_s", base.asa_s), f"{key}.asa_s", 0),
         oldest_wait_s=_number(t.get("oldest_wait_s", base.oldest_wait_s), f"{key}.oldest_wait_s", 0),
+        poor_quality_ratio=_number(
+            t.get("poor_quality_ratio", base.poor_quality_ratio), f"{key}.poor_quality_ratio", 0, 1
+        ),
     )
 
 

@@ -134,6 +134,7 @@ class Store:
             "poor_mos": s.quality.poor_mos,
             "poor_loss_pct": s.quality.poor_loss_pct,
             "poor_jitter_ms": s.quality.poor_jitter_ms,
+            "target_poor_quality_ratio": s.targets.poor_quality_ratio,
         }
         old = sqlfiles.first(self.con, "schema/queue_settings_row", queue=queue)
         if old is not None and list(old) == list(values.values()):
@@ -200,6 +201,9 @@ class Store:
                 self._insert("ingest/insert_agent_events", new_agents)
                 self._insert("ingest/insert_qa_evals", new_qa)
                 self._insert("ingest/insert_quality_reports", new_quality)
+                if new_quality.height:
+                    # quality changes the poor-quality share as of its own time (breaches)
+                    sqlfiles.run(self.con, "ingest/mark_calls_changed", since=new_quality.get_column("ts").min())
                 if dead.height:
                     con.register("batch_dead", dead.to_arrow())
                     sqlfiles.run(con, "ingest/insert_dead_letters", received_at=received_at)
@@ -217,9 +221,12 @@ class Store:
 
                 con.register("new_agents", new_agents.to_arrow())
                 con.register("new_qa", new_qa.to_arrow())
+                con.register("new_quality", new_quality.select("call_id").to_arrow())
                 touched = new_calls.select("call_id", "queue").unique()
                 calls_from = _first_event(known, new_calls) if known is not None else None
                 self._refresh(touched, calls_from, old_wm, new_wm, agents_changed=new_agents.height > 0)
+                if new_quality.height or touched.height:
+                    counters.add_quality(con)
                 if offsets:
                     sqlfiles.run(
                         con,
@@ -249,6 +256,7 @@ class Store:
                 "batch_known",
                 "new_agents",
                 "new_qa",
+                "new_quality",
                 "batch_dead",
             ):
                 with contextlib.suppress(duckdb.Error):

@@ -80,6 +80,9 @@ CREATE TABLE IF NOT EXISTS quality_reports (
     tags              VARCHAR[],
     source            VARCHAR
 );
+-- Whether the quality counters hold this record yet (sql/ingest/add_quality_counters.sql):
+-- it is counted once, in the batch where both it and its call's offer are stored.
+ALTER TABLE quality_reports ADD COLUMN IF NOT EXISTS counted BOOLEAN DEFAULT false;
 
 CREATE TABLE IF NOT EXISTS dead_letters (
     source      VARCHAR NOT NULL,
@@ -139,6 +142,7 @@ CREATE TABLE IF NOT EXISTS queue_settings (
 ALTER TABLE queue_settings ADD COLUMN IF NOT EXISTS poor_mos DOUBLE DEFAULT 3.5;
 ALTER TABLE queue_settings ADD COLUMN IF NOT EXISTS poor_loss_pct DOUBLE DEFAULT 1.0;
 ALTER TABLE queue_settings ADD COLUMN IF NOT EXISTS poor_jitter_ms DOUBLE DEFAULT 30.0;
+ALTER TABLE queue_settings ADD COLUMN IF NOT EXISTS target_poor_quality_ratio DOUBLE DEFAULT 0.10;
 
 -- Materialized state of each call in each queue (one row per call_id and queue),
 -- rebuilt from call_events for the calls a batch touches.
@@ -230,6 +234,29 @@ CREATE TABLE IF NOT EXISTS queue_wait_buckets (
     le    DOUBLE NOT NULL,
     calls BIGINT NOT NULL,
     PRIMARY KEY (queue, le)
+);
+
+-- Quality reports per queue (the first queue their call was offered to), counted once each
+-- by the batch that stored the later of the report and the call's offer, poor by the
+-- queue's thresholds then in force; with MOS and jitter sums for the histograms.
+CREATE TABLE IF NOT EXISTS quality_counters (
+    queue        VARCHAR PRIMARY KEY,
+    reports      BIGINT NOT NULL,
+    poor         BIGINT NOT NULL,
+    mos_count    BIGINT NOT NULL,
+    mos_sum      DOUBLE NOT NULL,
+    jitter_count BIGINT NOT NULL,
+    jitter_sum_s DOUBLE NOT NULL
+);
+
+-- Quality reports per queue whose MOS (measure 'mos') or jitter in seconds ('jitter_s') is
+-- at most le: the cumulative buckets of the two histograms.
+CREATE TABLE IF NOT EXISTS quality_buckets (
+    queue   VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL,
+    le      DOUBLE NOT NULL,
+    reports BIGINT NOT NULL,
+    PRIMARY KEY (queue, measure, le)
 );
 
 -- Records stored, ignored as duplicates and dead-lettered, by source kind (and reason label).

@@ -195,3 +195,47 @@ def test_batching_never_changes_the_quality_kpis() -> None:
         feed(one_by_one, [record])
     sql = "SELECT * FROM kpi_quality_interval ORDER BY queue, interval_start"
     assert frame(whole, sql).to_dicts() == frame(one_by_one, sql).to_dicts()
+
+
+BREACH_CONFIG = {
+    "pipeline": {"windows": ["15m"]},
+    "defaults": {"min_calls": 2},
+    "exporter": {"breach_hold": "0s"},
+}
+# c1 good, c2 poor (quality stamped 09:03:30); c3 poor, its quality stamped 09:06:30 and stored
+# in a later batch, after the minutes it changes were decided; c9 moves the watermark to 09:20.
+BREACH_CALLS = [*answered("c1", "09:00:30"), *answered("c2", "09:01:30"), *answered("c3", "09:02:30")]
+BREACH_EARLY = [
+    q("c1", "a", "in", "09:03:30", mos=4.2),
+    q("c2", "a", "in", "09:03:30", mos=3.0),
+    {"type": "call", "event": "offered", "call_id": "c9", "queue": "billing", "at": at("09:20:00")},
+]
+BREACH_LATE = [q("c3", "a", "in", "09:06:30", loss_pct=4.0)]
+BREACH_SQL = (
+    'SELECT queue, kpi, "window", target, value, worst_value, opened_at, closed_at FROM breaches '
+    "WHERE kpi = 'poor_quality'"
+)
+
+
+def _detected(batches: list[list[dict[str, Any]]]) -> list[tuple[Any, ...]]:
+    from metrics.kpi.breaches import BreachDetector
+
+    cfg = config_from_dict(BREACH_CONFIG)
+    e = engine(config=cfg)
+    detector = BreachDetector(e.store.con, cfg.windows, cfg.exporter.breach_hold_s)
+    for b in batches:
+        feed(e, b)
+        detector.run(e.store.con)
+    return frame(e, BREACH_SQL).rows()
+
+
+def test_poor_quality_breach_by_hand_and_late_quality_redecides_it() -> None:
+    """Window 15m, min_calls 2, hold 0. As of m a call counts with the quality stamped by m:
+    09:04-09:06 c1, c2: 1/2 poor (opens at 09:04, 0.5 > 0.10); 09:07-09:15 with c3: 2/3;
+    09:16 c1 out of the window: c2, c3: 2/2 (worst 1.0); 09:17 c3 alone, under min_calls:
+    closes at 09:17. Without c3's late record it would have closed at 09:16 (c2 alone)."""
+    early = _detected([BREACH_CALLS + BREACH_EARLY])
+    assert early == [("billing", "poor_quality", "15m", 0.10, 0.5, 0.5, utc("09:04:00"), utc("09:16:00"))]
+    expected = [("billing", "poor_quality", "15m", 0.10, 0.5, 1.0, utc("09:04:00"), utc("09:17:00"))]
+    assert _detected([BREACH_CALLS + BREACH_EARLY, BREACH_LATE]) == expected
+    assert _detected([BREACH_CALLS + BREACH_EARLY + BREACH_LATE]) == expected
