@@ -53,6 +53,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "cdr": ("calls", "queue"),
     "agent": ("agents", "agent_id"),
     "qa": ("qa", "call_id"),
+    # a call's media quality, like a QA evaluation, follows the call by call_id
+    "quality": ("qa", "call_id"),
 }
 # Header carrying the producer's wall-clock send time (ms), for latency measurement.
 SENT_AT_HEADER = "callpulse-sent-ms"
