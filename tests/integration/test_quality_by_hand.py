@@ -239,3 +239,38 @@ def test_poor_quality_breach_by_hand_and_late_quality_redecides_it() -> None:
     expected = [("billing", "poor_quality", "15m", 0.10, 0.5, 1.0, utc("09:04:00"), utc("09:17:00"))]
     assert _detected([BREACH_CALLS + BREACH_EARLY, BREACH_LATE]) == expected
     assert _detected([BREACH_CALLS + BREACH_EARLY + BREACH_LATE]) == expected
+
+
+def test_report_quality_by_hand(eng: Any) -> None:
+    """`callpulse report quality` (polars over call_quality rows) for 09:00-09:15: the by-hand
+    numbers of the module docstring, and nothing of 09:15's q8."""
+    from pipeline.cli.analyst import build
+
+    rows = build(eng.store.con, "quality", utc("09:00:00"), utc("09:15:00"), None, "UTC").to_dicts()
+    assert len(rows) == 1
+    r = rows[0]
+    assert (r["queue"], r["trunk"], r["calls"], r["poor_calls"]) == ("billing", None, 6, 4)
+    assert r["mos_mean"] == pytest.approx(17.1 / 5)
+    assert r["poor_mos_ratio"] == pytest.approx(2 / 5)
+    assert r["jitter_p95_ms"] == pytest.approx(47.0)
+    assert r["loss_mean_pct"] == pytest.approx(9.5 / 4)
+    assert r["poor_network_ratio"] == pytest.approx(4 / 5)
+    assert r["poor_quality_ratio"] == pytest.approx(4 / 6)
+
+
+def test_report_quality_by_trunk() -> None:
+    from pipeline.cli.analyst import build
+
+    e = engine()
+    feed(
+        e,
+        [
+            *answered("t1", "09:00:00"), *answered("t2", "09:01:00"), *answered("t3", "09:02:00"),
+            q("t1", "a", "in", "09:05:00", mos=3.0, trunk="carrier-a"),
+            q("t2", "a", "in", "09:05:00", mos=4.0, trunk="carrier-a"),
+            q("t3", "a", "in", "09:05:00", mos=4.4, trunk="carrier-b"),
+        ],
+    )  # fmt: skip
+    rows = build(e.store.con, "quality", utc("09:00:00"), utc("10:00:00"), "billing", "UTC")
+    got = rows.select("trunk", "calls", "mos_mean", "poor_quality_ratio").rows()
+    assert got == [("carrier-a", 2, pytest.approx(3.5), 0.5), ("carrier-b", 1, 4.4, 0.0)]
