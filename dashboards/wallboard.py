@@ -20,17 +20,18 @@ document (so a feed that stopped ages too) and says STALE past ``stale_after_s``
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
 
-from metrics.kpi.definitions import BOARD_ORDER, LIVE, Kpi
+from metrics.kpi.definitions import BOARD_ORDER, LIVE, POOR_QUALITY, Kpi
 from metrics.kpi.snapshot import KpiSnapshot, QueueSnapshot, take_snapshot
 from pipeline.core import sqlfiles
-from pipeline.core.config import WallboardSettings
+from pipeline.core.config import WallboardSettings, parse_duration
 from pipeline.serve.http import Response
 
 STATIC_DIR = Path(__file__).resolve().parent / "wallboard"
@@ -118,6 +119,27 @@ def queue_tiles(q: QueueSnapshot, window: str) -> dict[str, dict[str, Any]]:
     return tiles
 
 
+def quality_tile(q: QueueSnapshot, window: str, row: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The share of the window's calls with quality that sounded poor (``row``: the queue's
+    sql/export/quality_window.sql row, None without quality), judged like a window KPI:
+    against its target, on at least min_calls calls with quality."""
+    value = None if row is None else row["poor_quality_ratio"]
+    calls = 0 if row is None else int(row["calls"])
+    target = q.targets.poor_quality_ratio
+    enough = calls >= q.targets.min_calls
+    tile = {
+        "label": f"{POOR_QUALITY.label} {window}",
+        "value": value,
+        "unit": POOR_QUALITY.unit,
+        "target": target,
+        "higher_is_better": POOR_QUALITY.higher_is_better,
+        "status": status(POOR_QUALITY.verdict(value, target, enough)),
+    }
+    if value is not None and not enough:
+        tile["why"] = f"fewer than {q.targets.min_calls} calls"
+    return tile
+
+
 def not_ready_reasons(q: QueueSnapshot) -> list[dict[str, Any]]:
     """Time in not-ready so far of the queue's agents not ready now, per reason, longest first
     (the Grafana board's ``callpulse_agents_not_ready_seconds{queue,reason}``); no reason is None."""
@@ -134,14 +156,16 @@ def wallboard_json(
     window: str,
     now: datetime | None = None,
     stale_after_s: float = WallboardSettings().stale_after_s,
+    quality: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The document `/api/wallboard` serves (pure: snapshot and list rows in, dict out);
     ``now``: the wall clock, for the data's age; ``stale_after_s``: the age past which the
-    page says STALE."""
+    page says STALE; ``quality``: each queue's quality_window row (the last tile)."""
     tz = ZoneInfo(timezone)
     queues, breaches = [], []
     for name, q in sorted(snapshot.queues.items()):
         tiles = queue_tiles(q, window)
+        tiles["poor_quality"] = quality_tile(q, window, (quality or {}).get(name))
         k = q.windows.get(window)
         queues.append(
             {
@@ -216,6 +240,11 @@ def compute(
     stale_after_s: float = WallboardSettings().stale_after_s,
 ) -> dict[str, Any]:
     """Run the list queries (the refresher's thread) and build the document."""
+    quality = {}
+    if snapshot.watermark is not None:
+        lo = snapshot.watermark - timedelta(seconds=parse_duration(window, "window"))
+        hi = snapshot.watermark + timedelta(microseconds=1)
+        quality = {r["queue"]: r for r in sqlfiles.dicts(con, "export/quality_window", lo=lo, hi=hi)}
     return wallboard_json(
         snapshot,
         sqlfiles.dicts(con, "export/waiting_calls", limit=LIST_LIMIT),
@@ -225,6 +254,7 @@ def compute(
         window,
         now,
         stale_after_s,
+        quality,
     )
 
 

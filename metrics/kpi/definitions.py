@@ -87,7 +87,7 @@ BOARD_ORDER: tuple[Kpi, ...] = (OLDEST_WAIT, SERVICE_LEVEL, ASA, ABANDON_RATE)
 # rule of the KPI group: its alert reads the quality counters (metrics/export/rules.py).
 POOR_QUALITY = Kpi(
     "poor_quality",
-    "Poor quality",
+    "Poor calls",
     "Share of poor-quality calls",
     RATIO,
     False,
