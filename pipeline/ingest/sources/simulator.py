@@ -77,8 +77,8 @@ class Understaffing:
 
 @dataclass(frozen=True, slots=True)
 class Degradation:
-    """The trunk of ``queue`` degrades start..end: calls offered then sound poor
-    (MOS about 3, jitter about 45 ms, a few percent loss)."""
+    """The trunk of ``queue`` (the calls that come in for it) degrades start..end: their
+    legs offered then sound poor (MOS about 3, jitter about 45 ms, a few percent loss)."""
 
     queue: str
     start: time
@@ -205,11 +205,12 @@ class _Call:
     __slots__ = (
         "call_id", "caller", "queue", "state", "leg", "offered_at", "giveup_s", "giveup_event",
         "talk_draw", "talk_s", "hold_s", "wrap_s", "transfer_to", "transferred_in", "qa", "qa_done",
-        "case",
+        "case", "entry",
     )  # fmt: skip
 
     def __init__(self, call_id: str, caller: str, queue: str) -> None:
         self.call_id, self.caller, self.queue = call_id, caller, queue
+        self.entry = queue  # the queue the call came in for: its trunk, whatever transfers follow
         self.state, self.leg, self.offered_at = _WAITING, 0, 0
         self.transfer_to: str | None = None
         self.transferred_in = self.qa = self.qa_done = False
@@ -544,21 +545,22 @@ class _Simulation:
             self._offer(at, call)
 
     def _plan_quality(self, at: int, call: _Call) -> None:
-        """Both directions of the caller's leg, a while after the call ended."""
+        """Both directions of the caller's leg, a while after the call ended: over the trunk
+        the call came in on, poor while that trunk is degraded (a transfer keeps the trunk)."""
         rng = self.quality_rng
-        poor = any(q == call.queue and lo <= call.offered_at < hi for q, lo, hi in self.degraded)
+        poor = any(q == call.entry and lo <= call.offered_at < hi for q, lo, hi in self.degraded)
         leg = "caller" if call.leg == 1 else f"caller-{call.leg}"
         when = at + rng.randint(*QUALITY_DELAY_S)
         for direction in ("in", "out"):
             if poor:
                 mos, jitter, loss = rng.gauss(3.0, 0.3), rng.lognormvariate(math.log(45.0), 0.3), rng.uniform(1.5, 6.0)
             else:
-                mos, jitter, loss = rng.gauss(4.25, 0.12), rng.lognormvariate(math.log(6.0), 0.5), rng.expovariate(5.0)
+                mos, jitter, loss = rng.gauss(4.25, 0.12), rng.lognormvariate(math.log(6.0), 0.5), rng.expovariate(8.0)
             record = {
                 "type": "quality", "call_id": call.call_id, "leg": leg, "direction": direction,
                 "mos": round(min(4.5, max(1.0, mos)), 2), "jitter_ms": round(jitter, 1),
                 "loss_pct": round(min(100.0, loss), 2), "rtt_ms": round(max(5.0, rng.gauss(60.0, 12.0)), 1),
-                "trunk": trunk_of(call.queue),
+                "trunk": trunk_of(call.entry),
             }  # fmt: skip
             self._push(when, _QUALITY, record)
 
