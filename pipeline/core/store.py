@@ -221,7 +221,10 @@ class Store:
 
                 con.register("new_agents", new_agents.to_arrow())
                 con.register("new_qa", new_qa.to_arrow())
-                con.register("new_quality", new_quality.select("call_id").to_arrow())
+                con.register(
+                    "new_quality",
+                    new_quality.select("call_id", "leg", "direction", "mos", "jitter_ms", "loss_pct").to_arrow(),
+                )
                 touched = new_calls.select("call_id", "queue").unique()
                 calls_from = _first_event(known, new_calls) if known is not None else None
                 self._refresh(touched, calls_from, old_wm, new_wm, agents_changed=new_agents.height > 0)

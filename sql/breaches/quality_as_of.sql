@@ -20,6 +20,9 @@ WITH points AS (
     JOIN quality_reports q USING (call_id)
     JOIN queue_settings s ON s.queue = f.f.queue
     WHERE q.ts <= to_timestamp($last)
+      -- a bound on ts lets DuckDB skip old row groups; a record stamped more than a day
+      -- before its call's offer (a clock far off) is the only one it can miss
+      AND q.ts > to_timestamp($first) - to_seconds((SELECT max(width_s) FROM widths)) - INTERVAL 1 DAY
 ), as_of AS (
     SELECT p.m, w.width_s, r.queue, r.call_id, bool_or(r.poor) AS poor
     FROM points p

@@ -80,9 +80,18 @@ CREATE TABLE IF NOT EXISTS quality_reports (
     tags              VARCHAR[],
     source            VARCHAR
 );
--- Whether the quality counters hold this record yet (sql/ingest/add_quality_counters.sql):
--- it is counted once, in the batch where both it and its call's offer are stored.
-ALTER TABLE quality_reports ADD COLUMN IF NOT EXISTS counted BOOLEAN DEFAULT false;
+-- The quality records the counters do not hold yet because their call's offer is not stored
+-- (sql/ingest/add_quality_counters.sql): a record is counted once, in the batch where both it
+-- and its call's offer are stored. Kept small (a record waits here only for its call), so a
+-- batch never scans quality_reports to find what to count.
+CREATE TABLE IF NOT EXISTS quality_pending (
+    call_id   VARCHAR NOT NULL,
+    leg       VARCHAR NOT NULL,
+    direction VARCHAR NOT NULL,
+    mos       DOUBLE,
+    jitter_ms DOUBLE,
+    loss_pct  DOUBLE
+);
 
 CREATE TABLE IF NOT EXISTS dead_letters (
     source      VARCHAR NOT NULL,
