@@ -114,3 +114,11 @@ def test_quality_thresholds_per_queue_from_config() -> None:
 def test_bad_quality_thresholds_name_the_key(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         config_from_dict(raw)
+
+
+def test_quality_travels_on_the_qa_topic_keyed_by_call_id() -> None:
+    from pipeline.core.config import KafkaSettings
+    from pipeline.ingest.sources.kafka import route, topic_names
+
+    topics = topic_names(KafkaSettings(topic_prefix="x."))
+    assert route(quality(mos=4.0), topics) == ("x.qa", b"c1")

@@ -1,9 +1,10 @@
 """Kafka source: topic names, message batches → ``RawBatch``, offset bookkeeping, producing.
 
 Topics (names from ``[kafka] topic_prefix``): ``<prefix>calls`` (call events and CDRs,
-keyed by queue), ``<prefix>agents`` (keyed by agent_id), ``<prefix>qa`` (keyed by call_id),
-all JSON; ``<prefix>queue_log`` (raw Asterisk queue_log lines, one per message, keyed by
-the Asterisk server's name so that one server's log stays in order on one partition).
+keyed by queue), ``<prefix>agents`` (keyed by agent_id), ``<prefix>qa`` (QA evaluations and
+quality records, keyed by call_id), all JSON; ``<prefix>queue_log`` (raw Asterisk queue_log
+lines, one per message, keyed by the Asterisk server's name so that one server's log stays
+in order on one partition).
 
 Consuming (the faust worker in ``pipeline.ingest.worker`` drives this):
   ``fresh(messages, stored)``     drop what DuckDB already holds (offset ≤ stored offset);
