@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dashboards.boards import agents, operations, pipeline_health, supervisor
+from dashboards.boards import agents, operations, pipeline_health, quality, supervisor
 from pipeline.core.config import Config
 
 GENERATED_DIR = Path(__file__).resolve().parent / "generated"
@@ -23,6 +23,7 @@ BOARDS: dict[str, Builder] = {
     "operations": operations.build,
     "agents": agents.build,
     "pipeline-health": pipeline_health.build,
+    "call-quality": quality.build,
 }
 
 

@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import duckdb
 
-from metrics.kpi.definitions import BOARD_ORDER, LIVE, Kpi
+from metrics.kpi.definitions import BOARD_ORDER, LIVE, POOR_QUALITY, Kpi
 from metrics.kpi.snapshot import KpiSnapshot, QueueSnapshot, take_snapshot
 from pipeline.core import sqlfiles
 from pipeline.core.config import WallboardSettings
@@ -146,6 +147,27 @@ def staffing_tile(q: QueueSnapshot) -> dict[str, Any]:
     return tile
 
 
+def quality_tile(q: QueueSnapshot, window: str, row: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The share of the window's calls with quality that sounded poor (``row``: the queue's
+    sql/export/quality_window.sql row, None without quality), judged like a window KPI:
+    against its target, on at least min_calls calls with quality."""
+    value = None if row is None else row["poor_quality_ratio"]
+    calls = 0 if row is None else int(row["calls"])
+    target = q.targets.poor_quality_ratio
+    enough = calls >= q.targets.min_calls
+    tile = {
+        "label": f"{POOR_QUALITY.label} {window}",
+        "value": value,
+        "unit": POOR_QUALITY.unit,
+        "target": target,
+        "higher_is_better": POOR_QUALITY.higher_is_better,
+        "status": status(POOR_QUALITY.verdict(value, target, enough)),
+    }
+    if value is not None and not enough:
+        tile["why"] = f"fewer than {q.targets.min_calls} calls"
+    return tile
+
+
 def not_ready_reasons(q: QueueSnapshot) -> list[dict[str, Any]]:
     """Time in not-ready so far of the queue's agents not ready now, per reason, longest first
     (the Grafana board's ``callpulse_agents_not_ready_seconds{queue,reason}``); no reason is None."""
@@ -162,14 +184,16 @@ def wallboard_json(
     window: str,
     now: datetime | None = None,
     stale_after_s: float = WallboardSettings().stale_after_s,
+    quality: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The document `/api/wallboard` serves (pure: snapshot and list rows in, dict out);
     ``now``: the wall clock, for the data's age; ``stale_after_s``: the age past which the
-    page says STALE."""
+    page says STALE; ``quality``: each queue's quality_window row (the last tile)."""
     tz = ZoneInfo(timezone)
     queues, breaches = [], []
     for name, q in sorted(snapshot.queues.items()):
         tiles = queue_tiles(q, window)
+        tiles["poor_quality"] = quality_tile(q, window, (quality or {}).get(name))
         k = q.windows.get(window)
         queues.append(
             {
@@ -236,16 +260,34 @@ def wallboard_json(
     }
 
 
-Lists = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+class Lists(NamedTuple):
+    """What the refresher's cycle reads for the page, off the batches' path."""
+
+    waiting: list[dict[str, Any]]
+    abandoned: list[dict[str, Any]]
+    agents: list[dict[str, Any]]
+    quality: dict[str, dict[str, Any]]
+    """Each queue's sql/export/quality_window.sql row (the poor-calls tile)."""
 
 
-def read_lists(con: duckdb.DuckDBPyConnection, waiting_since: datetime | None = None) -> Lists:
+def read_lists(
+    con: duckdb.DuckDBPyConnection,
+    watermark: datetime | None = None,
+    waiting_since: datetime | None = None,
+    window_s: int = 900,
+) -> Lists:
     """The page's lists (the refresher's thread): waiting calls, recent abandons, logged-in
-    agents; ``waiting_since``: no call offered before it can be waiting (None: not known)."""
-    return (
+    agents, and the quality of the window of ``window_s`` ending at ``watermark``;
+    ``waiting_since``: no call offered before it can be waiting (None: not known)."""
+    quality: dict[str, dict[str, Any]] = {}
+    if watermark is not None:
+        lo, hi = watermark - timedelta(seconds=window_s), watermark + timedelta(microseconds=1)
+        quality = {r["queue"]: r for r in sqlfiles.dicts(con, "export/quality_window", lo=lo, hi=hi)}
+    return Lists(
         sqlfiles.dicts(con, "export/waiting_calls", limit=LIST_LIMIT, since=waiting_since),
         sqlfiles.dicts(con, "export/abandoned_calls", limit=LIST_LIMIT, lookback_s=ABANDONED_LOOKBACK_S),
         sqlfiles.dicts(con, "export/logged_in_agents"),
+        quality,
     )
 
 
@@ -296,7 +338,17 @@ def attach(services: Any) -> Board:
 
     def build(snapshot: KpiSnapshot, lists: Lists) -> dict[str, Any]:
         now = services.engine.clock()
-        return wallboard_json(snapshot, *lists, config.timezone, window, now, config.wallboard.stale_after_s)
+        return wallboard_json(
+            snapshot,
+            lists.waiting,
+            lists.abandoned,
+            lists.agents,
+            config.timezone,
+            window,
+            now,
+            config.wallboard.stale_after_s,
+            lists.quality,
+        )
 
     board = Board(build, lambda: services.published.get("snapshot"))
 
@@ -306,7 +358,8 @@ def attach(services: Any) -> Board:
         state = sqlfiles.first(con, "schema/pipeline_state")
         wm = state[0] if state else None
         orphan_s = max(s.orphan_after_s for s in (config.defaults, *config.queues.values()))
-        lists = read_lists(con, wm - timedelta(seconds=orphan_s) if wm is not None else None)
+        since = wm - timedelta(seconds=orphan_s) if wm is not None else None
+        lists = read_lists(con, wm, since, dict(config.windows)[window])
         fallback = services.published.get("snapshot") or take_snapshot(con, config.windows)
         return board.lists(lists, fallback)
 

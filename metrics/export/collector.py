@@ -34,6 +34,7 @@ from metrics.kpi.definitions import LIVE
 from metrics.kpi.snapshot import KpiSnapshot, QueueKpis
 
 # Where the bounds and labels were defined before the counters were stored; kept importable.
+from pipeline.core.counters import QUALITY_JITTER_BUCKETS_S, QUALITY_MOS_BUCKETS
 from pipeline.core.counters import WAIT_BUCKETS as WAIT_BUCKETS
 from pipeline.core.counters import reason_label as reason_label
 from pipeline.core.counters import source_kind as source_kind
@@ -55,6 +56,20 @@ class CallTotals:
     answered_in_sl: int = 0
     wait_sum_s: float = 0.0
     wait_buckets: tuple[int, ...] = ()  # cumulative counts per ExportState.wait_bounds
+
+
+@dataclass(frozen=True, slots=True)
+class QualityTotals:
+    """One queue's stored quality counters (sql/export/quality_counters.sql: they only grow)."""
+
+    reports: int = 0
+    poor: int = 0
+    mos_count: int = 0
+    mos_sum: float = 0.0
+    mos_buckets: tuple[int, ...] = ()  # cumulative counts per QUALITY_MOS_BUCKETS
+    jitter_count: int = 0
+    jitter_sum_s: float = 0.0
+    jitter_buckets: tuple[int, ...] = ()  # cumulative counts per QUALITY_JITTER_BUCKETS_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +138,7 @@ class ExportState:
     health: Health = field(default_factory=Health)
     agents: tuple[AgentRow, ...] | None = None  # None: per-agent series off
     agent_kpis: tuple[AgentKpis, ...] = ()
+    quality: Mapping[str, QualityTotals] = field(default_factory=dict)
 
 
 Clock = Callable[[], datetime]
@@ -212,6 +228,25 @@ class KpiCollector(Collector):
             hist = fam[names.WAIT.name]
             assert isinstance(hist, HistogramMetricFamily)
             hist.add_metric([queue], buckets, calls.wait_sum_s)
+            _add(fam, names.TARGET_POOR_QUALITY, [queue], t.poor_quality_ratio)
+            for kpi in definitions.QUALITY_KPIS:
+                for w in q.windows:
+                    _add(fam, names.BREACH, [queue, kpi.name, w], 1 if (queue, kpi.name, w) in state.breaches else 0)
+            self._quality(queue, state.quality.get(queue, QualityTotals()), fam)
+
+    def _quality(self, queue: str, q: QualityTotals, fam: dict[str, Metric]) -> None:
+        _add(fam, names.QUALITY_REPORTS_TOTAL, [queue], q.reports)
+        _add(fam, names.QUALITY_POOR_REPORTS_TOTAL, [queue], q.poor)
+        for metric, bounds, counts, count, total in (
+            (names.QUALITY_MOS, QUALITY_MOS_BUCKETS, q.mos_buckets, q.mos_count, q.mos_sum),
+            (names.QUALITY_JITTER, QUALITY_JITTER_BUCKETS_S, q.jitter_buckets, q.jitter_count, q.jitter_sum_s),
+        ):
+            cumulative = counts or (0,) * len(bounds)
+            buckets = [(_le(b), float(n)) for b, n in zip(bounds, cumulative, strict=True)]
+            buckets.append(("+Inf", float(count)))
+            hist = fam[metric.name]
+            assert isinstance(hist, HistogramMetricFamily)
+            hist.add_metric([queue], buckets, total)
 
     # -- pipeline health ---------------------------------------------------------------
 

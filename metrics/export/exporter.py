@@ -43,6 +43,7 @@ from metrics.export.collector import (
     Health,
     KpiCollector,
     PartitionOffset,
+    QualityTotals,
 )
 from metrics.kpi.breaches import open_breach_keys
 from metrics.kpi.snapshot import KpiSnapshot
@@ -134,7 +135,9 @@ class Exporter:
         bounds, calls = _call_totals(con)
         health = self.health.update(self.totals, counters.pipeline_counts(con), self.failures(), _source_offsets(con))
         with self._lock:
-            self._live = ExportState(snapshot=self.snapshot(), calls=calls, wait_bounds=bounds, health=health)
+            self._live = ExportState(
+                snapshot=self.snapshot(), calls=calls, wait_bounds=bounds, health=health, quality=_quality_totals(con)
+            )
             return self._compose()
 
     def boards(self, con: duckdb.DuckDBPyConnection) -> ExportState:
@@ -177,6 +180,7 @@ class Exporter:
             health=live.health,
             agents=boards.agents,
             agent_kpis=boards.agent_kpis,
+            quality=live.quality,
         )
         return self.state
 
@@ -260,6 +264,24 @@ def _call_totals(con: duckdb.DuckDBPyConnection) -> tuple[tuple[float, ...], dic
             wait_buckets=tuple(per.get(b, 0) for b in bounds),
         )
     return bounds, out
+
+
+def _quality_totals(con: duckdb.DuckDBPyConnection) -> dict[str, QualityTotals]:
+    """Each queue's stored quality counters and histogram buckets (sql/export/quality_counters.sql)."""
+    out = {}
+    for r in sqlfiles.dicts(con, "export/quality_counters"):
+        per = {(b["measure"], float(b["le"])): int(b["reports"]) for b in r["buckets"]}
+        out[r["queue"]] = QualityTotals(
+            reports=int(r["reports"]),
+            poor=int(r["poor"]),
+            mos_count=int(r["mos_count"]),
+            mos_sum=float(r["mos_sum"]),
+            mos_buckets=tuple(per.get(("mos", b), 0) for b in counters.QUALITY_MOS_BUCKETS),
+            jitter_count=int(r["jitter_count"]),
+            jitter_sum_s=float(r["jitter_sum_s"]),
+            jitter_buckets=tuple(per.get(("jitter_s", b), 0) for b in counters.QUALITY_JITTER_BUCKETS_S),
+        )
+    return out
 
 
 def _agent_kpis(con: duckdb.DuckDBPyConnection, watermark: datetime, label: dict[int, str]) -> tuple[AgentKpis, ...]:

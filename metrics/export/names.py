@@ -99,6 +99,23 @@ WAIT = _m(
     "Wait of answered calls; a bucket at each queue's service-level threshold.",
 )
 
+# Call quality (how calls sounded): counters of quality reports (one per call leg and
+# direction), counted once each in the first queue the call was offered to, and histograms.
+QUALITY_REPORTS_TOTAL = _m(
+    "quality_reports_total", "counter", ("queue",), "Quality reports (one call leg and direction) counted."
+)
+QUALITY_POOR_REPORTS_TOTAL = _m(
+    "quality_poor_reports_total",
+    "counter",
+    ("queue",),
+    "Quality reports past the queue's thresholds (MOS below, loss or jitter above) when counted.",
+)
+QUALITY_MOS = _m("quality_mos", "histogram", ("queue",), "MOS (1-5) of the quality reports that have one.")
+QUALITY_JITTER = _m("quality_jitter_seconds", "histogram", ("queue",), "Jitter of the quality reports that have one.")
+TARGET_POOR_QUALITY = _m(
+    "target_poor_quality_ratio", "gauge", ("queue",), "Poor quality reports target: share of reports (at most)."
+)
+
 # Pipeline health.
 EVENTS_INGESTED_TOTAL = _m("events_ingested_total", "counter", ("source",), "Records stored.")
 EVENTS_DUPLICATE_TOTAL = _m("events_duplicate_total", "counter", ("source",), "Records ignored as duplicates.")

@@ -38,6 +38,8 @@ WATERMARK_LAG = "CallpulseWatermarkLag"
 DEAD_LETTERS_RISING = "CallpulseDeadLettersRising"
 EXPORTER_DOWN = "CallpulseExporterDown"
 UNDERSTAFFED = "CallpulseUnderstaffed"
+POOR_QUALITY_HIGH = "CallpulsePoorQualityHigh"
+QUALITY_ALERTS: tuple[str, ...] = (POOR_QUALITY_HIGH,)
 
 
 def alert_name(kpi: Kpi) -> str:
@@ -104,6 +106,9 @@ class AlertSettings:
     dead_letter_rate_window: str = "5m"
     dead_letters: RuleSettings = RuleSettings("5m", "warning")
     exporter_down: RuleSettings = RuleSettings("2m", "critical")
+    poor_quality: RuleSettings = RuleSettings("5m", "warning")
+    quality_window: str = "15m"
+    """The range the poor share of quality reports is taken over (counter increases)."""
     burn_page: tuple[BurnWindows, ...] = (
         BurnWindows("1h", "5m", 14.4),
         BurnWindows("6h", "30m", 6.0),
@@ -119,7 +124,7 @@ class AlertSettings:
             raise ValueError(f"window must be one of {names.WINDOWS}: {self.window!r}")
         if not _JOB.fullmatch(self.job):
             raise ValueError(f"job must match {_JOB.pattern}: {self.job!r}")
-        durations = [self.no_events_for, self.max_watermark_lag, self.dead_letter_rate_window]
+        durations = [self.no_events_for, self.max_watermark_lag, self.dead_letter_rate_window, self.quality_window]
         rules = [
             *(getattr(self, k.name) for k in definitions.QUEUE_KPIS),
             self.understaffed,
@@ -127,6 +132,7 @@ class AlertSettings:
             self.watermark_lag,
             self.dead_letters,
             self.exporter_down,
+            self.poor_quality,
         ]
         durations += [r.for_ for r in rules]
         for b in (*self.burn_page, *self.burn_ticket):
@@ -386,6 +392,36 @@ def _pipeline_group(s: AlertSettings) -> dict[str, Any]:
     }
 
 
+def _quality_group(s: AlertSettings) -> dict[str, Any]:
+    """The poor-quality alert, from counters (summed across workers): the share of quality
+    reports counted over the window that were poor, against the queue's target, on at least
+    min_calls reports (a handful of calls says little about a trunk)."""
+    w = s.quality_window
+    reports = f"sum by (queue) (increase({_sel(names.QUALITY_REPORTS_TOTAL, s)}[{w}]))"
+    poor = f"sum by (queue) (increase({_sel(names.QUALITY_POOR_REPORTS_TOTAL, s)}[{w}]))"
+    expr = (
+        f"(\n  {poor}\n  / on (queue)\n  ({reports} > 0)\n)\n"
+        f"  > on (queue)\n{_target(names.TARGET_POOR_QUALITY, s)}\n"
+        f"and on (queue)\n(\n  {reports}\n  >= on (queue)\n  max by (queue) ({_sel(names.MIN_CALLS, s)})\n)"
+    )
+    fmt = "humanizePercentage"
+    description = (
+        f"{{{{ $value | {fmt} }}}} of the quality reports of queue {{{{ $labels.queue }}}} over the last {w} "
+        "were poor (MOS, loss or jitter past the queue's thresholds); "
+        f"target: at most {_target_text(names.TARGET_POOR_QUALITY, s, fmt)}."
+    )
+    rule = _alert(
+        POOR_QUALITY_HIGH,
+        expr,
+        s.poor_quality,
+        s,
+        "kpi",
+        "Calls on queue {{ $labels.queue }} sound poor",
+        description,
+    )
+    return {"name": "callpulse-quality", "rules": [rule]}
+
+
 def _indent(text: str, by: str = "  ") -> str:
     return "\n".join(by + line if line else line for line in text.split("\n"))
 
@@ -394,7 +430,7 @@ def build_rules(settings: AlertSettings | None = None) -> dict[str, Any]:
     """The Prometheus rule file (``{"groups": [...]}``) for ``settings``."""
     s = settings or AlertSettings()
     return {
-        "groups": [_slo_group(s), _kpi_group(s), _staffing_group(s), _pipeline_group(s)],
+        "groups": [_slo_group(s), _kpi_group(s), _staffing_group(s), _quality_group(s), _pipeline_group(s)],
     }
 
 

@@ -22,7 +22,9 @@ to the watermark when the source runs dry.
 
 KPIs, their direction and gating come from the KPI table (metrics.kpi.definitions):
 the rolling ones are evaluated on every configured window, gated by the queue's
-``min_calls`` offered in that window; the live one (oldest wait) has the window
+``min_calls`` offered in that window (the share of poor-quality calls by ``min_calls``
+calls with quality; as of ``m`` it knows the quality records stamped at or before ``m``,
+and a quality record stored later takes evaluation back like a call event); the live one (oldest wait) has the window
 ``"live"`` and is never gated, like the alert rules (metrics/export/rules.py).
 
 Settings are not data: a changed target or threshold applies from the minutes decided
@@ -199,6 +201,10 @@ def evaluations_as_of(
     for r in sqlfiles.dicts(con, "breaches/oldest_wait_as_of", **params, orphan_s=orphan_s):
         for kpi in definitions.live():
             yield from _evaluation(r, kpi, LIVE)
+    for r in sqlfiles.dicts(con, "breaches/quality_as_of", **params):
+        enough = int(r["calls"]) >= int(r["min_calls"])
+        for kpi in definitions.QUALITY_KPIS:
+            yield from _evaluation(r, kpi, label[int(r["width_s"])], enough)
 
 
 def _evaluation(r: dict[str, Any], kpi: definitions.Kpi, window: str, enough: bool = True) -> Iterator[Evaluation]:

@@ -82,7 +82,25 @@ QUEUE_KPIS: tuple[Kpi, ...] = (SERVICE_LEVEL, ABANDON_RATE, ASA, OLDEST_WAIT)
 BOARD_ORDER: tuple[Kpi, ...] = (OLDEST_WAIT, SERVICE_LEVEL, ASA, ABANDON_RATE)
 """The order the boards show them in: the live KPI first, then the window's."""
 
-BY_NAME: dict[str, Kpi] = {k.name: k for k in QUEUE_KPIS}
+# How calls sounded (call_quality): the share of a window's calls with quality that were
+# poor. Its breaches are decided like the others'; it has no tile, no window gauge and no
+# rule of the KPI group: its alert reads the quality counters (metrics/export/rules.py).
+POOR_QUALITY = Kpi(
+    "poor_quality",
+    "Poor calls",
+    "Share of poor-quality calls",
+    RATIO,
+    False,
+    True,
+    "poor_quality_ratio",
+    "poor_quality_ratio",
+    ROLLING,
+)
+
+QUALITY_KPIS: tuple[Kpi, ...] = (POOR_QUALITY,)
+"""The call-quality KPIs with a target: breach rows, not queue tiles."""
+
+BY_NAME: dict[str, Kpi] = {k.name: k for k in (*QUEUE_KPIS, *QUALITY_KPIS)}
 
 
 def rolling() -> tuple[Kpi, ...]:

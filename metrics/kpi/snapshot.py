@@ -53,6 +53,7 @@ class QueueTargets:
     min_calls: int
     sl_threshold_s: float
     sl_formula: str
+    poor_quality_ratio: float = 0.10
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,7 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
             min_calls=t["min_calls"],
             sl_threshold_s=t["sl_threshold_s"],
             sl_formula=t["sl_formula"],
+            poor_quality_ratio=t["target_poor_quality_ratio"],
         )
         kpis = {label: by_width.get(width, {}).get(name, QueueKpis()) for label, width in windows}
         need = None

@@ -56,7 +56,7 @@ AGENT_KPIS = (
     "occupancy",
     "qa_score",
 )
-KINDS = ("interval", "daily", "queues", "agents", "cases")
+KINDS = ("interval", "daily", "queues", "agents", "cases", "quality")
 
 
 def ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
@@ -207,6 +207,45 @@ def cases_report(cases: pl.DataFrame) -> pl.DataFrame:
         .with_columns(first_contact_resolution_rate=ratio(c("first_contact"), c("resolved")))
         .drop("first_contact")
         .sort("queue", "category", nulls_last=True)
+    )
+
+
+def quality_report(calls: pl.DataFrame) -> pl.DataFrame:
+    """Per queue and trunk (null: not named): how the calls sounded, the polars twin of
+    ``quality_kpis`` in sql/schema/views.sql over call_quality rows. Each share's
+    denominator is the calls that have its measure."""
+    c = pl.col
+    return (
+        calls.group_by("queue", "trunk")
+        .agg(
+            calls=pl.len(),
+            mos_calls=c("mos").count(),
+            mos_mean=c("mos").mean(),
+            poor_mos=c("poor_mos").sum(),
+            jitter_p95_ms=c("jitter_ms").quantile(0.95, interpolation="linear"),
+            loss_mean_pct=c("loss_pct").mean(),
+            network_calls=c("poor_network").count(),
+            poor_network=c("poor_network").sum(),
+            poor_calls=c("poor").sum(),
+        )
+        .with_columns(
+            poor_mos_ratio=ratio(c("poor_mos"), c("mos_calls")),
+            poor_network_ratio=ratio(c("poor_network"), c("network_calls")),
+            poor_quality_ratio=ratio(c("poor_calls"), c("calls")),
+        )
+        .select(
+            "queue",
+            "trunk",
+            "calls",
+            "mos_mean",
+            "poor_mos_ratio",
+            "jitter_p95_ms",
+            "loss_mean_pct",
+            "poor_network_ratio",
+            "poor_calls",
+            "poor_quality_ratio",
+        )  # fmt: skip
+        .sort("queue", "trunk", nulls_last=True)
     )
 
 

@@ -211,6 +211,7 @@ def simulate(
     days: Annotated[int, typer.Option(help="Number of days")] = 1,
     scale: Annotated[float, typer.Option(help="Multiply call volumes")] = 1.0,
     timezone: Annotated[str, typer.Option(help="Site time zone of the simulated centre")] = "Asia/Shanghai",
+    quality: Annotated[bool, typer.Option("--quality", help="Add each answered call's media quality")] = False,
     to: Annotated[str, typer.Option("--to", help="file (--out, or stdout) | kafka (the configured topics)")] = "file",
     config: ConfigOpt = None,
     bootstrap: kafka_cli.BootstrapOpt = None,
@@ -222,7 +223,7 @@ def simulate(
 
     if out is not None:
         not_a_directory(out, "--out")
-    sim = SimConfig(seed=seed, day=date.fromisoformat(day), days=days, scale=scale, tz=timezone)
+    sim = SimConfig(seed=seed, day=date.fromisoformat(day), days=days, scale=scale, tz=timezone, quality=quality)
     if to == "kafka":
         kafka_cli.produce_simulated(run(sim), kafka_cli.kafka_config(config, None, bootstrap, None, topic_prefix))
         return
@@ -310,13 +311,14 @@ def demo(
     serve: Annotated[
         bool, typer.Option(help="Serve /metrics and the wallboard page (exporter host/port from config)")
     ] = True,
+    quality: Annotated[bool, typer.Option("--quality", help="Simulate each answered call's media quality")] = False,
 ) -> None:
     """Simulator → pipeline → DuckDB with a live terminal wallboard."""
     from pipeline.ingest.sources.simulator import SimConfig
     from pipeline.ingest.sources.simulator import simulate as run
 
     cfg = _config(config, db)
-    sim = SimConfig(seed=seed)
+    sim = SimConfig(seed=seed, quality=quality)
     if config is None and cfg.timezone == "UTC":
         cfg = replace(cfg, timezone=sim.tz)  # the simulated centre's own time zone
     key = pii_key_from_env(required=False)

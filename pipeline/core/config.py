@@ -35,6 +35,20 @@ class Targets:
     abandon_rate: float = 0.05
     asa_s: float = 30.0
     oldest_wait_s: float = 120.0
+    # Share of quality reports (a leg and direction of a call) that are poor (MOS, loss or
+    # jitter past the queue's quality thresholds): at most.
+    poor_quality_ratio: float = 0.10
+
+
+@dataclass(frozen=True, slots=True)
+class QualityThresholds:
+    """When a call sounded poor (DESIGN.md, Additions): MOS below ``poor_mos`` (ITU-T G.107
+    puts 3.6 at the "some users dissatisfied" edge; 3.5 is the common alarm), or loss above
+    ``poor_loss_pct`` percent, or jitter above ``poor_jitter_ms`` (common practice for voice)."""
+
+    poor_mos: float = 3.5
+    poor_loss_pct: float = 1.0
+    poor_jitter_ms: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +62,7 @@ class QueueSettings:
     min_calls: int = 10
     orphan_after_s: float = 4 * 3600.0
     targets: Targets = field(default_factory=Targets)
+    quality: QualityThresholds = field(default_factory=QualityThresholds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +201,15 @@ def _table(value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
 
 
 def _targets(raw: Any, key: str, base: Targets) -> Targets:
-    t = _table(raw, key, {"service_level", "abandon_rate", "asa_s", "oldest_wait_s"})
+    t = _table(raw, key, {"service_level", "abandon_rate", "asa_s", "oldest_wait_s", "poor_quality_ratio"})
     return Targets(
         service_level=_number(t.get("service_level", base.service_level), f"{key}.service_level", 0, 1),
         abandon_rate=_number(t.get("abandon_rate", base.abandon_rate), f"{key}.abandon_rate", 0, 1),
         asa_s=_number(t.get("asa_s", base.asa_s), f"{key}.asa_s", 0),
         oldest_wait_s=_number(t.get("oldest_wait_s", base.oldest_wait_s), f"{key}.oldest_wait_s", 0),
+        poor_quality_ratio=_number(
+            t.get("poor_quality_ratio", base.poor_quality_ratio), f"{key}.poor_quality_ratio", 0, 1
+        ),
     )
 
 
@@ -203,7 +221,17 @@ _QUEUE_KEYS = {
     "min_calls",
     "orphan_after",
     "targets",
+    "quality",
 }
+
+
+def _quality(raw: Any, key: str, base: QualityThresholds) -> QualityThresholds:
+    q = _table(raw, key, {"poor_mos", "poor_loss_pct", "poor_jitter_ms"})
+    return QualityThresholds(
+        poor_mos=_number(q.get("poor_mos", base.poor_mos), f"{key}.poor_mos", 1, 5),
+        poor_loss_pct=_number(q.get("poor_loss_pct", base.poor_loss_pct), f"{key}.poor_loss_pct", 0, 100),
+        poor_jitter_ms=_number(q.get("poor_jitter_ms", base.poor_jitter_ms), f"{key}.poor_jitter_ms", 0),
+    )
 
 
 def _queue_settings(raw: Any, key: str, base: QueueSettings) -> QueueSettings:
@@ -219,6 +247,7 @@ def _queue_settings(raw: Any, key: str, base: QueueSettings) -> QueueSettings:
         min_calls=_integer(q.get("min_calls", base.min_calls), f"{key}.min_calls"),
         orphan_after_s=parse_duration(q.get("orphan_after", base.orphan_after_s), f"{key}.orphan_after"),
         targets=_targets(q.get("targets", {}), f"{key}.targets", base.targets),
+        quality=_quality(q.get("quality", {}), f"{key}.quality", base.quality),
     )
 
 

@@ -28,10 +28,25 @@ from pipeline.core import sqlfiles
 # added, and a bound once used stays (its bucket keeps counting after a threshold change).
 WAIT_BUCKETS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 
+# Quality histogram bounds: MOS (1-5) and jitter in seconds (30 ms: the default poor line).
+QUALITY_MOS_BUCKETS: tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.3, 4.5)
+QUALITY_JITTER_BUCKETS_S: tuple[float, ...] = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
+
 INGESTED = "ingested"
 DUPLICATES = "duplicates"
 DEAD_LETTERS = "dead_letters"
 REFRESH_FAILURES = "refresh_failures"  # source: the job's name
+
+
+def add_quality(con: duckdb.DuckDBPyConnection) -> None:
+    """Count the quality records the batch made countable (inside the batch's transaction;
+    new_quality and touched_calls registered)."""
+    sqlfiles.run(
+        con,
+        "ingest/add_quality_counters",
+        mos_bounds=list(QUALITY_MOS_BUCKETS),
+        jitter_bounds_s=list(QUALITY_JITTER_BUCKETS_S),
+    )
 
 
 def wait_bounds(thresholds: Iterable[float]) -> tuple[float, ...]:

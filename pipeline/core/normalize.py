@@ -15,7 +15,16 @@ from datetime import datetime
 import polars as pl
 
 from pipeline.core.pii import CallerHasher, mask_normalized, normalized_numbers, scrub_raw
-from pipeline.core.records import AGENT_STATES, CALL_EVENTS, OUTCOMES, RECORD_TYPES, DeadLetter, RawBatch
+from pipeline.core.records import (
+    AGENT_STATES,
+    CALL_EVENTS,
+    OUTCOMES,
+    QUALITY_DIRECTIONS,
+    QUALITY_MEASURES,
+    RECORD_TYPES,
+    DeadLetter,
+    RawBatch,
+)
 
 CALL_EVENT_SCHEMA: dict[str, pl.DataType] = {
     "_row": pl.Int64(),
@@ -55,6 +64,19 @@ QA_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
     "position": pl.String(),
 }
+QUALITY_SCHEMA: dict[str, pl.DataType] = {
+    "_row": pl.Int64(),
+    "call_id": pl.String(),
+    "leg": pl.String(),
+    "direction": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),
+    **{name: pl.Float64() for name in QUALITY_MEASURES},
+    "vendor_score_kind": pl.String(),
+    "trunk": pl.String(),
+    "tags": pl.List(pl.String()),
+    "source": pl.String(),
+    "position": pl.String(),
+}
 DEAD_LETTER_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
     "position": pl.String(),
@@ -75,9 +97,21 @@ _ID_FIELDS = (
     "outcome",
     "evaluator",
     "caller",
+    "leg",
+    "direction",
+    "vendor_score_kind",
+    "trunk",
 )
 _TIME_FIELDS = ("at", "offered_at", "answered_at", "ended_at")
-_NUMBER_FIELDS = ("talk_s", "hold_s", "wrap_s", "score")
+_NUMBER_FIELDS = ("talk_s", "hold_s", "wrap_s", "score", *QUALITY_MEASURES)
+# Where a quality measure can lie (None: unbounded); outside → dead letter with the reason.
+_QUALITY_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "mos": (1.0, 5.0),
+    "r_factor": (0.0, 100.0),
+    "jitter_ms": (0.0, None),
+    "loss_pct": (0.0, 100.0),
+    "rtt_ms": (0.0, None),
+}
 _BOOL_FIELDS = ("resolved", "transferred")
 _TRUE = ("true", "1", "yes", "y", "t")
 _FALSE = ("false", "0", "no", "n", "f")
@@ -91,6 +125,7 @@ class Normalized:
     calls: pl.DataFrame
     agents: pl.DataFrame
     qa: pl.DataFrame
+    quality: pl.DataFrame
     dead: pl.DataFrame
     records: int  # records read (usable or not), for accepted + duplicates + dead = read
     origin: pl.DataFrame  # _row, source, position, raw, caller, caller_key of the usable records
@@ -117,7 +152,8 @@ def _parse_ts(name: str) -> pl.Expr:
 
 
 def _parse_number(name: str) -> pl.Expr:
-    num = pl.col(name).cast(pl.Float64, strict=False)
+    # Exports pad numbers ("  4.1"); the number is still meant.
+    num = pl.col(name).str.strip_chars().cast(pl.Float64, strict=False)
     return pl.when(num.is_finite()).then(num).otherwise(None).alias(f"{name}__n")
 
 
@@ -134,7 +170,7 @@ def _bad(name: str, suffix: str) -> pl.Expr:
 def _reason(now: datetime, max_future_s: float) -> pl.Expr:
     """The first reason a record can't be used, or null when it can."""
     t = pl.col("type")
-    call, cdr, agent, qa = (t == "call"), (t == "cdr"), (t == "agent"), (t == "qa")
+    call, cdr, agent, qa, quality = (t == "call"), (t == "cdr"), (t == "agent"), (t == "qa"), (t == "quality")
     limit = pl.lit(now).dt.convert_time_zone("UTC") + pl.duration(seconds=max_future_s)
     checks: list[tuple[pl.Expr, pl.Expr | str]] = [(t.is_null(), "missing field: type")]
     checks.append((~t.is_in(RECORD_TYPES), pl.format("unknown record type: {}", t.str.slice(0, 40))))
@@ -168,6 +204,7 @@ def _reason(now: datetime, max_future_s: float) -> pl.Expr:
     for name in ("talk_s", "hold_s", "wrap_s"):
         checks.append((pl.col(f"{name}__n") < 0, f"negative duration: {name}"))
     checks.append(((pl.col("score__n") < 0) | (pl.col("score__n") > 100), "score outside 0..100"))
+    checks.extend(_quality_checks(quality))
     for name in _BOOL_FIELDS:
         checks.append((_bad(name, "__b"), f"not a boolean: {name}"))
     checks.append(
@@ -205,15 +242,44 @@ def _reason(now: datetime, max_future_s: float) -> pl.Expr:
     return expr.alias("_reason")
 
 
-def _queues_list() -> pl.Expr:
-    """``["a","b"]`` (JSON) or ``a,b`` as a list of queue names."""
-    s = pl.col("queues").str.strip_chars().str.strip_chars("[]")
+def _quality_checks(quality: pl.Expr) -> list[tuple[pl.Expr, pl.Expr | str]]:
+    """Why a ``quality`` record can't be used: a key field missing, an unknown direction,
+    a measure out of its range, no measure at all, a vendor score of no named kind."""
+    checks: list[tuple[pl.Expr, pl.Expr | str]] = [
+        (quality & pl.col(f).is_null(), f"missing field: {f}") for f in ("call_id", "leg", "direction", "at")
+    ]
+    checks.append(
+        (
+            quality & ~pl.col("direction").is_in(QUALITY_DIRECTIONS),
+            pl.format("unknown quality direction (in or out): {}", pl.col("direction").str.slice(0, 40)),
+        )
+    )
+    for name, (lo, hi) in _QUALITY_RANGES.items():
+        n = pl.col(f"{name}__n")
+        if hi is None:
+            checks.append((quality & (n < lo), f"negative {name}"))
+        else:
+            checks.append((quality & ((n < lo) | (n > hi)), f"{name} outside {lo:g}..{hi:g}"))
+    no_measure = pl.all_horizontal([pl.col(f"{m}__n").is_null() for m in QUALITY_MEASURES])
+    checks.append((quality & no_measure, f"quality record without a measure ({', '.join(QUALITY_MEASURES)})"))
+    checks.append(
+        (
+            quality & pl.col("vendor_score__n").is_not_null() & pl.col("vendor_score_kind").is_null(),
+            "vendor_score without vendor_score_kind",
+        )
+    )
+    return checks
+
+
+def _name_list(name: str) -> pl.Expr:
+    """``["a","b"]`` (JSON) or ``a,b`` as a list of names (queues, tags)."""
+    s = pl.col(name).str.strip_chars().str.strip_chars("[]")
     parts = s.str.split(",").list.eval(pl.element().str.strip_chars().str.strip_chars('"').str.strip_chars())
     return (
-        pl.when(pl.col("queues").is_null())
+        pl.when(pl.col(name).is_null())
         .then(None)
         .otherwise(parts.list.eval(pl.element().filter(pl.element() != "")))
-        .alias("queues")
+        .alias(name)
     )
 
 
@@ -247,6 +313,7 @@ def normalize(batch: RawBatch, hasher: CallerHasher, now: datetime, max_future_s
         calls=calls,
         agents=_agent_events(good),
         qa=_qa_events(good),
+        quality=_quality_events(good),
         dead=dead,
         records=batch.size,
         origin=good.select("_row", pl.col("_src").alias("source"), "_pos", "_raw", "caller", "caller_key"),
@@ -364,7 +431,7 @@ def _agent_events(good: pl.DataFrame) -> pl.DataFrame:
         pl.col("at__t").alias("ts"),
         pl.col("state"),
         pl.col("reason"),
-        _queues_list(),
+        _name_list("queues"),
     )
 
 
@@ -379,6 +446,23 @@ def _qa_events(good: pl.DataFrame) -> pl.DataFrame:
         pl.col("score__n").alias("score"),
         pl.col("at__t").alias("ts"),
         pl.col("evaluator"),
+    )
+
+
+def _quality_events(good: pl.DataFrame) -> pl.DataFrame:
+    return _of_type(
+        good,
+        "quality",
+        QUALITY_SCHEMA,
+        pl.col("_row"),
+        pl.col("call_id"),
+        pl.col("leg"),
+        pl.col("direction"),
+        pl.col("at__t").alias("ts"),
+        *[pl.col(f"{m}__n").alias(m) for m in QUALITY_MEASURES],
+        pl.col("vendor_score_kind"),
+        pl.col("trunk"),
+        _name_list("tags"),
     )
 
 

@@ -41,6 +41,17 @@ NATIVE_FIELDS: tuple[str, ...] = (
     "queues",
     "score",
     "evaluator",
+    "leg",
+    "direction",
+    "mos",
+    "r_factor",
+    "jitter_ms",
+    "loss_pct",
+    "rtt_ms",
+    "vendor_score",
+    "vendor_score_kind",
+    "trunk",
+    "tags",
 )
 
 # The fields of a `cdr` record (DESIGN.md, Inputs), required ones first.
@@ -49,7 +60,7 @@ CDR_FIELDS: tuple[str, ...] = (
     *("talk_s", "hold_s", "wrap_s", "transferred", "case_id", "category", "resolved"),
 )
 
-RECORD_TYPES: tuple[str, ...] = ("call", "cdr", "agent", "qa")
+RECORD_TYPES: tuple[str, ...] = ("call", "cdr", "agent", "qa", "quality")
 CALL_EVENTS: tuple[str, ...] = ("offered", "answered", "abandoned", "exited", "ended", "transferred")
 AGENT_STATES: tuple[str, ...] = ("login", "logout", "ready", "not_ready", "busy", "wrap")
 LOGGED_IN_STATES: tuple[str, ...] = tuple(s for s in AGENT_STATES if s != "logout")
@@ -57,6 +68,9 @@ WORK_STATES: tuple[str, ...] = ("ready", "busy", "wrap", "not_ready")
 """The states whose time is accounted (occupancy, not-ready time), in the boards' order.
 The SQL repeats this list; tests/unit/test_agent_states.py checks it agrees."""
 OUTCOMES: tuple[str, ...] = ("answered", "abandoned", "exited")
+QUALITY_DIRECTIONS: tuple[str, ...] = ("in", "out")
+"""A quality record's media direction as the phone system sees it: ``in`` received, ``out`` sent."""
+QUALITY_MEASURES: tuple[str, ...] = ("mos", "r_factor", "jitter_ms", "loss_pct", "rtt_ms", "vendor_score")
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,6 +134,10 @@ class Store:
             "target_abandon_rate": s.targets.abandon_rate,
             "target_asa_s": s.targets.asa_s,
             "target_oldest_wait_s": s.targets.oldest_wait_s,
+            "poor_mos": s.quality.poor_mos,
+            "poor_loss_pct": s.quality.poor_loss_pct,
+            "poor_jitter_ms": s.quality.poor_jitter_ms,
+            "target_poor_quality_ratio": s.targets.poor_quality_ratio,
         }
         old = sqlfiles.first(self.con, "schema/queue_settings_row", queue=queue)
         if old is not None and list(old) == list(values.values()):
@@ -159,6 +163,7 @@ class Store:
         calls = batch.calls.unique(subset=["call_id", "queue", "event"], keep="first", maintain_order=True)
         agents = batch.agents.unique(subset=["agent_id", "ts", "state"], keep="first", maintain_order=True)
         qa = batch.qa.unique(subset=["call_id", "agent_id"], keep="first", maintain_order=True)
+        quality = batch.quality.unique(subset=["call_id", "leg", "direction"], keep="first", maintain_order=True)
         con = self.con
         try:
             with sqlfiles.transaction(con):
@@ -170,6 +175,7 @@ class Store:
                 con.register("batch_calls", calls.to_arrow())
                 con.register("batch_agents", agents.to_arrow())
                 con.register("batch_qa", qa.to_arrow())
+                con.register("batch_quality", quality.to_arrow())
                 # What is stored of the batch's calls (no call events, nothing to look up)
                 known = sqlfiles.frame(con, "ingest/batch_call_state") if calls.height else None
                 new_calls = calls
@@ -181,6 +187,7 @@ class Store:
                     ts = agents.get_column("ts")
                     new_agents = sqlfiles.frame(con, "ingest/new_agent_events", lo=ts.min(), hi=ts.max())
                 new_qa = sqlfiles.frame(con, "ingest/new_qa_evals") if qa.height else qa
+                new_quality = sqlfiles.frame(con, "ingest/new_quality_reports") if quality.height else quality
                 late_dead = pl.DataFrame(schema={"_row": pl.Int64, "reason": pl.String})
                 if known is not None and new_calls.height:
                     late_dead = call_order.call_order_violations(new_calls, known)
@@ -196,6 +203,10 @@ class Store:
                     sqlfiles.run(self.con, "ingest/mark_calls_changed", since=new_calls.get_column("ts").min())
                 self._insert("ingest/insert_agent_events", new_agents)
                 self._insert("ingest/insert_qa_evals", new_qa)
+                self._insert("ingest/insert_quality_reports", new_quality)
+                if new_quality.height:
+                    # quality changes the poor-quality share as of its own time (breaches)
+                    sqlfiles.run(self.con, "ingest/mark_calls_changed", since=new_quality.get_column("ts").min())
                 if dead.height:
                     con.register("batch_dead", dead.to_arrow())
                     sqlfiles.run(con, "ingest/insert_dead_letters", received_at=received_at)
@@ -203,7 +214,7 @@ class Store:
                 old_wm = self.watermark()
                 times: list[datetime] = [
                     t
-                    for f in (new_calls, new_agents, new_qa)
+                    for f in (new_calls, new_agents, new_qa, new_quality)
                     if f.height
                     if isinstance(t := f.get_column("ts").max(), datetime)
                 ]
@@ -213,9 +224,15 @@ class Store:
 
                 con.register("new_agents", new_agents.to_arrow())
                 con.register("new_qa", new_qa.to_arrow())
+                con.register(
+                    "new_quality",
+                    new_quality.select("call_id", "leg", "direction", "mos", "jitter_ms", "loss_pct").to_arrow(),
+                )
                 touched = new_calls.select("call_id", "queue").unique()
                 calls_from = _first_event(known, new_calls) if known is not None else None
                 self._refresh(touched, calls_from, old_wm, new_wm, agents_changed=new_agents.height > 0)
+                if new_quality.height or touched.height:
+                    counters.add_quality(con)
                 if offsets:
                     sqlfiles.run(
                         con,
@@ -231,6 +248,7 @@ class Store:
                 accepted_rows = set(new_calls.get_column("_row").to_list())
                 accepted_rows.update(new_agents.get_column("_row").to_list())
                 accepted_rows.update(new_qa.get_column("_row").to_list())
+                accepted_rows.update(new_quality.get_column("_row").to_list())
                 dead_reasons = dead.get_column("reason").to_list()
                 accepted = len(accepted_rows)
                 duplicates = batch.records - accepted - dead.height
@@ -240,9 +258,11 @@ class Store:
                 "batch_calls",
                 "batch_agents",
                 "batch_qa",
+                "batch_quality",
                 "batch_known",
                 "new_agents",
                 "new_qa",
+                "new_quality",
                 "batch_dead",
             ):
                 with contextlib.suppress(duckdb.Error):

@@ -61,6 +61,38 @@ CREATE TABLE IF NOT EXISTS qa_evals (
     -- key (call_id, agent_id), enforced the same way
 );
 
+-- Media quality of one call leg and direction (a `quality` record), one row per key
+-- (call_id, leg, direction), first wins: how the call sounded, in normalised units.
+-- Kept whole by retention: the call_quality view needs them as call_state is kept.
+CREATE TABLE IF NOT EXISTS quality_reports (
+    call_id           VARCHAR NOT NULL,
+    leg               VARCHAR NOT NULL,
+    direction         VARCHAR NOT NULL,   -- in: media the phone system received; out: it sent
+    ts                TIMESTAMPTZ NOT NULL,
+    mos               DOUBLE,             -- 1..5
+    r_factor          DOUBLE,             -- 0..100 (ITU-T G.107 R)
+    jitter_ms         DOUBLE,
+    loss_pct          DOUBLE,             -- 0..100
+    rtt_ms            DOUBLE,
+    vendor_score      DOUBLE,             -- a vendor's own score (e.g. Asterisk MES 0..100), never a MOS
+    vendor_score_kind VARCHAR,
+    trunk             VARCHAR,
+    tags              VARCHAR[],
+    source            VARCHAR
+);
+-- The quality records the counters do not hold yet because their call's offer is not stored
+-- (sql/ingest/add_quality_counters.sql): a record is counted once, in the batch where both it
+-- and its call's offer are stored. Kept small (a record waits here only for its call), so a
+-- batch never scans quality_reports to find what to count.
+CREATE TABLE IF NOT EXISTS quality_pending (
+    call_id   VARCHAR NOT NULL,
+    leg       VARCHAR NOT NULL,
+    direction VARCHAR NOT NULL,
+    mos       DOUBLE,
+    jitter_ms DOUBLE,
+    loss_pct  DOUBLE
+);
+
 CREATE TABLE IF NOT EXISTS dead_letters (
     source      VARCHAR NOT NULL,
     position    VARCHAR,
@@ -114,6 +146,12 @@ CREATE TABLE IF NOT EXISTS queue_settings (
     target_asa_s          DOUBLE NOT NULL,
     target_oldest_wait_s  DOUBLE NOT NULL
 );
+-- When a call sounded poor (config [defaults.quality]); read by the call_quality view only,
+-- so a change needs no recompute. Added after the first release: older files gain them here.
+ALTER TABLE queue_settings ADD COLUMN IF NOT EXISTS poor_mos DOUBLE DEFAULT 3.5;
+ALTER TABLE queue_settings ADD COLUMN IF NOT EXISTS poor_loss_pct DOUBLE DEFAULT 1.0;
+ALTER TABLE queue_settings ADD COLUMN IF NOT EXISTS poor_jitter_ms DOUBLE DEFAULT 30.0;
+ALTER TABLE queue_settings ADD COLUMN IF NOT EXISTS target_poor_quality_ratio DOUBLE DEFAULT 0.10;
 
 -- Materialized state of each call in each queue (one row per call_id and queue),
 -- rebuilt from call_events for the calls a batch touches.
@@ -205,6 +243,29 @@ CREATE TABLE IF NOT EXISTS queue_wait_buckets (
     le    DOUBLE NOT NULL,
     calls BIGINT NOT NULL,
     PRIMARY KEY (queue, le)
+);
+
+-- Quality reports per queue (the first queue their call was offered to), counted once each
+-- by the batch that stored the later of the report and the call's offer, poor by the
+-- queue's thresholds then in force; with MOS and jitter sums for the histograms.
+CREATE TABLE IF NOT EXISTS quality_counters (
+    queue        VARCHAR PRIMARY KEY,
+    reports      BIGINT NOT NULL,
+    poor         BIGINT NOT NULL,
+    mos_count    BIGINT NOT NULL,
+    mos_sum      DOUBLE NOT NULL,
+    jitter_count BIGINT NOT NULL,
+    jitter_sum_s DOUBLE NOT NULL
+);
+
+-- Quality reports per queue whose MOS (measure 'mos') or jitter in seconds ('jitter_s') is
+-- at most le: the cumulative buckets of the two histograms.
+CREATE TABLE IF NOT EXISTS quality_buckets (
+    queue   VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL,
+    le      DOUBLE NOT NULL,
+    reports BIGINT NOT NULL,
+    PRIMARY KEY (queue, measure, le)
 );
 
 -- Records stored, ignored as duplicates and dead-lettered, by source kind (and reason label).

@@ -268,3 +268,74 @@ SELECT interval_start, (SELECT interval_s FROM pipeline_state) AS interval_s,
        count(*) FILTER (WHERE outcome = 'exited') AS exited,
        count(*) FILTER (WHERE outcome = 'waiting') AS waiting
 FROM per_call GROUP BY interval_start;
+
+-- Media quality per call offered in [lo, hi): every quality record of the call (legs and
+-- directions) folded into its worst values (lowest MOS, R and vendor score; highest jitter,
+-- loss and RTT), in the first queue the call was offered to (as the centre totals count a
+-- call once), with that queue's agent and offer interval. A record arriving long after the
+-- call lands in the interval of the offer. Quality of a call not (yet) known is left out
+-- until its call arrives (quality_reports holds it meanwhile). Poor: against the queue's
+-- thresholds (queue_settings.poor_*); poor_mos NULL without a MOS, poor_network NULL
+-- without loss or jitter, poor = either.
+CREATE OR REPLACE MACRO call_quality_between(lo, hi) AS TABLE
+WITH firsts AS (
+    SELECT call_id, min({'t': offered_at, 'queue': queue, 'agent_id': agent_id}) AS f
+    FROM call_state
+    WHERE offered_at IS NOT NULL
+      AND call_id IN (SELECT call_id FROM call_state WHERE offered_at >= lo AND offered_at < hi)
+    GROUP BY call_id
+), per_call AS (
+    SELECT call_id, count(*) AS reports, max(ts) AS reported_at,
+           min(mos) AS mos, min(r_factor) AS r_factor,
+           max(jitter_ms) AS jitter_ms, max(loss_pct) AS loss_pct, max(rtt_ms) AS rtt_ms,
+           min(vendor_score) AS vendor_score, arg_min(vendor_score_kind, vendor_score) AS vendor_score_kind,
+           min(trunk) AS trunk,
+           list_sort(list_distinct(flatten(list(tags) FILTER (WHERE tags IS NOT NULL)))) AS tags
+    FROM quality_reports SEMI JOIN firsts USING (call_id)
+    GROUP BY call_id
+)
+SELECT p.call_id, f.f.queue AS queue, f.f.agent_id AS agent_id, f.f.t AS offered_at,
+       cp_bucket(f.f.t, (SELECT interval_s FROM pipeline_state)) AS interval_start,
+       p.reports, p.reported_at, p.mos, p.r_factor, p.jitter_ms, p.loss_pct, p.rtt_ms,
+       p.vendor_score, p.vendor_score_kind, p.trunk, p.tags,
+       p.mos < s.poor_mos AS poor_mos,
+       CASE WHEN p.loss_pct IS NOT NULL OR p.jitter_ms IS NOT NULL
+            THEN coalesce(p.loss_pct > s.poor_loss_pct, false) OR coalesce(p.jitter_ms > s.poor_jitter_ms, false)
+       END AS poor_network,
+       coalesce(p.mos < s.poor_mos, false) OR coalesce(p.loss_pct > s.poor_loss_pct, false)
+           OR coalesce(p.jitter_ms > s.poor_jitter_ms, false) AS poor
+FROM per_call p
+JOIN firsts f USING (call_id)
+LEFT JOIN queue_settings s ON s.queue = f.f.queue
+WHERE f.f.t >= lo AND f.f.t < hi;
+
+CREATE OR REPLACE VIEW call_quality AS
+SELECT * FROM call_quality_between('-infinity'::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ);
+
+-- Quality KPIs of the calls offered in [lo, hi) per queue and bucket_s-long interval
+-- (bucket_s NULL: one row per queue with interval_start = lo, for rolling windows).
+-- Every share's denominator is the calls that have the measure; undefined KPIs are NULL.
+CREATE OR REPLACE MACRO quality_kpis(lo, hi, bucket_s) AS TABLE
+SELECT queue,
+       CASE WHEN bucket_s IS NULL THEN lo ELSE cp_bucket(offered_at, bucket_s) END AS interval_start,
+       count(*)                                            AS calls,
+       count(mos)                                          AS mos_calls,
+       cp_ratio(sum(cp_us(mos)) / 1e6, count(mos))         AS mos_mean,
+       count(*) FILTER (WHERE poor_mos)                    AS poor_mos_calls,
+       cp_ratio(count(*) FILTER (WHERE poor_mos), count(mos)) AS poor_mos_ratio,
+       quantile_cont(jitter_ms, 0.95)                      AS jitter_p95_ms,
+       cp_ratio(sum(cp_us(loss_pct)) / 1e6, count(loss_pct)) AS loss_mean_pct,
+       cp_ratio(sum(cp_us(rtt_ms)) / 1e6, count(rtt_ms))   AS rtt_mean_ms,
+       count(poor_network)                                 AS network_calls,
+       count(*) FILTER (WHERE poor_network)                AS poor_network_calls,
+       cp_ratio(count(*) FILTER (WHERE poor_network), count(poor_network)) AS poor_network_ratio,
+       count(*) FILTER (WHERE poor)                        AS poor_calls,
+       cp_ratio(count(*) FILTER (WHERE poor), count(*))    AS poor_quality_ratio
+FROM call_quality_between(lo, hi)
+GROUP BY ALL;
+
+-- Quality KPIs per queue and interval (the configured length), by the interval each call was offered in.
+CREATE OR REPLACE VIEW kpi_quality_interval AS
+SELECT q.queue, q.interval_start, p.interval_s, q.* EXCLUDE (queue, interval_start)
+FROM quality_kpis('-infinity'::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ, (SELECT interval_s FROM pipeline_state)) q
+CROSS JOIN pipeline_state p;

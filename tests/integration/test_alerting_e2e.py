@@ -11,9 +11,11 @@ back. Every process is stopped in ``finally`` or by the fixture that started it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -102,12 +104,17 @@ class Feeder(threading.Thread):
             self.error = exc
 
 
-def _sl_alerts(payload: dict[str, Any], status: str) -> set[str]:
+def _alerts(payload: dict[str, Any], alertname: str, status: str) -> set[str]:
+    """The queues of the ``alertname`` alerts with ``status`` in one webhook payload."""
     return {
         a["labels"].get("queue", "")
         for a in payload.get("alerts", [])
-        if a["labels"].get("alertname") == rules.SERVICE_LEVEL_LOW and a.get("status") == status
+        if a["labels"].get("alertname") == alertname and a.get("status") == status
     }
+
+
+def _sl_alerts(payload: dict[str, Any], status: str) -> set[str]:
+    return _alerts(payload, rules.SERVICE_LEVEL_LOW, status)
 
 
 def _prometheus_yml(exporter_port: int, am_port: int) -> str:
@@ -127,6 +134,68 @@ scrape_configs:
 """
 
 
+@dataclass
+class Pipeline:
+    """An engine fed the day before pacing at once, served to a real Prometheus (with the
+    rendered rules) that notifies a real Alertmanager, whose webhook ``receiver`` records."""
+
+    engine: Engine
+    prom: PrometheusServer
+    receiver: WebhookReceiver
+    feeder: Feeder | None = None
+
+    def pace(self, records: list[dict[str, Any]], first: int) -> None:
+        """Feed ``records`` (the first one at index ``first`` of the day) at SPEED."""
+        self.feeder = Feeder(self.engine, records, first)
+        self.feeder.start()
+
+
+@contextlib.contextmanager
+def alerting_pipeline(
+    tmp_path: Path,
+    config: Config,
+    settings: AlertSettings,
+    morning: list[dict[str, Any]],
+    start_prometheus: Callable[..., PrometheusServer],
+    start_alertmanager: Callable[[str], AlertmanagerServer],
+) -> Iterator[Pipeline]:
+    """Start everything, yield it, then stop the feeder, the services and the webhook (the
+    engine stays open: the caller reads its breaches table, then closes it)."""
+    rules_path = tmp_path / "callpulse.rules.yml"
+    rules_path.write_text(render_for_config(config, base=settings), encoding="utf-8")
+    receiver = WebhookReceiver().start()
+    engine = helpers.engine(config.db, config)
+    services: Services | None = None
+    run: Pipeline | None = None
+    try:
+        engine.process(helpers.batch(morning, "simulator"))  # the morning, at once
+        services = start_services(engine, config, serve=True)
+        am = start_alertmanager(webhook_alertmanager_config(receiver.url, ["alertname", "queue"], send_resolved=True))
+        prom = start_prometheus(_prometheus_yml(config.exporter.port, am.port), rule_files=[rules_path])
+        prom.wait_for_series(f'up{{job="{settings.job}"}} == 1', timeout=40)
+        run = Pipeline(engine, prom, receiver)
+        yield run
+        assert run.feeder is None or run.feeder.error is None
+    finally:
+        if run is not None and run.feeder is not None:
+            run.feeder.stop.set()
+            run.feeder.join(timeout=30)
+        if services is not None:
+            services.close()
+        receiver.stop()
+
+
+def fired_for_only(run: Pipeline, alertname: str, queue: str, kpi: str, others: set[str]) -> None:
+    """Only ``queue`` ever had ``alertname`` (pending or firing) and only its was delivered;
+    the breach series of ``kpi`` (15m) was 1 for it and 0 for the ``others``."""
+    seen = run.prom.query(f'max_over_time(ALERTS{{alertname="{alertname}"}}[10m])')
+    assert {s.labels["queue"] for s in seen} == {queue}
+    delivered = set().union(*(_alerts(p, alertname, "firing") for p in run.receiver.payloads))
+    assert delivered == {queue}
+    breach = run.prom.query(f'max_over_time(callpulse_kpi_breach{{kpi="{kpi}",window="15m"}}[10m])')
+    assert {s.labels["queue"]: s.value for s in breach} == {queue: 1.0, **dict.fromkeys(others, 0.0)}
+
+
 def test_understaffed_hour_pages_for_that_queue_only_and_resolves(
     tmp_path: Path,
     start_prometheus: Callable[..., PrometheusServer],
@@ -140,24 +209,12 @@ def test_understaffed_hour_pages_for_that_queue_only_and_resolves(
     records = list(simulate(SIM))
     split = next(i for i, r in enumerate(records) if _ts(r) >= PACED_FROM.timestamp())
     end = next(i for i, r in enumerate(records) if _ts(r) >= PACED_TO.timestamp())
-    rules_path = tmp_path / "callpulse.rules.yml"
-    rules_path.write_text(render_for_config(config, base=SETTINGS), encoding="utf-8")
-
-    receiver = WebhookReceiver().start()
-    engine = helpers.engine(config.db, config)
-    services: Services | None = None
-    feeder: Feeder | None = None
-    try:
-        engine.process(helpers.batch(records[:split], "simulator"))  # the morning, at once
-        services = start_services(engine, config, serve=True)
-        am = start_alertmanager(webhook_alertmanager_config(receiver.url, ["alertname", "queue"], send_resolved=True))
-        prom = start_prometheus(_prometheus_yml(config.exporter.port, am.port), rule_files=[rules_path])
-        prom.wait_for_series(f'up{{job="{SETTINGS.job}"}} == 1', timeout=40)
+    with alerting_pipeline(tmp_path, config, SETTINGS, records[:split], start_prometheus, start_alertmanager) as run:
+        prom, receiver = run.prom, run.receiver
         prom.wait_for_series('callpulse_service_level_ratio{window="15m"}', lambda rows: len(rows) == 2, timeout=20)
         assert prom.query(f'ALERTS{{alertname="{rules.SERVICE_LEVEL_LOW}"}}') == []
 
-        feeder = Feeder(engine, records[split:end], split)
-        feeder.start()
+        run.pace(records[split:end], split)
         paced_at = time.monotonic()
         firing = receiver.wait_for(lambda p: QUEUE in _sl_alerts(p, "firing"), timeout=60)
         fired_after = time.monotonic() - paced_at
@@ -165,24 +222,10 @@ def test_understaffed_hour_pages_for_that_queue_only_and_resolves(
         resolved = receiver.wait_for(lambda p: QUEUE in _sl_alerts(p, "resolved"), timeout=150)
         resolved_after = time.monotonic() - paced_at
         assert resolved["status"] == "resolved"
-
-        # Only billing ever had the service-level alert (pending or firing).
-        seen = prom.query(f'max_over_time(ALERTS{{alertname="{rules.SERVICE_LEVEL_LOW}"}}[10m])')
-        assert {s.labels["queue"] for s in seen} == {QUEUE}
-        delivered = set().union(*(_sl_alerts(p, "firing") for p in receiver.payloads))
-        assert delivered == {QUEUE}
-        breach = prom.query('max_over_time(callpulse_kpi_breach{kpi="service_level",window="15m"}[10m])')
-        assert {s.labels["queue"]: s.value for s in breach} == {QUEUE: 1.0, "sales": 0.0}
-        assert feeder.error is None
-    finally:
-        if feeder is not None:
-            feeder.stop.set()
-            feeder.join(timeout=30)
-        if services is not None:
-            services.close()
-        receiver.stop()
+        fired_for_only(run, rules.SERVICE_LEVEL_LOW, QUEUE, "service_level", {"sales"})
 
     # The breaches table (event time) agrees: billing's 15m service level breached in the hour.
+    engine = run.engine
     rows = engine.store.con.execute(
         "SELECT queue, opened_at FROM breaches WHERE kpi = 'service_level' AND \"window\" = '15m'"
     ).fetchall()

@@ -52,7 +52,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     config = tmp_path / "callpulse.toml"
     config.write_text(f"[exporter]\nport = {port}\nper_agent = true\n")
     proc = ManagedProcess(
-        Cli().argv("demo", "--config", config, "--db", tmp_path / "demo.duckdb", "--speed", "300", "--duration", "300"),
+        Cli().argv(
+            "demo",
+            "--config",
+            config,
+            "--db",
+            tmp_path / "demo.duckdb",
+            "--speed",
+            "300",
+            "--duration",
+            "300",
+            "--quality",  # the call-quality board reads the quality counters
+        ),
         tmp_path / "demo.log",
         name="callpulse demo",
         cwd=tmp_path,

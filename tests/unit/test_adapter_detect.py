@@ -37,7 +37,7 @@ def test_detect(lines: list[str], fmt: str) -> None:
 
 
 def test_registry_names() -> None:
-    assert set(ADAPTERS) == {"asterisk", "connect", "mapped", "native", "auto"}
+    assert set(ADAPTERS) == {"asterisk", "asterisk-cdr", "connect", "freeswitch", "mapped", "native", "auto"}
     with pytest.raises(KeyError, match="known"):
         get_adapter("genesys")
 

@@ -199,8 +199,9 @@ def test_breach_gauge_is_one_only_for_open_breaches() -> None:
     got = samples(text, names.BREACH.name)
     ones = [dict(k) for k, v in got.items() if v == 1]
     assert ones == [{"queue": "billing", "kpi": "service_level", "window": "15m"}]
-    # every queue x kpi x window, oldest wait on the live "window"
-    assert len(got) == 3 * (3 * 3 + 1)
+    # every queue x kpi x window (3 window KPIs and the poor-quality share), oldest wait on the live "window"
+    assert len(got) == 3 * (4 * 3 + 1)
+    assert value(text, names.BREACH.name, queue="quiet", kpi="poor_quality", window="15m") == 0
     assert value(text, names.BREACH.name, queue="quiet", kpi="oldest_wait", window="live") == 0
 
 

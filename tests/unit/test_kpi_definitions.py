@@ -43,6 +43,8 @@ TARGETS = QueueTargets(
         (ABANDON_RATE, 0.0, 0.05, False),
         (OLDEST_WAIT, 121.0, 120.0, True),
         (OLDEST_WAIT, 119.0, 120.0, False),
+        (definitions.POOR_QUALITY, 0.11, 0.10, True),  # lower is better
+        (definitions.POOR_QUALITY, 0.10, 0.10, False),
     ],
 )
 def test_direction_by_hand(kpi: definitions.Kpi, value: float, target: float, breaches: bool) -> None:
@@ -85,7 +87,12 @@ def test_every_kpi_is_wired() -> None:
         assert kpi.target in {f.name for f in dataclasses.fields(QueueTargets)}, kpi
         assert kpi.name in names.KPI_SERIES, kpi
         assert isinstance(getattr(rules.AlertSettings(), kpi.name), rules.RuleSettings), kpi
-    assert set(names.KPI_SERIES) == set(definitions.BY_NAME)
+    assert set(names.KPI_SERIES) == {k.name for k in QUEUE_KPIS}
+    # the quality KPIs: breach rows only (their alert reads counters), targets in the snapshot
+    assert set(definitions.BY_NAME) == {k.name for k in (*QUEUE_KPIS, *definitions.QUALITY_KPIS)}
+    for kpi in definitions.QUALITY_KPIS:
+        assert kpi.target in {f.name for f in dataclasses.fields(QueueTargets)}, kpi
+        assert kpi.name not in names.KPI_SERIES, kpi
     assert sorted(definitions.BOARD_ORDER, key=QUEUE_KPIS.index) == list(QUEUE_KPIS)
     assert rules.KPI_ALERTS == (
         rules.SERVICE_LEVEL_LOW,

@@ -86,6 +86,7 @@ def test_oldest_wait_is_live_and_not_gated_by_min_calls() -> None:
         (rules.WATERMARK_LAG, "2m", "warning"),
         (rules.DEAD_LETTERS_RISING, "5m", "warning"),
         (rules.EXPORTER_DOWN, "2m", "critical"),
+        (rules.POOR_QUALITY_HIGH, "5m", "warning"),
     ],
 )
 def test_defaults(alert: str, for_: str, severity: str) -> None:
@@ -118,7 +119,13 @@ def test_settings_change_for_severity_window_job_runbook() -> None:
     assert down["expr"] == 'up{job="cp-prod"} == 0\nor\nabsent(up{job="cp-prod"})'
 
 
-ALL_ALERTS = {*rules.KPI_ALERTS, rules.BUDGET_BURN, rules.UNDERSTAFFED, *rules.PIPELINE_ALERTS}
+ALL_ALERTS = {
+    *rules.KPI_ALERTS,
+    rules.BUDGET_BURN,
+    rules.UNDERSTAFFED,
+    *rules.QUALITY_ALERTS,
+    *rules.PIPELINE_ALERTS,
+}
 
 
 def test_every_alert_links_to_its_runbook_page_in_the_repository() -> None:

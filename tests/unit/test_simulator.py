@@ -370,3 +370,51 @@ def test_write_jsonl_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert all(": " not in line and ", " not in line for line in lines)
     assert write_jsonl(iter(records[:5]), None) == 5
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == records[:5]
+
+
+def test_quality_is_off_by_default_and_adds_only_quality_records() -> None:
+    from pipeline.ingest.sources.simulator import Degradation, trunk_of
+
+    cfg = SimConfig(seed=5, close_time=time(11, 0))
+    plain = list(simulate(cfg))
+    degraded = Degradation("billing", time(9, 0), time(10, 0))
+    with_q = list(simulate(replace(cfg, quality=True, degradations=(degraded,))))
+    assert not any(r["type"] == "quality" for r in plain)
+    assert [r for r in with_q if r["type"] != "quality"] == plain
+    quality = [r for r in with_q if r["type"] == "quality"]
+    ends: dict[str, list[str]] = defaultdict(list)
+    offered: dict[str, Record] = {}
+    for r in plain:
+        if r["type"] == "call" and r["event"] == "ended":
+            ends[r["call_id"]].append(r["at"])
+        if r["type"] == "call" and r["event"] == "offered":
+            offered.setdefault(r["call_id"], r)
+    # every ended (answered) call has both directions of each leg it was answered on, after it ended
+    per_call = Counter(r["call_id"] for r in quality)
+    assert per_call == {c: 2 * len(at) for c, at in ends.items()}
+    assert all(datetime.fromisoformat(r["at"]) > datetime.fromisoformat(ends[r["call_id"]][0]) for r in quality)
+    for r in quality:
+        assert 1 <= r["mos"] <= 4.5 and r["jitter_ms"] >= 0 and 0 <= r["loss_pct"] <= 100
+        assert r["direction"] in ("in", "out")
+        assert r["trunk"] == trunk_of(offered[r["call_id"]]["queue"])  # the trunk it came in on, transfers too
+
+    def poor(r: Record) -> bool:
+        return r["mos"] < 3.5 or r["loss_pct"] > 1 or r["jitter_ms"] > 30
+
+    def in_hour(r: Record) -> bool:
+        o = offered[r["call_id"]]
+        return o["queue"] == "billing" and time(9) <= datetime.fromisoformat(o["at"]).time() < time(10)
+
+    hour = [r for r in quality if r["leg"] == "caller" and in_hour(r)]
+    rest = [r for r in quality if not in_hour(r)]
+    assert len(hour) > 50 and sum(map(poor, hour)) / len(hour) > 0.9
+    assert sum(map(poor, rest)) / len(rest) < 0.03
+
+
+def test_degradation_needs_quality_and_a_known_queue() -> None:
+    from pipeline.ingest.sources.simulator import Degradation
+
+    with pytest.raises(ValueError, match="degradations need quality"):
+        SimConfig(degradations=(Degradation("billing", time(9), time(10)),))
+    with pytest.raises(ValueError, match="unknown queue 'nope'"):
+        SimConfig(quality=True, degradations=(Degradation("nope", time(9), time(10)),))

@@ -7,14 +7,16 @@ adapter's counts when it finishes). Adapters never raise on bad input: a line th
 cannot use becomes a ``DeadLetter``. ``get_adapter("auto")`` looks at the first
 lines and picks one.
 
-=========  ======================================================  =================
-format     input                                                   emits
-=========  ======================================================  =================
-asterisk   app_queue queue_log lines (``asterisk.follow`` tails)   call + agent events
-connect    Amazon Connect contact records (JSON lines / array)     ``cdr``
-mapped     CSV/TSV of another ACD + a TOML mapping (``mappings/``)  ``cdr``
-native     callpulse JSON lines (passed through)                   as given
-=========  ======================================================  =================
+============  ======================================================  =================
+format        input                                                   emits
+============  ======================================================  =================
+asterisk      app_queue queue_log lines (``asterisk.follow`` tails)   call + agent events
+asterisk-cdr  Asterisk CDR CSV with RTPAUDIOQOS (and MES) columns     ``quality``
+connect       Amazon Connect contact records (JSON lines / array)     ``cdr``
+freeswitch    FreeSWITCH CDRs (mod_json_cdr JSON, mod_xml_cdr XML)    ``cdr`` + ``quality``
+mapped        CSV/TSV of another ACD + a TOML mapping (``mappings/``)  ``cdr``
+native        callpulse JSON lines (passed through)                   as given
+============  ======================================================  =================
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from typing import Any
 from pipeline.core.pii import mask_phone_like
 from pipeline.core.records import DeadLetter, Parsed
 from pipeline.ingest.adapters.asterisk import parse_queue_log
+from pipeline.ingest.adapters.asterisk_cdr import parse_asterisk_cdr
 from pipeline.ingest.adapters.connect import parse_contact_records
 from pipeline.ingest.adapters.detect import detect_format
+from pipeline.ingest.adapters.freeswitch import parse_freeswitch
 from pipeline.ingest.adapters.mapped import parse_mapped
 
 Adapter = Callable[[Iterable[tuple[str, str]], str, Mapping[str, Any] | None], Iterator[Parsed | DeadLetter]]
@@ -77,7 +81,9 @@ def parse_auto(
 
 ADAPTERS: dict[str, Adapter] = {
     "asterisk": parse_queue_log,
+    "asterisk-cdr": parse_asterisk_cdr,
     "connect": parse_contact_records,
+    "freeswitch": parse_freeswitch,
     "mapped": parse_mapped,
     "native": parse_native,
     "auto": parse_auto,

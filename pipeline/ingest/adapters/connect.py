@@ -41,7 +41,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.core.pii import mask_phone_like
 from pipeline.core.records import DeadLetter, Parsed
@@ -56,6 +56,8 @@ _decoder = json.JSONDecoder()
 
 class ContactRecordParser:
     """Parses CTR text line by line; ``stats`` counts used, skipped and dead contacts."""
+
+    kind = "contact record"  # what one JSON object is, for dead letters
 
     def __init__(self, source: str = "connect") -> None:
         self.source = source
@@ -101,12 +103,18 @@ class ContactRecordParser:
                 yield from self._value(f"{position}[{i}]", raw, item)
             return
         if not isinstance(value, dict):
-            yield self._dead(position, raw, f"not a contact record: JSON {type(value).__name__}")
+            yield self._dead(position, raw, f"not a {self.kind}: JSON {type(value).__name__}")
             return
         try:
-            item = self.contact(position, value)
+            items = list(self.records(position, value))
         except Exception as exc:  # never crash on input
-            item = self._dead(position, raw, f"adapter error: {type(exc).__name__}: {exc}")
+            items = [self._dead(position, raw, f"adapter error: {type(exc).__name__}: {exc}")]
+        yield from items
+
+    def records(self, position: str, value: Mapping[str, Any]) -> Iterator[Item]:
+        """What one JSON object becomes; a subclass reading another system's JSON
+        documents (pipeline/ingest/adapters/freeswitch.py) replaces this."""
+        item = self.contact(position, value)
         if item is not None:
             yield item
 
@@ -234,8 +242,20 @@ def parse_contact_records(
     lines: Iterable[tuple[str, str]], source: str = "connect", options: Any = None
 ) -> Iterator[Item]:
     """Registry entry: ``options`` may give a ``stats`` Counter to receive the counts."""
+    return run_counted(ContactRecordParser(source), lines, options)
+
+
+class CountingParser(Protocol):
+    """An adapter's parser: items from lines, and what it counted."""
+
+    stats: Counter[str]
+
+    def parse(self, lines: Iterable[tuple[str, str]]) -> Iterator[Item]: ...
+
+
+def run_counted(parser: CountingParser, lines: Iterable[tuple[str, str]], options: Any) -> Iterator[Item]:
+    """``parser`` over ``lines``; its counts go to ``options["stats"]`` (a Counter) when it finishes."""
     opts = dict(options or {})
-    parser = ContactRecordParser(source)
     try:
         yield from parser.parse(lines)
     finally:

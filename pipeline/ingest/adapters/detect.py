@@ -2,10 +2,12 @@
 
 ``detect_format(lines)`` looks at lines only: ``native`` (JSON objects with a
 ``type``), ``connect`` (JSON contact records with ``ContactId``, one per line or in an
-array), ``asterisk`` (``epoch|callid|queue|agent|EVENT|...`` lines), ``tsv`` / ``csv``
-(delimited with a header). Each line votes for the format it matches and the majority
-wins, so one garbage line does not change the format; ``unknown`` when nothing fits or
-the lines are split. No line is consumed.
+array), ``freeswitch`` (FreeSWITCH JSON CDRs: ``variables`` beside ``core-uuid`` /
+``channel_data``; or XML ``<cdr>`` documents), ``asterisk``
+(``epoch|callid|queue|agent|EVENT|...`` lines), ``tsv`` / ``csv`` (delimited with a
+header). Each line votes for the format it matches and the majority wins, so one
+garbage line does not change the format; ``unknown`` when nothing fits or the lines
+are split. No line is consumed.
 
 ``format_by_name(path)`` is what a file's extension says, and ``detect_file(path)``
 is what ``--format auto`` means for a file: both of the above, plus telling native
@@ -24,6 +26,7 @@ from pipeline.core.records import RECORD_TYPES
 
 _QUEUE_LOG = re.compile(r"^\s*(\d{9,11}(\.\d+)?|\d{4}-\d\d-\d\d[ T][\d:.]+)\|[^|]*\|[^|]*\|[^|]*\|[A-Z_]+(\||$)")
 CONNECT_KEYS = ("ContactId", "AWSContactTraceRecordFormatVersion", "InitiationMethod")
+FREESWITCH_KEYS = ("core-uuid", "channel_data", "callflow")
 
 
 def detect_format(first_lines: list[str]) -> str:
@@ -39,6 +42,8 @@ def detect_format(first_lines: list[str]) -> str:
             return kind
     if lines[0].lstrip().startswith(("{", "[")):
         return _json_kind("\n".join(lines))  # one JSON document over several lines
+    if lines[0].lstrip().startswith("<") and any("<cdr" in line for line in lines):
+        return "freeswitch"  # mod_xml_cdr documents
     sample = lines[:20]
     for name, delimiter in (("tsv", "\t"), ("csv", ","), ("csv", ";"), ("csv", "|")):
         rows = list(csv.reader(sample, delimiter=delimiter))
@@ -69,6 +74,8 @@ def _line_kind(line: str) -> str | None:
         if isinstance(value, dict):
             if any(key in value for key in CONNECT_KEYS):
                 return "connect"
+            if _is_freeswitch(value):
+                return "freeswitch"
             if "type" in value:
                 return "native"
         return None
@@ -84,6 +91,8 @@ def _json_kind(text: str) -> str:
         # a long pretty-printed array/object cut short: look at the keys we can see
         if any(f'"{key}"' in text for key in CONNECT_KEYS):
             return "connect"
+        if '"variables"' in text and any(f'"{key}"' in text for key in FREESWITCH_KEYS):
+            return "freeswitch"
         return "native" if re.search(r'"type"\s*:', text) else "unknown"
     if isinstance(value, list):
         value = value[0] if value else {}
@@ -91,9 +100,15 @@ def _json_kind(text: str) -> str:
         return "unknown"
     if "ContactId" in value:
         return "connect"
+    if _is_freeswitch(value):
+        return "freeswitch"
     if "type" in value:
         return "native"
     return "unknown"
+
+
+def _is_freeswitch(value: dict[str, object]) -> bool:
+    return isinstance(value.get("variables"), dict) and any(key in value for key in FREESWITCH_KEYS)
 
 
 def format_by_name(path: str) -> str | None:
@@ -113,7 +128,8 @@ def format_by_name(path: str) -> str | None:
 
 def detect_file(path: str, lines: int = 20) -> str:
     """What ``--format auto`` means for a file: a native format (``jsonl``, ``csv``,
-    ``parquet``) or an adapter's (``asterisk``, ``connect``, ``mapped``); ``unknown``
+    ``parquet``) or an adapter's (``asterisk``, ``asterisk-cdr``, ``connect``, ``freeswitch``,
+    ``mapped``); ``unknown``
     when nothing fits. Standard input (``-``) is JSON lines.
 
     The first ``lines`` non-empty lines vote (see ``detect_format``); when they leave
@@ -131,6 +147,8 @@ def detect_file(path: str, lines: int = 20) -> str:
     if found == "unknown":
         found = _by_name_or_votes(by_name, head)
     if found in ("csv", "tsv") and len(head) > 1:
+        if _asterisk_cdr(head[0]):
+            return "asterisk-cdr"
         return "csv" if _native_csv(head, "\t" if found == "tsv" else ",") else "mapped"
     return "jsonl" if found == "native" else found
 
@@ -145,6 +163,12 @@ def _by_name_or_votes(by_name: str | None, head: list[str]) -> str:
     if votes and (len(votes) == 1 or votes[0][1] > votes[1][1]):
         return votes[0][0]
     return "unknown"
+
+
+def _asterisk_cdr(header: str) -> bool:
+    """An Asterisk CDR export carrying RTPAUDIOQOS (pipeline/ingest/adapters/asterisk_cdr.py)."""
+    columns = {c.strip().lower().replace("_", "") for c in next(csv.reader([header]))}
+    return "rtpaudioqos" in columns and "uniqueid" in columns
 
 
 def _native_csv(head: list[str], sep: str) -> bool:

@@ -22,7 +22,7 @@ from pipeline.ingest.adapters.mapped import MappedReader, MappingError, load_map
 from pipeline.ingest.sources.files import source_name
 from pipeline.ingest.tailer import follow
 
-ADAPTER_FORMATS = ("asterisk", "connect", "mapped")
+ADAPTER_FORMATS = ("asterisk", "asterisk-cdr", "connect", "freeswitch", "mapped")
 
 
 def numbered_lines(path: str) -> Iterator[tuple[str, str]]:

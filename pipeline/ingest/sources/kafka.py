@@ -1,9 +1,10 @@
 """Kafka source: topic names, message batches → ``RawBatch``, offset bookkeeping, producing.
 
 Topics (names from ``[kafka] topic_prefix``): ``<prefix>calls`` (call events and CDRs,
-keyed by queue), ``<prefix>agents`` (keyed by agent_id), ``<prefix>qa`` (keyed by call_id),
-all JSON; ``<prefix>queue_log`` (raw Asterisk queue_log lines, one per message, keyed by
-the Asterisk server's name so that one server's log stays in order on one partition).
+keyed by queue), ``<prefix>agents`` (keyed by agent_id), ``<prefix>qa`` (QA evaluations and
+quality records, keyed by call_id), all JSON; ``<prefix>queue_log`` (raw Asterisk queue_log
+lines, one per message, keyed by the Asterisk server's name so that one server's log stays
+in order on one partition).
 
 Consuming (the faust worker in ``pipeline.ingest.worker`` drives this):
   ``fresh(messages, stored)``     drop what DuckDB already holds (offset ≤ stored offset);
@@ -53,6 +54,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "cdr": ("calls", "queue"),
     "agent": ("agents", "agent_id"),
     "qa": ("qa", "call_id"),
+    # a call's media quality, like a QA evaluation, follows the call by call_id
+    "quality": ("qa", "call_id"),
 }
 # Header carrying the producer's wall-clock send time (ms), for latency measurement.
 SENT_AT_HEADER = "callpulse-sent-ms"

@@ -10,7 +10,11 @@ several contacts, and QA spot checks some minutes after a call.
 Same config, same records. Every draw comes from a ``random.Random`` stream
 seeded from ``SimConfig.seed``; arrivals and their per-call draws (patience,
 talk time, transfer, QA, ...) have one stream per queue and day, so a changed
-staffing plan (``Understaffing``) meets the very same callers. Nothing reads the
+staffing plan (``Understaffing``) meets the very same callers. With ``quality`` on,
+each answered call's media quality (native ``quality`` records, both directions of the
+caller's leg over its queue's trunk) follows a minute or two after the call ends,
+poor while that trunk is degraded (``Degradation``); those draws have a stream of their
+own, so the other records are the same with quality on or off. Nothing reads the
 clock or the environment. Times are whole epoch seconds inside and ISO 8601 with
 the site's offset outside.
 
@@ -71,6 +75,24 @@ class Understaffing:
     agents_off: float
 
 
+@dataclass(frozen=True, slots=True)
+class Degradation:
+    """The trunk of ``queue`` (the calls that come in for it) degrades start..end: their
+    legs offered then sound poor (MOS about 3, jitter about 45 ms, a few percent loss)."""
+
+    queue: str
+    start: time
+    end: time
+
+
+QUALITY_DELAY_S = (20, 150)  # quality follows the call's end by this much (call summaries come late)
+
+
+def trunk_of(queue: str) -> str:
+    """Each simulated queue's calls come in over a trunk of its own."""
+    return f"{queue}-trunk"
+
+
 # A mid-size centre: staffed so most hours meet 80 % in 15 s, while the 10:00 peak
 # and the shift change around 18:00 hurt. Fields: name, calls/day, agents, talk, wrap, patience.
 DEFAULT_QUEUES: tuple[QueueSpec, ...] = (
@@ -95,6 +117,8 @@ class SimConfig:
     understaffing: tuple[Understaffing, ...] = ()
     days: int = 1
     scale: float = 1.0
+    quality: bool = False
+    degradations: tuple[Degradation, ...] = ()
 
     def __post_init__(self) -> None:
         names = [q.name for q in self.queues]
@@ -113,6 +137,13 @@ class SimConfig:
                 problems.append(f"understaffing: unknown queue {u.queue!r}")
             if not u.start < u.end or not 0.0 <= u.agents_off <= 1.0:
                 problems.append(f"understaffing {u.queue}: start < end and 0 <= agents_off <= 1")
+        for d in self.degradations:
+            if d.queue not in names:
+                problems.append(f"degradations: unknown queue {d.queue!r}")
+            if not d.start < d.end:
+                problems.append(f"degradation {d.queue}: start < end")
+        if self.degradations and not self.quality:
+            problems.append("degradations need quality = True")
         if not self.open_time < self.close_time:
             problems.append("open_time must be before close_time")
         if self.days < 1 or self.scale <= 0:
@@ -155,7 +186,7 @@ def write_jsonl(records: Iterable[dict[str, Any]], path: Path | None = None) -> 
 
 # event kinds, in the heap as (at, seq, kind, a, b)
 _DAY, _ARRIVAL, _SPAWN, _GIVEUP, _ANSWER, _END, _AVAILABLE, _LOGIN, _NOT_READY, _LOGOUT = range(10)
-_UNDERSTAFF, _EMIT = 10, 11
+_UNDERSTAFF, _EMIT, _QUALITY = 10, 11, 12
 # call states
 _WAITING, _RINGING, _TALKING, _DONE = range(4)
 # agent states (_SIGNED_IN: logged in, not yet ready)
@@ -174,11 +205,12 @@ class _Call:
     __slots__ = (
         "call_id", "caller", "queue", "state", "leg", "offered_at", "giveup_s", "giveup_event",
         "talk_draw", "talk_s", "hold_s", "wrap_s", "transfer_to", "transferred_in", "qa", "qa_done",
-        "case",
+        "case", "entry",
     )  # fmt: skip
 
     def __init__(self, call_id: str, caller: str, queue: str) -> None:
         self.call_id, self.caller, self.queue = call_id, caller, queue
+        self.entry = queue  # the queue the call came in for: its trunk, whatever transfers follow
         self.state, self.leg, self.offered_at = _WAITING, 0, 0
         self.transfer_to: str | None = None
         self.transferred_in = self.qa = self.qa_done = False
@@ -333,6 +365,8 @@ class _Simulation:
         open_h = cfg.open_time.hour + cfg.open_time.minute / 60 + cfg.open_time.second / 3600
         self.service = random.Random(f"{cfg.seed}:{day}:service")
         self.followups = random.Random(f"{cfg.seed}:{day}:followups")
+        self.quality_rng = random.Random(f"{cfg.seed}:{day}:quality")
+        self.degraded = {(d.queue, self._epoch(day, d.start), self._epoch(day, d.end)) for d in cfg.degradations}
         self._plan_shifts(day, random.Random(f"{cfg.seed}:{day}:shifts"))
         for spec in cfg.queues:
             rng = random.Random(f"{cfg.seed}:{day}:arrivals:{spec.name}")
@@ -503,10 +537,32 @@ class _Simulation:
             score = min(100, max(0, round(self.service.gauss(agent.quality, 8.0))))
             qa = (call.call_id, agent.agent_id, score, self.service.choice(EVALUATORS))
             self._push(at + call.wrap_s + self.service.randint(300, 5400), _EMIT, qa)
+        if self.cfg.quality:
+            self._plan_quality(at, call)
         if call.transfer_to is not None:
             call.queue, call.transferred_in = call.transfer_to, True
             self._draw_leg(self.followups, call)
             self._offer(at, call)
+
+    def _plan_quality(self, at: int, call: _Call) -> None:
+        """Both directions of the caller's leg, a while after the call ended: over the trunk
+        the call came in on, poor while that trunk is degraded (a transfer keeps the trunk)."""
+        rng = self.quality_rng
+        poor = any(q == call.entry and lo <= call.offered_at < hi for q, lo, hi in self.degraded)
+        leg = "caller" if call.leg == 1 else f"caller-{call.leg}"
+        when = at + rng.randint(*QUALITY_DELAY_S)
+        for direction in ("in", "out"):
+            if poor:
+                mos, jitter, loss = rng.gauss(3.0, 0.3), rng.lognormvariate(math.log(45.0), 0.3), rng.uniform(1.5, 6.0)
+            else:
+                mos, jitter, loss = rng.gauss(4.25, 0.12), rng.lognormvariate(math.log(6.0), 0.5), rng.expovariate(8.0)
+            record = {
+                "type": "quality", "call_id": call.call_id, "leg": leg, "direction": direction,
+                "mos": round(min(4.5, max(1.0, mos)), 2), "jitter_ms": round(jitter, 1),
+                "loss_pct": round(min(100.0, loss), 2), "rtt_ms": round(max(5.0, rng.gauss(60.0, 12.0)), 1),
+                "trunk": trunk_of(call.entry),
+            }  # fmt: skip
+            self._push(when, _QUALITY, record)
 
     # -- agents
 
@@ -624,6 +680,8 @@ class _Simulation:
                 call_id, agent_id, score, evaluator = a
                 out.append({"type": "qa", "call_id": call_id, "agent_id": agent_id, "score": score,
                             "at": self._fmt(at), "evaluator": evaluator})  # fmt: skip
+            elif kind == _QUALITY:
+                out.append({**a, "at": self._fmt(at)})
             elif kind == _DAY:
                 self._start_day(a)
             if out:

@@ -1,0 +1,183 @@
+"""Asterisk CDR CSV with the RTP quality a dialplan copied into it → native ``quality`` records.
+
+Asterisk sets ``RTPAUDIOQOS`` (and ``RTPAUDIOQOSBRIDGED`` for the bridged channel) on
+hangup; a dialplan or ``cdr_custom`` template copies it into the CDR, often with the
+MES values. The export is a CSV with a header naming the standard CDR columns plus
+``rtpaudioqos`` (case and ``_`` ignored: ``RTPAUDIOQOS``, ``rtp_audio_qos``),
+optionally ``rtpaudioqosbridged``, ``rxmes``, ``txmes``. The calls themselves come
+from the queue_log (``--format asterisk``), whose call id is the caller channel's
+``uniqueid``, so this adapter gives quality only, keyed to it:
+
+- ``call_id`` = ``uniqueid``; ``at`` = ``end`` (a local time in ``[site] timezone``,
+  ``YYYY-MM-DD HH:MM:SS``); ``trunk`` = the endpoint of ``channel``
+  (``PJSIP/carrier-a-0000001f`` → ``carrier-a``).
+- ``rtpaudioqos`` is leg ``caller``, ``rtpaudioqosbridged`` leg ``agent``. Its
+  ``ssrc=…;themssrc=…;lp=…;rxjitter=…;rxcount=…;txjitter=…;txcount=…;rlp=…;rtt=…``
+  (jitter and rtt in seconds; lp and rlp are packet counts) gives ``in``:
+  ``jitter_ms`` = rxjitter × 1000, ``loss_pct`` = lp ÷ (rxcount + lp) × 100; ``out``:
+  ``jitter_ms`` = txjitter × 1000, ``loss_pct`` = rlp ÷ txcount × 100 (the packets the
+  far end reported lost of those sent); both ``rtt_ms`` = rtt × 1000 (0: no RTCP, not
+  measured). A direction with no packets (rxcount / txcount 0) gives no record.
+- MES (``rxmes`` / ``txmes``, 0–100, in the QoS string since Asterisk 20 or in columns
+  of their own) is ``vendor_score`` with ``vendor_score_kind`` ``asterisk_mes``: a
+  media experience score, never a MOS. ``0`` means not computed.
+
+A value that is no number is passed on as it is, so validation dead-letters that
+record naming the field. A row of the wrong width, without ``uniqueid`` or with an
+unreadable ``end``, or a QoS text with no ``key=value`` pair → dead letter. Rows
+without any QoS text are counted ``skipped:no RTPAUDIOQOS``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pipeline.core.pii import mask_phone_like
+from pipeline.core.records import DeadLetter, Parsed
+from pipeline.ingest.adapters.connect import run_counted
+
+Item = Parsed | DeadLetter
+
+MES_KIND = "asterisk_mes"
+_CHANNEL = re.compile(r"^[^/]+/(.+?)(-[0-9a-f]{6,})?$")
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("_", "")
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def parse_qos(text: str) -> dict[str, str] | None:
+    """``k=v;k=v`` as a dict; None when there is no pair at all."""
+    pairs = [part.split("=", 1) for part in text.strip().split(";") if "=" in part]
+    return {k.strip().lower(): v.strip() for k, v in pairs} or None
+
+
+def _scaled(text: str | None, factor: float) -> float | str | None:
+    """A number × ``factor``; the text itself when it is no number; None when absent."""
+    if text is None or text == "":
+        return None
+    value = _number(text)
+    return text if value is None else round(value * factor, 6)  # no 17.517000000000003 from 0.017517 s
+
+
+def _share(lost: str | None, base: float | None) -> float | str | None:
+    """lost ÷ base × 100; the lost text itself when it is no number."""
+    if lost is None or lost == "" or base is None or base <= 0:
+        return None
+    value = _number(lost)
+    return lost if value is None else value / base * 100
+
+
+def _mes(text: str | None) -> float | str | None:
+    value = _scaled(text, 1.0)
+    return None if value == 0 else value
+
+
+def qos_quality(
+    qos: Mapping[str, str], rxmes: str | None = None, txmes: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """The measures per direction (``in`` / ``out``) of one RTPAUDIOQOS text."""
+    rx, tx = _number(qos.get("rxcount")), _number(qos.get("txcount"))
+    lp = _number(qos.get("lp"))
+    rtt = _scaled(qos.get("rtt"), 1000.0)
+    out: dict[str, dict[str, Any]] = {}
+    sides = (
+        ("in", rx, qos.get("rxjitter"), _share(qos.get("lp"), None if rx is None else rx + (lp or 0)),
+         qos.get("rxmes", rxmes)),
+        ("out", tx, qos.get("txjitter"), _share(qos.get("rlp"), tx), qos.get("txmes", txmes)),
+    )  # fmt: skip
+    for direction, packets, jitter, loss, mes in sides:
+        if packets == 0:
+            continue  # no media that way
+        measures = {
+            "jitter_ms": _scaled(jitter, 1000.0),
+            "loss_pct": loss,
+            "rtt_ms": None if rtt == 0 else rtt,
+            "vendor_score": _mes(mes),
+        }
+        measures = {k: v for k, v in measures.items() if v is not None}
+        if "vendor_score" in measures:
+            measures["vendor_score_kind"] = MES_KIND
+        if measures:
+            out[direction] = measures
+    return out
+
+
+class AsteriskCdrReader:
+    """Reads the CSV line by line; ``stats`` counts quality records, skipped and dead rows."""
+
+    def __init__(self, source: str = "asterisk-cdr", timezone: str | None = None) -> None:
+        self.source = source
+        self.zone = ZoneInfo(timezone or "UTC")
+        self.stats: Counter[str] = Counter()
+
+    def parse(self, lines: Iterable[tuple[str, str]]) -> Iterator[Item]:
+        header: list[str] | None = None
+        for position, line in lines:
+            if not line.strip():
+                continue
+            row = next(csv.reader([line]))
+            if header is None:
+                header = [_key(c) for c in row]
+                continue
+            if len(row) != len(header):
+                yield self._dead(position, line, f"expected {len(header)} columns, got {len(row)}")
+                continue
+            yield from self._row(position, line, dict(zip(header, row, strict=True)))
+
+    def _row(self, position: str, line: str, row: Mapping[str, str]) -> Iterator[Item]:
+        columns = (("caller", "rtpaudioqos"), ("agent", "rtpaudioqosbridged"))
+        legs = [(leg, text) for leg, col in columns if (text := row.get(col, "").strip())]
+        if not legs:
+            self.stats["skipped:no RTPAUDIOQOS"] += 1
+            return
+        call_id = row.get("uniqueid", "").strip()
+        if not call_id:
+            yield self._dead(position, line, "CDR without uniqueid")
+            return
+        try:
+            at = datetime.strptime(row.get("end", "").strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=self.zone)
+        except ValueError:
+            yield self._dead(position, line, f"unreadable end time: {row.get('end', '')[:40]!r}")
+            return
+        match = _CHANNEL.match(row.get("channel", "").strip())
+        raw = mask_phone_like(line)
+        for leg, text in legs:
+            qos = parse_qos(text)
+            if qos is None:
+                yield self._dead(position, line, f"unreadable RTPAUDIOQOS of leg {leg}: {text[:40]!r}")
+                continue
+            mes = (row.get("rxmes"), row.get("txmes")) if leg == "caller" else (None, None)
+            for direction, measures in qos_quality(qos, *mes).items():
+                record: dict[str, Any] = {"type": "quality", "call_id": call_id, "leg": leg, "direction": direction}
+                record.update(at=at.isoformat(), **measures)
+                if match and leg == "caller":
+                    record["trunk"] = match.group(1)
+                self.stats["quality"] += 1
+                yield Parsed(position, raw, record)
+
+    def _dead(self, position: str, raw: str, reason: str) -> DeadLetter:
+        self.stats["dead"] += 1
+        return DeadLetter(self.source, position, mask_phone_like(raw), reason)
+
+
+def parse_asterisk_cdr(
+    lines: Iterable[tuple[str, str]], source: str = "asterisk-cdr", options: Any = None
+) -> Iterator[Item]:
+    """Registry entry: ``options`` may give ``timezone`` and a ``stats`` Counter for the counts."""
+    return run_counted(AsteriskCdrReader(source, dict(options or {}).get("timezone")), lines, options)
