@@ -132,18 +132,18 @@ def queue_tiles(q: QueueSnapshot, window: str) -> dict[str, dict[str, Any]]:
 def staffing_tile(q: QueueSnapshot) -> dict[str, Any]:
     """Agents needed now (metrics.kpi.staffing, from the snapshot's staffing window) beside
     agents staffed (logged in, any state) and ready; without a number, ``why``."""
-    need = q.staffing
+    f = q.staffing_fields()
     tile: dict[str, Any] = {
         "label": "Agents needed",
-        "value": need.agents if need else None,
-        "staffed": q.staffed(),
-        "ready": q.agents_by_state()["ready"],
-        "short_by": need.short_by(q.staffed()) if need else None,
-        "model": need.model if need else None,
+        "value": f["agents_needed"],
+        "staffed": f["agents_staffed"],
+        "ready": f["agents_ready"],
+        "short_by": f["short_by"],
+        "model": f["model"],
         "status": NONE,
     }
-    if need is None or need.agents is None:
-        tile["why"] = need.why if need else "no events yet"
+    if f["agents_needed"] is None:
+        tile["why"] = f["why"]
     return tile
 
 

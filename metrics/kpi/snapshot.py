@@ -84,6 +84,19 @@ class QueueSnapshot:
         value = getattr(holder, kpi.value) if holder is not None else None
         return value, getattr(self.targets, kpi.target), enough
 
+    def staffing_fields(self) -> dict[str, Any]:
+        """The agents needed beside those staffed (logged in, any state) and ready, as the
+        JSON snapshot and the wallboard's tile show them; ``why`` says why there is no number."""
+        need, staffed = self.staffing, self.staffed()
+        return {
+            "agents_needed": need.agents if need else None,
+            "why": need.why if need else "no events yet",
+            "model": need.model if need else None,
+            "agents_staffed": staffed,
+            "agents_ready": self.agents_by_state()["ready"],
+            "short_by": need.short_by(staffed) if need else None,
+        }
+
     def agents_by_state(self) -> dict[str, int]:
         """Agents per state now, whatever the reason, for each of ``WORK_STATES`` in order."""
         counts = dict.fromkeys(WORK_STATES, 0)
@@ -131,24 +144,11 @@ class KpiSnapshot:
                             for (s, r), n in sorted(q.agents.items())
                         ],
                     },
-                    "staffing": self._staffing_json(q),
+                    "staffing": {"window": self.staffing_window, **q.staffing_fields()},
                 }
                 for name, q in sorted(self.queues.items())
             },
         }
-
-    def _staffing_json(self, q: QueueSnapshot) -> dict[str, Any]:
-        need = q.staffing
-        return {
-            "window": self.staffing_window,
-            "agents_needed": need.agents if need else None,
-            "why": need.why if need else "no events yet",
-            "model": need.model if need else None,
-            "agents_staffed": q.staffed(),
-            "agents_ready": q.agents_by_state()["ready"],
-            "short_by": need.short_by(q.staffed()) if need else None,
-        }
-
 
 def staffing_window(windows: tuple[tuple[str, int], ...], interval_s: int) -> tuple[str, int] | None:
     """The rolling window the agents needed are computed on: the one as long as the

@@ -4,14 +4,14 @@ WITH points AS (
 ), widths AS (
     SELECT unnest($widths::INTEGER[]) AS width_s
 ), firsts AS (
+    -- one scan, bounded so DuckDB skips old row groups: the calls offered in the windows,
+    -- each with its first offer, searched back a day (no real call lasts that long)
     SELECT call_id, min({'t': offered_at, 'queue': queue}) AS f
     FROM call_state
-    WHERE offered_at IS NOT NULL
-      AND call_id IN (
-          SELECT call_id FROM call_state
-          WHERE offered_at > to_timestamp($first) - to_seconds((SELECT max(width_s) FROM widths))
-            AND offered_at <= to_timestamp($last))
+    WHERE offered_at > to_timestamp($first - list_max($widths::INTEGER[])) - INTERVAL 1 DAY
+      AND offered_at <= to_timestamp($last)
     GROUP BY call_id
+    HAVING max(offered_at) > to_timestamp($first - list_max($widths::INTEGER[]))
 ), r AS (
     SELECT f.call_id, f.f.queue AS queue, f.f.t AS offered_at, q.ts,
            coalesce(q.mos < s.poor_mos, false) OR coalesce(q.loss_pct > s.poor_loss_pct, false)
@@ -22,7 +22,7 @@ WITH points AS (
     WHERE q.ts <= to_timestamp($last)
       -- a bound on ts lets DuckDB skip old row groups; a record stamped more than a day
       -- before its call's offer (a clock far off) is the only one it can miss
-      AND q.ts > to_timestamp($first) - to_seconds((SELECT max(width_s) FROM widths)) - INTERVAL 1 DAY
+      AND q.ts > to_timestamp($first - list_max($widths::INTEGER[])) - INTERVAL 1 DAY
 ), as_of AS (
     SELECT p.m, w.width_s, r.queue, r.call_id, bool_or(r.poor) AS poor
     FROM points p

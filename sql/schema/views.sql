@@ -113,6 +113,19 @@ FROM calls
 WHERE offered_at >= lo AND offered_at < hi
 GROUP BY ALL;
 
+-- The staffing need's patience inputs from the calls offered in [lo, hi) that are not
+-- short abandons, per bucket_s-long interval (bucket_s NULL: one row per queue with
+-- interval_start = lo): abandoned (how many hung up) and wait_s (the seconds they all
+-- waited, a call still waiting counted up to wm).
+CREATE OR REPLACE MACRO patience_inputs(lo, hi, bucket_s, wm) AS TABLE
+SELECT queue,
+       CASE WHEN bucket_s IS NULL THEN lo ELSE cp_bucket(offered_at, bucket_s) END AS interval_start,
+       count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned,
+       coalesce(sum(cp_us(coalesce(wait_s, cp_seconds_between(offered_at, wm)))), 0) / 1e6 AS wait_s
+FROM calls
+WHERE offered_at >= lo AND offered_at < hi AND NOT coalesce(short_abandon, false)
+GROUP BY ALL;
+
 -- KPI ratios over a relation of additive queue aggregates (queue, interval_start,
 -- interval_s and the queue_interval sums): the one place the KPI formulas live.
 CREATE OR REPLACE MACRO kpi_queue_ratios(agg_table) AS TABLE
@@ -281,9 +294,11 @@ CREATE OR REPLACE MACRO call_quality_between(lo, hi) AS TABLE
 WITH firsts AS (
     SELECT call_id, min({'t': offered_at, 'queue': queue, 'agent_id': agent_id}) AS f
     FROM call_state
-    WHERE offered_at IS NOT NULL
-      AND call_id IN (SELECT call_id FROM call_state WHERE offered_at >= lo AND offered_at < hi)
+    -- one scan, bounded so DuckDB skips old row groups: the calls offered in [lo, hi), each
+    -- with its first offer, searched back a day (no real call lasts that long)
+    WHERE offered_at >= lo - INTERVAL 1 DAY AND offered_at < hi
     GROUP BY call_id
+    HAVING max(offered_at) >= lo
 ), per_call AS (
     SELECT call_id, count(*) AS reports, max(ts) AS reported_at,
            min(mos) AS mos, min(r_factor) AS r_factor,
@@ -292,6 +307,8 @@ WITH firsts AS (
            min(trunk) AS trunk,
            list_sort(list_distinct(flatten(list(tags) FILTER (WHERE tags IS NOT NULL)))) AS tags
     FROM quality_reports SEMI JOIN firsts USING (call_id)
+    -- as above: a record stamped more than a day before its call's offer is not searched
+    WHERE ts >= lo - INTERVAL 2 DAY
     GROUP BY call_id
 )
 SELECT p.call_id, f.f.queue AS queue, f.f.agent_id AS agent_id, f.f.t AS offered_at,
