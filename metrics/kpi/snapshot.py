@@ -150,6 +150,7 @@ class KpiSnapshot:
             },
         }
 
+
 def staffing_window(windows: tuple[tuple[str, int], ...], interval_s: int) -> tuple[str, int] | None:
     """The rolling window the agents needed are computed on: the one as long as the
     reporting interval (15m by default), so the live need and a report's per-interval need
