@@ -1,5 +1,5 @@
 """End to end for call quality: simulator -> engine -> /metrics -> Prometheus (the rendered
-rules) -> Alertmanager -> webhook, with the pacing and fixtures of test_alerting_e2e.
+rules) -> Alertmanager -> webhook, with the pacing of tests/support/alerting.py.
 
 A simulated day in which billing's trunk degrades for an hour (its calls sound poor), fed
 at 150x real time. The poor-quality alert reads the quality counters over a short range
@@ -24,7 +24,7 @@ from metrics.export.rules import AlertSettings, RuleSettings
 from pipeline.core.config import Config, ExporterSettings
 from pipeline.ingest.sources.simulator import Degradation, simulate
 from tests.integration.test_alerting_e2e import SIM as STAFFING_SIM
-from tests.integration.test_alerting_e2e import _alerts, _ts, alerting_pipeline, fired_for_only
+from tests.support.alerting import alerting_pipeline, alerts_in, fired_for_only, record_ts
 from tests.support.prometheus import AlertmanagerServer, PrometheusServer
 
 pytestmark = pytest.mark.prometheus
@@ -48,17 +48,17 @@ def test_degraded_trunk_fires_the_quality_alert_for_that_queue_only_and_resolves
 ) -> None:
     config = Config(db=tmp_path / "callpulse.duckdb", exporter=ExporterSettings(port=free_port(), breach_hold_s=120))
     records = list(simulate(SIM))
-    split = next(i for i, r in enumerate(records) if _ts(r) >= _at(12, 40).timestamp())
-    end = next(i for i, r in enumerate(records) if _ts(r) >= _at(15, 30).timestamp())
+    split = next(i for i, r in enumerate(records) if record_ts(r) >= _at(12, 40).timestamp())
+    end = next(i for i, r in enumerate(records) if record_ts(r) >= _at(15, 30).timestamp())
     with alerting_pipeline(tmp_path, config, SETTINGS, records[:split], start_prometheus, start_alertmanager) as run:
         prom, receiver = run.prom, run.receiver
         prom.wait_for_series("callpulse_quality_reports_total", lambda rows: len(rows) == 2, timeout=20)
         assert prom.query(f'ALERTS{{alertname="{rules.POOR_QUALITY_HIGH}"}}') == []
 
         run.pace(records[split:end], split)
-        firing = receiver.wait_for(lambda p: QUEUE in _alerts(p, rules.POOR_QUALITY_HIGH, "firing"), timeout=90)
+        firing = receiver.wait_for(lambda p: QUEUE in alerts_in(p, rules.POOR_QUALITY_HIGH, "firing"), timeout=90)
         assert firing["status"] == "firing"
-        resolved = receiver.wait_for(lambda p: QUEUE in _alerts(p, rules.POOR_QUALITY_HIGH, "resolved"), timeout=150)
+        resolved = receiver.wait_for(lambda p: QUEUE in alerts_in(p, rules.POOR_QUALITY_HIGH, "resolved"), timeout=150)
         assert resolved["status"] == "resolved"
         fired_for_only(run, rules.POOR_QUALITY_HIGH, QUEUE, "poor_quality", {"sales"})
 

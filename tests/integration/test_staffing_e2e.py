@@ -28,15 +28,11 @@ from devtools.procs import LOOPBACK, free_port, wait_until
 from metrics.export import rules
 from metrics.export.rules import AlertSettings, RuleSettings
 from metrics.kpi.staffing import agents_needed_erlang_a, agents_needed_erlang_c
-from pipeline.cli.alerts import render_for_config
-from pipeline.cli.services import start_services
 from pipeline.core.config import Config, ExporterSettings
 from pipeline.ingest.sources.simulator import QueueSpec, SimConfig, Understaffing, simulate
-from pipeline.serve.host import Services
-from tests import helpers
-from tests.integration.test_alerting_e2e import Feeder, _prometheus_yml
 from tests.integration.test_wallboard_chromium import DevTools, chromium  # noqa: F401 - the fixture
-from tests.support.prometheus import AlertmanagerServer, PrometheusServer, WebhookReceiver, webhook_alertmanager_config
+from tests.support.alerting import alerting_pipeline, alerts_in, record_ts
+from tests.support.prometheus import AlertmanagerServer, PrometheusServer
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.chromium]
 
@@ -59,10 +55,6 @@ PACED_TO = datetime(2026, 3, 2, 14, 30, tzinfo=TZ)
 SETTINGS = AlertSettings(window="15m", understaffed=RuleSettings("5s", "warning"))
 WINDOW_S = 900  # the staffing window: 15m, the default interval's length
 SL_TARGET, SL_THRESHOLD_S, SHORT_ABANDON_S = 0.8, 15.0, 5.0  # the defaults
-
-
-def _ts(record: dict[str, Any]) -> float:
-    return datetime.fromisoformat(record["at"]).timestamp()
 
 
 def meetings_as_logouts(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -100,7 +92,7 @@ def expected_now(records: list[dict[str, Any]], queue: str) -> Expected:
     """Agents needed, staffed and ready for ``queue`` at the newest record, computed from
     the records alone: the calls offered in the 15 minutes up to it, their handle time and
     waits, and each agent's last state and queues."""
-    wm = max(_ts(r) for r in records)
+    wm = max(record_ts(r) for r in records)
     calls: dict[str, dict[str, Any]] = {}
     for r in records:
         if r["type"] == "call" and r["queue"] == queue:
@@ -108,11 +100,11 @@ def expected_now(records: list[dict[str, Any]], queue: str) -> Expected:
     offered = short = abandons = handled = 0
     handle_s = wait_s = 0.0
     for c in calls.values():
-        start = _ts(c["offered"]) if "offered" in c else None
+        start = record_ts(c["offered"]) if "offered" in c else None
         if start is None or not wm - WINDOW_S <= start <= wm:
             continue
         offered += 1
-        end = next((_ts(c[e]) for e in ("answered", "abandoned", "exited") if e in c), wm)
+        end = next((record_ts(c[e]) for e in ("answered", "abandoned", "exited") if e in c), wm)
         if "abandoned" in c and "answered" not in c and end - start < SHORT_ABANDON_S:
             short += 1  # left before the short-abandon limit: in neither the rate nor the patience
             continue
@@ -126,7 +118,7 @@ def expected_now(records: list[dict[str, Any]], queue: str) -> Expected:
     agent_queues: dict[str, list[str]] = {}
     for r in records:
         if r["type"] == "agent":
-            key = (_ts(r), r["state"])  # of two states at one instant, the later in (time, state) order lasts
+            key = (record_ts(r), r["state"])  # of two states at one instant, the later in (time, state) order lasts
             if r["agent_id"] not in last or key >= last[r["agent_id"]]:
                 last[r["agent_id"]] = key
             if "queues" in r:
@@ -145,11 +137,7 @@ def expected_now(records: list[dict[str, Any]], queue: str) -> Expected:
 
 
 def _understaffed(payload: dict[str, Any], status: str) -> set[str]:
-    return {
-        a["labels"].get("queue", "")
-        for a in payload.get("alerts", [])
-        if a["labels"].get("alertname") == rules.UNDERSTAFFED and a.get("status") == status
-    }
+    return alerts_in(payload, rules.UNDERSTAFFED, status)
 
 
 READ_TILE = """(() => {
@@ -169,22 +157,11 @@ def test_an_understaffed_hour_shows_the_gap_on_the_page_and_fires_understaffed_b
 ) -> None:
     config = Config(db=tmp_path / "callpulse.duckdb", exporter=ExporterSettings(port=free_port()))
     records = list(meetings_as_logouts(list(simulate(SIM))))
-    split = next(i for i, r in enumerate(records) if _ts(r) >= PACED_FROM.timestamp())
-    stand = next(i for i, r in enumerate(records) if _ts(r) >= STAND_AT.timestamp())
-    end = next(i for i, r in enumerate(records) if _ts(r) >= PACED_TO.timestamp())
-    rules_path = tmp_path / "callpulse.rules.yml"
-    rules_path.write_text(render_for_config(config, base=SETTINGS), encoding="utf-8")
-
-    receiver = WebhookReceiver().start()
-    engine = helpers.engine(config.db, config)
-    services: Services | None = None
-    feeders: list[Feeder] = []
-    try:
-        engine.process(helpers.batch(records[:split], "simulator"))
-        services = start_services(engine, config, serve=True)
-        am = start_alertmanager(webhook_alertmanager_config(receiver.url, ["alertname", "queue"], send_resolved=True))
-        prom = start_prometheus(_prometheus_yml(config.exporter.port, am.port), rule_files=[rules_path])
-        prom.wait_for_series(f'up{{job="{SETTINGS.job}"}} == 1', timeout=40)
+    split = next(i for i, r in enumerate(records) if record_ts(r) >= PACED_FROM.timestamp())
+    stand = next(i for i, r in enumerate(records) if record_ts(r) >= STAND_AT.timestamp())
+    end = next(i for i, r in enumerate(records) if record_ts(r) >= PACED_TO.timestamp())
+    with alerting_pipeline(tmp_path, config, SETTINGS, records[:split], start_prometheus, start_alertmanager) as run:
+        prom, receiver, refresher = run.prom, run.receiver, run.services.refresher
         prom.wait_for_series("callpulse_agents_needed", lambda rows: len(rows) == 2, timeout=20)
         assert prom.query(f'ALERTS{{alertname="{rules.UNDERSTAFFED}"}}') == []  # fully staffed at 12:50
 
@@ -195,18 +172,16 @@ def test_an_understaffed_hour_shows_the_gap_on_the_page_and_fires_understaffed_b
         wait_until(lambda: chromium.evaluate(READ_TILE % QUEUE), 30, "the wallboard to show billing")
         before = chromium.evaluate(READ_TILE % QUEUE)
 
-        feeders.append(Feeder(engine, records[split:stand], split))
-        feeders[-1].start()
+        feeder = run.pace(records[split:stand], split)
         firing = receiver.wait_for(lambda p: QUEUE in _understaffed(p, "firing"), timeout=60)
-        feeders[-1].join(timeout=60)
-        assert not feeders[-1].is_alive() and feeders[-1].error is None
+        feeder.join(timeout=60)
+        assert not feeder.is_alive() and feeder.error is None
 
         # The pipeline stands at 13:50: the page and Prometheus show what the records say.
         want = expected_now(records[:stand], QUEUE)
         assert want.needed > want.staffed, want  # the scenario is understaffed at this moment
         short = want.needed - want.staffed
-        watermark = datetime.fromtimestamp(max(_ts(r) for r in records[:stand]), TZ)
-        refresher = services.refresher
+        watermark = datetime.fromtimestamp(max(record_ts(r) for r in records[:stand]), TZ)
 
         def page_shows(moment: datetime) -> bool:
             # Publish again until the page has it: a refresh that lands inside a refresher
@@ -227,23 +202,15 @@ def test_an_understaffed_hour_shows_the_gap_on_the_page_and_fires_understaffed_b
             f"the alert to say {summary!r}",
         )
 
-        feeders.append(Feeder(engine, records[stand:end], stand))
-        feeders[-1].start()
+        feeder = run.pace(records[stand:end], stand)
         resolved = receiver.wait_for(lambda p: QUEUE in _understaffed(p, "resolved"), timeout=120)
-        feeders[-1].join(timeout=120)
-        assert feeders[-1].error is None
-        final = datetime.fromtimestamp(max(_ts(r) for r in records[:end]), TZ)
+        feeder.join(timeout=120)
+        assert feeder.error is None
+        final = datetime.fromtimestamp(max(record_ts(r) for r in records[:end]), TZ)
         wait_until(lambda: page_shows(final), 60, "the page to show the 14:30 snapshot", interval=1.0)
         after = chromium.evaluate(READ_TILE % QUEUE)
         delivered = set().union(*(_understaffed(p, "firing") for p in receiver.payloads))
-    finally:
-        for feeder in feeders:
-            feeder.stop.set()
-            feeder.join(timeout=30)
-        if services is not None:
-            services.close()
-        receiver.stop()
-        engine.close()
+    run.engine.close()
 
     # On the page: needed N, the amber cue with words, N − M short and M logged in.
     assert before["risk"] == "" and before["note"].endswith(" staffed"), before
