@@ -38,8 +38,12 @@ from pipeline.core import dbfile, sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.errors import OperatorError, not_a_directory
 from pipeline.ops import backup, retention
+from pipeline.serve.refresher import lower_thread_priority
 
 RETENTION_EVERY_S = 3600.0
+# The copy reads the whole database (seconds on a month of history): its thread gives way
+# to the engine (the live path users watch) and to the refresher (the boards' lists).
+COPY_NICENESS = 15
 COPY_KIND = "copy"  # snapshot_info.kind of the analysts' copy (a backup's is "backup")
 log = logging.getLogger("callpulse.analyst")
 
@@ -120,6 +124,8 @@ class CopyJob:
         return other
 
     def _copy(self, con: duckdb.DuckDBPyConnection, own: bool) -> None:
+        if own:  # its own thread (not the engine's)
+            lower_thread_priority(COPY_NICENESS)
         try:
             info = backup.copy_live(con, self.path, COPY_KIND, self.config.db)
             self.last = info

@@ -5,6 +5,7 @@ the [analyst] config section is validated."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import threading
@@ -347,3 +348,32 @@ def test_kpis_while_a_pipeline_holds_the_database_reads_its_analyst_copy(cli: Cl
     said = " ".join(held.stderr.split())  # rich wraps lines at the console width
     assert "in use by a running pipeline" in said and "analyst copy cp.analyst.duckdb" in said
     assert json.loads(held.stdout) == json.loads(free.stdout)
+
+
+def test_the_copy_thread_gives_way_to_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copy reads the whole database: its thread (and, with one DuckDB thread, its
+    queries) runs COPY_NICENESS above the engine thread, which keeps its own priority."""
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen: list[int] = []
+    real = backup.copy_live
+
+    def copy_live(*args: Any, **kwargs: Any) -> backup.CopyInfo:
+        seen.append(nice())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backup, "copy_live", copy_live)
+    cfg = Config(db=tmp_path / "cp.duckdb")
+    eng = engine(cfg.db, cfg)
+    try:
+        mine = nice()
+        job = analyst.CopyJob(cfg)
+        job(eng.store.con)
+        job.wait(60)
+        assert not job.errors and job.last is not None
+        assert seen == [min(19, mine + analyst.COPY_NICENESS)]
+        assert nice() == mine  # only the copy's thread
+    finally:
+        eng.close()
