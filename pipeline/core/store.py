@@ -49,6 +49,9 @@ class Store:
         self.con = con
         self.config = config
         self._known_queues: set[str] = set()
+        # Whether a quality record waits for its call's offer (None: ask quality_pending):
+        # a batch with neither quality nor such a wait skips the quality counters' statements.
+        self._quality_waiting: bool | None = None
 
     @classmethod
     def open(cls, path: Path | str, config: Config) -> Store:
@@ -231,7 +234,8 @@ class Store:
                 touched = new_calls.select("call_id", "queue").unique()
                 calls_from = _first_event(known, new_calls) if known is not None else None
                 self._refresh(touched, calls_from, old_wm, new_wm, agents_changed=new_agents.height > 0)
-                if new_quality.height or touched.height:
+                if new_quality.height or (touched.height and self._quality_may_wait()):
+                    self._quality_waiting = None  # asked again once this batch has changed it
                     counters.add_quality(con)
                 if offsets:
                     sqlfiles.run(
@@ -378,6 +382,12 @@ class Store:
                 wm=wm,
                 before_from=self._agents_lookback(lo),
             )
+
+    def _quality_may_wait(self) -> bool:
+        if self._quality_waiting is None:
+            row = sqlfiles.first(self.con, "ingest/quality_waiting")
+            self._quality_waiting = bool(row and row[0])
+        return self._quality_waiting
 
     def _agents_lookback(self, lo: datetime) -> datetime | None:
         """How far back from ``lo`` the agent-interval recompute must look for each touched

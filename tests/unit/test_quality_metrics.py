@@ -5,6 +5,7 @@ counters and histograms (so PromQL sums them across workers), with the queue's t
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from metrics.export import names
 from metrics.export.collector import ExportState, KpiCollector
 from metrics.export.exporter import _quality_totals
 from metrics.kpi.snapshot import take_snapshot
+from pipeline.core import counters as quality_counters
 from pipeline.core.config import config_from_dict
 from tests.helpers import engine, feed, frame
 from tests.support.scrape import samples, value
@@ -61,6 +63,31 @@ def test_counted_once_when_both_report_and_offer_are_stored() -> None:
         ("jitter_s", 0.02, 1), ("jitter_s", 0.03, 1), ("jitter_s", 0.05, 2), ("jitter_s", 0.1, 2), ("jitter_s", 0.2, 2),
         ("mos", 3.5, 1), ("mos", 4.0, 1), ("mos", 4.3, 1), ("mos", 4.5, 2),
     ]  # fmt: skip
+
+
+def test_a_report_waiting_for_its_call_is_counted_after_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "cp.duckdb"
+    eng = engine(db, CONFIG)
+    feed(eng, [offered("b1", 0), q("x1", "agent", "in", 7, mos=3.0)])  # x1's call not known yet
+    eng.close()
+    eng = engine(db, CONFIG)  # a new process: what waits is read from the database
+    feed(eng, [offered("x1", 2, "sales")])
+    assert counters(eng) == {"sales": (1, 1, 1, 0)}
+    eng.close()
+
+
+def test_a_batch_without_quality_skips_the_quality_counters(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[int] = []
+    real = quality_counters.add_quality
+    monkeypatch.setattr(quality_counters, "add_quality", lambda con: (ran.append(1), real(con))[1])
+    eng = engine(config=CONFIG)
+    feed(eng, [offered("b1", 0)])  # nothing waits, no quality: skipped
+    feed(eng, [q("x1", "agent", "in", 7, mos=3.0)])  # quality: counted (or kept waiting)
+    feed(eng, [offered("b2", 1)])  # x1 waits: every batch with calls looks for it
+    feed(eng, [offered("x1", 2, "sales")])  # found: counted, nothing waits any more
+    feed(eng, [offered("b3", 3)])  # skipped again
+    assert ran == [1, 1, 1]
+    assert counters(eng) == {"sales": (1, 1, 1, 0)}
 
 
 def test_exported_as_counters_histograms_and_target() -> None:
