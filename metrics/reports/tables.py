@@ -56,7 +56,7 @@ AGENT_KPIS = (
     "occupancy",
     "qa_score",
 )
-KINDS = ("interval", "daily", "queues", "agents", "cases", "quality")
+KINDS = ("interval", "daily", "queues", "agents", "cases", "quality", "quality-agents")
 
 
 def ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
@@ -210,13 +210,19 @@ def cases_report(cases: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def quality_report(calls: pl.DataFrame) -> pl.DataFrame:
-    """Per queue and trunk (null: not named): how the calls sounded, the polars twin of
-    ``quality_kpis`` in sql/schema/views.sql over call_quality rows. Each share's
-    denominator is the calls that have its measure."""
+QUALITY_BY = {"quality": ("queue", "trunk"), "quality-agents": ("agent_id",)}
+
+
+def quality_report(calls: pl.DataFrame, by: Sequence[str] = QUALITY_BY["quality"]) -> pl.DataFrame:
+    """Per ``by`` (queue and trunk, null: not named; or agent): how the calls sounded, the
+    polars twin of ``quality_kpis_by`` in sql/schema/views.sql over call_quality rows. Each
+    share's denominator is the calls that have its measure. Grouped by agent, calls no agent
+    answered are left out, as in ``kpi_quality_agent_interval``."""
     c = pl.col
+    if "agent_id" in by:
+        calls = calls.filter(c("agent_id").is_not_null())
     return (
-        calls.group_by("queue", "trunk")
+        calls.group_by(*by)
         .agg(
             calls=pl.len(),
             mos_calls=c("mos").count(),
@@ -234,8 +240,7 @@ def quality_report(calls: pl.DataFrame) -> pl.DataFrame:
             poor_quality_ratio=ratio(c("poor_calls"), c("calls")),
         )
         .select(
-            "queue",
-            "trunk",
+            *by,
             "calls",
             "mos_mean",
             "poor_mos_ratio",
@@ -245,7 +250,7 @@ def quality_report(calls: pl.DataFrame) -> pl.DataFrame:
             "poor_calls",
             "poor_quality_ratio",
         )  # fmt: skip
-        .sort("queue", "trunk", nulls_last=True)
+        .sort(*by, nulls_last=True)
     )
 
 

@@ -238,8 +238,8 @@ def build(
         return reports.agents_report(sqlfiles.frame(con, "reports/agent_intervals", **p))
     if kind == "cases":
         return reports.cases_report(sqlfiles.frame(con, "reports/cases", **p))
-    if kind == "quality":
-        return reports.quality_report(sqlfiles.frame(con, "reports/call_quality", **p))
+    if kind in reports.QUALITY_BY:
+        return reports.quality_report(sqlfiles.frame(con, "reports/call_quality", **p), reports.QUALITY_BY[kind])
     raise ValueError(kind)
 
 
@@ -273,7 +273,7 @@ def html_report(
 
 
 def report(
-    kind: Annotated[str, typer.Argument(help="interval | daily | agents | queues | cases | quality")],
+    kind: Annotated[str, typer.Argument(help="interval | daily | agents | queues | cases | quality | quality-agents")],
     start: Annotated[
         str | None,
         typer.Option("--from", help="Start (site-local date or date-time; default: the watermark's day)"),

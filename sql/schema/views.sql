@@ -329,11 +329,17 @@ WHERE f.f.t >= lo AND f.f.t < hi;
 CREATE OR REPLACE VIEW call_quality AS
 SELECT * FROM call_quality_between('-infinity'::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ);
 
--- Quality KPIs of the calls offered in [lo, hi) per queue and bucket_s-long interval
--- (bucket_s NULL: one row per queue with interval_start = lo, for rolling windows).
--- Every share's denominator is the calls that have the measure; undefined KPIs are NULL.
-CREATE OR REPLACE MACRO quality_kpis(lo, hi, bucket_s) AS TABLE
-SELECT queue,
+-- Quality KPIs of the calls offered in [lo, hi) per key and bucket_s-long interval (bucket_s
+-- NULL: one row per key with interval_start = lo, for rolling windows). The key is `per`:
+-- 'queue' (the call's first queue) or 'agent' (the agent who answered it there; calls no
+-- agent answered are left out). Every share's denominator is the calls that have the
+-- measure; undefined KPIs are NULL.
+CREATE OR REPLACE MACRO quality_kpis_by(lo, hi, bucket_s, per) AS TABLE
+WITH c AS (
+    SELECT CASE per WHEN 'queue' THEN queue WHEN 'agent' THEN agent_id END AS key, *
+    FROM call_quality_between(lo, hi)
+)
+SELECT key,
        CASE WHEN bucket_s IS NULL THEN lo ELSE cp_bucket(offered_at, bucket_s) END AS interval_start,
        count(*)                                            AS calls,
        count(mos)                                          AS mos_calls,
@@ -348,11 +354,23 @@ SELECT queue,
        cp_ratio(count(*) FILTER (WHERE poor_network), count(poor_network)) AS poor_network_ratio,
        count(*) FILTER (WHERE poor)                        AS poor_calls,
        cp_ratio(count(*) FILTER (WHERE poor), count(*))    AS poor_quality_ratio
-FROM call_quality_between(lo, hi)
+FROM c
+WHERE key IS NOT NULL
 GROUP BY ALL;
+
+-- The same per queue (the wallboard's rolling window, kpi_quality_interval).
+CREATE OR REPLACE MACRO quality_kpis(lo, hi, bucket_s) AS TABLE
+SELECT * RENAME (key AS queue) FROM quality_kpis_by(lo, hi, bucket_s, 'queue');
 
 -- Quality KPIs per queue and interval (the configured length), by the interval each call was offered in.
 CREATE OR REPLACE VIEW kpi_quality_interval AS
 SELECT q.queue, q.interval_start, p.interval_s, q.* EXCLUDE (queue, interval_start)
 FROM quality_kpis('-infinity'::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ, (SELECT interval_s FROM pipeline_state)) q
+CROSS JOIN pipeline_state p;
+
+-- Quality KPIs per agent and interval (the configured length), by the interval each call was
+-- offered in; a call counts for the agent who answered it in its first queue.
+CREATE OR REPLACE VIEW kpi_quality_agent_interval AS
+SELECT q.key AS agent_id, q.interval_start, p.interval_s, q.* EXCLUDE (key, interval_start)
+FROM quality_kpis_by('-infinity'::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ, (SELECT interval_s FROM pipeline_state), 'agent') q
 CROSS JOIN pipeline_state p;

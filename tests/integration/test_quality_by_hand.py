@@ -274,3 +274,108 @@ def test_report_quality_by_trunk() -> None:
     rows = build(e.store.con, "quality", utc("09:00:00"), utc("10:00:00"), "billing", "UTC")
     got = rows.select("trunk", "calls", "mos_mean", "poor_quality_ratio").rows()
     assert got == [("carrier-a", 2, pytest.approx(3.5), 0.5), ("carrier-b", 1, 4.4, 0.0)]
+
+
+# Per agent (UTC, interval 15 min). A call counts for the agent who answered it in its first
+# queue; a call no agent answered counts for no agent.
+#   call queue    offered agent            quality (mos jitter loss rtt)   poor
+#   g1   billing  09:00   a1               4.0 10 0.5 50                   no
+#   g2   billing  09:01   a2               3.0 40 2.0 -                    mos, net
+#   g3   cards    09:02   a1               3.4 20 -   -                    mos
+#   g4   billing  09:03   (abandoned)      2.5 -  -   -                    (no agent: left out)
+#   g5   billing  09:04   a1, then cards a9 4.4 - 1.5 -                    net (loss): a1's, not a9's
+#   g6   billing  09:20   a2               4.2 5  -   -                    no (a2, 09:15)
+# a1 09:00: calls g1 g3 g5 = 3; MOS (4.0 + 3.4 + 4.4) / 3 = 11.8 / 3; poor MOS g3 = 1 / 3;
+# jitter [10, 20], p95 = 10 + 0.95 * 10 = 19.5; loss (0.5 + 1.5) / 2 = 1.0; rtt 50; loss or
+# jitter known on g1 g3 g5 = 3, poor network g5 = 1 / 3; poor g3 g5 = 2 / 3.
+# a2 09:00: g2 alone: MOS 3.0, poor MOS 1 / 1, jitter p95 40, loss 2.0, no rtt, poor 1 / 1.
+AGENT_CALLS = [
+    *answered("g1", "09:00:00"),
+    *answered("g2", "09:01:00", agent="a2"),
+    *answered("g3", "09:02:00", queue="cards"),
+    {"type": "call", "event": "offered", "call_id": "g4", "queue": "billing", "at": at("09:03:00")},
+    {"type": "call", "event": "abandoned", "call_id": "g4", "queue": "billing", "at": at("09:03:20")},
+    *answered("g5", "09:04:00"),
+    {"type": "call", "event": "transferred", "call_id": "g5", "queue": "billing", "at": at("09:05:00"),
+     "agent_id": "a1"},
+    *answered("g5", "09:06:00", queue="cards", agent="a9"),
+    *answered("g6", "09:20:00", agent="a2"),
+]  # fmt: skip
+AGENT_QUALITY = [
+    q("g1", "a", "in", "09:03:00", mos=4.0, jitter_ms=10, loss_pct=0.5, rtt_ms=50),
+    q("g2", "a", "in", "09:04:00", mos=3.0, jitter_ms=40, loss_pct=2.0),
+    q("g3", "a", "in", "09:05:00", mos=3.4, jitter_ms=20),
+    q("g4", "ivr", "in", "09:03:20", mos=2.5),
+    q("g5", "a", "in", "09:09:00", mos=4.4, loss_pct=1.5),
+    q("g6", "a", "in", "09:24:00", mos=4.2, jitter_ms=5),
+]
+
+
+@pytest.fixture
+def agents_eng() -> Any:
+    e = engine()
+    feed(e, AGENT_CALLS + AGENT_QUALITY)
+    return e
+
+
+def agent_interval(eng: Any, agent: str, hms: str) -> dict[str, Any]:
+    sql = "SELECT * FROM kpi_quality_agent_interval WHERE agent_id = ? AND interval_start = ?"
+    return one(eng, sql, [agent, utc(hms)])
+
+
+def test_kpi_quality_agent_interval_by_hand(agents_eng: Any) -> None:
+    a1 = agent_interval(agents_eng, "a1", "09:00:00")
+    assert a1["interval_s"] == 900
+    assert (a1["calls"], a1["mos_calls"], a1["poor_mos_calls"]) == (3, 3, 1)
+    assert a1["mos_mean"] == pytest.approx(11.8 / 3)
+    assert a1["poor_mos_ratio"] == pytest.approx(1 / 3)
+    assert a1["jitter_p95_ms"] == pytest.approx(19.5)
+    assert a1["loss_mean_pct"] == pytest.approx(1.0)
+    assert a1["rtt_mean_ms"] == pytest.approx(50.0)
+    assert (a1["network_calls"], a1["poor_network_calls"], a1["poor_calls"]) == (3, 1, 2)
+    assert a1["poor_network_ratio"] == pytest.approx(1 / 3)
+    assert a1["poor_quality_ratio"] == pytest.approx(2 / 3)
+    a2 = agent_interval(agents_eng, "a2", "09:00:00")
+    assert (a2["calls"], a2["mos_mean"], a2["poor_mos_ratio"], a2["jitter_p95_ms"]) == (1, 3.0, 1.0, 40.0)
+    assert (a2["loss_mean_pct"], a2["rtt_mean_ms"], a2["poor_quality_ratio"]) == (2.0, None, 1.0)
+    later = agent_interval(agents_eng, "a2", "09:15:00")
+    assert (later["calls"], later["mos_mean"], later["poor_quality_ratio"]) == (1, 4.2, 0.0)
+    rows = frame(agents_eng, "SELECT agent_id, interval_start, calls FROM kpi_quality_agent_interval ORDER BY ALL")
+    # g4 (no agent) is nowhere; a9 answered g5 only after its first queue
+    assert rows.rows() == [("a1", utc("09:00:00"), 3), ("a2", utc("09:00:00"), 1), ("a2", utc("09:15:00"), 1)]
+    # the queue view over the same rows still counts g4: billing g1 g2 g4 g5, cards g3
+    queues = frame(agents_eng, "SELECT queue, calls FROM kpi_quality_interval WHERE interval_start = ? ORDER BY 1",
+                   [utc("09:00:00")])  # fmt: skip
+    assert queues.rows() == [("billing", 4), ("cards", 1)]
+
+
+def test_rolling_windows_per_queue_and_per_agent(agents_eng: Any) -> None:
+    """quality_kpis_by(lo, hi, NULL, per) is a rolling window [lo, hi): one row per key,
+    interval_start = lo. [09:02, 09:25) per agent: a1 g3 g5 (MOS (3.4 + 4.4) / 2, both
+    poor), a2 g6; per queue (quality_kpis): billing g4 g5 g6, cards g3."""
+    lo, hi = utc("09:02:00"), utc("09:25:00")
+    sql = "SELECT key, interval_start, calls, mos_mean, poor_calls FROM quality_kpis_by(?, ?, NULL, ?) ORDER BY key"
+    got = frame(agents_eng, sql, [lo, hi, "agent"]).rows()
+    assert got == [("a1", lo, 2, pytest.approx(3.9), 2), ("a2", lo, 1, 4.2, 0)]
+    queues = frame(agents_eng, "SELECT queue, calls, poor_calls FROM quality_kpis(?, ?, NULL) ORDER BY queue", [lo, hi])
+    # billing: g4 MOS 2.5 poor, g5 loss 1.5 poor, g6 fine; cards: g3 MOS 3.4 poor
+    assert queues.rows() == [("billing", 3, 2), ("cards", 1, 1)]
+
+
+def test_report_quality_agents_by_hand(agents_eng: Any) -> None:
+    """`callpulse report quality-agents` (polars over call_quality rows) for 09:00-09:15."""
+    from pipeline.cli.analyst import build
+
+    rows = build(agents_eng.store.con, "quality-agents", utc("09:00:00"), utc("09:15:00"), None, "UTC").to_dicts()
+    assert [r["agent_id"] for r in rows] == ["a1", "a2"]
+    a1, a2 = rows
+    assert (a1["calls"], a1["poor_calls"]) == (3, 2)
+    assert a1["mos_mean"] == pytest.approx(11.8 / 3)
+    assert a1["poor_mos_ratio"] == pytest.approx(1 / 3)
+    assert a1["jitter_p95_ms"] == pytest.approx(19.5)
+    assert a1["loss_mean_pct"] == pytest.approx(1.0)
+    assert a1["poor_network_ratio"] == pytest.approx(1 / 3)
+    assert a1["poor_quality_ratio"] == pytest.approx(2 / 3)
+    assert (a2["calls"], a2["mos_mean"], a2["poor_quality_ratio"]) == (1, 3.0, 1.0)
+    only_cards = build(agents_eng.store.con, "quality-agents", utc("09:00:00"), utc("09:15:00"), "cards", "UTC")
+    assert only_cards.select("agent_id", "calls").rows() == [("a1", 1)]

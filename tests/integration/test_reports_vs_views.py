@@ -34,11 +34,11 @@ BERLIN = ZoneInfo(TZ)
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, analyst.Opened]]:
-    """Three simulated Berlin days (28-30 March 2026) stored, snapshotted and opened read-only."""
+    """Three simulated Berlin days (28-30 March 2026), with media quality, stored, snapshotted and opened read-only."""
     folder = tmp_path_factory.mktemp("reports")
     cfg = Config(db=folder / "cp.duckdb", timezone=TZ)
     eng = engine(cfg.db, cfg)
-    records = list(simulate(SimConfig(seed=3, day=date(2026, 3, 28), days=3, tz=TZ, scale=0.4)))
+    records = list(simulate(SimConfig(seed=3, day=date(2026, 3, 28), days=3, tz=TZ, scale=0.4, quality=True)))
     for i in range(0, len(records), 5000):
         chunk = records[i : i + 5000]
         eng.process(RawBatch.from_items("sim", [Parsed(str(i + j), json.dumps(r), r) for j, r in enumerate(chunk)]))
@@ -204,3 +204,26 @@ def test_rolling_kpi_query_equals_the_interval_view(site: tuple[Config, analyst.
             "max_wait_s",
         ],
     )
+
+
+QUALITY_KPIS = ["calls", "mos_mean", "poor_mos_ratio", "jitter_p95_ms", "loss_mean_pct", "poor_network_ratio"]
+
+
+def test_quality_agents_report_equals_the_rolling_macro_and_the_agent_view(site: tuple[Config, analyst.Opened]) -> None:
+    """The polars report per agent over a day equals the SQL macro's rolling window over the
+    same day, and its calls the day's kpi_quality_agent_interval rows summed."""
+    opened = site[1]
+    lo, hi = period("2026-03-29", None, TZ, None)
+    rep = build(opened.con, "quality-agents", lo, hi, None, TZ)
+    window = view(
+        opened, "SELECT key AS agent_id, * FROM quality_kpis_by($lo, $hi, NULL, 'agent')", {"lo": lo, "hi": hi}
+    )
+    assert_same(rep, window, ["agent_id"], [*QUALITY_KPIS, "poor_calls", "poor_quality_ratio"])
+    summed = view(
+        opened,
+        "SELECT agent_id, sum(calls)::BIGINT AS calls, sum(poor_calls)::BIGINT AS poor_calls FROM kpi_quality_agent_interval "
+        "WHERE interval_start >= $lo AND interval_start < $hi GROUP BY agent_id",
+        {"lo": lo, "hi": hi},
+    )
+    assert_same(rep, summed, ["agent_id"], ["calls", "poor_calls"])
+    assert rep.height > 1 and rep.get_column("poor_calls").sum() > 0
