@@ -17,10 +17,10 @@ CSV = Path(__file__).resolve().parents[1] / "fixtures" / "adapters" / "asterisk_
 OPTIONS = {"timezone": "Asia/Shanghai"}  # the CDR's local times are +08:00
 
 
-def run() -> tuple[list[dict[str, Any]], list[tuple[str, str]], Counter[str], list[str]]:
+def run(path: Path = CSV) -> tuple[list[dict[str, Any]], list[tuple[str, str]], Counter[str], list[str]]:
     stats: Counter[str] = Counter()
     records, dead, raws = [], [], []
-    for item in get_adapter("asterisk-cdr")(numbered_lines(str(CSV)), "ast", {**OPTIONS, "stats": stats}):
+    for item in get_adapter("asterisk-cdr")(numbered_lines(str(path)), "ast", {**OPTIONS, "stats": stats}):
         raws.append(item.raw)
         if isinstance(item, Parsed):
             records.append(item.record)
@@ -80,19 +80,24 @@ def test_auto_detects_the_cdr_export() -> None:
     assert detect_file(str(CSV)) == "asterisk-cdr"
 
 
-def test_through_the_pipeline_with_the_queue_log_call() -> None:
+def replayed_after_its_call(call_id: str, path: Path = CSV) -> Any:
+    """An engine holding the queue_log's answered call ``call_id``, then the CDR file."""
     eng = engine()
     feed(
         eng,
         [
-            {"type": "call", "event": "offered", "call_id": "1772442000.11", "queue": "support",
+            {"type": "call", "event": "offered", "call_id": call_id, "queue": "support",
              "at": "2026-03-02T09:00:00Z"},
-            {"type": "call", "event": "answered", "call_id": "1772442000.11", "queue": "support",
+            {"type": "call", "event": "answered", "call_id": call_id, "queue": "support",
              "at": "2026-03-02T09:00:13Z", "agent_id": "2002"},
         ],
     )  # fmt: skip
-    items = get_adapter("asterisk-cdr")(numbered_lines(str(CSV)), "ast", OPTIONS)
-    eng.process(RawBatch.from_items("ast", items))
+    eng.process(RawBatch.from_items("ast", get_adapter("asterisk-cdr")(numbered_lines(str(path)), "ast", OPTIONS)))
+    return eng
+
+
+def test_through_the_pipeline_with_the_queue_log_call() -> None:
+    eng = replayed_after_its_call("1772442000.11")
     reasons = frame(eng, "SELECT reason FROM dead_letters ORDER BY position").get_column("reason").to_list()
     assert reasons[0] == "not a number: jitter_ms"
     r = frame(eng, "SELECT jitter_ms, loss_pct, rtt_ms, vendor_score, mos, poor, trunk FROM call_quality")

@@ -1,31 +1,45 @@
 """Asterisk CDR CSV with the RTP quality a dialplan copied into it → native ``quality`` records.
 
 Asterisk sets ``RTPAUDIOQOS`` (and ``RTPAUDIOQOSBRIDGED`` for the bridged channel) on
-hangup; a dialplan or ``cdr_custom`` template copies it into the CDR, often with the
-MES values. The export is a CSV with a header naming the standard CDR columns plus
-``rtpaudioqos`` (case and ``_`` ignored: ``RTPAUDIOQOS``, ``rtp_audio_qos``),
-optionally ``rtpaudioqosbridged``, ``rxmes``, ``txmes``. The calls themselves come
-from the queue_log (``--format asterisk``), whose call id is the caller channel's
-``uniqueid``, so this adapter gives quality only, keyed to it:
+hangup, with ``RTPAUDIOQOSJITTER``, ``RTPAUDIOQOSLOSS`` and ``RTPAUDIOQOSRTT`` (and their
+``…BRIDGED`` twins) beside it; a dialplan or ``cdr_custom`` template copies them into the
+CDR, often with the MES values. The export is a CSV with a header naming the standard CDR
+columns plus any of those variables (case and ``_`` ignored: ``RTPAUDIOQOS``,
+``rtp_audio_qos``, ``RTPAUDIOQOSJITTERBRIDGED``), optionally ``rxmes``, ``txmes``. The
+calls themselves come from the queue_log (``--format asterisk``), whose call id is the
+caller channel's ``uniqueid``, so this adapter gives quality only, keyed to it:
 
 - ``call_id`` = ``uniqueid``; ``at`` = ``end`` (a local time in ``[site] timezone``,
   ``YYYY-MM-DD HH:MM:SS``); ``trunk`` = the endpoint of ``channel``
   (``PJSIP/carrier-a-0000001f`` → ``carrier-a``).
-- ``rtpaudioqos`` is leg ``caller``, ``rtpaudioqosbridged`` leg ``agent``. Its
-  ``ssrc=…;themssrc=…;lp=…;rxjitter=…;rxcount=…;txjitter=…;txcount=…;rlp=…;rtt=…``
+- The plain variables are leg ``caller``, the ``…BRIDGED`` ones leg ``agent``.
+  ``RTPAUDIOQOS``'s ``ssrc=…;themssrc=…;lp=…;rxjitter=…;rxcount=…;txjitter=…;txcount=…;rlp=…;rtt=…``
   (jitter and rtt in seconds; lp and rlp are packet counts) gives ``in``:
   ``jitter_ms`` = rxjitter × 1000, ``loss_pct`` = lp ÷ (rxcount + lp) × 100; ``out``:
   ``jitter_ms`` = txjitter × 1000, ``loss_pct`` = rlp ÷ txcount × 100 (the packets the
   far end reported lost of those sent); both ``rtt_ms`` = rtt × 1000 (0: no RTCP, not
   measured). A direction with no packets (rxcount / txcount 0) gives no record.
+- ``RTPAUDIOQOSJITTER`` (``minrxjitter=…;maxrxjitter=…;avgrxjitter=…;stdevrxjitter=…;
+  reported_minjitter=…;…;reported_avgjitter=…;…``, seconds) and ``RTPAUDIOQOSRTT``
+  (``minrtt=…;maxrtt=…;avgrtt=…;stdevrtt=…``, seconds) are means over the whole call,
+  where RTPAUDIOQOS holds the last value at hangup, so they are the better figure:
+  ``in`` ``jitter_ms`` = avgrxjitter × 1000 (the jitter Asterisk measured on what it
+  received), ``out`` ``jitter_ms`` = reported_avgjitter × 1000 (what the far end reported
+  by RTCP of what Asterisk sent), ``rtt_ms`` = avgrtt × 1000 on both. An average of 0
+  (Asterisk's value before any sample or RTCP report) or an absent one leaves
+  RTPAUDIOQOS's figure. Min, max and stdev are not used.
+- ``RTPAUDIOQOSLOSS`` is not used: its ``…rxlost`` figures are packets lost per RTCP
+  report interval and its ``reported_…lost`` ones the far end's cumulative lost count,
+  neither with the packets expected, so no percentage can be made of them; loss comes
+  from RTPAUDIOQOS (lp, rlp and the packet counts).
 - MES (``rxmes`` / ``txmes``, 0–100, in the QoS string since Asterisk 20 or in columns
   of their own) is ``vendor_score`` with ``vendor_score_kind`` ``asterisk_mes``: a
   media experience score, never a MOS. ``0`` means not computed.
 
 A value that is no number is passed on as it is, so validation dead-letters that
 record naming the field. A row of the wrong width, without ``uniqueid`` or with an
-unreadable ``end``, or a QoS text with no ``key=value`` pair → dead letter. Rows
-without any QoS text are counted ``skipped:no RTPAUDIOQOS``.
+unreadable ``end``, or a QoS text with no ``key=value`` pair → dead letter (naming the
+variable and leg). Rows without any QoS text are counted ``skipped:no RTPAUDIOQOS``.
 """
 
 from __future__ import annotations
@@ -46,6 +60,10 @@ from pipeline.ingest.adapters.connect import run_counted
 Item = Parsed | DeadLetter
 
 MES_KIND = "asterisk_mes"
+# The hangup variables read, by their column key (RTPAUDIOQOSLOSS is not: see above), and
+# each leg's column suffix.
+VARIABLES = ("rtpaudioqos", "rtpaudioqosjitter", "rtpaudioqosrtt")
+LEGS = (("caller", ""), ("agent", "bridged"))
 _CHANNEL = re.compile(r"^[^/]+/(.+?)(-[0-9a-f]{6,})?$")
 
 
@@ -88,26 +106,40 @@ def _mes(text: str | None) -> float | str | None:
     return None if value == 0 else value
 
 
+def _average(mean: str | None, fallback: str | None) -> str | None:
+    """A whole-call mean unless it is absent or 0 (no sample yet), else the fallback text."""
+    if mean is None or mean == "" or _number(mean) == 0:
+        return fallback
+    return mean
+
+
 def qos_quality(
-    qos: Mapping[str, str], rxmes: str | None = None, txmes: str | None = None
+    qos: Mapping[str, str],
+    rxmes: str | None = None,
+    txmes: str | None = None,
+    jitter: Mapping[str, str] | None = None,
+    rtt: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The measures per direction (``in`` / ``out``) of one RTPAUDIOQOS text."""
+    """The measures per direction (``in`` / ``out``) of one leg: its RTPAUDIOQOS text
+    (``{}`` when absent) and, when present, its RTPAUDIOQOSJITTER and RTPAUDIOQOSRTT."""
+    jitter, rtt = jitter or {}, rtt or {}
     rx, tx = _number(qos.get("rxcount")), _number(qos.get("txcount"))
     lp = _number(qos.get("lp"))
-    rtt = _scaled(qos.get("rtt"), 1000.0)
+    rtt_ms = _scaled(_average(rtt.get("avgrtt"), qos.get("rtt")), 1000.0)
     out: dict[str, dict[str, Any]] = {}
     sides = (
-        ("in", rx, qos.get("rxjitter"), _share(qos.get("lp"), None if rx is None else rx + (lp or 0)),
-         qos.get("rxmes", rxmes)),
-        ("out", tx, qos.get("txjitter"), _share(qos.get("rlp"), tx), qos.get("txmes", txmes)),
+        ("in", rx, _average(jitter.get("avgrxjitter"), qos.get("rxjitter")),
+         _share(qos.get("lp"), None if rx is None else rx + (lp or 0)), qos.get("rxmes", rxmes)),
+        ("out", tx, _average(jitter.get("reported_avgjitter"), qos.get("txjitter")),
+         _share(qos.get("rlp"), tx), qos.get("txmes", txmes)),
     )  # fmt: skip
-    for direction, packets, jitter, loss, mes in sides:
+    for direction, packets, jitter_s, loss, mes in sides:
         if packets == 0:
             continue  # no media that way
         measures = {
-            "jitter_ms": _scaled(jitter, 1000.0),
+            "jitter_ms": _scaled(jitter_s, 1000.0),
             "loss_pct": loss,
-            "rtt_ms": None if rtt == 0 else rtt,
+            "rtt_ms": None if rtt_ms == 0 else rtt_ms,
             "vendor_score": _mes(mes),
         }
         measures = {k: v for k, v in measures.items() if v is not None}
@@ -141,8 +173,11 @@ class AsteriskCdrReader:
             yield from self._row(position, line, dict(zip(header, row, strict=True)))
 
     def _row(self, position: str, line: str, row: Mapping[str, str]) -> Iterator[Item]:
-        columns = (("caller", "rtpaudioqos"), ("agent", "rtpaudioqosbridged"))
-        legs = [(leg, text) for leg, col in columns if (text := row.get(col, "").strip())]
+        legs = []
+        for leg, suffix in LEGS:
+            texts = {var: text for var in VARIABLES if (text := row.get(var + suffix, "").strip())}
+            if texts:
+                legs.append((leg, suffix, texts))
         if not legs:
             self.stats["skipped:no RTPAUDIOQOS"] += 1
             return
@@ -157,13 +192,18 @@ class AsteriskCdrReader:
             return
         match = _CHANNEL.match(row.get("channel", "").strip())
         raw = mask_phone_like(line)
-        for leg, text in legs:
-            qos = parse_qos(text)
-            if qos is None:
-                yield self._dead(position, line, f"unreadable RTPAUDIOQOS of leg {leg}: {text[:40]!r}")
+        for leg, suffix, texts in legs:
+            parsed = {var: parse_qos(text) for var, text in texts.items()}
+            bad = next((var for var, qos in parsed.items() if qos is None), None)
+            if bad is not None:
+                name = (bad + suffix).upper()
+                yield self._dead(position, line, f"unreadable {name} of leg {leg}: {texts[bad][:40]!r}")
                 continue
             mes = (row.get("rxmes"), row.get("txmes")) if leg == "caller" else (None, None)
-            for direction, measures in qos_quality(qos, *mes).items():
+            measured = qos_quality(
+                parsed.get("rtpaudioqos") or {}, *mes, parsed.get("rtpaudioqosjitter"), parsed.get("rtpaudioqosrtt")
+            )
+            for direction, measures in measured.items():
                 record: dict[str, Any] = {"type": "quality", "call_id": call_id, "leg": leg, "direction": direction}
                 record.update(at=at.isoformat(), **measures)
                 if match and leg == "caller":

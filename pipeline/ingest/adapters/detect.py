@@ -166,9 +166,10 @@ def _by_name_or_votes(by_name: str | None, head: list[str]) -> str:
 
 
 def _asterisk_cdr(header: str) -> bool:
-    """An Asterisk CDR export carrying RTPAUDIOQOS (pipeline/ingest/adapters/asterisk_cdr.py)."""
+    """An Asterisk CDR export carrying RTPAUDIOQOS or its JITTER / LOSS / RTT siblings
+    (pipeline/ingest/adapters/asterisk_cdr.py)."""
     columns = {c.strip().lower().replace("_", "") for c in next(csv.reader([header]))}
-    return "rtpaudioqos" in columns and "uniqueid" in columns
+    return "uniqueid" in columns and any(c.startswith("rtpaudioqos") for c in columns)
 
 
 def _native_csv(head: list[str], sep: str) -> bool:
