@@ -35,6 +35,7 @@ TABLES = [
     "queue_interval",
     "agent_interval",
     "breaches",
+    "quality_reports",
 ]
 VIEWS = [
     "calls",
@@ -47,6 +48,9 @@ VIEWS = [
     "cases",
     "kpi_case_resolution",
     "kpi_centre_interval",
+    "call_quality",
+    "kpi_quality_interval",
+    "kpi_quality_agent_interval",
 ]
 
 
@@ -80,7 +84,7 @@ def feed(db: Path, cfg: Config, todo: list[RawBatch]) -> None:
 
 @pytest.fixture(scope="module")
 def day() -> list[RawBatch]:
-    return batches(list(simulate(SimConfig(seed=5, scale=0.3))), 400)
+    return batches(list(simulate(SimConfig(seed=5, scale=0.3, quality=True))), 400)
 
 
 def test_backup_mid_run_restores_equal_and_the_pipeline_resumes(cli: Cli, day: list[RawBatch], tmp_path: Path) -> None:
