@@ -137,7 +137,7 @@ def test_a_directory_given_as_a_file_is_one_line(args: list[str], what: str, tmp
 @pytest.mark.parametrize(
     ("args", "valid"),
     [
-        (["replay", "x.jsonl"], "auto, jsonl, csv, parquet, asterisk, connect, mapped"),
+        (["replay", "x.jsonl"], "auto, jsonl, csv, parquet, asterisk, asterisk-cdr, connect, freeswitch, mapped"),
         (["kpis"], "table, json"),
         (["sql", "SELECT 1"], "table, csv, json"),
         (["report", "daily"], "table, csv, parquet, html"),
