@@ -174,9 +174,12 @@ class Refresher:
                     self._run_job(name, self.con)
 
     def _refresh_reader(self) -> None:
-        """The read-only jobs, through the refresher's own connection (either thread)."""
+        """The read-only jobs, through the refresher's own connection, as of now: a cycle of
+        the refresher thread in progress reads an older moment, so its read ends here (the
+        jobs it has still to run read a new one)."""
         with self._lock:
             if self._reader is not None:
+                self._end_reading()
                 self._begin_reading()
                 try:
                     self._refresh(self._reader_jobs(), self._reader)

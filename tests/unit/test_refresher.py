@@ -242,3 +242,40 @@ def test_in_the_background_the_jobs_of_one_cycle_read_one_moment(tmp_path: Path)
         stored.set()
         refresher.stop()
         eng.close()
+
+
+def test_a_refresh_on_demand_reads_now_even_inside_a_cycle(tmp_path: Path) -> None:
+    """refresh_now() (the demo's last board, a worker's shutdown) publishes the database as
+    it is now, also while a cycle of the refresher thread is paused between two jobs with
+    its read transaction open on an older moment."""
+    eng = engine(tmp_path / "m.duckdb")
+    published = Published()
+    now = {"t": 100.0}
+    refresher = Refresher(eng.store.con, published, every_s=0.01, clock=lambda: now["t"])
+    count = "SELECT count(*) FROM call_events"
+
+    def tiles(con: duckdb.DuckDBPyConnection) -> int:
+        n = int(con.execute(count).fetchall()[0][0])
+        if threading.current_thread().name == "refresher":
+            now["t"] += 1000.0  # a long job: the cycle pauses (BUSY_FACTOR - 1) x 1000 s before the next
+        return n
+
+    def lists(con: duckdb.DuckDBPyConnection) -> int:
+        return int(con.execute(count).fetchall()[0][0])
+
+    refresher.add("tiles", tiles)
+    refresher.add("lists", lists)
+    feed(eng, [offered("a", 0)])
+    refresher.start_background()
+    try:
+        refresher()  # a batch arrived: a cycle starts, runs tiles, and pauses
+        deadline = time.monotonic() + 10
+        while published.get("tiles") is None and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        assert (published.get("tiles"), published.get("lists")) == (1, None)
+        feed(eng, [offered("b", 1)])
+        refresher.refresh_now()
+        assert (published.get("tiles"), published.get("lists")) == (2, 2)
+    finally:
+        refresher.stop()
+        eng.close()
