@@ -18,6 +18,7 @@ EXPORTED = {m.name for m in names.ALL} | {
     f"{m.name}_{part}" for m in names.ALL if m.kind == "histogram" for part in ("bucket", "sum", "count")
 }
 NAME = re.compile(r"(?<![\w:])(callpulse_\w+)")
+AGGREGATED_BY_QUEUE = re.compile(r"(max|sum) by \((job, )?queue\) \(((rate|increase)\()?$")
 
 
 def _rules(settings: AlertSettings | None = None) -> list[dict]:
@@ -61,7 +62,8 @@ def test_queue_alerts_read_no_series_of_one_worker(group: str) -> None:
             continue
         for m in re.finditer(r"(callpulse_\w+)\{", rule["expr"]):
             assert m.group(1) in EXPORTED
-            assert rule["expr"][: m.start()].endswith("max by (queue) ("), (rule["alert"], m.group(1))
+            before = rule["expr"][: m.start()]
+            assert AGGREGATED_BY_QUEUE.search(before), (rule["alert"], m.group(1))
 
 
 def test_per_queue_gauges_are_recorded_by_owner_and_counters_summed() -> None:
