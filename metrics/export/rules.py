@@ -178,11 +178,13 @@ class AlertSettings:
 # --- PromQL building blocks -------------------------------------------------------
 
 
-def _sel(metric: names.MetricName, s: AlertSettings, **labels: str) -> str:
-    """A selector on ``metric`` restricted to the exporter's job."""
+def _sel(metric: names.MetricName | str, s: AlertSettings, **labels: str) -> str:
+    """A selector on ``metric`` (or a recording rule's name) restricted to the exporter's job:
+    rules rendered for two jobs into one Prometheus must never read each other's records."""
     matchers = {"job": s.job, **labels}
     inner = ",".join(f"{k}={json.dumps(v)}" for k, v in matchers.items())
-    return f"{metric.name}{{{inner}}}"
+    name = metric if isinstance(metric, str) else metric.name
+    return f"{name}{{{inner}}}"
 
 
 def _target(metric: names.MetricName, s: AlertSettings) -> str:
@@ -190,8 +192,8 @@ def _target(metric: names.MetricName, s: AlertSettings) -> str:
 
 
 def _enough_calls(s: AlertSettings) -> str:
-    offered = owner_record(names.WINDOW_OFFERED, "max")
-    return f'{offered}{{window="{s.window}"}}\n  >= on (queue)\nmax by (queue) ({_sel(names.MIN_CALLS, s)})'
+    offered = _sel(owner_record(names.WINDOW_OFFERED, "max"), s, window=s.window)
+    return f"{offered}\n  >= on (queue)\nmax by (queue) ({_sel(names.MIN_CALLS, s)})"
 
 
 def _worst(kpi: Kpi) -> str:
@@ -246,7 +248,7 @@ def _kpi_rule(s: AlertSettings, kpi: Kpi) -> dict[str, Any]:
     series = names.KPI_SERIES[kpi.name]
     fmt = "humanizePercentage" if kpi.unit == definitions.RATIO else "humanizeDuration"
     owner = owner_record(series.value, _worst(kpi))
-    value = f'{owner}{{window="{s.window}"}}' if kpi.rolling else owner
+    value = _sel(owner, s, window=s.window) if kpi.rolling else _sel(owner, s)
     op, side, bound = ("<", "below", "at least") if kpi.higher_is_better else (">", "above", "at most")
     expr = f"{value}\n  {op} on (queue) group_left ()\n{_target(series.target, s)}"
     if kpi.gated:
@@ -282,7 +284,8 @@ def _staffing_group(s: AlertSettings) -> dict[str, Any]:
             "expr": f"sum by (job, queue) (max by (job, queue, state, reason) ({_sel(names.AGENTS, s)}))",
         },
     ]
-    expr = f"(\n  {owner_record(names.AGENTS_NEEDED, 'max')}\n  - on (job, queue)\n  {logged_in}\n) > 0"
+    needed = _sel(owner_record(names.AGENTS_NEEDED, "max"), s)
+    expr = f"(\n  {needed}\n  - on (job, queue)\n  {_sel(logged_in, s)}\n) > 0"
     needed = _target_text(names.AGENTS_NEEDED, s, 'printf "%.0f"')
     rule = _alert(
         UNDERSTAFFED,
@@ -390,7 +393,7 @@ def _burn_expr(s: AlertSettings, pairs: Sequence[BurnWindows]) -> str:
     budget = f"(1 - {_target(names.TARGET_SERVICE_LEVEL, s)})"
 
     def burn(window: str, factor: float) -> str:
-        return f"{error_ratio_record(window)} / on (queue) group_left () {budget} > {factor:g}"
+        return f"{_sel(error_ratio_record(window), s)} / on (queue) group_left () {budget} > {factor:g}"
 
     parts = [f"(\n  {burn(p.long, p.factor)}\nand on (job, queue)\n  {burn(p.short, p.factor)}\n)" for p in pairs]
     return "\nor\n".join(parts)

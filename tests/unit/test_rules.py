@@ -64,6 +64,9 @@ def test_queue_alerts_read_no_series_of_one_worker(group: str) -> None:
             assert m.group(1) in EXPORTED
             before = rule["expr"][: m.start()]
             assert AGGREGATED_BY_QUEUE.search(before), (rule["alert"], m.group(1))
+        # Rules rendered for two jobs into one Prometheus must not read each other's records.
+        for m in re.finditer(r"\w*:[\w:]+(\{[^}]*)?", rule["expr"]):
+            assert (m.group(1) or "").startswith('{job="callpulse"'), (rule["alert"], m.group(0))
 
 
 def test_per_queue_gauges_are_recorded_by_owner_and_counters_summed() -> None:
@@ -106,9 +109,9 @@ def test_one_alert_per_kpi_target() -> None:
 )
 def test_window_kpis_use_window_and_min_calls(alert: str, kpi: names.MetricName, op: str) -> None:
     (rule,) = _alerts(name=alert)
-    assert f":{kpi.name}:" in rule["expr"] and f'{{window="15m"}}\n    {op} on (queue)' in rule["expr"]
+    assert f":{kpi.name}:" in rule["expr"] and f'{{job="callpulse",window="15m"}}\n    {op} on (queue)' in rule["expr"]
     assert names.MIN_CALLS.name in rule["expr"]
-    assert f':{names.WINDOW_OFFERED.name}:max{{window="15m"}}' in rule["expr"]
+    assert f':{names.WINDOW_OFFERED.name}:max{{job="callpulse",window="15m"}}' in rule["expr"]
 
 
 def test_oldest_wait_is_live_and_not_gated_by_min_calls() -> None:
