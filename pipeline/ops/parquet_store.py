@@ -50,13 +50,14 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.core import config as config_module
 from pipeline.core import sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.engine import BatchResult, Engine
 
 log = logging.getLogger("callpulse.parquet")
 
-WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+WORKER_ID = config_module.WORKER_ID
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -201,6 +202,14 @@ class ParquetExporter:
         return final
 
 
+def attach_configured(engine: Engine) -> ParquetExporter | None:
+    """``attach`` with ``[analyst] parquet``, ``parquet_worker`` and ``parquet_every`` (none: no export)."""
+    a = engine.config.analyst
+    if a.parquet is None:
+        return None
+    return attach(engine, a.parquet, a.parquet_worker or config_module.host_worker_id(), a.parquet_every_s)
+
+
 def attach(engine: Engine, root: Path, worker: str, every_s: float, settle_s: float = 0.0) -> ParquetExporter:
     """Export after a batch at most every ``every_s`` seconds, and when the engine drains
     (a bounded run's end); on the engine's thread, so the writer connection is never shared."""
@@ -245,6 +254,14 @@ def open_views(root: Path) -> duckdb.DuckDBPyConnection:
         view = table.view_query
         sqlfiles.run(con, view)
     return con
+
+
+def newest_version(con: duckdb.DuckDBPyConnection, root: Path) -> datetime | None:
+    """The newest exporting watermark of any call under ``root`` (None: no call exported)."""
+    if "calls" not in {t.name for t in tables_present(root)}:
+        return None
+    found = sqlfiles.first(con, "analyst/parquet_newest")
+    return found[0] if found else None
 
 
 # -- compaction ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ duplicate in the files once the next export ran.
 from __future__ import annotations
 
 import heapq
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -313,3 +314,42 @@ def test_a_crash_between_copy_rename_and_commit_leaves_no_duplicates(
     finally:
         eng.close()
         reference.close()
+
+
+def test_cli_replay_exports_sql_reads_compact_merges(tmp_path: Path, cli) -> None:
+    """`replay` with [analyst] parquet exports at its end; `sql --parquet` reads the views;
+    `compact` merges; mistakes end in one line."""
+    records = _site_records("w1", SITES[0][1], SITES[0][2])
+    half = len(records) // 2
+    for name, part in (("first.jsonl", records[:half]), ("second.jsonl", records[half:])):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
+    (tmp_path / "callpulse.toml").write_text(
+        '[analyst]\nparquet = "store"\nparquet_worker = "site-a"\n', encoding="utf-8"
+    )
+    db = tmp_path / "a.duckdb"
+    cli.ok("replay", "first.jsonl", "--db", db, cwd=tmp_path)
+    cli.ok("replay", "second.jsonl", "--db", db, cwd=tmp_path)
+    files = sorted((tmp_path / "store" / "calls").glob("day=*/worker=site-a/*.parquet"))
+    assert [f.name for f in files] == ["000000000001.parquet", "000000000002.parquet"]
+
+    # Independently: the calls of the simulated input that ended (answered and ended,
+    # abandoned, exited), counted here from the records.
+    over = {r["call_id"] for r in records if r.get("event") in ("ended", "abandoned", "exited")}
+    query = "SELECT count(*) AS n FROM calls"
+    got = cli.ok("sql", "--parquet", "store", query, "--format", "json", cwd=tmp_path)
+    assert json.loads(got.stdout) == [{"n": len(over)}]
+    assert "Parquet store store: finished rows of every worker" in got.stderr
+
+    day = files[0].parent.parent.name.removeprefix("day=")
+    merged = cli.ok("compact", day, "--parquet", "store", cwd=tmp_path)
+    assert "compacted" in merged.stderr
+    assert len(list((tmp_path / "store" / "calls").glob("day=*/worker=site-a/*.parquet"))) == 1
+    again = cli.ok("sql", "--parquet", "store", query, "--format", "json", cwd=tmp_path)
+    assert json.loads(again.stdout) == [{"n": len(over)}]
+
+    # The views are read-only to the analyst: no file access outside the store.
+    refused = cli("sql", "--parquet", "store", "COPY (SELECT 1) TO '../out.csv'", cwd=tmp_path)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    missing = cli("sql", "--parquet", "nowhere", "SELECT 1", cwd=tmp_path)
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert "nowhere is not a directory" in missing.stderr
