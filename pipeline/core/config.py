@@ -114,7 +114,7 @@ class AnalystSettings:
     copy: Path | None = None  # None: beside the database, <stem>.analyst.duckdb
     retention_days: int | None = None  # None: keep raw events for ever
     parquet: Path | None = None  # the shared Parquet store workers append to (pipeline/ops/parquet_store.py)
-    parquet_worker: str = ""  # this worker's partition name there ("": the host name, host_worker_id)
+    parquet_worker: str = ""  # this worker's partition name there ("": made up once, kept in its database)
     parquet_every_s: float = 60.0  # at most one export per this many seconds (and one at the end)
 
 

@@ -131,19 +131,32 @@ class ParquetExporter:
         self,
         con: duckdb.DuckDBPyConnection,
         root: Path,
-        worker: str,
+        worker: str | None,
         lookback_s: float,
         settle_s: float = 0.0,
         before_publish: Callable[[Path], None] | None = None,
     ) -> None:
         self.con = con
         self.root = Path(root)
-        self.worker = check_worker_id(worker)
         self.lookback = timedelta(seconds=lookback_s)
         self.settle = timedelta(seconds=settle_s)
         self.before_publish = before_publish
         sqlfiles.run(con, "ops/parquet_tables")
+        self.worker = self._identity(worker)
         self._remove_temporaries()
+
+    def _identity(self, configured: str | None) -> str:
+        """``configured``, else the id this database had, else a new one: the host name and
+        a random suffix (a container's host name alone may be another's after a restart,
+        and two writers in one folder would replace each other's files)."""
+        stored = sqlfiles.first(self.con, "ops/parquet_worker_id")
+        worker = configured or (
+            stored[0] if stored else f"{config_module.host_worker_id()[:55]}-{uuid.uuid4().hex[:8]}"
+        )
+        check_worker_id(worker)
+        if stored is None or stored[0] != worker:
+            sqlfiles.run(self.con, "ops/parquet_set_worker_id", worker=worker)
+        return worker
 
     def _remove_temporaries(self) -> None:
         """Temporary files of an export that did not finish: never read, never to be renamed."""
@@ -207,10 +220,10 @@ def attach_configured(engine: Engine) -> ParquetExporter | None:
     a = engine.config.analyst
     if a.parquet is None:
         return None
-    return attach(engine, a.parquet, a.parquet_worker or config_module.host_worker_id(), a.parquet_every_s)
+    return attach(engine, a.parquet, a.parquet_worker or None, a.parquet_every_s)
 
 
-def attach(engine: Engine, root: Path, worker: str, every_s: float, settle_s: float = 0.0) -> ParquetExporter:
+def attach(engine: Engine, root: Path, worker: str | None, every_s: float, settle_s: float = 0.0) -> ParquetExporter:
     """Export after a batch at most every ``every_s`` seconds, and when the engine drains
     (a bounded run's end); on the engine's thread, so the writer connection is never shared."""
     exporter = ParquetExporter(engine.store.con, root, worker, lookback_s(engine.config), settle_s)

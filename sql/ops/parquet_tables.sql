@@ -1,4 +1,4 @@
--- Creates the tables of the Parquet export (idempotent): each export, and the version of each finished row it wrote.
+-- Creates the tables of the Parquet export (idempotent): each export, the version of each finished row it wrote, the worker id.
 
 -- One row per export (seq = the file name's number in every partition it wrote), written
 -- in the transaction that marks its rows, after its files were renamed into place.
@@ -19,4 +19,11 @@ CREATE TABLE IF NOT EXISTS parquet_marks (
     row_hash UBIGINT NOT NULL,
     row_time TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (tbl, key)
+);
+
+-- The worker id this database's exports are filed under (one row): the configured one, or
+-- one made up once (host name and a random suffix), so two writers never share a folder.
+CREATE TABLE IF NOT EXISTS parquet_identity (
+    id     INTEGER PRIMARY KEY,
+    worker VARCHAR NOT NULL
 );

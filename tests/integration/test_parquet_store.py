@@ -353,3 +353,24 @@ def test_cli_replay_exports_sql_reads_compact_merges(tmp_path: Path, cli) -> Non
     missing = cli("sql", "--parquet", "nowhere", "SELECT 1", cwd=tmp_path)
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     assert "nowhere is not a directory" in missing.stderr
+
+
+def test_worker_id_is_kept_in_the_database_unless_configured(tmp_path: Path) -> None:
+    eng = helpers.engine(tmp_path / "w.duckdb")
+    try:
+        lookback = parquet_store.lookback_s(eng.config)
+        made_up = ParquetExporter(eng.store.con, tmp_path / "store", None, lookback).worker
+        assert parquet_store.WORKER_ID.fullmatch(made_up)
+        again = ParquetExporter(eng.store.con, tmp_path / "store", None, lookback).worker
+        assert again == made_up  # a restarted worker files under the same folder
+        other = helpers.engine(tmp_path / "other.duckdb")
+        try:
+            assert ParquetExporter(other.store.con, tmp_path / "store", None, lookback).worker != made_up
+        finally:
+            other.close()
+        assert ParquetExporter(eng.store.con, tmp_path / "store", "site-a", lookback).worker == "site-a"
+        assert ParquetExporter(eng.store.con, tmp_path / "store", None, lookback).worker == "site-a"
+        with pytest.raises(parquet_store.ParquetStoreError, match="cannot name a Parquet partition"):
+            ParquetExporter(eng.store.con, tmp_path / "store", "../x", lookback)
+    finally:
+        eng.close()
