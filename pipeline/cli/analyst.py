@@ -41,6 +41,9 @@ DbOpt = Annotated[
 ]
 FORMATS_SQL = ("table", "csv", "json")
 FORMATS_REPORT = ("table", "csv", "parquet", "html")
+# What the Parquet store's interval sums can answer (agents' states, calls and cases live
+# in each worker's own database).
+PARQUET_REPORTS = ("daily", "queues", "agents")
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -58,7 +61,7 @@ def _open(cfg: Config) -> analyst.Opened:
 def _open_parquet(root: Path, cfg: Config) -> analyst.Opened:
     """The views over every worker's Parquet files, read-only to the analyst like the copy."""
     try:
-        con = parquet_store.open_views(root)
+        con = parquet_store.open_views(root, cfg.timezone)
     except parquet_store.ParquetStoreError as exc:
         _fail(str(exc))
         raise  # unreachable
@@ -338,8 +341,16 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here (parquet needs it)")] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
+    parquet: Annotated[
+        Path | None,
+        typer.Option(
+            "--parquet",
+            help=f"Report on every worker's finished rows in this Parquet store ({', '.join(PARQUET_REPORTS)})",
+        ),
+    ] = None,
 ) -> None:
-    """KPI reports with polars over the analysts' copy, in the site's time zone."""
+    """KPI reports with polars over the analysts' copy (or with --parquet every worker's
+    finished intervals), in the site's time zone."""
     if kind not in reports.KINDS:
         _fail(f"report kind: expected one of {', '.join(reports.KINDS)}, got {kind!r}")
     if fmt not in FORMATS_REPORT:
@@ -348,16 +359,20 @@ def report(
         _fail("--format parquet needs --out FILE")
     if out is not None:
         not_a_directory(out, "--out")
+    if parquet is not None and (kind not in PARQUET_REPORTS or fmt == "html"):
+        _fail(
+            f"report {kind} --format {fmt} needs one database's copy (agents' states, calls, cases): "
+            f"with --parquet use {' | '.join(PARQUET_REPORTS)} and table, csv or parquet"
+        )
     cfg = load_config(config).with_db(db)
-    opened = _open(cfg)
+    opened = _open(cfg) if parquet is None else _open_parquet(parquet, cfg)
     tz = cfg.timezone
     try:
         lo, hi = period(start, end, tz, opened.watermark)
         frame = build(opened.con, kind, lo, hi, queue, tz)
         zone = ZoneInfo(tz)
-        meta = (
-            f"{lo.astimezone(zone).isoformat()} to {hi.astimezone(zone).isoformat()} ({tz}); {opened.freshness_line()}"
-        )
+        fresh = opened.freshness_line() if parquet is None else _parquet_line(opened)
+        meta = f"{lo.astimezone(zone).isoformat()} to {hi.astimezone(zone).isoformat()} ({tz}); {fresh}"
         err.print(meta, highlight=False)
         if fmt == "html":
             text = html_report(opened.con, kind, frame, lo, hi, queue, tz, meta)

@@ -5,9 +5,10 @@ Layout under the store's root (one folder per table, so each has one schema)::
 
     <root>/<table>/day=YYYY-MM-DD/worker=<id>/<seq>.parquet
 
-``table`` is ``calls``, ``kpi_queue_interval``, ``kpi_agent_interval`` or ``breaches``
-(the analysts' view names), ``day`` the site-local day of the row (offer, interval start,
-breach opening), ``seq`` the worker's export number.
+``table`` is ``calls``, ``kpi_queue_interval``, ``kpi_agent_interval``, ``breaches`` or
+the additive ``queue_interval`` / ``agent_interval`` sums (the names analysts know),
+``day`` the site-local day of the row (offer, interval start, breach opening), ``seq``
+the worker's export number.
 
 Finished, as of a frontier (the worker's watermark minus ``settle``): a call that is over
 (answered and ended, abandoned, exited or orphaned by then), a queue or agent interval that
@@ -79,6 +80,9 @@ TABLES: tuple[ParquetTable, ...] = (
     ParquetTable(
         "breaches", "ops/parquet_rows_breaches", "analyst/parquet_view_breaches", "ops/parquet_tombstones_breaches"
     ),
+    # The additive sums behind the KPI views: what `callpulse report` adds up per day or queue.
+    ParquetTable("queue_interval", "ops/parquet_rows_queue_sums", "analyst/parquet_view_queue_interval"),
+    ParquetTable("agent_interval", "ops/parquet_rows_agent_sums", "analyst/parquet_view_agent_interval"),
 )
 TEMP_SUFFIX = ".tmp"
 
@@ -252,9 +256,10 @@ def tables_present(root: Path) -> list[ParquetTable]:
     return [t for t in TABLES if next((root / t.name).glob("day=*/worker=*/*.parquet"), None) is not None]
 
 
-def open_views(root: Path) -> duckdb.DuckDBPyConnection:
+def open_views(root: Path, timezone: str = "UTC") -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the analysts' views (``calls``, ``kpi_queue_interval``, ...)
-    over every worker's files under ``root``: the newest version of each row."""
+    over every worker's files under ``root``: the newest version of each row; with the
+    queue sums, also the ``queue_settings`` and ``pipeline_state`` the reports read."""
     root = Path(root)
     if not root.is_dir():
         raise ParquetStoreError(f"Parquet store {root} is not a directory: set [analyst] parquet or --parquet DIR")
@@ -266,6 +271,11 @@ def open_views(root: Path) -> duckdb.DuckDBPyConnection:
     for table in present:
         view = table.view_query
         sqlfiles.run(con, view)
+    names = {t.name for t in present}
+    if "queue_interval" in names:
+        sqlfiles.run(con, "analyst/parquet_report_views", timezone=timezone)
+    if "calls" in names:
+        sqlfiles.run(con, "analyst/parquet_call_state_view")
     return con
 
 

@@ -44,6 +44,8 @@ KEYS = {
     "kpi_queue_interval": ["queue", "interval_start"],
     "kpi_agent_interval": ["agent_id", "interval_start"],
     "breaches": ["queue", "kpi", "window", "opened_at"],
+    "queue_interval": ["queue", "interval_start"],
+    "agent_interval": ["agent_id", "interval_start"],
 }
 
 
@@ -122,11 +124,26 @@ def _finished(
     b = b.filter(pl.col("_t").is_not_null() & (pl.col("_t") <= upto(b, "queue"))).drop("_t")
     agent_iv = agents.with_columns(_t=pl.col("interval_start") + pl.duration(seconds=pl.col("interval_s")))
     agent_iv = agent_iv.filter(pl.col("_t") <= upto(agent_iv, "_site")).drop("_t", "_site")
+    # The additive sums, with what the reports read beside them (interval length, formula).
+    queue_sums = helpers.frame(
+        single,
+        "SELECT q.*, p.interval_s, coalesce(s.sl_formula, 'negative') AS sl_formula "
+        "FROM queue_interval q LEFT JOIN queue_settings s USING (queue) CROSS JOIN pipeline_state p",
+    )
+    queue_sums = queue_sums.with_columns(_t=pl.col("interval_start") + pl.duration(seconds=pl.col("interval_s")))
+    queue_sums = queue_sums.filter(pl.col("_t") <= upto(queue_sums, "queue")).drop("_t")
+    agent_sums = helpers.frame(single, "SELECT * FROM agent_interval").with_columns(
+        _t=pl.col("interval_start") + pl.duration(seconds=single.config.interval_s),
+        _site=pl.col("agent_id").str.slice(0, 2),
+    )
+    agent_sums = agent_sums.filter(pl.col("_t") <= upto(agent_sums, "_site")).drop("_t", "_site")
     return {
         "calls": calls,
         "kpi_queue_interval": intervals("kpi_queue_interval", "queue"),
         "kpi_agent_interval": agent_iv,
         "breaches": b,
+        "queue_interval": queue_sums,
+        "agent_interval": agent_sums,
     }
 
 
@@ -339,6 +356,21 @@ def test_cli_replay_exports_sql_reads_compact_merges(tmp_path: Path, cli) -> Non
     got = cli.ok("sql", "--parquet", "store", query, "--format", "json", cwd=tmp_path)
     assert json.loads(got.stdout) == [{"n": len(over)}]
     assert "Parquet store store: finished rows of every worker" in got.stderr
+
+    # Reports over the store are the database's own for a day whose intervals are all closed
+    # (an agent logging in the next day takes every worker's watermark past it).
+    (tmp_path / "next.jsonl").write_text(
+        json.dumps({"type": "agent", "agent_id": "w1-x", "state": "login", "at": "2026-03-03T12:00:00+00:00"}) + "\n",
+        encoding="utf-8",
+    )
+    cli.ok("replay", "next.jsonl", "--db", db, cwd=tmp_path)
+    for kind in ("daily", "queues", "agents"):
+        span = ("--from", "2026-03-02", "--to", "2026-03-03")
+        from_db = cli.ok("report", kind, *span, "--db", db, "--format", "csv", cwd=tmp_path)
+        from_store = cli.ok("report", kind, *span, "--parquet", "store", "--format", "csv", cwd=tmp_path)
+        assert from_store.stdout == from_db.stdout and from_db.stdout.count("\n") > 1, kind
+    refused = cli("report", "cases", "--parquet", "store", cwd=tmp_path)
+    assert refused.returncode != 0 and "needs one database's copy" in refused.stderr
 
     day = files[0].parent.parent.name.removeprefix("day=")
     merged = cli.ok("compact", day, "--parquet", "store", cwd=tmp_path)
