@@ -213,10 +213,20 @@ class ParquetExporter:
         final = folder / f"{seq:012d}.parquet"
         tmp = folder / f".{seq:012d}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
         sqlfiles.run(self.con, "ops/parquet_copy_day", path=str(tmp), seq=seq, watermark=watermark, day=day)
+        _fsync(tmp)  # on disk before it has a name readers use, and before the commit marks it
         if self.before_publish is not None:
             self.before_publish(tmp)
         os.replace(tmp, final)  # atomic: readers see the old file or the new one, never a part
+        _fsync(folder)  # the rename itself survives a power cut
         return final
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def attach_configured(engine: Engine) -> ParquetExporter | None:
@@ -322,7 +332,9 @@ def compact_day(root: Path, day: str) -> list[Compacted]:
                 merged = folder / f"{top:012d}-c{uuid.uuid4().hex[:8]}.parquet"
                 tmp = folder / f".{merged.stem}{TEMP_SUFFIX}"
                 sqlfiles.run(con, "ops/parquet_compact_copy", files=[str(p) for p in files], path=str(tmp))
+                _fsync(tmp)
                 os.replace(tmp, merged)
+                _fsync(folder)
                 for p in files:
                     p.unlink()
                 out.append(Compacted(merged, len(files)))
