@@ -10,6 +10,16 @@ The service level is also treated as an SLO (error budget = 1 - target) with the
 multiwindow, multi-burn-rate alerts of the SRE workbook (ch. 5), computed from the
 counters through one recording rule per window.
 
+Several workers (one consumer group) each serve ``/metrics`` with the same names, and
+each queue is owned by one worker at a time. So the alerts never read a per-worker
+series: they read recording rules that take the ``instance`` label away. A per-queue
+gauge is the owner's value (``owner_record``: during a hand-over both workers may
+export it for a scrape or two, and the aggregation takes the side that breaches, so a
+stale copy never hides a breach); counters and the wait histogram are summed by queue
+over the job (``rate_record``), and ratios and percentiles come from those sums. An
+alert therefore fires once per queue with one worker or three, and a hand-over does not
+restart its ``for:``.
+
 ``build_rules`` gives the rule file as a dict, ``render_rules`` as YAML text
 (deterministic), ``write_rules`` is the only function that touches the disk.
 """
@@ -64,6 +74,17 @@ def duration_seconds(text: str) -> int:
     return ((d * 24 + h) * 60 + mi) * 60 + s
 
 
+def owner_record(metric: names.MetricName, op: str) -> str:
+    """Recording rule holding a per-queue gauge of the queue's owner, aggregated with ``op`` over workers."""
+    level = "job_queue_window" if "window" in metric.labels else "job_queue"
+    return f"{level}:{metric.name}:{op}"
+
+
+def rate_record(what: str, window: str, level: str = "job_queue") -> str:
+    """Recording rule holding a per-second rate (or a ratio/mean/quantile of rates) summed over workers."""
+    return f"{level}:callpulse_{what}{window}"
+
+
 def error_ratio_record(window: str) -> str:
     """Name of the recording rule holding the service-level error ratio over ``window``."""
     return f"job_queue:callpulse_sl_errors:ratio_rate{window}"
@@ -114,6 +135,8 @@ class AlertSettings:
         BurnWindows("6h", "30m", 6.0),
     )
     burn_ticket: tuple[BurnWindows, ...] = (BurnWindows("3d", "6h", 1.0),)
+    rate_windows: tuple[str, ...] = names.WINDOWS
+    """Windows of the counter rates summed over workers (and their ratios and percentiles)."""
     burn_page_severity: str = "critical"
     burn_ticket_severity: str = "warning"
     extra_labels: tuple[tuple[str, str], ...] = ()
@@ -135,6 +158,7 @@ class AlertSettings:
             self.poor_quality,
         ]
         durations += [r.for_ for r in rules]
+        durations += list(self.rate_windows)
         for b in (*self.burn_page, *self.burn_ticket):
             durations += [b.long, b.short]
             if b.factor <= 0 or not 0 < duration_seconds(b.short) < duration_seconds(b.long):
@@ -154,11 +178,13 @@ class AlertSettings:
 # --- PromQL building blocks -------------------------------------------------------
 
 
-def _sel(metric: names.MetricName, s: AlertSettings, **labels: str) -> str:
-    """A selector on ``metric`` restricted to the exporter's job."""
+def _sel(metric: names.MetricName | str, s: AlertSettings, **labels: str) -> str:
+    """A selector on ``metric`` (or a recording rule's name) restricted to the exporter's job:
+    rules rendered for two jobs into one Prometheus must never read each other's records."""
     matchers = {"job": s.job, **labels}
     inner = ",".join(f"{k}={json.dumps(v)}" for k, v in matchers.items())
-    return f"{metric.name}{{{inner}}}"
+    name = metric if isinstance(metric, str) else metric.name
+    return f"{name}{{{inner}}}"
 
 
 def _target(metric: names.MetricName, s: AlertSettings) -> str:
@@ -166,11 +192,18 @@ def _target(metric: names.MetricName, s: AlertSettings) -> str:
 
 
 def _enough_calls(s: AlertSettings) -> str:
-    return (
-        f"sum by (queue) ({_sel(names.WINDOW_OFFERED, s, window=s.window)})\n"
-        f"  >= on (queue)\n"
-        f"max by (queue) ({_sel(names.MIN_CALLS, s)})"
-    )
+    offered = _sel(owner_record(names.WINDOW_OFFERED, "max"), s, window=s.window)
+    return f"{offered}\n  >= on (queue)\nmax by (queue) ({_sel(names.MIN_CALLS, s)})"
+
+
+def _worst(kpi: Kpi) -> str:
+    """The aggregation that keeps the breaching side when two workers briefly export one queue."""
+    return "min" if kpi.higher_is_better else "max"
+
+
+def _owner_rule(metric: names.MetricName, op: str, s: AlertSettings) -> dict[str, Any]:
+    by = ", ".join(("job", *(label for label in metric.labels if label in ("queue", "window"))))
+    return {"record": owner_record(metric, op), "expr": f"{op} by ({by}) ({_sel(metric, s)})"}
 
 
 def _target_text(metric: names.MetricName, s: AlertSettings, fmt: str) -> str:
@@ -214,7 +247,8 @@ def _alert(
 def _kpi_rule(s: AlertSettings, kpi: Kpi) -> dict[str, Any]:
     series = names.KPI_SERIES[kpi.name]
     fmt = "humanizePercentage" if kpi.unit == definitions.RATIO else "humanizeDuration"
-    value = _sel(series.value, s, window=s.window) if kpi.rolling else _sel(series.value, s)
+    owner = owner_record(series.value, _worst(kpi))
+    value = _sel(owner, s, window=s.window) if kpi.rolling else _sel(owner, s)
     op, side, bound = ("<", "below", "at least") if kpi.higher_is_better else (">", "above", "at most")
     expr = f"{value}\n  {op} on (queue) group_left ()\n{_target(series.target, s)}"
     if kpi.gated:
@@ -231,17 +265,27 @@ def _kpi_rule(s: AlertSettings, kpi: Kpi) -> dict[str, Any]:
 
 
 def _kpi_group(s: AlertSettings) -> dict[str, Any]:
-    return {"name": "callpulse-kpi", "rules": [_kpi_rule(s, kpi) for kpi in definitions.QUEUE_KPIS]}
+    # Recording rules first: rules in a group run in order, so the alerts read this evaluation's values.
+    owners = [_owner_rule(names.KPI_SERIES[k.name].value, _worst(k), s) for k in definitions.QUEUE_KPIS]
+    owners.append(_owner_rule(names.WINDOW_OFFERED, "max", s))
+    return {"name": "callpulse-kpi", "rules": [*owners, *(_kpi_rule(s, kpi) for kpi in definitions.QUEUE_KPIS)]}
 
 
 def _staffing_group(s: AlertSettings) -> dict[str, Any]:
     # Needed minus logged in (every state but logout): the shortfall is the alert's value.
     # A queue whose need is unknown (too few calls, no handle time) has no sample: no alert.
-    expr = (
-        f"(\n  {_sel(names.AGENTS_NEEDED, s)}\n"
-        f"  - on (queue) group_left ()\n"
-        f"  sum by (queue) ({_sel(names.AGENTS, s)})\n) > 0"
-    )
+    # Agents per (queue, state, reason) come from the queue's owner (max over workers), then
+    # are summed over the states.
+    logged_in = owner_record(names.AGENTS, "sum")
+    records = [
+        _owner_rule(names.AGENTS_NEEDED, "max", s),
+        {
+            "record": logged_in,
+            "expr": f"sum by (job, queue) (max by (job, queue, state, reason) ({_sel(names.AGENTS, s)}))",
+        },
+    ]
+    needed = _sel(owner_record(names.AGENTS_NEEDED, "max"), s)
+    expr = f"(\n  {needed}\n  - on (job, queue)\n  {_sel(logged_in, s)}\n) > 0"
     needed = _target_text(names.AGENTS_NEEDED, s, 'printf "%.0f"')
     rule = _alert(
         UNDERSTAFFED,
@@ -253,7 +297,7 @@ def _staffing_group(s: AlertSettings) -> dict[str, Any]:
         f"Queue {{{{ $labels.queue }}}} needs {needed} agents to meet its service-level target at the "
         "current arrival rate and handle time, and {{ $value }} fewer are logged in.",
     )
-    return {"name": "callpulse-staffing", "rules": [rule]}
+    return {"name": "callpulse-staffing", "rules": [*records, rule]}
 
 
 def burn_windows(s: AlertSettings) -> tuple[str, ...]:
@@ -285,11 +329,71 @@ def _recording_rules(s: AlertSettings) -> list[dict[str, Any]]:
     return [{"record": error_ratio_record(w), "expr": _error_ratio_expr(s, w)} for w in burn_windows(s)]
 
 
+COUNTER_RATES: tuple[tuple[str, names.MetricName], ...] = (
+    ("calls_offered:rate", names.CALLS_OFFERED_TOTAL),
+    ("calls_answered:rate", names.CALLS_ANSWERED_TOTAL),
+    ("calls_abandoned:rate", names.CALLS_ABANDONED_TOTAL),
+    ("calls_answered_in_sl:rate", names.CALLS_ANSWERED_IN_SL_TOTAL),
+)
+WAIT_QUANTILE = 0.9
+
+
+def _share(part: str, whole: str) -> str:
+    # A part whose counter does not exist yet (nothing abandoned so far) is 0, not absent;
+    # a window without offered calls has no ratio.
+    return f"(\n  {part}\n  or on (job, queue) 0 * {whole}\n)\n/ on (job, queue)\n({whole} > 0)"
+
+
+def _aggregate_group(s: AlertSettings) -> dict[str, Any]:
+    """Counters and the wait histogram summed by queue over the job's workers, per window,
+    and the ratios, mean and percentile taken from those sums (never averaged ratios)."""
+    out: list[dict[str, Any]] = []
+    wait = names.WAIT.name
+    for w in s.rate_windows:
+        for what, metric in COUNTER_RATES:
+            out.append({"record": rate_record(what, w), "expr": f"sum by (job, queue) (rate({_sel(metric, s)}[{w}]))"})
+        buckets = rate_record("call_wait_seconds_bucket:rate", w, "job_queue_le")
+        out += [
+            {
+                "record": buckets,
+                "expr": f"sum by (job, queue, le) (rate({wait}_bucket{{job={json.dumps(s.job)}}}[{w}]))",
+            },
+            *(
+                {
+                    "record": rate_record(f"call_wait_seconds_{part}:rate", w),
+                    "expr": f"sum by (job, queue) (rate({wait}_{part}{{job={json.dumps(s.job)}}}[{w}]))",
+                }
+                for part in ("sum", "count")
+            ),
+        ]
+        offered = rate_record("calls_offered:rate", w)
+        count = rate_record("call_wait_seconds_count:rate", w)
+        out += [
+            {
+                "record": rate_record("service_level:ratio_rate", w),
+                "expr": _share(rate_record("calls_answered_in_sl:rate", w), offered),
+            },
+            {
+                "record": rate_record("abandoned:ratio_rate", w),
+                "expr": _share(rate_record("calls_abandoned:rate", w), offered),
+            },
+            {
+                "record": rate_record("call_wait_seconds:mean_rate", w),
+                "expr": f"{rate_record('call_wait_seconds_sum:rate', w)}\n/ on (job, queue)\n({count} > 0)",
+            },
+            {
+                "record": rate_record(f"call_wait_seconds:p{WAIT_QUANTILE * 100:.0f}_rate", w),
+                "expr": f"histogram_quantile({WAIT_QUANTILE:g}, {buckets})",
+            },
+        ]
+    return {"name": "callpulse-aggregate", "rules": out}
+
+
 def _burn_expr(s: AlertSettings, pairs: Sequence[BurnWindows]) -> str:
     budget = f"(1 - {_target(names.TARGET_SERVICE_LEVEL, s)})"
 
     def burn(window: str, factor: float) -> str:
-        return f"{error_ratio_record(window)} / on (queue) group_left () {budget} > {factor:g}"
+        return f"{_sel(error_ratio_record(window), s)} / on (queue) group_left () {budget} > {factor:g}"
 
     parts = [f"(\n  {burn(p.long, p.factor)}\nand on (job, queue)\n  {burn(p.short, p.factor)}\n)" for p in pairs]
     return "\nor\n".join(parts)
@@ -430,7 +534,14 @@ def build_rules(settings: AlertSettings | None = None) -> dict[str, Any]:
     """The Prometheus rule file (``{"groups": [...]}``) for ``settings``."""
     s = settings or AlertSettings()
     return {
-        "groups": [_slo_group(s), _kpi_group(s), _staffing_group(s), _quality_group(s), _pipeline_group(s)],
+        "groups": [
+            _slo_group(s),
+            _kpi_group(s),
+            _staffing_group(s),
+            _quality_group(s),
+            _pipeline_group(s),
+            _aggregate_group(s),
+        ],
     }
 
 

@@ -28,7 +28,7 @@ from pipeline.core import sqlfiles
 from pipeline.core.config import Config, load_config
 from pipeline.core.errors import EXIT_USAGE, OperatorError, not_a_directory
 from pipeline.ops import analyst_copy as analyst
-from pipeline.ops import backup, retention
+from pipeline.ops import backup, parquet_store, retention
 
 err = error_console()
 ConfigOpt = Annotated[
@@ -41,6 +41,9 @@ DbOpt = Annotated[
 ]
 FORMATS_SQL = ("table", "csv", "json")
 FORMATS_REPORT = ("table", "csv", "parquet", "html")
+# What the Parquet store's interval sums can answer (agents' states, calls and cases live
+# in each worker's own database).
+PARQUET_REPORTS = ("daily", "queues", "agents")
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -53,6 +56,18 @@ def _open(cfg: Config) -> analyst.Opened:
     except OperatorError as exc:
         _fail(str(exc))
         raise  # unreachable
+
+
+def _open_parquet(root: Path, cfg: Config) -> analyst.Opened:
+    """The views over every worker's Parquet files, read-only to the analyst like the copy."""
+    try:
+        con = parquet_store.open_views(root, cfg.timezone)
+    except parquet_store.ParquetStoreError as exc:
+        _fail(str(exc))
+        raise  # unreachable
+    watermark = parquet_store.newest_version(con, root)
+    sqlfiles.run(con, "analyst/parquet_session", timezone=cfg.timezone, root=str(root.resolve()))
+    return analyst.Opened(con, root, None, watermark, pipeline_running=False)
 
 
 # -- sql ---------------------------------------------------------------------
@@ -158,14 +173,23 @@ def sql(
     config: ConfigOpt = None,
     db: DbOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    parquet: Annotated[
+        Path | None,
+        typer.Option(
+            "--parquet",
+            help="Query every worker's finished rows in this Parquet store (the workers' [analyst] parquet) "
+            "instead of one database's copy",
+        ),
+    ] = None,
 ) -> None:
-    """Query the analysts' read-only copy (the pipeline keeps writing its own file)."""
+    """Query the analysts' read-only copy (the pipeline keeps writing its own file), or with
+    --parquet the finished rows of every worker."""
     if fmt not in FORMATS_SQL:
         _fail(f"--format: expected one of {', '.join(FORMATS_SQL)}, got {fmt!r}")
     cfg = load_config(config).with_db(db)
-    opened = _open(cfg)
+    opened = _open(cfg) if parquet is None else _open_parquet(parquet, cfg)
     try:
-        err.print(opened.freshness_line(), highlight=False)
+        err.print(opened.freshness_line() if parquet is None else _parquet_line(opened), highlight=False)
         if query is not None:
             ok = _execute(opened, query, fmt)
         else:
@@ -177,6 +201,39 @@ def sql(
         opened.con.close()
     if not ok:
         raise typer.Exit(1)
+
+
+def _parquet_line(opened: analyst.Opened) -> str:
+    wm = opened.watermark.isoformat() if opened.watermark else "no rows"
+    return f"Parquet store {opened.path}: finished rows of every worker, newest exported at watermark {wm}"
+
+
+# -- compact -----------------------------------------------------------------
+
+
+def compact(
+    day: Annotated[str, typer.Argument(help="The site-local day to compact (YYYY-MM-DD)")],
+    parquet: Annotated[
+        Path | None, typer.Option("--parquet", help="The Parquet store (default: [analyst] parquet)")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Merge each worker's Parquet files of one day into one file per table and worker."""
+    root = parquet or load_config(config).analyst.parquet
+    if root is None:
+        _fail("no Parquet store: set [analyst] parquet in the config or pass --parquet DIR")
+        raise  # unreachable
+    if not root.is_dir():
+        _fail(f"Parquet store {root} is not a directory")
+    try:
+        merged = parquet_store.compact_day(root, day)
+    except (parquet_store.ParquetStoreError, duckdb.Error, OSError) as exc:
+        _fail(f"compact {day}: {exc}")
+        raise  # unreachable
+    for m in merged:
+        err.print(f"{m.path.relative_to(root)}: {m.replaced} files merged", highlight=False)
+    replaced = sum(m.replaced for m in merged)
+    err.print(f"compacted {day}: {len(merged)} merged files, {replaced} replaced", highlight=False)
 
 
 # -- report ------------------------------------------------------------------
@@ -284,8 +341,16 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here (parquet needs it)")] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
+    parquet: Annotated[
+        Path | None,
+        typer.Option(
+            "--parquet",
+            help=f"Report on every worker's finished rows in this Parquet store ({', '.join(PARQUET_REPORTS)})",
+        ),
+    ] = None,
 ) -> None:
-    """KPI reports with polars over the analysts' copy, in the site's time zone."""
+    """KPI reports with polars over the analysts' copy (or with --parquet every worker's
+    finished intervals), in the site's time zone."""
     if kind not in reports.KINDS:
         _fail(f"report kind: expected one of {', '.join(reports.KINDS)}, got {kind!r}")
     if fmt not in FORMATS_REPORT:
@@ -294,16 +359,20 @@ def report(
         _fail("--format parquet needs --out FILE")
     if out is not None:
         not_a_directory(out, "--out")
+    if parquet is not None and (kind not in PARQUET_REPORTS or fmt == "html"):
+        _fail(
+            f"report {kind} --format {fmt} needs one database's copy (agents' states, calls, cases): "
+            f"with --parquet use {' | '.join(PARQUET_REPORTS)} and table, csv or parquet"
+        )
     cfg = load_config(config).with_db(db)
-    opened = _open(cfg)
+    opened = _open(cfg) if parquet is None else _open_parquet(parquet, cfg)
     tz = cfg.timezone
     try:
         lo, hi = period(start, end, tz, opened.watermark)
         frame = build(opened.con, kind, lo, hi, queue, tz)
         zone = ZoneInfo(tz)
-        meta = (
-            f"{lo.astimezone(zone).isoformat()} to {hi.astimezone(zone).isoformat()} ({tz}); {opened.freshness_line()}"
-        )
+        fresh = opened.freshness_line() if parquet is None else _parquet_line(opened)
+        meta = f"{lo.astimezone(zone).isoformat()} to {hi.astimezone(zone).isoformat()} ({tz}); {fresh}"
         err.print(meta, highlight=False)
         if fmt == "html":
             text = html_report(opened.con, kind, frame, lo, hi, queue, tz, meta)
@@ -433,6 +502,7 @@ def retention_cmd(
 def register(app: typer.Typer) -> None:
     app.command("sql")(sql)
     app.command("report")(report)
+    app.command("compact")(compact)
     app.command("backup")(backup_cmd)
     app.command("restore")(restore_cmd)
     app.command("retention")(retention_cmd)

@@ -39,6 +39,7 @@ from pipeline.core.records import Parsed, RawBatch
 from pipeline.ingest.adapters.detect import detect_file
 from pipeline.ingest.adapters.mapped import MappingError
 from pipeline.ingest.sources import adapted, files
+from pipeline.ops import parquet_store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time call-quality monitoring.")
 console = error_console()
@@ -107,6 +108,7 @@ def replay(
             with Engine.open(cfg, key) as engine, progress_bar(console) as progress:
                 totals = engine.totals
                 breaches.attach(engine)
+                parquet_store.attach_configured(engine)  # after breaches: closed ones are exported too
                 task = progress.add_task("replay", total=None)
                 for path, chosen in zip(paths, formats, strict=True):
                     batches = _batches(path, chosen, size, options, follow_file, duration)

@@ -9,7 +9,7 @@ from metrics.kpi import breaches
 from metrics.kpi.snapshot import take_snapshot
 from pipeline.core.config import Config
 from pipeline.core.engine import Engine
-from pipeline.ops import analyst_copy
+from pipeline.ops import analyst_copy, parquet_store
 from pipeline.serve.host import Services
 from pipeline.serve.http import HttpServer
 from pipeline.serve.refresher import Published, Refresher
@@ -30,6 +30,7 @@ def start_services(engine: Engine, config: Config, serve: bool = True, refresh_e
     exporter.attach(services)
     wallboard.attach(services)
     analyst_copy.attach(services)
+    parquet_store.attach_configured(engine)  # [analyst] parquet: the shared store of several workers
     refresher.refresh_now()
     refresher.start_background()  # every_s 0 (tests, tools): stays after every batch, on this thread
     if server is not None:

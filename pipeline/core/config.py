@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -112,6 +113,9 @@ class AnalystSettings:
     freshness_s: float = 60.0
     copy: Path | None = None  # None: beside the database, <stem>.analyst.duckdb
     retention_days: int | None = None  # None: keep raw events for ever
+    parquet: Path | None = None  # the shared Parquet store workers append to (pipeline/ops/parquet_store.py)
+    parquet_worker: str = ""  # this worker's partition name there ("": made up once, kept in its database)
+    parquet_every_s: float = 60.0  # at most one export per this many seconds (and one at the end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +296,8 @@ def _wallboard(raw: Any) -> WallboardSettings:
 
 
 def _analyst(raw: Any) -> AnalystSettings:
-    a = _table(raw, "analyst", {"freshness", "copy", "snapshot", "retention_days"})
+    keys = {"freshness", "copy", "snapshot", "retention_days", "parquet", "parquet_worker", "parquet_every"}
+    a = _table(raw, "analyst", keys)
     d = AnalystSettings()
     freshness = parse_duration(a.get("freshness", d.freshness_s), "analyst.freshness")
     if freshness < 1:
@@ -305,11 +310,33 @@ def _analyst(raw: Any) -> AnalystSettings:
         copy, key = a["snapshot"], "analyst.snapshot"
         log.warning("config: analyst.snapshot is deprecated; rename it to analyst.copy (same meaning)")
     days = a.get("retention_days")
+    parquet = a.get("parquet")
+    worker = a.get("parquet_worker")
+    worker = "" if worker is None else _string(worker, "analyst.parquet_worker")
+    if worker and not WORKER_ID.fullmatch(worker):
+        raise ConfigError(
+            f"analyst.parquet_worker: 1-64 letters, digits, '_', '.', '-' (it names a folder), got {worker!r}"
+        )
+    every = parse_duration(a.get("parquet_every", d.parquet_every_s), "analyst.parquet_every")
+    if every < 1:
+        raise ConfigError(f"analyst.parquet_every: must be at least 1s, got {a.get('parquet_every')!r}")
     return AnalystSettings(
         freshness_s=freshness,
         copy=None if copy is None else Path(_string(copy, key)),
         retention_days=None if days is None else _integer(days, "analyst.retention_days", 1),
+        parquet=None if parquet is None else Path(_string(parquet, "analyst.parquet")),
+        parquet_worker=worker,
+        parquet_every_s=every,
     )
+
+
+WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def host_worker_id() -> str:
+    """The host name as a worker id: unique per container when compose scales a service."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:64].lstrip("-_.")
+    return name or "worker"
 
 
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://\S+$")

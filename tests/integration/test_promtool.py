@@ -124,3 +124,12 @@ def test_amtool_routes(labels: tuple[str, ...], receiver: str, amtool: Tool) -> 
 
 def test_amtool_routes_detects_a_wrong_receiver(amtool: Tool) -> None:
     assert routes(amtool, "oncall", "severity=warning", "component=kpi").returncode != 0
+
+
+def test_deploy_prometheus_config_is_valid(tmp_path: Path, promtool: Tool) -> None:
+    """deploy/prometheus/prometheus.yml (DNS discovery of every worker replica) with the
+    rules it names rendered beside it, as docs/deploy.md has them rendered."""
+    shutil.copy(ROOT / "deploy" / "prometheus" / "prometheus.yml", tmp_path / "prometheus.yml")
+    (tmp_path / "callpulse-rules.yml").write_text(render_rules(), encoding="utf-8")
+    proc = promtool.ok("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert "SUCCESS" in proc.stdout

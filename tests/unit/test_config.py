@@ -61,6 +61,10 @@ def test_queue_overrides_inherit_global_defaults() -> None:
         ({"wallboard": {"stale_after": 0}}, "wallboard.stale_after: must be more than 0"),
         ({"wallboard": {"stale_after": "soon"}}, "wallboard.stale_after: expected a duration"),
         ({"wallboard": {"stale": "2m"}}, "wallboard.stale: unknown key"),
+        ({"analyst": {"parquet_worker": "../w1"}}, "analyst.parquet_worker: 1-64 letters, digits"),
+        ({"analyst": {"parquet_worker": ""}}, "analyst.parquet_worker: expected a non-empty string"),
+        ({"analyst": {"parquet_every": "0s"}}, "analyst.parquet_every: must be at least 1s"),
+        ({"analyst": {"parquet": 3}}, "analyst.parquet: expected"),
     ],
 )
 def test_bad_config_names_key_and_problem(raw: dict, message: str) -> None:
@@ -106,3 +110,11 @@ def test_example_file_is_valid() -> None:
 def test_the_worker_runs_duckdb_on_one_thread_unless_told_otherwise() -> None:
     assert config_from_dict({}).kafka.duckdb_threads == 1
     assert config_from_dict({"kafka": {"duckdb_threads": 0}}).kafka.duckdb_threads == 0
+
+
+def test_parquet_store_settings() -> None:
+    a = config_from_dict(
+        {"analyst": {"parquet": "/srv/store", "parquet_worker": "w-1.a", "parquet_every": "2m"}}
+    ).analyst
+    assert (a.parquet, a.parquet_worker, a.parquet_every_s) == (Path("/srv/store"), "w-1.a", 120.0)
+    assert Config().analyst.parquet is None  # no export unless configured

@@ -14,8 +14,11 @@ from metrics.export import names, rules
 from metrics.export.rules import AlertSettings, BurnWindows, RuleSettings, build_rules, render_rules
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPORTED = {m.name for m in names.ALL}
+EXPORTED = {m.name for m in names.ALL} | {
+    f"{m.name}_{part}" for m in names.ALL if m.kind == "histogram" for part in ("bucket", "sum", "count")
+}
 NAME = re.compile(r"(?<![\w:])(callpulse_\w+)")
+AGGREGATED_BY_QUEUE = re.compile(r"(max|sum) by \((job, )?queue\) \(((rate|increase)\()?$")
 
 
 def _rules(settings: AlertSettings | None = None) -> list[dict]:
@@ -41,14 +44,56 @@ def test_every_metric_name_used_is_exported() -> None:
 
 
 def test_every_selector_is_exported_or_up() -> None:
+    records = {r["record"] for r in _rules() if "record" in r}
     for rule in _rules():
         for selected in re.findall(r"([A-Za-z_][\w:]*)\{", rule["expr"]):
-            assert selected in EXPORTED | {"up"}, selected
+            assert selected in EXPORTED | records | {"up"}, selected
+
+
+@pytest.mark.parametrize("group", ["callpulse-kpi", "callpulse-staffing", "callpulse-slo", "callpulse-quality"])
+def test_queue_alerts_read_no_series_of_one_worker(group: str) -> None:
+    """With several workers every series carries its worker's ``instance``: a queue alert that
+    kept that label would fire once per worker exporting the queue (two during a hand-over)
+    and restart its ``for:`` when the queue moves. Each exported series an alert selects
+    must be aggregated by queue (targets are the same on every worker)."""
+    (g,) = [g for g in build_rules()["groups"] if g["name"] == group]
+    for rule in g["rules"]:
+        if "alert" not in rule:
+            continue
+        for m in re.finditer(r"(callpulse_\w+)\{", rule["expr"]):
+            assert m.group(1) in EXPORTED
+            before = rule["expr"][: m.start()]
+            assert AGGREGATED_BY_QUEUE.search(before), (rule["alert"], m.group(1))
+        # Rules rendered for two jobs into one Prometheus must not read each other's records.
+        for m in re.finditer(r"\w*:[\w:]+(\{[^}]*)?", rule["expr"]):
+            assert (m.group(1) or "").startswith('{job="callpulse"'), (rule["alert"], m.group(0))
+
+
+def test_per_queue_gauges_are_recorded_by_owner_and_counters_summed() -> None:
+    recorded = {r["record"]: r["expr"] for r in _rules() if "record" in r}
+    assert recorded["job_queue_window:callpulse_service_level_ratio:min"] == (
+        'min by (job, queue, window) (callpulse_service_level_ratio{job="callpulse"})'
+    )
+    assert recorded["job_queue:callpulse_oldest_wait_seconds:max"] == (
+        'max by (job, queue) (callpulse_oldest_wait_seconds{job="callpulse"})'
+    )
+    for w in names.WINDOWS:
+        assert recorded[f"job_queue:callpulse_calls_offered:rate{w}"] == (
+            f'sum by (job, queue) (rate(callpulse_calls_offered_total{{job="callpulse"}}[{w}]))'
+        )
+        assert recorded[f"job_queue:callpulse_call_wait_seconds:p90_rate{w}"] == (
+            f"histogram_quantile(0.9, job_queue_le:callpulse_call_wait_seconds_bucket:rate{w})"
+        )
+    s = AlertSettings(rate_windows=("20s",))
+    assert {r for r in (x.get("record", "") for x in _rules(s)) if r.endswith("rate20s")} >= {
+        "job_queue:callpulse_calls_offered:rate20s",
+        "job_queue:callpulse_service_level:ratio_rate20s",
+    }
 
 
 def test_one_alert_per_kpi_target() -> None:
     kpi_group = next(g for g in build_rules()["groups"] if g["name"] == "callpulse-kpi")
-    assert [r["alert"] for r in kpi_group["rules"]] == list(rules.KPI_ALERTS)
+    assert [r["alert"] for r in kpi_group["rules"] if "alert" in r] == list(rules.KPI_ALERTS)
     for target in (names.TARGET_SERVICE_LEVEL, names.TARGET_ABANDON_RATE, names.TARGET_ASA, names.TARGET_OLDEST_WAIT):
         users = [r["alert"] for r in kpi_group["rules"] if target.name in r["expr"]]
         assert len(users) == 1, (target.name, users)
@@ -64,9 +109,9 @@ def test_one_alert_per_kpi_target() -> None:
 )
 def test_window_kpis_use_window_and_min_calls(alert: str, kpi: names.MetricName, op: str) -> None:
     (rule,) = _alerts(name=alert)
-    assert f'{kpi.name}{{job="callpulse",window="15m"}}\n    {op} on (queue)' in rule["expr"]
+    assert f":{kpi.name}:" in rule["expr"] and f'{{job="callpulse",window="15m"}}\n    {op} on (queue)' in rule["expr"]
     assert names.MIN_CALLS.name in rule["expr"]
-    assert f'{names.WINDOW_OFFERED.name}{{job="callpulse",window="15m"}}' in rule["expr"]
+    assert f':{names.WINDOW_OFFERED.name}:max{{job="callpulse",window="15m"}}' in rule["expr"]
 
 
 def test_oldest_wait_is_live_and_not_gated_by_min_calls() -> None:
@@ -151,7 +196,8 @@ def test_every_runbook_page_has_its_sections() -> None:
 
 
 def test_burn_rate_windows_are_recorded_and_paired() -> None:
-    records = {r["record"] for r in _rules() if "record" in r}
+    slo = next(g for g in build_rules()["groups"] if g["name"] == "callpulse-slo")
+    records = {r["record"] for r in slo["rules"] if "record" in r}
     assert records == {rules.error_ratio_record(w) for w in ("5m", "30m", "1h", "6h", "3d")}
     page, ticket = _alerts(name=rules.BUDGET_BURN)
     assert page["labels"]["severity"] == "critical" and ticket["labels"]["severity"] == "warning"
@@ -161,7 +207,7 @@ def test_burn_rate_windows_are_recorded_and_paired() -> None:
     assert "ratio_rate1h" in page["expr"] and "> 14.4" in page["expr"]
     assert "ratio_rate30m" in page["expr"] and "> 6\n" in page["expr"]
     assert "ratio_rate3d" in ticket["expr"] and "> 1\n" in ticket["expr"]
-    for r in _rules():
+    for r in slo["rules"]:
         if "record" in r:
             assert names.CALLS_ANSWERED_IN_SL_TOTAL.name in r["expr"]
             assert names.CALLS_OFFERED_TOTAL.name in r["expr"]
@@ -174,10 +220,16 @@ def test_burn_windows_follow_settings() -> None:
     assert len(burn) == 1 and "> 10\n" in burn[0]["expr"]
 
 
-def test_recording_rules_precede_the_alerts_reading_them() -> None:
-    slo = build_rules()["groups"][0]
-    kinds = ["record" if "record" in r else "alert" for r in slo["rules"]]
+@pytest.mark.parametrize("index", range(len(build_rules()["groups"])))
+def test_recording_rules_precede_the_alerts_reading_them(index: int) -> None:
+    group = build_rules()["groups"][index]
+    kinds = ["record" if "record" in r else "alert" for r in group["rules"]]
     assert kinds == sorted(kinds, key=lambda k: k != "record")
+    recorded_before: set[str] = set()
+    for r in group["rules"]:
+        for ref in re.findall(r"[\w]*:[\w:]+", r["expr"]):
+            assert ref in recorded_before or ref not in {x.get("record") for x in group["rules"]}
+        recorded_before.add(r.get("record", ""))
 
 
 @pytest.mark.parametrize(
@@ -196,6 +248,7 @@ def test_recording_rules_precede_the_alerts_reading_them() -> None:
         {"burn_ticket": (BurnWindows("3d", "0s", 1.0),)},
         {"runbook_url": ""},
         {"runbook_url": "javascript://x"},
+        {"rate_windows": ("five minutes",)},
     ],
 )
 def test_bad_settings_raise(kwargs: dict) -> None:
@@ -325,7 +378,7 @@ def test_promtool_fixtures_use_exported_names_and_known_alerts() -> None:
             assert used in EXPORTED, (f.name, used)
         for used in re.findall(r"alertname: (\w+)", text):
             assert used in alerts, (f.name, used)
-        for used in re.findall(r"job_queue:[\w:]+", text):
+        for used in re.findall(r"job_queue\w*:[\w:]+", text):
             assert used in records, (f.name, used)
 
 
