@@ -37,7 +37,9 @@ from typing import Any, TypeVar
 
 from pipeline.core.config import Config, KafkaSettings
 from pipeline.core.engine import Engine
-from pipeline.core.records import RawBatch
+from pipeline.core.errors import OperatorError
+from pipeline.core.ownership import NOTHING, Ownership
+from pipeline.core.records import AdapterMemory, RawBatch
 from pipeline.ingest.sources.kafka import (
     QUEUE_LOG,
     Message,
@@ -48,8 +50,18 @@ from pipeline.ingest.sources.kafka import (
     highest_offsets,
     seek_positions,
     source_name,
-    topic_names,
     wait_for_broker,
+)
+from pipeline.ingest.sources.routing import (
+    BY_QUEUE,
+    QA_ALL,
+    AgentRouter,
+    Forward,
+    broadcast,
+    ensure_routed_topics,
+    producer_for,
+    routed_topic_names,
+    send,
 )
 from pipeline.serve.host import Services
 
@@ -104,6 +116,10 @@ class OffsetSink:
 
     Batches from ``queue_log_topics`` are raw Asterisk lines, decoded by ``queue_log``
     (its parsers live as long as this sink: the worker process); the others are JSON.
+    With ``routed`` (the topic names of ``[kafka] route_by_queue``), ``plan`` gives the
+    forwards of a micro-batch, sent before ``handle_all`` stores it: agent events are
+    stored here too (this worker owns their agents) with the router's memory, QA records
+    only where they are forwarded to (here: what cannot be read, and the offsets).
     """
 
     def __init__(
@@ -113,12 +129,16 @@ class OffsetSink:
         on_stored: Callable[[list[Message]], None] | None = None,
         queue_log_topics: Iterable[str] = (),
         timezone: str = "UTC",
+        routed: dict[str, str] | None = None,
     ) -> None:
         self.engine = engine
         self.on_stored = on_stored
         self.topics = list(topics)
         self.queue_log_topics = frozenset(queue_log_topics)
         self.queue_log = QueueLogDecoder(timezone, recall=engine.store.adapter_memory)
+        self.routed = routed
+        self.router = AgentRouter(engine.store.adapter_memory)
+        self._memory: dict[str, list[AdapterMemory]] = {}  # planned, stored by the next handle_all
         self.stored: dict[tuple[str, int], int] = {}
         self.reload()
 
@@ -129,6 +149,25 @@ class OffsetSink:
     def positions(self, assigned: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         self.reload()
         return seek_positions(assigned, self.stored)
+
+    def plan(self, batches: Iterable[list[Message]]) -> list[Forward]:
+        """The forwards of a micro-batch's fresh messages (none unless ``routed``)."""
+        self._memory = {}
+        if self.routed is None:
+            return []
+        out: list[Forward] = []
+        for messages in batches:
+            new = fresh(messages, self.stored)
+            if not new:
+                continue
+            topic = new[0].topic
+            if topic == self.routed["agents"]:
+                forwards, self._memory[topic] = self.router.forward(self.routed[BY_QUEUE], new, self.stored)
+                out += forwards
+            elif topic == self.routed["qa"]:
+                unreadable = frozenset(d.position for d in batch_from_messages(topic, new).dead)
+                out += broadcast(self.routed[QA_ALL], new, unreadable)
+        return out
 
     def handle_all(self, batches: Iterable[list[Message]]) -> tuple[int, int]:
         """Store one micro-batch (a list of messages per topic) in ONE ``Engine.process``
@@ -158,7 +197,12 @@ class OffsetSink:
         topic = new[0].topic
         if topic in self.queue_log_topics:
             return self.queue_log.batch(topic, new, self.stored)
-        return batch_from_messages(topic, new)
+        batch = batch_from_messages(topic, new)
+        if self.routed is not None and topic == self.routed["agents"]:
+            batch.memory = self._memory.pop(topic, [])
+        elif self.routed is not None and topic == self.routed["qa"]:
+            batch = RawBatch(batch.source, batch.frame.clear(), batch.dead, batch.offsets)
+        return batch
 
 
 class BatchFeed:
@@ -272,6 +316,10 @@ def build_app(settings: KafkaSettings, options: WorkerOptions, datadir: str) -> 
         broker_session_timeout=options.session_timeout_s,
         broker_heartbeat_interval=max(1.0, options.session_timeout_s / 4),
         consumer_max_fetch_size=8 * 1_048_576,
+        # faust's own PartitionAssignor only while this is >= 1 (at 0, without tables, aiokafka's
+        # round robin): it gives a member the same partition numbers of every topic with the
+        # same partition count, which route_by_queue relies on (calls and agents_by_queue).
+        table_standby_replicas=1,
     )
 
 
@@ -298,7 +346,8 @@ class KafkaWorker:
         self.pii_key = pii_key
         self.options = options
         self.settings = config.kafka
-        self.topics = topic_names(self.settings)
+        self.topics = routed_topic_names(self.settings)
+        self.routed = self.topics if self.settings.route_by_queue else None
         self.summary = WorkerSummary()
         self._stop = threading.Event()
         self._thread = EngineThread()
@@ -306,6 +355,7 @@ class KafkaWorker:
         self.sink: OffsetSink | None = None
         self.services: Services | None = None  # while running
         self._fatal: BaseException | None = None
+        self._crash: BaseException | None = None  # a forward that failed: the session restarts
 
     def stop(self) -> None:
         """Ask the worker to stop after the batch in hand (any thread)."""
@@ -322,7 +372,10 @@ class KafkaWorker:
             self.on_stored,
             queue_log_topics=[self.topics[QUEUE_LOG]],
             timezone=self.config.timezone,
+            routed=self.routed,
         )
+        if self.routed is not None:
+            self.engine.ownership = NOTHING  # until the group assigns partitions
         if self.start_services is None:
             return None
         return self.start_services(self.engine, self.config, self.options.serve)
@@ -357,6 +410,8 @@ class KafkaWorker:
         gc.freeze()
         try:
             wait_for_broker(self.settings, self.on_broker_retry, self._stop)
+            if self.routed is not None:
+                ensure_routed_topics(self.settings)
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 self.summary.sessions += 1
                 crashed = self._session(deadline, on_progress)
@@ -406,6 +461,8 @@ class KafkaWorker:
         summary = self.summary
         sink = self.sink
         assert sink is not None
+        producer = producer_for(self.settings) if self.routed is not None else None
+        self._crash = None
 
         async def handle(batches: list[list[Message]]) -> None:
             try:
@@ -414,8 +471,15 @@ class KafkaWorker:
                 feed.done()
 
         async def store(batches: list[list[Message]]) -> None:
-            if not batches or self._stop.is_set():
+            if not batches or self._stop.is_set() or self._crash is not None:
                 return
+            if producer is not None:
+                forwards = await self._thread.run(sink.plan, batches)
+                try:
+                    await send(producer, forwards)
+                except Exception as exc:  # noqa: BLE001 - the broker away: a new session retries the batch
+                    self._crash = exc
+                    return
             try:
                 stored, skipped = await self._thread.run(sink.handle_all, batches)
             except Exception as exc:  # a store failure is a bug or a broken disk: stop loudly
@@ -436,9 +500,17 @@ class KafkaWorker:
         feed.channel = app.channel(maxsize=1)
         app.agent(feed.channel, name="callpulse.store", concurrency=1)(store_agent(handle))
 
+        @app.on_partitions_revoked.connect  # type: ignore[misc]
+        async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+            if self.routed is not None and self.engine is not None:
+                # Every member lets go before any is assigned: no queue is exported twice.
+                self.engine.ownership = NOTHING
+
         @app.on_partitions_assigned.connect  # type: ignore[misc]
         async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
             mine = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in ours)
+            if self.routed is not None:
+                await self._claim(app, mine)
             positions = await self._thread.run(sink.positions, mine)
             if not positions:
                 return
@@ -461,6 +533,8 @@ class KafkaWorker:
             redirect_stdouts=False,
             loglevel="WARNING",
         )
+        if producer is not None:
+            await producer.start()
         await worker.start()
         idle_tick = time.monotonic()
         try:
@@ -475,10 +549,39 @@ class KafkaWorker:
                     break
                 if app.crashed or worker.crashed:
                     return app.crash_reason or worker.crash_reason or RuntimeError("faust crashed")
+                if self._crash is not None:
+                    return self._crash
                 if worker.should_stop:  # SIGTERM / SIGINT through faust's handlers
                     self._stop.set()
                     break
                 await asyncio.sleep(0.1)
             return None
         finally:
-            await worker.stop()
+            try:
+                await worker.stop()
+            finally:
+                if producer is not None:
+                    await producer.stop()
+
+    async def _claim(self, app: Any, mine: list[tuple[str, int]]) -> None:
+        """Take the queues and agents of the assigned partitions (``route_by_queue``): the
+        exports show them from now on, and ``worker_partitions`` records the claim."""
+        names = self.topics
+        count = {kind: app.consumer.topic_partitions(names[kind]) or 0 for kind in ("calls", "agents", BY_QUEUE)}
+        held = {kind: sorted(p for t, p in mine if t == names[kind]) for kind in ("calls", BY_QUEUE)}
+        if count["calls"] != count[BY_QUEUE] or held["calls"] != held[BY_QUEUE]:
+            self._fatal = OperatorError(
+                f"kafka: {names['calls']} has {count['calls']} partitions and {names[BY_QUEUE]} {count[BY_QUEUE]}, "
+                f"assigned here {held['calls']} and {held[BY_QUEUE]}; with [kafka] route_by_queue both need the "
+                f"same number of partitions: recreate {names[BY_QUEUE]} with {count['calls']}"
+            )
+            self._stop.set()
+            return
+        assert self.engine is not None
+        self.engine.ownership = Ownership(
+            frozenset(mine), names["calls"], count["calls"], names["agents"], count["agents"]
+        )
+        claim = [(source_name(t), p) for t, p in mine]
+        generation = int(app.consumer_generation_id or 0)
+        await self._thread.run(self.engine.store.save_assignment, self.settings.worker_id, generation, claim)
+        log.info("worker %s holds %s (generation %d)", self.settings.worker_id, mine, generation)
