@@ -58,6 +58,7 @@ from pipeline.ingest.sources.routing import (
     AgentRouter,
     Forward,
     broadcast,
+    check_copartitioned,
     ensure_routed_topics,
     producer_for,
     routed_topic_names,
@@ -222,6 +223,9 @@ class BatchFeed:
         self.batcher = MicroBatcher(batch_size, within_s)
         self.channel: Any = None  # the store agent's channel, set once the app exists
         self.queued = 0  # batches sent to the agent that it has not finished storing
+        # Per group generation, where each assigned partition resumes (DuckDB's offset + 1),
+        # set by the assignment hook and applied by ``drain`` before it keeps what it fetches.
+        self.seeks: dict[int, dict[Any, int]] = {}
 
     def done(self) -> None:
         """The agent finished a batch (stored or not)."""
@@ -230,16 +234,23 @@ class BatchFeed:
     async def drain(self, consumer: Any, fetcher: Any) -> None:
         """Runs as faust's Fetcher task until the consumer or the fetcher stops."""
         app = consumer.app
-        generation = app.consumer_generation_id
+        sought = -1  # the generation whose positions were applied
         batcher = self.batcher
         while not (consumer._stopped.is_set() or fetcher._stopped.is_set()):
             timeout = max(0.01, batcher.wait_s(time.monotonic()))
             records, _ = await consumer._wait_next_records(timeout)
-            if app.consumer_generation_id != generation or not consumer.flow_active:
-                # A rebalance: what was fetched may belong to partitions now elsewhere;
-                # the assignment hook seeks every partition to DuckDB's offset again.
+            generation = app.consumer_generation_id
+            if generation != sought or not consumer.flow_active:
+                # A rebalance: what was fetched may belong to partitions now elsewhere, or
+                # start at the group's committed offset (faust seeks there when it resumes).
+                # Drop it, and once the hook decided the positions move every assigned
+                # partition to DuckDB's offset, here, after faust's own seek: the hook
+                # itself runs inside aiokafka's rebalance, where a seek or commit of a
+                # running consumer can leave its fetcher stalled for good.
                 batcher.clear()
-                generation = app.consumer_generation_id
+                self.queued = 0  # faust empties the agent's channel when flow resumes
+                if await self._resume(consumer, generation):
+                    sought = generation
                 continue
             now = time.monotonic()
             for tp, recs in (records or {}).items():
@@ -250,6 +261,19 @@ class BatchFeed:
             if batcher.due(now, room=self.queued == 0):
                 self.queued += 1
                 await self.channel.send(value=batcher.take(now))
+
+    async def _resume(self, consumer: Any, generation: int) -> bool:
+        """Apply the generation's positions if the hook set them (else wait a little);
+        whether they were applied."""
+        positions = self.seeks.get(generation)
+        if positions is None or not consumer.flow_active:
+            await asyncio.sleep(0.05)
+            return False
+        if positions:
+            # on the consumer's thread: faust's plain ``seek`` calls aiokafka from this one
+            await consumer.seek_wait(positions)
+        self.seeks.pop(generation, None)
+        return True
 
 
 def high_watermark(consumer: Any, tp: Any) -> int | None:
@@ -356,6 +380,7 @@ class KafkaWorker:
         self.services: Services | None = None  # while running
         self._fatal: BaseException | None = None
         self._crash: BaseException | None = None  # a forward that failed: the session restarts
+        self.partitions: dict[str, int] = {}  # per topic kind (route_by_queue), read at start
 
     def stop(self) -> None:
         """Ask the worker to stop after the batch in hand (any thread)."""
@@ -411,7 +436,7 @@ class KafkaWorker:
         try:
             wait_for_broker(self.settings, self.on_broker_retry, self._stop)
             if self.routed is not None:
-                ensure_routed_topics(self.settings)
+                self.partitions = check_copartitioned(ensure_routed_topics(self.settings), self.topics)
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 self.summary.sessions += 1
                 crashed = self._session(deadline, on_progress)
@@ -508,21 +533,17 @@ class KafkaWorker:
 
         @app.on_partitions_assigned.connect  # type: ignore[misc]
         async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+            generation = app.consumer_generation_id
             mine = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in ours)
             if self.routed is not None:
                 await self._claim(app, mine)
             positions = await self._thread.run(sink.positions, mine)
-            if not positions:
-                return
             offsets = {TP(t, p): o for (t, p), o in positions.items()}
             log.info("resuming from DuckDB offsets: %s", offsets)
-            # Kafka's committed offset follows DuckDB: faust seeks to the committed
-            # offset once recovery completes, so commit first, then seek as well.
-            # (Faust may still leave the group's committed offset behind afterwards,
-            # faust-streaming#606; DuckDB's offsets are what the worker resumes from.)
-            await app.consumer._commit(offsets)
-            for tp, offset in offsets.items():
-                await app.consumer.seek(tp, offset)
+            # Applied by the drain once faust resumed (BatchFeed.drain); Kafka's committed
+            # offsets follow each stored batch (commit_stored), for lag monitors only
+            # (faust-streaming#606: DuckDB's offsets are what the worker resumes from).
+            feed.seeks = {generation: offsets}
 
         worker = faust.Worker(
             app,
@@ -567,13 +588,13 @@ class KafkaWorker:
         """Take the queues and agents of the assigned partitions (``route_by_queue``): the
         exports show them from now on, and ``worker_partitions`` records the claim."""
         names = self.topics
-        count = {kind: app.consumer.topic_partitions(names[kind]) or 0 for kind in ("calls", "agents", BY_QUEUE)}
+        count = self.partitions
         held = {kind: sorted(p for t, p in mine if t == names[kind]) for kind in ("calls", BY_QUEUE)}
-        if count["calls"] != count[BY_QUEUE] or held["calls"] != held[BY_QUEUE]:
+        if held["calls"] != held[BY_QUEUE]:
             self._fatal = OperatorError(
-                f"kafka: {names['calls']} has {count['calls']} partitions and {names[BY_QUEUE]} {count[BY_QUEUE]}, "
-                f"assigned here {held['calls']} and {held[BY_QUEUE]}; with [kafka] route_by_queue both need the "
-                f"same number of partitions: recreate {names[BY_QUEUE]} with {count['calls']}"
+                f"kafka: assigned partitions {held['calls']} of {names['calls']} but {held[BY_QUEUE]} of "
+                f"{names[BY_QUEUE]}; route_by_queue needs faust's co-partitioning assignor: every worker of group "
+                f"{self.settings.group} must run with [kafka] route_by_queue"
             )
             self._stop.set()
             return

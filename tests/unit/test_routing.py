@@ -376,3 +376,17 @@ def test_worker_id_and_the_database_path() -> None:
         for_worker(cfg, "a/b")
     with pytest.raises(ConfigError, match="kafka.route_by_queue"):
         _kafka({"route_by_queue": "yes"})
+
+
+def test_the_claim_on_partitions_is_replaced_at_each_assignment() -> None:
+    eng = engine()
+    try:
+        claims = "SELECT worker, source, partition, generation FROM worker_partitions ORDER BY ALL"
+        eng.store.save_assignment("w1", 4, [("kafka:p.calls", 0), ("kafka:p.calls", 2)])
+        assert rows(eng, claims) == [("w1", "kafka:p.calls", 0, 4), ("w1", "kafka:p.calls", 2, 4)]
+        eng.store.save_assignment("w1", 7, [("kafka:p.agents", 1)])
+        assert rows(eng, claims) == [("w1", "kafka:p.agents", 1, 7)]
+        eng.store.save_assignment("w1", 9, [])
+        assert rows(eng, claims) == []
+    finally:
+        eng.close()

@@ -177,13 +177,13 @@ def producer_for(settings: KafkaSettings) -> Any:
     )
 
 
-def ensure_routed_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> list[str]:
+def ensure_routed_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> dict[str, int]:
     """Create the topics forwarded to, if missing, with as many partitions as the calls
-    topic (which must exist); return the ones created."""
+    topic (which must exist); return the partition count of each topic kind."""
     return asyncio.run(_ensure_routed_topics(settings, timeout_s))
 
 
-async def _ensure_routed_topics(settings: KafkaSettings, timeout_s: float) -> list[str]:
+async def _ensure_routed_topics(settings: KafkaSettings, timeout_s: float) -> dict[str, int]:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     names = routed_topic_names(settings)
@@ -196,14 +196,34 @@ async def _ensure_routed_topics(settings: KafkaSettings, timeout_s: float) -> li
                 f"kafka: topic {names['calls']} does not exist; create the topics first "
                 "(`callpulse produce` does; --partitions: at least as many as workers)"
             )
-        described = await admin.describe_topics([names["calls"]])
-        partitions = len(described[0]["partitions"])
+        partitions = await _partitions(admin, [names["calls"]])
         missing = [names[k] for k in ROUTED_KINDS if names[k] not in existing]
         if missing:
             await admin.create_topics(
-                [NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in missing],
+                [NewTopic(name=t, num_partitions=partitions[names["calls"]], replication_factor=1) for t in missing],
                 timeout_ms=int(timeout_s * 1000),
             )
-        return missing
+        present = [t for t in names.values() if t in existing or t in missing]
+        counts = await _partitions(admin, present)
+        return {kind: counts.get(topic, 0) for kind, topic in names.items()}
     finally:
         await admin.close()
+
+
+def check_copartitioned(partitions: dict[str, int], names: Mapping[str, str]) -> dict[str, int]:
+    """``partitions`` (per topic kind) if the calls and agents_by_queue topics have as many
+    partitions as each other, so that a queue's key lands on the same partition number in both."""
+    calls, by_queue = partitions.get("calls", 0), partitions.get(BY_QUEUE, 0)
+    if calls != by_queue:
+        raise OperatorError(
+            f"kafka: {names['calls']} has {calls} partitions and {names[BY_QUEUE]} {by_queue}; with "
+            f"[kafka] route_by_queue they must be equal: delete {names[BY_QUEUE]} (the workers recreate it "
+            f"with {calls}) or give it {calls}"
+        )
+    return partitions
+
+
+async def _partitions(admin: Any, topics: list[str]) -> dict[str, int]:
+    """Partitions per topic, from the cluster's metadata (the worker's consumer may not
+    have it yet when its first assignment arrives)."""
+    return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(topics) if not t.get("error_code")}
