@@ -390,3 +390,14 @@ def test_the_claim_on_partitions_is_replaced_at_each_assignment() -> None:
         assert rows(eng, claims) == []
     finally:
         eng.close()
+
+
+def test_calls_and_agents_by_queue_must_have_as_many_partitions() -> None:
+    from pipeline.core.errors import OperatorError
+    from pipeline.ingest.sources.routing import check_copartitioned
+
+    names_ = routed_topic_names(KafkaSettings(topic_prefix="x.", route_by_queue=True))
+    fine = {"calls": 6, "agents": 3, BY_QUEUE: 6, QA_ALL: 2}
+    assert check_copartitioned(fine, names_) is fine
+    with pytest.raises(OperatorError, match=r"x\.calls has 6 partitions and x\.agents_by_queue 3"):
+        check_copartitioned({**fine, BY_QUEUE: 3}, names_)
