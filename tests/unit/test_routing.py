@@ -285,6 +285,7 @@ def test_three_workers_routed_by_queue_equal_one_engine() -> None:
     try:
         single.process_all([_raw(records)])
         wm = single.store.watermark()
+        assert wm is not None
         for node in nodes:  # each worker's windows end at its own newest event: align them for the comparison
             node.engine.store.con.execute("UPDATE pipeline_state SET watermark = $wm", {"wm": wm})
         for query, order in (
