@@ -39,6 +39,7 @@ from pipeline.core.counters import WAIT_BUCKETS as WAIT_BUCKETS
 from pipeline.core.counters import reason_label as reason_label
 from pipeline.core.counters import source_kind as source_kind
 from pipeline.core.counters import wait_bounds as wait_bounds
+from pipeline.core.ownership import EVERYTHING, Ownership
 from pipeline.core.records import LOGGED_IN_STATES
 
 PREFIX = names.PREFIX
@@ -169,10 +170,14 @@ class KpiCollector(Collector):
         source: Callable[[], ExportState | None],
         clock: Clock | None = None,
         per_agent: bool = False,
+        ownership: Callable[[], Ownership] | None = None,
     ) -> None:
+        """``ownership()`` says, at each scrape, which queues, agents and partitions this
+        process answers for (a worker sharing the queues of a group); the rest is not shown."""
         self.source = source
         self.clock = clock or (lambda: datetime.now(UTC))
         self.per_agent = per_agent
+        self.ownership = ownership or (lambda: EVERYTHING)
 
     def describe(self) -> Iterator[Metric]:
         """Empty families with every name this collector may export (no data read)."""
@@ -183,18 +188,21 @@ class KpiCollector(Collector):
         state = self.source() or ExportState(snapshot=None)
         fam = {m.name: _family(m) for m in (*names.ALL, *(names.PER_AGENT if self.per_agent else ()))}
         snap = state.snapshot
+        owned = self.ownership()
         if snap is not None:
-            self._queues(snap, state, fam)
-        self._health(snap, state.health, fam)
+            self._queues(snap, state, fam, owned)
+        self._health(snap, state.health, fam, owned)
         if self.per_agent and state.agents is not None:
-            self._agents(state.agents, state.agent_kpis, fam)
+            self._agents(state.agents, state.agent_kpis, fam, owned)
         yield from fam.values()
 
     # -- per queue ---------------------------------------------------------------------
 
-    def _queues(self, snap: KpiSnapshot, state: ExportState, fam: dict[str, Metric]) -> None:
+    def _queues(self, snap: KpiSnapshot, state: ExportState, fam: dict[str, Metric], owned: Ownership) -> None:
         bounds = [_le(b) for b in state.wait_bounds]
         for queue, q in sorted(snap.queues.items()):
+            if not owned.owns_queue(queue):
+                continue
             for window, kpis in q.windows.items():
                 for metric, attr in _WINDOW_GAUGES:
                     _add(fam, metric, [queue, window], _kpi(kpis, attr))
@@ -250,7 +258,7 @@ class KpiCollector(Collector):
 
     # -- pipeline health ---------------------------------------------------------------
 
-    def _health(self, snap: KpiSnapshot | None, h: Health, fam: dict[str, Metric]) -> None:
+    def _health(self, snap: KpiSnapshot | None, h: Health, fam: dict[str, Metric], owned: Ownership) -> None:
         for source, n in sorted(h.ingested.items()):
             _add(fam, names.EVENTS_INGESTED_TOTAL, [source], n)
         # A source that stored records but never met a duplicate still exports 0, so a
@@ -268,16 +276,23 @@ class KpiCollector(Collector):
         for job, n in sorted(h.refresh_failures.items()):
             _add(fam, names.REFRESH_FAILURES_TOTAL, [job], n)
         for o in h.offsets:
+            if not owned.owns_partition(o.topic, o.partition):
+                continue
             _add(fam, names.KAFKA_STORED_OFFSET, [o.topic, str(o.partition)], o.offset)
             _add(fam, names.KAFKA_LAG, [o.topic, str(o.partition)], o.lag)
         if snap is not None and snap.watermark is not None:
             _add(fam, names.LAST_EVENT, [], snap.watermark.timestamp())
             _add(fam, names.WATERMARK_LAG, [], (self.clock() - snap.watermark).total_seconds())
 
-    def _agents(self, agents: tuple[AgentRow, ...], kpis: tuple[AgentKpis, ...], fam: dict[str, Metric]) -> None:
+    def _agents(
+        self, agents: tuple[AgentRow, ...], kpis: tuple[AgentKpis, ...], fam: dict[str, Metric], owned: Ownership
+    ) -> None:
         for row in agents:
-            _add(fam, names.AGENT_STATE, [row.agent, row.state, row.reason], 1)
+            if owned.owns_agent(row.agent):
+                _add(fam, names.AGENT_STATE, [row.agent, row.state, row.reason], 1)
         for k in kpis:
+            if not owned.owns_agent(k.agent):
+                continue
             for window, w in sorted(k.windows.items()):
                 _add(fam, names.AGENT_HANDLED, [k.agent, window], w.handled)
                 _add(fam, names.AGENT_AHT, [k.agent, window], w.aht_s)

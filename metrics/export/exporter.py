@@ -50,6 +50,7 @@ from metrics.kpi.snapshot import KpiSnapshot
 from pipeline.core import counters, sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.engine import Totals
+from pipeline.core.ownership import Ownership
 from pipeline.core.store import agents_lookback
 from pipeline.serve.host import Services
 from pipeline.serve.http import Response
@@ -108,6 +109,7 @@ class Exporter:
         snapshot: Any = None,
         clock: Any = None,
         failures: Callable[[], Mapping[str, int]] | None = None,
+        ownership: Callable[[], Ownership] | None = None,
     ) -> None:
         self.config = config
         self.totals = totals
@@ -119,7 +121,9 @@ class Exporter:
         self._lock = threading.Lock()
         self._live = ExportState(snapshot=None)
         self._boards = ExportState(snapshot=None)
-        self.collector = KpiCollector(lambda: self.state, clock=clock, per_agent=config.exporter.per_agent)
+        self.collector = KpiCollector(
+            lambda: self.state, clock=clock, per_agent=config.exporter.per_agent, ownership=ownership
+        )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self.collector)
 
@@ -211,6 +215,7 @@ def attach(services: Services) -> Exporter:
         snapshot=lambda: services.published.get("snapshot"),
         clock=lambda: _now(services),
         failures=failures,
+        ownership=lambda: services.engine.ownership,
     )
     refresher.add(LIVE_JOB, exporter.live, live=True)
     refresher.add(PUBLISHED, exporter.boards)

@@ -5,7 +5,8 @@ breach check all read this one snapshot, so they can never disagree.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -149,6 +150,13 @@ class KpiSnapshot:
                 for name, q in sorted(self.queues.items())
             },
         }
+
+
+def owned_only(snap: KpiSnapshot, owns: Callable[[str], bool]) -> KpiSnapshot:
+    """The snapshot without the queues ``owns`` refuses (a worker sharing a group's queues
+    shows its own: docs/kafka.md)."""
+    kept = {name: q for name, q in snap.queues.items() if owns(name)}
+    return snap if len(kept) == len(snap.queues) else replace(snap, queues=kept)
 
 
 def staffing_window(windows: tuple[tuple[str, int], ...], interval_s: int) -> tuple[str, int] | None:

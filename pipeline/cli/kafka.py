@@ -22,7 +22,7 @@ from rich.progress import Progress, TaskID
 
 from pipeline.cli.output import error_console
 from pipeline.cli.progress import progress_bar
-from pipeline.core.config import Config, load_config, pii_key_from_env
+from pipeline.core.config import Config, for_worker, load_config, pii_key_from_env
 from pipeline.core.errors import EXIT_INTERRUPTED, not_a_directory
 
 log = logging.getLogger("callpulse.worker")
@@ -74,18 +74,23 @@ def worker(
         bool, typer.Option(help="Serve /metrics and the wallboard (exporter host/port from config)")
     ] = True,
     session_timeout: Annotated[float, typer.Option(help="Consumer-group session timeout, seconds")] = 10.0,
+    worker_id: Annotated[
+        str | None,
+        typer.Option(help="This worker's name (default: [kafka] worker_id, else the host's); {worker} in --db"),
+    ] = None,
 ) -> None:
     """Consume the Kafka topics into DuckDB (faust-streaming), exactly once in effect."""
     from pipeline.cli.services import start_services
     from pipeline.ingest.worker import KafkaWorker, WorkerOptions, WorkerSummary
 
-    cfg = kafka_config(config, db, bootstrap, group, topic_prefix)
+    cfg = for_worker(kafka_config(config, db, bootstrap, group, topic_prefix), worker_id)
     key = pii_key_from_env(required=True)
     assert key is not None
     options = WorkerOptions(duration_s=duration, max_events=max_events, serve=serve, session_timeout_s=session_timeout)
     w = KafkaWorker(cfg, key, options, start_services=start_services, on_broker_retry=_say_retry(cfg))
     console.print(
         f"worker: {cfg.kafka.bootstrap} group {cfg.kafka.group} topics {', '.join(w.topics.values())} → {cfg.db}"
+        + (f" (worker id {cfg.kafka.worker_id}, queues routed)" if cfg.kafka.route_by_queue else "")
     )
     last = [0.0, -1.0]
 

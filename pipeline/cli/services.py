@@ -6,7 +6,7 @@ from __future__ import annotations
 from dashboards import wallboard
 from metrics.export import exporter
 from metrics.kpi import breaches
-from metrics.kpi.snapshot import take_snapshot
+from metrics.kpi.snapshot import owned_only, take_snapshot
 from pipeline.core.config import Config
 from pipeline.core.engine import Engine
 from pipeline.ops import analyst_copy, parquet_store
@@ -23,7 +23,10 @@ def start_services(engine: Engine, config: Config, serve: bool = True, refresh_e
     refresher = Refresher(engine.store.con, published, every_s=refresh_every_s)
     # Pushed: the live tiles and counters follow every batch (the exporter's and the
     # wallboard's live jobs read this snapshot); the boards' heavier reads stay on the refresher.
-    refresher.add("snapshot", lambda con: take_snapshot(con, config.windows), live=True)
+    # A worker sharing the queues of a group shows its own (engine.ownership, read at each refresh).
+    refresher.add(
+        "snapshot", lambda con: owned_only(take_snapshot(con, config.windows), engine.ownership.owns_queue), live=True
+    )
     engine.subscribe(refresher)
     server = HttpServer(config.exporter.host, config.exporter.port) if serve else None
     services = Services(engine, config, published, refresher, server)

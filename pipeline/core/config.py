@@ -87,6 +87,11 @@ class KafkaSettings:
     # How long `worker` and `produce` keep trying to reach the broker at start (back-off
     # 1, 2, 4 ... 30 s between attempts) before giving up; 0: one attempt.
     start_timeout_s: float = 120.0
+    # Several workers in one group, each owning the queues of its calls partitions: agent
+    # events are forwarded to the owners of the agent's queues (docs/kafka.md).
+    route_by_queue: bool = False
+    # This worker's name ("": the host's), in worker_partitions and for {worker} in the db path.
+    worker_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,9 +264,25 @@ def _kafka(raw: Any) -> KafkaSettings:
     k = _table(
         raw,
         "kafka",
-        {"bootstrap", "group", "topic_prefix", "batch_size", "batch_within", "duckdb_threads", "start_timeout"},
+        {
+            "bootstrap",
+            "group",
+            "topic_prefix",
+            "batch_size",
+            "batch_within",
+            "duckdb_threads",
+            "start_timeout",
+            "route_by_queue",
+            "worker_id",
+        },
     )
     d = KafkaSettings()
+    route_by_queue = k.get("route_by_queue", d.route_by_queue)
+    if not isinstance(route_by_queue, bool):
+        raise ConfigError(f"kafka.route_by_queue: expected true or false, got {route_by_queue!r}")
+    worker_id = k.get("worker_id", d.worker_id)
+    if worker_id != "":
+        worker_id = check_worker_id(_string(worker_id, "kafka.worker_id"), "kafka.worker_id")
     return KafkaSettings(
         bootstrap=_string(k.get("bootstrap", d.bootstrap), "kafka.bootstrap"),
         group=_string(k.get("group", d.group), "kafka.group"),
@@ -270,7 +291,33 @@ def _kafka(raw: Any) -> KafkaSettings:
         batch_within_s=parse_duration(k.get("batch_within", d.batch_within_s), "kafka.batch_within"),
         duckdb_threads=_integer(k.get("duckdb_threads", d.duckdb_threads), "kafka.duckdb_threads", 0),
         start_timeout_s=parse_duration(k.get("start_timeout", d.start_timeout_s), "kafka.start_timeout"),
+        route_by_queue=route_by_queue,
+        worker_id=worker_id,
     )
+
+
+def for_worker(config: Config, worker_id: str | None = None) -> Config:
+    """The config of one worker: its id (``worker_id``, else ``[kafka] worker_id``, else the
+    host's name) in ``kafka.worker_id`` and in place of ``{worker}`` in the database path."""
+    import socket
+
+    if worker_id is not None:
+        chosen = check_worker_id(worker_id, "--worker-id")
+    elif config.kafka.worker_id:
+        chosen = config.kafka.worker_id
+    else:
+        chosen = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("-.")[:64] or "worker"
+    db = Path(str(config.db).replace("{worker}", chosen))
+    return replace(config, db=db, kafka=replace(config.kafka, worker_id=chosen))
+
+
+def check_worker_id(worker_id: str, key: str) -> str:
+    """A worker id is part of a file name ({worker} in the db path): letters, digits, ``._-``."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", worker_id):
+        raise ConfigError(
+            f"{key}: {worker_id!r} is not a usable worker id; use up to 64 letters, digits, '.', '_' or '-'"
+        )
+    return worker_id
 
 
 def _exporter(raw: Any) -> ExporterSettings:

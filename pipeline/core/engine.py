@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pipeline.core.config import Config
 from pipeline.core.normalize import Normalized, normalize
+from pipeline.core.ownership import EVERYTHING, Ownership
 from pipeline.core.pii import CallerHasher, key_fingerprint
 from pipeline.core.records import RawBatch
 from pipeline.core.store import Store, StoreCounts
@@ -99,6 +100,9 @@ class Engine:
         self.totals = Totals()
         self._listeners: list[Callable[[BatchResult], None]] = [on_batch] if on_batch else []
         self._drain_listeners: list[Callable[[], None]] = []
+        # What the exports show: a worker in a group sharing queues replaces it at each
+        # assignment (one reference, read by any thread).
+        self.ownership: Ownership = EVERYTHING
 
     @classmethod
     def open(cls, config: Config, pii_key: bytes, db: Path | str | None = None, clock: Clock = wall_clock) -> Engine:

@@ -444,6 +444,19 @@ class Store:
     def offsets(self, source: str) -> dict[int, int]:
         return {p: o for p, o in sqlfiles.rows(self.con, "ingest/source_offsets", source=source)}
 
+    def save_assignment(self, worker: str, generation: int, assigned: list[tuple[str, int]]) -> None:
+        """Replace the worker's claim on its (source, partition)s (``worker_partitions``)."""
+        with sqlfiles.transaction(self.con):
+            sqlfiles.run(
+                self.con,
+                "ingest/save_assignment",
+                worker=worker,
+                sources=[s for s, _ in assigned],
+                partitions=[p for _, p in assigned],
+                generation=generation,
+                assigned_at=datetime.now(UTC),
+            )
+
     def adapter_memory(self, source: str, partition: int) -> tuple[AgentMemory, ...]:
         """What a stateful adapter remembered of its agents at the partition's stored offset."""
         return tuple(

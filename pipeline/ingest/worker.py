@@ -37,7 +37,9 @@ from typing import Any, TypeVar
 
 from pipeline.core.config import Config, KafkaSettings
 from pipeline.core.engine import Engine
-from pipeline.core.records import RawBatch
+from pipeline.core.errors import OperatorError
+from pipeline.core.ownership import NOTHING, Ownership
+from pipeline.core.records import AdapterMemory, RawBatch
 from pipeline.ingest.sources.kafka import (
     QUEUE_LOG,
     Message,
@@ -48,8 +50,19 @@ from pipeline.ingest.sources.kafka import (
     highest_offsets,
     seek_positions,
     source_name,
-    topic_names,
     wait_for_broker,
+)
+from pipeline.ingest.sources.routing import (
+    BY_QUEUE,
+    QA_ALL,
+    AgentRouter,
+    Forward,
+    broadcast,
+    check_copartitioned,
+    ensure_routed_topics,
+    producer_for,
+    routed_topic_names,
+    send,
 )
 from pipeline.serve.host import Services
 
@@ -104,6 +117,10 @@ class OffsetSink:
 
     Batches from ``queue_log_topics`` are raw Asterisk lines, decoded by ``queue_log``
     (its parsers live as long as this sink: the worker process); the others are JSON.
+    With ``routed`` (the topic names of ``[kafka] route_by_queue``), ``plan`` gives the
+    forwards of a micro-batch, sent before ``handle_all`` stores it: agent events are
+    stored here too (this worker owns their agents) with the router's memory, QA records
+    only where they are forwarded to (here: what cannot be read, and the offsets).
     """
 
     def __init__(
@@ -113,12 +130,16 @@ class OffsetSink:
         on_stored: Callable[[list[Message]], None] | None = None,
         queue_log_topics: Iterable[str] = (),
         timezone: str = "UTC",
+        routed: dict[str, str] | None = None,
     ) -> None:
         self.engine = engine
         self.on_stored = on_stored
         self.topics = list(topics)
         self.queue_log_topics = frozenset(queue_log_topics)
         self.queue_log = QueueLogDecoder(timezone, recall=engine.store.adapter_memory)
+        self.routed = routed
+        self.router = AgentRouter(engine.store.adapter_memory)
+        self._memory: dict[str, list[AdapterMemory]] = {}  # planned, stored by the next handle_all
         self.stored: dict[tuple[str, int], int] = {}
         self.reload()
 
@@ -129,6 +150,25 @@ class OffsetSink:
     def positions(self, assigned: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         self.reload()
         return seek_positions(assigned, self.stored)
+
+    def plan(self, batches: Iterable[list[Message]]) -> list[Forward]:
+        """The forwards of a micro-batch's fresh messages (none unless ``routed``)."""
+        self._memory = {}
+        if self.routed is None:
+            return []
+        out: list[Forward] = []
+        for messages in batches:
+            new = fresh(messages, self.stored)
+            if not new:
+                continue
+            topic = new[0].topic
+            if topic == self.routed["agents"]:
+                forwards, self._memory[topic] = self.router.forward(self.routed[BY_QUEUE], new, self.stored)
+                out += forwards
+            elif topic == self.routed["qa"]:
+                unreadable = frozenset(d.position for d in batch_from_messages(topic, new).dead)
+                out += broadcast(self.routed[QA_ALL], new, unreadable)
+        return out
 
     def handle_all(self, batches: Iterable[list[Message]]) -> tuple[int, int]:
         """Store one micro-batch (a list of messages per topic) in ONE ``Engine.process``
@@ -158,7 +198,12 @@ class OffsetSink:
         topic = new[0].topic
         if topic in self.queue_log_topics:
             return self.queue_log.batch(topic, new, self.stored)
-        return batch_from_messages(topic, new)
+        batch = batch_from_messages(topic, new)
+        if self.routed is not None and topic == self.routed["agents"]:
+            batch.memory = self._memory.pop(topic, [])
+        elif self.routed is not None and topic == self.routed["qa"]:
+            batch = RawBatch(batch.source, batch.frame.clear(), batch.dead, batch.offsets)
+        return batch
 
 
 class BatchFeed:
@@ -178,6 +223,9 @@ class BatchFeed:
         self.batcher = MicroBatcher(batch_size, within_s)
         self.channel: Any = None  # the store agent's channel, set once the app exists
         self.queued = 0  # batches sent to the agent that it has not finished storing
+        # Per group generation, where each assigned partition resumes (DuckDB's offset + 1),
+        # set by the assignment hook and applied by ``drain`` before it keeps what it fetches.
+        self.seeks: dict[int, dict[Any, int]] = {}
 
     def done(self) -> None:
         """The agent finished a batch (stored or not)."""
@@ -186,16 +234,23 @@ class BatchFeed:
     async def drain(self, consumer: Any, fetcher: Any) -> None:
         """Runs as faust's Fetcher task until the consumer or the fetcher stops."""
         app = consumer.app
-        generation = app.consumer_generation_id
+        sought = -1  # the generation whose positions were applied
         batcher = self.batcher
         while not (consumer._stopped.is_set() or fetcher._stopped.is_set()):
             timeout = max(0.01, batcher.wait_s(time.monotonic()))
             records, _ = await consumer._wait_next_records(timeout)
-            if app.consumer_generation_id != generation or not consumer.flow_active:
-                # A rebalance: what was fetched may belong to partitions now elsewhere;
-                # the assignment hook seeks every partition to DuckDB's offset again.
+            generation = app.consumer_generation_id
+            if generation != sought or not consumer.flow_active:
+                # A rebalance: what was fetched may belong to partitions now elsewhere, or
+                # start at the group's committed offset (faust seeks there when it resumes).
+                # Drop it, and once the hook decided the positions move every assigned
+                # partition to DuckDB's offset, here, after faust's own seek: the hook
+                # itself runs inside aiokafka's rebalance, where a seek or commit of a
+                # running consumer can leave its fetcher stalled for good.
                 batcher.clear()
-                generation = app.consumer_generation_id
+                self.queued = 0  # faust empties the agent's channel when flow resumes
+                if await self._resume(consumer, generation):
+                    sought = generation
                 continue
             now = time.monotonic()
             for tp, recs in (records or {}).items():
@@ -206,6 +261,19 @@ class BatchFeed:
             if batcher.due(now, room=self.queued == 0):
                 self.queued += 1
                 await self.channel.send(value=batcher.take(now))
+
+    async def _resume(self, consumer: Any, generation: int) -> bool:
+        """Apply the generation's positions if the hook set them (else wait a little);
+        whether they were applied."""
+        positions = self.seeks.get(generation)
+        if positions is None or not consumer.flow_active:
+            await asyncio.sleep(0.05)
+            return False
+        if positions:
+            # on the consumer's thread: faust's plain ``seek`` calls aiokafka from this one
+            await consumer.seek_wait(positions)
+        self.seeks.pop(generation, None)
+        return True
 
 
 def high_watermark(consumer: Any, tp: Any) -> int | None:
@@ -272,6 +340,10 @@ def build_app(settings: KafkaSettings, options: WorkerOptions, datadir: str) -> 
         broker_session_timeout=options.session_timeout_s,
         broker_heartbeat_interval=max(1.0, options.session_timeout_s / 4),
         consumer_max_fetch_size=8 * 1_048_576,
+        # faust's own PartitionAssignor only while this is >= 1 (at 0, without tables, aiokafka's
+        # round robin): it gives a member the same partition numbers of every topic with the
+        # same partition count, which route_by_queue relies on (calls and agents_by_queue).
+        table_standby_replicas=1,
     )
 
 
@@ -298,7 +370,8 @@ class KafkaWorker:
         self.pii_key = pii_key
         self.options = options
         self.settings = config.kafka
-        self.topics = topic_names(self.settings)
+        self.topics = routed_topic_names(self.settings)
+        self.routed = self.topics if self.settings.route_by_queue else None
         self.summary = WorkerSummary()
         self._stop = threading.Event()
         self._thread = EngineThread()
@@ -306,6 +379,8 @@ class KafkaWorker:
         self.sink: OffsetSink | None = None
         self.services: Services | None = None  # while running
         self._fatal: BaseException | None = None
+        self._crash: BaseException | None = None  # a forward that failed: the session restarts
+        self.partitions: dict[str, int] = {}  # per topic kind (route_by_queue), read at start
 
     def stop(self) -> None:
         """Ask the worker to stop after the batch in hand (any thread)."""
@@ -322,7 +397,10 @@ class KafkaWorker:
             self.on_stored,
             queue_log_topics=[self.topics[QUEUE_LOG]],
             timezone=self.config.timezone,
+            routed=self.routed,
         )
+        if self.routed is not None:
+            self.engine.ownership = NOTHING  # until the group assigns partitions
         if self.start_services is None:
             return None
         return self.start_services(self.engine, self.config, self.options.serve)
@@ -357,6 +435,8 @@ class KafkaWorker:
         gc.freeze()
         try:
             wait_for_broker(self.settings, self.on_broker_retry, self._stop)
+            if self.routed is not None:
+                self.partitions = check_copartitioned(ensure_routed_topics(self.settings), self.topics)
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 self.summary.sessions += 1
                 crashed = self._session(deadline, on_progress)
@@ -406,6 +486,8 @@ class KafkaWorker:
         summary = self.summary
         sink = self.sink
         assert sink is not None
+        producer = producer_for(self.settings) if self.routed is not None else None
+        self._crash = None
 
         async def handle(batches: list[list[Message]]) -> None:
             try:
@@ -414,8 +496,15 @@ class KafkaWorker:
                 feed.done()
 
         async def store(batches: list[list[Message]]) -> None:
-            if not batches or self._stop.is_set():
+            if not batches or self._stop.is_set() or self._crash is not None:
                 return
+            if producer is not None:
+                forwards = await self._thread.run(sink.plan, batches)
+                try:
+                    await send(producer, forwards)
+                except Exception as exc:  # noqa: BLE001 - the broker away: a new session retries the batch
+                    self._crash = exc
+                    return
             try:
                 stored, skipped = await self._thread.run(sink.handle_all, batches)
             except Exception as exc:  # a store failure is a bug or a broken disk: stop loudly
@@ -436,21 +525,25 @@ class KafkaWorker:
         feed.channel = app.channel(maxsize=1)
         app.agent(feed.channel, name="callpulse.store", concurrency=1)(store_agent(handle))
 
+        @app.on_partitions_revoked.connect  # type: ignore[misc]
+        async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+            if self.routed is not None and self.engine is not None:
+                # Every member lets go before any is assigned: no queue is exported twice.
+                self.engine.ownership = NOTHING
+
         @app.on_partitions_assigned.connect  # type: ignore[misc]
         async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+            generation = app.consumer_generation_id
             mine = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in ours)
+            if self.routed is not None:
+                await self._claim(app, mine)
             positions = await self._thread.run(sink.positions, mine)
-            if not positions:
-                return
             offsets = {TP(t, p): o for (t, p), o in positions.items()}
             log.info("resuming from DuckDB offsets: %s", offsets)
-            # Kafka's committed offset follows DuckDB: faust seeks to the committed
-            # offset once recovery completes, so commit first, then seek as well.
-            # (Faust may still leave the group's committed offset behind afterwards,
-            # faust-streaming#606; DuckDB's offsets are what the worker resumes from.)
-            await app.consumer._commit(offsets)
-            for tp, offset in offsets.items():
-                await app.consumer.seek(tp, offset)
+            # Applied by the drain once faust resumed (BatchFeed.drain); Kafka's committed
+            # offsets follow each stored batch (commit_stored), for lag monitors only
+            # (faust-streaming#606: DuckDB's offsets are what the worker resumes from).
+            feed.seeks = {generation: offsets}
 
         worker = faust.Worker(
             app,
@@ -461,6 +554,8 @@ class KafkaWorker:
             redirect_stdouts=False,
             loglevel="WARNING",
         )
+        if producer is not None:
+            await producer.start()
         await worker.start()
         idle_tick = time.monotonic()
         try:
@@ -475,10 +570,39 @@ class KafkaWorker:
                     break
                 if app.crashed or worker.crashed:
                     return app.crash_reason or worker.crash_reason or RuntimeError("faust crashed")
+                if self._crash is not None:
+                    return self._crash
                 if worker.should_stop:  # SIGTERM / SIGINT through faust's handlers
                     self._stop.set()
                     break
                 await asyncio.sleep(0.1)
             return None
         finally:
-            await worker.stop()
+            try:
+                await worker.stop()
+            finally:
+                if producer is not None:
+                    await producer.stop()
+
+    async def _claim(self, app: Any, mine: list[tuple[str, int]]) -> None:
+        """Take the queues and agents of the assigned partitions (``route_by_queue``): the
+        exports show them from now on, and ``worker_partitions`` records the claim."""
+        names = self.topics
+        count = self.partitions
+        held = {kind: sorted(p for t, p in mine if t == names[kind]) for kind in ("calls", BY_QUEUE)}
+        if held["calls"] != held[BY_QUEUE]:
+            self._fatal = OperatorError(
+                f"kafka: assigned partitions {held['calls']} of {names['calls']} but {held[BY_QUEUE]} of "
+                f"{names[BY_QUEUE]}; route_by_queue needs faust's co-partitioning assignor: every worker of group "
+                f"{self.settings.group} must run with [kafka] route_by_queue"
+            )
+            self._stop.set()
+            return
+        assert self.engine is not None
+        self.engine.ownership = Ownership(
+            frozenset(mine), names["calls"], count["calls"], names["agents"], count["agents"]
+        )
+        claim = [(source_name(t), p) for t, p in mine]
+        generation = int(app.consumer_generation_id or 0)
+        await self._thread.run(self.engine.store.save_assignment, self.settings.worker_id, generation, claim)
+        log.info("worker %s holds %s (generation %d)", self.settings.worker_id, mine, generation)

@@ -277,6 +277,19 @@ CREATE TABLE IF NOT EXISTS pipeline_counters (
     PRIMARY KEY (metric, source, reason)
 );
 
+-- The Kafka partitions this database's worker was last assigned, with the consumer group's
+-- generation (it grows with every rebalance of the group): in a group sharing queues
+-- ([kafka] route_by_queue) the claim with the highest generation on a partition across the
+-- workers' databases says whose rows of the partition's queues are current. Replaced at
+-- each assignment; a worker stopping keeps its last claim.
+CREATE TABLE IF NOT EXISTS worker_partitions (
+    worker      VARCHAR NOT NULL,
+    source      VARCHAR NOT NULL,
+    partition   INTEGER NOT NULL,
+    generation  INTEGER NOT NULL,
+    assigned_at TIMESTAMPTZ NOT NULL
+);
+
 -- A stateful adapter's agents (Asterisk queue_log: queue membership, calls, a pause taken
 -- during a call) as of the source partition's stored offset, written in the same
 -- transaction, so a restarted worker's parser continues from it (pipeline/ingest/adapters).

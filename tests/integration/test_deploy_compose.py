@@ -129,6 +129,12 @@ def test_replicas_started_together_take_different_databases(replicas) -> None:
         _start(data, started, slots=3)
     wait_until(lambda: len(list(data.glob("args-*"))) == 3, 20, "three replicas to start")
     assert _dbs(data) == [str(data / f"worker-{n}.duckdb") for n in (1, 2, 3)]
+    # each replica names itself after its slot (route_by_queue: worker_partitions, logs)
+    assert sorted(p.read_text().split("--worker-id ")[1].split()[0] for p in data.glob("args-*")) == [
+        "worker-1",
+        "worker-2",
+        "worker-3",
+    ]
 
     # All slots held: a fourth replica says so in one line and exits.
     fourth = _start(data, started, slots=3)
