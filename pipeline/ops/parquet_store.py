@@ -55,6 +55,7 @@ from pipeline.core import config as config_module
 from pipeline.core import sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.engine import BatchResult, Engine
+from pipeline.core.ownership import EVERYTHING, Ownership
 
 log = logging.getLogger("callpulse.parquet")
 
@@ -71,19 +72,32 @@ class ParquetTable:
     view_query: str
     deletions_query: str | None = None
     """Adds deletion rows for exported rows that vanished (only breaches can: re-decided)."""
+    owner: str = "queue"
+    """Whose rows they are (``queue`` or ``agent``): with several workers, each exports only
+    the rows of the queues or agents it owns now (pipeline.core.ownership)."""
 
 
 TABLES: tuple[ParquetTable, ...] = (
     ParquetTable("calls", "ops/parquet_rows_calls", "analyst/parquet_view_calls"),
     ParquetTable("kpi_queue_interval", "ops/parquet_rows_queue_intervals", "analyst/parquet_view_kpi_queue_interval"),
-    ParquetTable("kpi_agent_interval", "ops/parquet_rows_agent_intervals", "analyst/parquet_view_kpi_agent_interval"),
+    ParquetTable(
+        "kpi_agent_interval",
+        "ops/parquet_rows_agent_intervals",
+        "analyst/parquet_view_kpi_agent_interval",
+        owner="agent",
+    ),
     ParquetTable(
         "breaches", "ops/parquet_rows_breaches", "analyst/parquet_view_breaches", "ops/parquet_tombstones_breaches"
     ),
     # The additive sums behind the KPI views: what `callpulse report` adds up per day or queue.
     ParquetTable("queue_interval", "ops/parquet_rows_queue_sums", "analyst/parquet_view_queue_interval"),
-    ParquetTable("agent_interval", "ops/parquet_rows_agent_sums", "analyst/parquet_view_agent_interval"),
+    ParquetTable("agent_interval", "ops/parquet_rows_agent_sums", "analyst/parquet_view_agent_interval", owner="agent"),
 )
+# owner → (the owners parquet_rows holds rows of, delete the rows of these owners)
+OWNER_QUERIES = {
+    "queue": ("ops/parquet_queues_in_rows", "ops/parquet_drop_queues"),
+    "agent": ("ops/parquet_agents_in_rows", "ops/parquet_drop_agents"),
+}
 TEMP_SUFFIX = ".tmp"
 
 
@@ -139,8 +153,10 @@ class ParquetExporter:
         lookback_s: float,
         settle_s: float = 0.0,
         before_publish: Callable[[Path], None] | None = None,
+        ownership: Callable[[], Ownership] = lambda: EVERYTHING,
     ) -> None:
         self.con = con
+        self.ownership = ownership
         self.root = Path(root)
         self.lookback = timedelta(seconds=lookback_s)
         self.settle = timedelta(seconds=settle_s)
@@ -189,6 +205,7 @@ class ParquetExporter:
                 sqlfiles.run(self.con, rows_query, frontier=frontier, lo=lo)
                 if deletions is not None:
                     sqlfiles.run(self.con, deletions, lo=lo)
+                self._drop_not_owned(table.owner)
                 sqlfiles.run(self.con, "ops/parquet_drop_unchanged", tbl=table.name)
                 for day, count in sqlfiles.rows(self.con, "ops/parquet_days"):
                     files.append(self._write(table.name, day, seq, watermark))
@@ -206,6 +223,18 @@ class ParquetExporter:
                 rows=rows,
             )
         return ExportResult(seq, frontier, rows, tuple(files))
+
+    def _drop_not_owned(self, owner: str) -> None:
+        """Leave out the rows of queues (agents) another worker owns now: a worker keeps what
+        it stored of a queue it lost, and must not export it again over the new owner's."""
+        owns = self.ownership()
+        if owns.assigned is None:
+            return
+        mine = owns.owns_queue if owner == "queue" else owns.owns_agent
+        in_rows, drop = OWNER_QUERIES[owner]
+        gone = [k for (k,) in sqlfiles.rows(self.con, in_rows) if not mine(k)]
+        if gone:
+            sqlfiles.run(self.con, drop, keys=gone)
 
     def _write(self, table: str, day: str, seq: int, watermark: datetime) -> Path:
         folder = partition_dir(self.root, table, day, self.worker)
@@ -234,13 +263,16 @@ def attach_configured(engine: Engine) -> ParquetExporter | None:
     a = engine.config.analyst
     if a.parquet is None:
         return None
-    return attach(engine, a.parquet, a.parquet_worker or None, a.parquet_every_s)
+    # one name per worker: the routed worker's id unless the store is given its own
+    return attach(engine, a.parquet, a.parquet_worker or engine.config.kafka.worker_id or None, a.parquet_every_s)
 
 
 def attach(engine: Engine, root: Path, worker: str | None, every_s: float, settle_s: float = 0.0) -> ParquetExporter:
     """Export after a batch at most every ``every_s`` seconds, and when the engine drains
     (a bounded run's end); on the engine's thread, so the writer connection is never shared."""
-    exporter = ParquetExporter(engine.store.con, root, worker, lookback_s(engine.config), settle_s)
+    exporter = ParquetExporter(
+        engine.store.con, root, worker, lookback_s(engine.config), settle_s, ownership=lambda: engine.ownership
+    )
     last = [float("-inf")]
 
     def run() -> None:

@@ -406,3 +406,58 @@ def test_worker_id_is_kept_in_the_database_unless_configured(tmp_path: Path) -> 
             ParquetExporter(eng.store.con, tmp_path / "store", "../x", lookback)
     finally:
         eng.close()
+
+
+def test_a_worker_exports_only_the_queues_and_agents_it_owns(tmp_path: Path) -> None:
+    """With several workers (route_by_queue) a worker keeps what it stored of queues it
+    lost; its exports carry only the queues and agents it owns now. Compared with an
+    export of the same records owning everything, filtered here by owner."""
+    from pipeline.core.ownership import Ownership, key_partition
+
+    records = list(simulate(SimConfig(seed=2, scale=0.1)))
+    partitions = 4
+    queues = sorted({r["queue"] for r in records if r["type"] == "call"})
+    agents = sorted({r["agent_id"] for r in records if r["type"] == "agent"})
+    owned = Ownership(
+        assigned=frozenset({("t.calls", key_partition(queues[0], partitions))})
+        | frozenset({("t.agents", key_partition(agents[0], partitions))}),
+        queue_topic="t.calls",
+        queue_partitions=partitions,
+        agent_topic="t.agents",
+        agent_partitions=partitions,
+    )
+    mine_q = {q for q in queues if owned.owns_queue(q)}
+    mine_a = {a for a in agents if owned.owns_agent(a)}
+    assert mine_q and set(queues) - mine_q and mine_a and set(agents) - mine_a  # a real split
+
+    def export(name: str, ownership: Ownership) -> Path:
+        eng = helpers.engine(tmp_path / f"{name}.duckdb")
+        try:
+            eng.process(helpers.batch(records))
+            root = tmp_path / name
+            lookback = parquet_store.lookback_s(eng.config)
+            ParquetExporter(eng.store.con, root, name, lookback, ownership=lambda: ownership).export()
+            return root
+        finally:
+            eng.close()
+
+    part, whole = export("part", owned), export("whole", parquet_store.EVERYTHING)
+
+    def rows(root: Path, table: str, column: str) -> list[tuple[Any, ...]]:
+        con = duckdb.connect()
+        try:
+            files = str(root / table / "**" / "*.parquet")
+            query = f"SELECT * EXCLUDE (day, worker) FROM read_parquet('{files}', hive_partitioning = true)"
+            return sorted(con.execute(f"SELECT {column}, * FROM ({query})").fetchall(), key=repr)
+        finally:
+            con.close()
+
+    for table, column, mine in (
+        ("calls", "queue", mine_q),
+        ("kpi_queue_interval", "queue", mine_q),
+        ("queue_interval", "queue", mine_q),
+        ("kpi_agent_interval", "agent_id", mine_a),
+        ("agent_interval", "agent_id", mine_a),
+    ):
+        got, everything = rows(part, table, column), rows(whole, table, column)
+        assert got and got == [r for r in everything if r[0] in mine], table
