@@ -363,3 +363,24 @@ def _megabytes(size: str) -> int:
     with contextlib.suppress(KeyError):
         return value * {"m": 1, "g": 1024}[unit]
     raise ValueError(f"heap size must end in m or g, got {size!r}")
+
+
+async def end_offsets_async(bootstrap: str, topics: dict[str, int]) -> dict[tuple[str, int], int]:
+    """Each partition's next offset (``topics``: name → partition count), asked of the broker
+    by a consumer outside every group."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t, n in topics.items() for p in range(n)]
+        return {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(tps)).items()}
+    finally:
+        # aiokafka 0.14 lets its group-less coordinator's cancelled task escape stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer.stop()
+
+
+def end_offsets(bootstrap: str, topics: dict[str, int]) -> dict[tuple[str, int], int]:
+    return _run_sync(lambda: end_offsets_async(bootstrap, topics))

@@ -8,9 +8,12 @@
   on the analysts' snapshot (devtools/bench/analyst.py);
 - latency: black box, a `callpulse worker` subprocess on its own broker, live events at a
   steady rate → the first scrape of /metrics and of the wallboard's feed counting them,
-  on an empty database and on a month (devtools/bench/latency.py).
+  on an empty database and on a month (devtools/bench/latency.py);
+- scale: the same file through 1, 2 and 3 `callpulse worker` processes in one consumer
+  group (`route_by_queue`), produced→stored events/s against one worker
+  (devtools/bench/scale.py).
 
-`make bench` runs all four; `BENCH_ARGS="--only replay"` (repeatable) picks some.
+`make bench` runs all five; `BENCH_ARGS="--only replay"` (repeatable) picks some.
 Nothing here asserts a time; it reports.
 """
 
@@ -33,7 +36,7 @@ from pipeline.ingest.sources import files
 from pipeline.ingest.sources.simulator import SimConfig, simulate, write_jsonl
 
 OUT = Path("bench-out")
-PARTS = ("replay", "kafka", "analyst", "latency")
+PARTS = ("replay", "kafka", "analyst", "latency", "scale")
 console = Console()
 
 
@@ -81,9 +84,10 @@ def main() -> None:
     parser.add_argument(
         "--latency-db", action="append", choices=("empty", "month"), help="databases of the latency part (repeatable)"
     )
+    parser.add_argument("--workers", type=int, action="append", help="worker counts of the scale part (repeatable)")
     args = parser.parse_args()
     parts = args.only or list(PARTS)
-    path = ensure_events(args.scale) if {"replay", "kafka"} & set(parts) else None
+    path = ensure_events(args.scale) if {"replay", "kafka", "scale"} & set(parts) else None
     if "replay" in parts:
         assert path is not None
         replay_bench(path, args.batch_size)
@@ -100,6 +104,11 @@ def main() -> None:
         from devtools.bench import latency
 
         latency.run(args.latency_rate, args.latency_seconds, tuple(args.latency_db or ("empty", "month")))
+    if "scale" in parts:
+        from devtools.bench import scale
+
+        assert path is not None
+        scale.run(path, tuple(args.workers or (1, 2, 3)))
 
 
 def replay_bench(path: Path, batch_size: int) -> None:
