@@ -10,8 +10,6 @@ allows no reader beside a writer process); the databases are read once they stop
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import signal
 import uuid
@@ -22,6 +20,7 @@ import duckdb
 import pytest
 
 from devtools.kafka import KafkaBroker, create_topic
+from devtools.kafka import end_offsets as broker_end_offsets
 from devtools.procs import ManagedProcess, free_port, tail, wait_until
 from metrics.export import names
 from pipeline.core.config import KafkaSettings
@@ -63,22 +62,7 @@ def queues_on_every_partition() -> tuple[QueueSpec, ...]:
 
 def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
     """Each partition's next offset, asked of the broker (a consumer outside every group)."""
-
-    async def ask() -> dict[tuple[str, int], int]:
-        from aiokafka import AIOKafkaConsumer
-        from aiokafka.structs import TopicPartition
-
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
-            return {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(tps)).items()}
-        finally:
-            # aiokafka 0.14 lets its group-less coordinator's cancelled task escape stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer.stop()
-
-    return asyncio.run(ask())
+    return broker_end_offsets(bootstrap, dict.fromkeys(topics, PARTITIONS))
 
 
 class Worker:
