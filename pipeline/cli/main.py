@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime
@@ -270,7 +270,7 @@ def kpis(
         Console().print(board.render(snap, window, tz=cfg.timezone))
 
 
-def _paced(records: Iterator[dict[str, Any]], speed: float, batch_event_s: float) -> Iterator[list[dict[str, Any]]]:
+def paced(records: Iterable[dict[str, Any]], speed: float, batch_event_s: float) -> Iterator[list[dict[str, Any]]]:
     """Group records into batches of ``batch_event_s`` event seconds, released in
     event time at ``speed`` times real time (0: as fast as possible)."""
     first_event: float | None = None
@@ -342,7 +342,7 @@ def demo(
             console.print(f"serving {services.server.url}/ (wallboard) and {services.server.url}/metrics")
         try:
             with Live(console=Console(), refresh_per_second=2, transient=False) as live:
-                for records in _paced(run(sim), speed, batch_event_s):
+                for records in paced(run(sim), speed, batch_event_s):
                     items = [Parsed(f"sim:{events + i}", json.dumps(r), r) for i, r in enumerate(records)]
                     events += len(records)
                     engine.process(RawBatch.from_items("simulator", items))

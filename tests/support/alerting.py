@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Any
 
 from metrics.export.rules import AlertSettings
 from pipeline.cli.alerts import render_for_config
+from pipeline.cli.main import paced
 from pipeline.cli.services import start_services
 from pipeline.core.config import Config
 from pipeline.core.engine import Engine
@@ -35,30 +35,6 @@ def record_ts(record: dict[str, Any]) -> float:
     return datetime.fromisoformat(record["at"]).timestamp()
 
 
-def paced(records: list[dict[str, Any]], stop: threading.Event) -> Iterator[list[dict[str, Any]]]:
-    """Batches of BATCH_EVENT_S event seconds, released at SPEED x real time (pacing the
-    simulated clock, not waiting for a condition)."""
-    start_event = record_ts(records[0])
-    start_wall = time.monotonic()
-    batch: list[dict[str, Any]] = []
-    end = start_event + BATCH_EVENT_S
-    for record in records:
-        if stop.is_set():
-            return
-        t = record_ts(record)
-        if t >= end and batch:
-            delay = start_wall + (end - start_event) / SPEED - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            yield batch
-            batch = []
-            while t >= end:
-                end += BATCH_EVENT_S
-        batch.append(record)
-    if batch:
-        yield batch
-
-
 class Feeder(threading.Thread):
     """The engine's thread: processes the paced batches (the refresher runs here too)."""
 
@@ -71,7 +47,9 @@ class Feeder(threading.Thread):
     def run(self) -> None:
         n = self.first
         try:
-            for records in paced(self.records, self.stop):
+            for records in paced(self.records, SPEED, BATCH_EVENT_S):
+                if self.stop.is_set():
+                    return
                 self.engine.process(helpers.batch(records, "simulator", n))
                 n += len(records)
         except BaseException as exc:  # noqa: BLE001 - reported by the test

@@ -45,7 +45,6 @@ variable and leg). Rows without any QoS text are counted ``skipped:no RTPAUDIOQO
 from __future__ import annotations
 
 import csv
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -56,6 +55,7 @@ from zoneinfo import ZoneInfo
 from pipeline.core.pii import mask_phone_like
 from pipeline.core.records import DeadLetter, Parsed
 from pipeline.ingest.adapters.connect import run_counted
+from pipeline.ingest.adapters.quality_values import finite_number
 
 Item = Parsed | DeadLetter
 
@@ -71,14 +71,6 @@ def _key(name: str) -> str:
     return name.strip().lower().replace("_", "")
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        value = float(text) if text is not None else None
-    except ValueError:
-        return None
-    return value if value is not None and math.isfinite(value) else None
-
-
 def parse_qos(text: str) -> dict[str, str] | None:
     """``k=v;k=v`` as a dict; None when there is no pair at all."""
     pairs = [part.split("=", 1) for part in text.strip().split(";") if "=" in part]
@@ -89,7 +81,7 @@ def _scaled(text: str | None, factor: float) -> float | str | None:
     """A number × ``factor``; the text itself when it is no number; None when absent."""
     if text is None or text == "":
         return None
-    value = _number(text)
+    value = finite_number(text)
     return text if value is None else round(value * factor, 6)  # no 17.517000000000003 from 0.017517 s
 
 
@@ -97,7 +89,7 @@ def _share(lost: str | None, base: float | None) -> float | str | None:
     """lost ÷ base × 100; the lost text itself when it is no number."""
     if lost is None or lost == "" or base is None or base <= 0:
         return None
-    value = _number(lost)
+    value = finite_number(lost)
     return lost if value is None else value / base * 100
 
 
@@ -108,7 +100,7 @@ def _mes(text: str | None) -> float | str | None:
 
 def _average(mean: str | None, fallback: str | None) -> str | None:
     """A whole-call mean unless it is absent or 0 (no sample yet), else the fallback text."""
-    if mean is None or mean == "" or _number(mean) == 0:
+    if mean is None or mean == "" or finite_number(mean) == 0:
         return fallback
     return mean
 
@@ -123,8 +115,8 @@ def qos_quality(
     """The measures per direction (``in`` / ``out``) of one leg: its RTPAUDIOQOS text
     (``{}`` when absent) and, when present, its RTPAUDIOQOSJITTER and RTPAUDIOQOSRTT."""
     jitter, rtt = jitter or {}, rtt or {}
-    rx, tx = _number(qos.get("rxcount")), _number(qos.get("txcount"))
-    lp = _number(qos.get("lp"))
+    rx, tx = finite_number(qos.get("rxcount")), finite_number(qos.get("txcount"))
+    lp = finite_number(qos.get("lp"))
     rtt_ms = _scaled(_average(rtt.get("avgrtt"), qos.get("rtt")), 1000.0)
     out: dict[str, dict[str, Any]] = {}
     sides = (

@@ -50,6 +50,7 @@ from urllib.parse import unquote
 from pipeline.core.pii import mask_phone_like
 from pipeline.core.records import DeadLetter, Parsed
 from pipeline.ingest.adapters.connect import ContactRecordParser, run_counted
+from pipeline.ingest.adapters.quality_values import finite_number
 
 Item = Parsed | DeadLetter
 
@@ -58,20 +59,12 @@ _XML_START = re.compile(r"<cdr[\s>]")
 _MAX_XML = 8 * 1024 * 1024  # an XML document larger than this is broken
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        value = float(text) if text is not None else None
-    except ValueError:
-        return None
-    return value if value is not None and math.isfinite(value) else None
-
-
 def _measured(text: str | None) -> str | float | None:
     """A FreeSWITCH measure: None if absent or 0 ("not measured"), the float, or the
     garbage text as it is (validation names it)."""
     if text is None or not text.strip():
         return None
-    value = _number(text)
+    value = finite_number(text)
     if value is None:
         return text
     return value if value != 0 else None
@@ -82,7 +75,7 @@ def _epoch(text: str | None) -> float | str | None:
     the text when unreadable."""
     if text is None or not text.strip():
         return None
-    value = _number(text)
+    value = finite_number(text)
     if value is None:
         return text
     return value if value > 0 else None
@@ -95,7 +88,7 @@ def _local(name: str | None) -> str | None:
 def quality_of(variables: Mapping[str, str], direction: str) -> dict[str, Any] | None:
     """The quality measures of one direction (``in`` / ``out``), or None without any."""
     p = f"rtp_audio_{direction}_"
-    packets = _number(variables.get(p + "packet_count"))
+    packets = finite_number(variables.get(p + "packet_count"))
     if packets == 0:
         return None  # no media this way
     out: dict[str, Any] = {}
@@ -108,10 +101,10 @@ def quality_of(variables: Mapping[str, str], direction: str) -> dict[str, Any] |
     rate = variables.get(p + "jitter_loss_rate")
     flaws = variables.get(p + "flaw_total")
     if rate is not None and rate.strip():
-        fraction = _number(rate)
+        fraction = finite_number(rate)
         out["loss_pct"] = rate if fraction is None else fraction * 100
     elif flaws is not None and flaws.strip():
-        lost = _number(flaws)
+        lost = finite_number(flaws)
         if lost is None:
             out["loss_pct"] = flaws
         elif packets is not None and packets + lost > 0:
