@@ -1,7 +1,8 @@
 """Three `callpulse worker`s in one consumer group with `[kafka] route_by_queue` on a real
 broker: one is SIGKILLed mid-run, its partitions move to the others, and the union of
 what the workers stored (each queue from the database holding the latest claim on its
-calls partition) equals `callpulse replay` of the same records into one database.
+calls partition) equals `callpulse replay` of the same records into one database; so do
+the analysts' views over the shared Parquet store the workers export to.
 
 Every worker has its own database ({worker} in --db), /metrics port and log; the test
 has its own topics and group. Conditions are read from the workers' /metrics (DuckDB
@@ -28,6 +29,7 @@ from pipeline.core.ownership import key_partition
 from pipeline.ingest.sources.kafka import produce_lines, source_name
 from pipeline.ingest.sources.routing import BY_QUEUE, routed_topic_names
 from pipeline.ingest.sources.simulator import QueueSpec, SimConfig, simulate, write_jsonl
+from pipeline.ops import parquet_store
 from tests.support.cli import Cli
 from tests.support.scrape import fetch, samples
 
@@ -75,6 +77,7 @@ class Worker:
         home.mkdir()
         (home / "callpulse.toml").write_text(
             f'[kafka]\nbatch_size = 400\nbatch_within = "200ms"\nroute_by_queue = true\n[exporter]\nport = {self.port}\n'
+            f'[analyst]\nparquet = "{tmp / "store"}"\nparquet_every = "1s"\n'
         )
         self.db = tmp / f"{worker_id}.duckdb"
         argv = cli.argv(
@@ -214,3 +217,20 @@ def test_three_workers_one_killed_union_equals_replay(cli: Cli, kafka_broker: Ka
     ):  # fmt: skip
         got, want = union(query, queue_at), sorted(read(expected, query))
         assert want and got == want, (query, len(got), len(want))
+
+    # The shared Parquet store (each worker exports the finished rows of the queues it owns
+    # at the time): every row in the analysts' views is the replay's row, and every replay
+    # row its queue's final owner had finished is there.
+    views = parquet_store.open_views(tmp_path / "store")
+    frontier = {wid: read(db, "SELECT max(frontier) FROM parquet_exports")[0][0] for wid, db in dbs.items()}
+    for query, done, queue_at in (
+        (f"SELECT {CALL_COLUMNS} FROM calls", "coalesce(ended_at, abandoned_at, exited_at)", 1),
+        (f"SELECT {QUEUE_COLUMNS} FROM kpi_queue_interval", "interval_start + to_seconds(interval_s)", 0),
+    ):
+        shown = sorted(views.execute(query).fetchall())
+        want = sorted(read(expected, query))
+        assert shown and set(shown) <= set(want), (query, len(set(shown) - set(want)))
+        finished = read(expected, f"SELECT {done} AS t, * FROM ({query}) WHERE {done} IS NOT NULL")
+        due = {r[1:] for r in finished if r[0] <= frontier[owner[key_partition(r[1 + queue_at], PARTITIONS)]]}
+        assert due and due <= set(shown), (query, len(due - set(shown)))
+    views.close()
