@@ -184,8 +184,8 @@ def test_an_understaffed_hour_shows_the_gap_on_the_page_and_fires_understaffed_b
         watermark = datetime.fromtimestamp(max(record_ts(r) for r in records[:stand]), TZ)
 
         def page_shows(moment: datetime) -> bool:
-            # Publish again until the page has it: a refresh that lands inside a refresher
-            # cycle reads that cycle's (older) moment, the next one a fresh one.
+            # Publish the lists now (the feeder stopped: no batch will) until the page,
+            # which polls the feed, shows this moment.
             refresher.refresh_now()
             return datetime.fromisoformat(chromium.evaluate(READ_TILE % QUEUE)["watermark"]) == moment
 
