@@ -66,8 +66,17 @@ def _local(ts: datetime | None, tz: ZoneInfo) -> str | None:
 def kpi_tile(q: QueueSnapshot, kpi: Kpi, window: str) -> dict[str, Any]:
     """One KPI's tile: value, unit, target and status by the KPI table's rules."""
     value, target, enough = q.reading(kpi, window)
+    label = f"{kpi.label} {window}" if kpi.rolling else kpi.label
+    return judged_tile(kpi, label, value, target, enough, q.targets.min_calls)
+
+
+def judged_tile(
+    kpi: Kpi, label: str, value: float | None, target: float, enough: bool, min_calls: int
+) -> dict[str, Any]:
+    """A tile showing ``value`` against ``target``, judged by ``kpi``'s rules (``enough``:
+    the window had at least ``min_calls`` calls)."""
     tile = {
-        "label": f"{kpi.label} {window}" if kpi.rolling else kpi.label,
+        "label": label,
         "value": value,
         "unit": kpi.unit,
         "target": target,
@@ -76,7 +85,7 @@ def kpi_tile(q: QueueSnapshot, kpi: Kpi, window: str) -> dict[str, Any]:
     }
     if value is not None and kpi.gated and not enough:
         # Grey must say why: too few calls to judge, not "fine".
-        tile["why"] = f"fewer than {q.targets.min_calls} calls"
+        tile["why"] = f"fewer than {min_calls} calls"
     return tile
 
 
@@ -153,19 +162,9 @@ def quality_tile(q: QueueSnapshot, window: str, row: Mapping[str, Any] | None) -
     against its target, on at least min_calls calls with quality."""
     value = None if row is None else row["poor_quality_ratio"]
     calls = 0 if row is None else int(row["calls"])
-    target = q.targets.poor_quality_ratio
     enough = calls >= q.targets.min_calls
-    tile = {
-        "label": f"{POOR_QUALITY.label} {window}",
-        "value": value,
-        "unit": POOR_QUALITY.unit,
-        "target": target,
-        "higher_is_better": POOR_QUALITY.higher_is_better,
-        "status": status(POOR_QUALITY.verdict(value, target, enough)),
-    }
-    if value is not None and not enough:
-        tile["why"] = f"fewer than {q.targets.min_calls} calls"
-    return tile
+    label = f"{POOR_QUALITY.label} {window}"
+    return judged_tile(POOR_QUALITY, label, value, q.targets.poor_quality_ratio, enough, q.targets.min_calls)
 
 
 def not_ready_reasons(q: QueueSnapshot) -> list[dict[str, Any]]:
