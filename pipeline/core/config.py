@@ -78,6 +78,12 @@ class KafkaSettings:
     # batches, so more of that fixed cost.
     batch_size: int = 50_000
     batch_within_s: float = 0.3
+    # How long the broker may hold a fetch until FETCH_MIN_BYTES have arrived. Without it
+    # (0) every fetch returns as soon as one record is there, and a steady stream of small
+    # fetches keeps the consumer's thread busy: at 1,000 events/s a third of a core, taken
+    # from the thread that stores the batches (docs/benchmarks.md). Bounded by batch_within
+    # in effect: a batch waits that long anyway.
+    fetch_wait_s: float = 0.1
     # DuckDB's threads while the worker runs (0: DuckDB's default, one per core). A steady
     # stream's statements read a few thousand rows, where parallel operators cost more in
     # scheduling than they save; and with one thread each query runs on the thread that
@@ -270,6 +276,7 @@ def _kafka(raw: Any) -> KafkaSettings:
             "topic_prefix",
             "batch_size",
             "batch_within",
+            "fetch_wait",
             "duckdb_threads",
             "start_timeout",
             "route_by_queue",
@@ -289,6 +296,7 @@ def _kafka(raw: Any) -> KafkaSettings:
         topic_prefix=str(k.get("topic_prefix", d.topic_prefix)),
         batch_size=_integer(k.get("batch_size", d.batch_size), "kafka.batch_size", 1),
         batch_within_s=parse_duration(k.get("batch_within", d.batch_within_s), "kafka.batch_within"),
+        fetch_wait_s=parse_duration(k.get("fetch_wait", d.fetch_wait_s), "kafka.fetch_wait"),
         duckdb_threads=_integer(k.get("duckdb_threads", d.duckdb_threads), "kafka.duckdb_threads", 0),
         start_timeout_s=parse_duration(k.get("start_timeout", d.start_timeout_s), "kafka.start_timeout"),
         route_by_queue=route_by_queue,

@@ -297,11 +297,29 @@ async def commit_stored(app: Any, batches: list[list[Message]]) -> None:
         log.debug("commit of stored offsets failed: %r", exc)
 
 
-def batching_transport(feed: BatchFeed) -> type:
-    """faust's aiokafka transport whose consumer drains fetched records through ``feed``."""
+# What a fetch waits for (up to ``[kafka] fetch_wait``) before the broker answers it.
+FETCH_MIN_BYTES = 64 * 1024
+
+
+def batching_transport(feed: BatchFeed, fetch_wait_s: float = 0.0) -> type:
+    """faust's aiokafka transport whose consumer drains fetched records through ``feed``,
+    each fetch held by the broker up to ``fetch_wait_s`` for FETCH_MIN_BYTES (0: answered
+    as soon as one record is there)."""
     from faust.transport.drivers import aiokafka as driver
 
+    class FetchThread(driver.AIOKafkaConsumerThread):  # type: ignore[misc]
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            # faust passes aiokafka a fixed fetch_max_wait_ms and the default fetch_min_bytes
+            # (1); aiokafka hands these to its fetcher when the consumer starts.
+            consumer._fetch_min_bytes = FETCH_MIN_BYTES if fetch_wait_s > 0 else 1
+            consumer._fetch_max_wait_ms = max(1, round(fetch_wait_s * 1000))
+            return consumer
+
     class BatchConsumer(driver.Consumer):  # type: ignore[misc]
+        def _new_consumer_thread(self) -> Any:
+            return FetchThread(self, loop=self.loop, beacon=self.beacon)
+
         async def _drain_messages(self, fetcher: Any) -> None:
             await feed.drain(self, fetcher)
 
@@ -481,7 +499,9 @@ class KafkaWorker:
 
         feed = BatchFeed(self.settings.batch_size, self.settings.batch_within_s)
         app = build_app(self.settings, self.options, datadir)
-        app.transport = batching_transport(feed)(app.conf.broker_consumer, app)  # before any topic
+        app.transport = batching_transport(feed, self.settings.fetch_wait_s)(
+            app.conf.broker_consumer, app
+        )  # before any topic
         ours = set(self.topics.values())
         summary = self.summary
         sink = self.sink

@@ -54,6 +54,8 @@ def test_queue_overrides_inherit_global_defaults() -> None:
         ({"typo": 1}, "typo: unknown key"),
         ({"kafka": {"duckdb_threads": -1}}, "kafka.duckdb_threads: must be at least 0"),
         ({"kafka": {"duckdb_threads": "all"}}, "kafka.duckdb_threads: expected a whole number"),
+        ({"kafka": {"fetch_wait": "soon"}}, "kafka.fetch_wait: expected a duration"),
+        ({"kafka": {"fetch_wait": -1}}, "kafka.fetch_wait: must not be negative"),
         ({"alerts": {"runbook_url": ""}}, "alerts.runbook_url: expected a non-empty string"),
         ({"alerts": {"runbook_url": "ftp://wiki/runbooks"}}, "alerts.runbook_url: expected an http"),
         ({"alerts": {"runbook_url": "my wiki/runbooks"}}, "alerts.runbook_url: expected a URL or path without spaces"),
@@ -110,6 +112,12 @@ def test_example_file_is_valid() -> None:
 def test_the_worker_runs_duckdb_on_one_thread_unless_told_otherwise() -> None:
     assert config_from_dict({}).kafka.duckdb_threads == 1
     assert config_from_dict({"kafka": {"duckdb_threads": 0}}).kafka.duckdb_threads == 0
+
+
+def test_the_broker_holds_a_fetch_a_tenth_of_a_second_unless_told_otherwise() -> None:
+    assert config_from_dict({}).kafka.fetch_wait_s == 0.1
+    assert config_from_dict({"kafka": {"fetch_wait": "250ms"}}).kafka.fetch_wait_s == 0.25
+    assert config_from_dict({"kafka": {"fetch_wait": 0}}).kafka.fetch_wait_s == 0.0
 
 
 def test_parquet_store_settings() -> None:

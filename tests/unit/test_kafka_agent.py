@@ -438,3 +438,32 @@ def test_the_worker_opens_duckdb_with_the_configured_threads(
     finally:
         worker._thread.call(worker._close, services)
         worker._thread.close()
+
+
+@pytest.mark.parametrize(("fetch_wait_s", "min_bytes", "max_wait_ms"), [(0.1, 64 * 1024, 100), (0.0, 1, 1)])
+def test_the_worker_s_fetches_wait_for_a_batch_s_worth_of_bytes(
+    kafka_broker: Any, tmp_path: Path, fetch_wait_s: float, min_bytes: int, max_wait_ms: int
+) -> None:
+    """faust asks aiokafka for fetches answered as soon as one record is there; a steady
+    stream of those keeps the consumer's thread busy. The worker's consumer, once started
+    on a real broker, fetches with [kafka] fetch_wait and FETCH_MIN_BYTES instead."""
+    from pipeline.ingest.worker import FETCH_MIN_BYTES, BatchFeed, WorkerOptions, batching_transport, build_app
+
+    assert FETCH_MIN_BYTES == 64 * 1024
+
+    async def main() -> tuple[int, int]:
+        settings = KafkaSettings(bootstrap=kafka_broker.bootstrap, group=f"fetch-{fetch_wait_s}")
+        app = build_app(settings, WorkerOptions(), str(tmp_path))
+        transport = batching_transport(BatchFeed(10, 0.1), fetch_wait_s)(app.conf.broker_consumer, app)
+        consumer = transport.create_consumer(
+            callback=lambda _m: None, on_partitions_revoked=lambda _r: None, on_partitions_assigned=lambda _a: None
+        )
+        aiokafka_consumer = consumer._new_consumer_thread()._create_worker_consumer(transport)
+        await aiokafka_consumer.start()
+        try:
+            fetcher = aiokafka_consumer._fetcher  # what the fetch requests are built from
+            return fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms
+        finally:
+            await aiokafka_consumer.stop()
+
+    assert asyncio.run(main()) == (min_bytes, max_wait_ms)
