@@ -2,8 +2,8 @@
 ``dashboards/wallboard/``) and its data at `/api/wallboard`.
 
 Data flow: the document is the latest snapshot plus the ``sql/export/*.sql`` lists,
-rebuilt whenever either changes (``Board``): the snapshot after every batch (pushed on
-the engine thread, so a stored call reaches the tiles without waiting for a refresh),
+rebuilt whenever either changes (``Board``): the snapshot after every batch (pushed by
+the publisher thread, so a stored call reaches the tiles without waiting for a refresh),
 the lists by a job of ``services.refresher`` (on its own thread and DuckDB connection in
 a running pipeline); the routes only read what was published. Tiles use the snapshot's
 numbers (the same ones `callpulse kpis` prints) and the KPI table's rules
@@ -297,7 +297,7 @@ def default_window(windows: tuple[tuple[str, int], ...]) -> str:
 
 class Board:
     """The document the feed serves, rebuilt whenever its tiles or its lists change: the
-    tiles after every batch (the snapshot, pushed on the engine thread), the lists when
+    tiles after every batch (the snapshot, pushed by the publisher thread), the lists when
     the refresher's cycle reads them. Built under one lock from the latest snapshot
     published, so documents are published in the order they are built and a count on
     the page never goes back."""
@@ -310,7 +310,7 @@ class Board:
         self.doc: dict[str, Any] | None = None
 
     def tiles(self) -> dict[str, Any] | None:
-        """A new snapshot was published (engine thread): the document with the last lists read."""
+        """A new snapshot was published (publisher thread): the document with the last lists read."""
         with self._lock:
             snapshot = self._snapshot()
             if snapshot is not None and self._lists is not None:
@@ -328,7 +328,7 @@ class Board:
 def attach(services: Any) -> Board:
     """Add the refresh jobs and, if the services serve HTTP, the page's routes.
 
-    The tiles follow every batch: a live job (after the "snapshot" job, on the engine
+    The tiles follow every batch: a live job (after the "snapshot" job, on the publisher
     thread) rebuilds the document from the snapshot just published. The lists (waiting
     calls, recent abandons, agents) read more rows and are refreshed by the refresher's
     cycle, off the batches' path."""

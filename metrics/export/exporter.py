@@ -2,12 +2,13 @@
 the runtime services (pipeline/serve/host.py).
 
 Threads: two refresher jobs build one immutable ``ExportState``. ``Exporter.live`` is
-pushed (pipeline/serve/refresher.py): it runs on the engine thread right after every
-batch commits and reads what a batch changes and /metrics counts: the KPI snapshot just
-published, the counters stored in DuckDB (calls, wait histogram, records by source:
-pipeline/core/counters.py, so they never go down), the stored Kafka offsets, the refresh
-failures and this process's batch times; all small tables, so a counted call reaches
-/metrics one batch after it is stored. ``Exporter.boards`` runs on the refresher's
+pushed (pipeline/serve/refresher.py): it runs on the publisher thread right after every
+batch commits (while the engine stores the next) and reads what a batch changes and
+/metrics counts: the KPI snapshot just published, the counters stored in DuckDB (calls,
+wait histogram, records by source: pipeline/core/counters.py, so they never go down),
+the stored Kafka offsets, the refresh failures and this process's batch times; all small
+tables, so a counted call reaches /metrics one batch after it is stored.
+``Exporter.boards`` runs on the refresher's
 thread and connection: the open breaches (decided on the engine thread:
 metrics/kpi/breaches.py), occupancy and (with ``per_agent``) each agent's state, window
 KPIs and QA score. The HTTP handler only formats what was published
@@ -133,7 +134,7 @@ class Exporter:
         return self.boards(con)
 
     def live(self, con: duckdb.DuckDBPyConnection) -> ExportState:
-        """The pushed half, on the engine thread after every batch: the snapshot's KPIs, the
+        """The pushed half, on the publisher thread after every batch: the snapshot's KPIs, the
         stored counters and the pipeline's health. Small tables only (a row per queue, bound,
         source, partition), so it costs the same after a month as on the first day."""
         bounds, calls = _call_totals(con)

@@ -56,11 +56,15 @@ class Refresher:
     /metrics: one moment), never one stored between two of them. Jobs added with
     ``engine=True`` (they change stored data: retention) always run on the engine thread.
 
-    Jobs added with ``live=True`` are pushed: they run on the engine thread right after
-    every batch commits (and before the read-only jobs, in the order added), so what a
-    batch changed reaches its readers without waiting for a cycle. They must cost in
-    proportion to the batch (or less), never to the stored history: the live tiles and
-    counters, not the boards' lists.
+    Jobs added with ``live=True`` are pushed: they run right after every batch commits (in
+    the order added, before the read-only jobs), so what a batch changed reaches its readers
+    without waiting for a cycle. In the background they run on a publisher thread of their
+    own, through a third connection and in one read transaction (the moment the batch
+    committed, or a later one), at full priority: the engine stores the next batch
+    meanwhile instead of waiting for the snapshot, so on two cores a batch's cycle is the
+    store's alone. Batches committed while a publication runs are covered by the next one.
+    They must cost in proportion to the batch (or less), never to the stored history: the
+    live tiles and counters, not the boards' lists.
     """
 
     def __init__(
@@ -88,6 +92,13 @@ class Refresher:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        # The publisher thread: batches committed and published so far (counted), under _pushed.
+        self._publisher: duckdb.DuckDBPyConnection | None = None
+        self._publish_thread: threading.Thread | None = None
+        self._pushed = threading.Condition()
+        self._committed = 0
+        self._published_upto = 0
+        self._live_lock = threading.Lock()  # one run of the live jobs at a time
 
     def add(self, name: str, job: Job, engine: bool = False, live: bool = False) -> None:
         self.jobs[name] = job
@@ -100,21 +111,39 @@ class Refresher:
     def background(self) -> bool:
         return self._thread is not None
 
+    @property
+    def live_connection(self) -> duckdb.DuckDBPyConnection:
+        """The connection the live jobs read through (the publisher's in the background)."""
+        return self._publisher or self.con
+
     def start_background(self) -> None:
         """Run the read-only jobs on a refresher thread from now on (engine thread call)."""
         if self._thread is not None or self.every_s <= 0:
             return
         self._reader = self.con.cursor()
+        self._publisher = self.con.cursor()
         self._thread = threading.Thread(target=self._loop, name="refresher", daemon=True)
         self._thread.start()
+        self._publish_thread = threading.Thread(target=self._publish_loop, name="publisher", daemon=True)
+        self._publish_thread.start()
 
     def stop(self) -> None:
-        """Stop the refresher thread (after its current refresh) and close its connection."""
+        """Stop the refresher and publisher threads (after their current refresh) and close
+        their connections."""
         thread, self._thread = self._thread, None
+        publisher, self._publish_thread = self._publish_thread, None
         if thread is not None:
             self._stopping.set()
             self._wake.set()
             thread.join()
+        if publisher is not None:
+            with self._pushed:
+                self._pushed.notify_all()
+            publisher.join()
+        if self._publisher is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._publisher.close()
+            self._publisher = None
         if self._reader is not None:
             with contextlib.suppress(duckdb.Error):
                 self._reader.close()
@@ -126,7 +155,9 @@ class Refresher:
         # the next refresh waits at least BUSY_FACTOR times as long as the last one took
         # (``every_s`` 0 means after every batch, whatever it costs: tests, tools).
         if self.background:
-            self._run_live_jobs()
+            with self._pushed:
+                self._committed += 1
+                self._pushed.notify_all()
             self._pending = True
             self._wake.set()
             self._run_engine_jobs()
@@ -159,11 +190,41 @@ class Refresher:
         self._run_engine_jobs(force=True)
         self._refresh_reader()
 
-    def _run_live_jobs(self) -> None:
-        """The pushed jobs, on the engine thread after a batch (see the class docstring)."""
-        for name in self.jobs:
-            if name in self.live_jobs:
-                self._run_job(name, self.con)
+    def _run_live_jobs(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """The pushed jobs, through ``con`` (default: the engine's, on its thread)."""
+        with self._live_lock:
+            for name in self.jobs:
+                if name in self.live_jobs:
+                    self._run_job(name, con or self.con)
+
+    def wait_published(self, timeout: float = 30.0) -> bool:
+        """Wait until the live jobs have published every batch committed before this call
+        (at once if they run on the engine thread); whether they did within ``timeout``."""
+        with self._pushed:
+            target = self._committed
+            return self._pushed.wait_for(
+                lambda: self._published_upto >= target or self._publish_thread is None, timeout
+            )
+
+    def _publish_loop(self) -> None:
+        """The publisher thread: after each commit, the live jobs in one read transaction."""
+        con = self._publisher
+        assert con is not None
+        while True:
+            with self._pushed:
+                self._pushed.wait_for(lambda: self._committed > self._published_upto or self._publish_thread is None)
+                if self._publish_thread is None:
+                    return
+                target = self._committed
+            con.begin()
+            try:
+                self._run_live_jobs(con)
+            finally:
+                with contextlib.suppress(duckdb.Error):  # a failed job rolled back already
+                    con.commit()
+            with self._pushed:
+                self._published_upto = target
+                self._pushed.notify_all()
 
     def _run_engine_jobs(self, force: bool = False) -> None:
         """The jobs that write, on the engine thread, at most every ``every_s`` seconds."""

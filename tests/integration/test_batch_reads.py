@@ -3,9 +3,10 @@
 A worker that has run for weeks must cost per batch what it cost on its first days. Not
 timed (tests never assert wall-clock limits): DuckDB's own profiling output says how many
 rows each statement read from each table (tests/support/scans.py), for every statement a
-batch runs on the engine's connection: the store's transaction, the breach check and the
-pushed jobs (the snapshot, /metrics' counters, the wallboard's tiles). The boards' heavier
-reads run on the refresher's own connection, between batches, and are not counted here.
+batch runs on the engine's connection (the store's transaction, the breach check) and on
+the publisher's (the pushed jobs: the snapshot, /metrics' counters, the wallboard's tiles).
+The boards' heavier reads run on the refresher's own connection, between batches, and are
+not counted here.
 
 The same live batch (a minute of the ninth simulated day, after its first hours) is
 stored after two days of history and after eight. What a batch reads is bounded by time
@@ -81,9 +82,12 @@ def _reads(
         for k in range(3):  # and a few live batches: the state a running worker is in
             engine.process(_batch(records[cut + k * LIVE_BATCH : cut + (k + 1) * LIVE_BATCH], cut + k * LIVE_BATCH))
         last = cut + 3 * LIVE_BATCH
-        with recording(engine.store.con, db.parent, monkeypatch) as scans:
+        assert services.refresher.wait_published()  # the publisher idle before its connection is profiled
+        cons = (engine.store.con, services.refresher.live_connection)
+        with recording(cons, db.parent, monkeypatch) as scans:
             engine.process(_batch(records[last : last + LIVE_BATCH], last))
             engine.drain()  # the breach check now, not when its cadence says
+            assert services.refresher.wait_published()
         stored = {
             t: int(engine.store.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])  # noqa: S608 - fixed names
             for t in HISTORY_TABLES

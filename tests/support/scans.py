@@ -56,15 +56,23 @@ def table_rows(profile: dict[str, Any]) -> Counter[str]:
 
 
 @contextlib.contextmanager
-def recording(con: duckdb.DuckDBPyConnection, where: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scans]:
-    """Profile every ``sqlfiles`` query run on ``con`` while the block runs; yields the record."""
+def recording(
+    cons: duckdb.DuckDBPyConnection | tuple[duckdb.DuckDBPyConnection, ...],
+    where: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Scans]:
+    """Profile every ``sqlfiles`` query run on ``cons`` (one connection or several, each
+    with a profile file of its own: they may run on threads of their own) while the block
+    runs; yields the record."""
     scans = Scans()
-    out = where / "profile.json"
+    watched = cons if isinstance(cons, tuple) else (cons,)
+    outs = [where / f"profile-{i}.json" for i in range(len(watched))]
 
     def read(c: duckdb.DuckDBPyConnection, name: str) -> None:
-        if c is con and out.exists():
-            scans.add(name, table_rows(json.loads(out.read_text())))
-            out.unlink()
+        for con, out in zip(watched, outs, strict=True):
+            if c is con and out.exists():
+                scans.add(name, table_rows(json.loads(out.read_text())))
+                out.unlink()
 
     def execute_all(c: duckdb.DuckDBPyConnection, name: str, identifiers: Any, params: Any) -> None:
         found = sqlfiles.statements(name)
@@ -83,12 +91,14 @@ def recording(con: duckdb.DuckDBPyConnection, where: Path, monkeypatch: pytest.M
     monkeypatch.setattr(sqlfiles, "_execute_all", execute_all)
     for fn in ("rows", "dicts", "frame"):
         monkeypatch.setattr(sqlfiles, fn, after(getattr(sqlfiles, fn)))
-    con.execute("PRAGMA enable_profiling='json'")
-    con.execute(f"PRAGMA profiling_output='{out}'")
+    for con, out in zip(watched, outs, strict=True):
+        con.execute("PRAGMA enable_profiling='json'")
+        con.execute(f"PRAGMA profiling_output='{out}'")
     try:
         yield scans
     finally:
-        con.execute("PRAGMA disable_profiling")
+        for con in watched:
+            con.execute("PRAGMA disable_profiling")
 
 
 def _one_statement(con: duckdb.DuckDBPyConnection, identifiers: Any, params: Any, stmt: str) -> None:

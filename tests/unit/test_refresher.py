@@ -279,3 +279,39 @@ def test_a_refresh_on_demand_reads_now_even_inside_a_cycle(tmp_path: Path) -> No
     finally:
         refresher.stop()
         eng.close()
+
+
+def test_in_the_background_live_jobs_are_pushed_from_a_publisher_thread(tmp_path: Path) -> None:
+    """The live tiles and counters are published after every batch, but not by the engine:
+    while they read, the next batch is stored. wait_published() returns once they have seen
+    every batch committed before it was called (batches stored during a publication are
+    covered by the next one)."""
+    eng = engine(tmp_path / "p.duckdb")
+    published = Published()
+    refresher = Refresher(eng.store.con, published, every_s=60.0)  # no board cycle meanwhile
+    reading, release = threading.Event(), threading.Event()
+    ran_on: set[str] = set()
+
+    def tiles(con: duckdb.DuckDBPyConnection) -> int:
+        ran_on.add(threading.current_thread().name)
+        reading.set()
+        release.wait(10)
+        return int(con.execute("SELECT count(*) FROM call_events").fetchall()[0][0])
+
+    refresher.add("tiles", tiles, live=True)
+    eng.subscribe(refresher)
+    refresher.start_background()
+    try:
+        feed(eng, [offered("a", 0)])
+        assert reading.wait(10)  # the publication of the first batch is under way (and blocked) ...
+        feed(eng, [offered("b", 1)])  # ... and the engine stores the next one all the same
+        assert eng.totals.accepted == 2
+        assert published.get("tiles") is None
+        release.set()
+        assert refresher.wait_published(10)
+        assert published.get("tiles") == 2  # the second batch, by the publication after the first
+        assert ran_on == {"publisher"}
+    finally:
+        release.set()
+        refresher.stop()
+        eng.close()
