@@ -65,6 +65,21 @@ READY_TIMEOUT_S = 180.0
 
 
 @dataclass(frozen=True, slots=True)
+class Memory:
+    """A process's resident memory: now and its peak, in MiB (from ``/proc/<pid>/status``)."""
+
+    rss_mib: float
+    peak_mib: float
+
+
+def memory_from_status(status: str) -> Memory:
+    """The ``VmRSS`` and ``VmHWM`` (peak resident) lines of a ``/proc/<pid>/status`` text."""
+    fields = (line.partition(":") for line in status.splitlines())
+    kib = {k: int(v.split()[0]) for k, _, v in fields if k in ("VmRSS", "VmHWM")}
+    return Memory(kib["VmRSS"] / 1024, kib["VmHWM"] / 1024)
+
+
+@dataclass(frozen=True, slots=True)
 class Scrape:
     """One scrape: when its answer arrived and the offered count per queue it showed."""
 
@@ -191,8 +206,11 @@ def summary(lat_ms: list[float], missing: int) -> dict[str, float]:
     }
 
 
-def run_once(broker: KafkaBroker, db: Path, work: Path, rate: float, seconds: float) -> dict[str, dict[str, float]]:
-    """One worker on ``db``: warm-up, then ``seconds`` of producing at ``rate``, both endpoints scraped."""
+def run_once(
+    broker: KafkaBroker, db: Path, work: Path, rate: float, seconds: float
+) -> tuple[dict[str, dict[str, float]], Memory]:
+    """One worker on ``db``: warm-up, then ``seconds`` of producing at ``rate``, both endpoints
+    scraped; and the worker's memory once every call is counted."""
     tag = uuid.uuid4().hex[:8]
     settings = KafkaSettings(bootstrap=broker.bootstrap, group=f"lat-{tag}", topic_prefix=f"lat-{tag}.")
     kafka.ensure_topics(settings, 3)
@@ -255,16 +273,19 @@ def run_once(broker: KafkaBroker, db: Path, work: Path, rate: float, seconds: fl
         for scraper, end in ((metrics, m_end), (feed, f_end)):
             with contextlib.suppress(TimeoutError):  # what is still not counted is reported as such
                 wait_until(functools.partial(_reached, scraper, dict(end)), 60, "the last calls counted")
+        assert worker.proc is not None
+        memory = memory_from_status(Path(f"/proc/{worker.proc.pid}/status").read_text())
     finally:
         metrics.stop()
         feed.stop()
         if producer is not None and producer.poll() is None:
             producer.kill()
         worker.stop()
-    return {
+    lat = {
         "metrics": summary(*latencies(sends, m_base, metrics.scrapes)),
         "feed": summary(*latencies(sends, f_base, feed.scrapes)),
     }
+    return lat, memory
 
 
 def feed_ok(url: str) -> bool:
@@ -285,6 +306,7 @@ def run(rate: float = 1000.0, seconds: float = 60.0, dbs: tuple[str, ...] = ("em
     month = month_db() if "month" in dbs else None
     broker = KafkaBroker(heap="1g")
     results: list[tuple[str, dict[str, dict[str, float]]]] = []
+    memory: list[tuple[str, Memory]] = []
     try:
         with console.status("starting a Kafka broker ..."):
             broker.start()
@@ -296,7 +318,9 @@ def run(rate: float = 1000.0, seconds: float = 60.0, dbs: tuple[str, ...] = ("em
                 with console.status(f"copying {month} ..."):
                     shutil.copyfile(month, db)
             with console.status(f"latency on the {name} database: {rate:,.0f} events/s for {seconds:.0f} s ..."):
-                results.append((name, run_once(broker, db, work, rate, seconds)))
+                lat, mem = run_once(broker, db, work, rate, seconds)
+                results.append((name, lat))
+                memory.append((name, mem))
             db.unlink(missing_ok=True)
     finally:
         broker.stop()
@@ -319,7 +343,9 @@ def run(rate: float = 1000.0, seconds: float = 60.0, dbs: tuple[str, ...] = ("em
         for endpoint in ("metrics", "feed"):
             ratio = results[1][1][endpoint]["p99"] / results[0][1][endpoint]["p99"]
             console.print(f"{endpoint}: {results[1][0]} p99 ÷ {results[0][0]} p99 = {ratio:.2f}")
-    console.print("targets: p99 ≤ 1,000 ms on both databases, month p99 ≤ 1.2 × empty p99", style="dim")
+    for name, mem in memory:
+        console.print(f"worker memory after the {name} run: RSS {mem.rss_mib:,.0f} MiB, peak {mem.peak_mib:,.0f} MiB")
+    console.print("targets: p99 ≤ 1,000 ms on both databases, month p99 ≤ 1.2 × empty p99, RSS < 2 GB", style="dim")
 
 
 # --------------------------------------------------------------------------- the producer process
