@@ -20,7 +20,7 @@ demo: $(STAMP)
 
 ## Lint, then every test, with the real services they need (installed and started by the project's scripts).
 test: lint test-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider; status=$$?; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$status
 
 ## Every test that needs no service (no Kafka, Prometheus or Chromium). CALLPULSE_NO_SERVICES makes
