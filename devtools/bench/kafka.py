@@ -78,7 +78,7 @@ def throughput(
     total_s = ended - started
     # The whole run's fixed costs apart from the stream's: start (database, app, group
     # join, the first batch) and stop; between them the batches after the first.
-    first_at, first_n = batches[0] if batches else (ended, 0)
+    first_at = batches[0][0] if batches else ended
     last_at = batches[-1][0] if batches else ended
     steady_s = last_at - first_at
     assert worker.engine is not None
@@ -87,7 +87,7 @@ def throughput(
         "produce_s": produce_s,
         "total_s": total_s,
         "steady_s": steady_s,
-        "steady_events": sum(n for _, n in batches[1:]),
+        "steady_events": sum(size for _, size in batches[1:]),
         "to_first_s": first_at - started,
         "stop_s": ended - last_at,
         "stored": summary.messages,

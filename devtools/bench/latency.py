@@ -273,8 +273,7 @@ def run_once(
         for scraper, end in ((metrics, m_end), (feed, f_end)):
             with contextlib.suppress(TimeoutError):  # what is still not counted is reported as such
                 wait_until(functools.partial(_reached, scraper, dict(end)), 60, "the last calls counted")
-        assert worker.proc is not None
-        memory = memory_from_status(Path(f"/proc/{worker.proc.pid}/status").read_text())
+        memory = memory_from_status(Path(f"/proc/{worker.pid}/status").read_text())
     finally:
         metrics.stop()
         feed.stop()
@@ -305,8 +304,7 @@ def run(rate: float = 1000.0, seconds: float = 60.0, dbs: tuple[str, ...] = ("em
     work = Path(tempfile.mkdtemp(prefix="callpulse-bench-latency-"))
     month = month_db() if "month" in dbs else None
     broker = KafkaBroker(heap="1g")
-    results: list[tuple[str, dict[str, dict[str, float]]]] = []
-    memory: list[tuple[str, Memory]] = []
+    results: list[tuple[str, dict[str, dict[str, float]], Memory]] = []
     try:
         with console.status("starting a Kafka broker ..."):
             broker.start()
@@ -318,9 +316,7 @@ def run(rate: float = 1000.0, seconds: float = 60.0, dbs: tuple[str, ...] = ("em
                 with console.status(f"copying {month} ..."):
                     shutil.copyfile(month, db)
             with console.status(f"latency on the {name} database: {rate:,.0f} events/s for {seconds:.0f} s ..."):
-                lat, mem = run_once(broker, db, work, rate, seconds)
-                results.append((name, lat))
-                memory.append((name, mem))
+                results.append((name, *run_once(broker, db, work, rate, seconds)))
             db.unlink(missing_ok=True)
     finally:
         broker.stop()
@@ -328,7 +324,7 @@ def run(rate: float = 1000.0, seconds: float = 60.0, dbs: tuple[str, ...] = ("em
     table = Table(title=f"event → what users see, black box ({rate:,.0f} events/s, {seconds:.0f} s per run)")
     for col in ("db", "endpoint", "calls", "p50 ms", "p90 ms", "p99 ms", "max ms", "uncounted"):
         table.add_column(col, justify="right")
-    for name, r in results:
+    for name, r, _ in results:
         for endpoint, label in (("metrics", "/metrics"), ("feed", "wallboard feed")):
             s = r[endpoint]
             table.add_row(
@@ -343,7 +339,7 @@ def run(rate: float = 1000.0, seconds: float = 60.0, dbs: tuple[str, ...] = ("em
         for endpoint in ("metrics", "feed"):
             ratio = results[1][1][endpoint]["p99"] / results[0][1][endpoint]["p99"]
             console.print(f"{endpoint}: {results[1][0]} p99 ÷ {results[0][0]} p99 = {ratio:.2f}")
-    for name, mem in memory:
+    for name, _, mem in results:
         console.print(f"worker memory after the {name} run: RSS {mem.rss_mib:,.0f} MiB, peak {mem.peak_mib:,.0f} MiB")
     console.print("targets: p99 ≤ 1,000 ms on both databases, month p99 ≤ 1.2 × empty p99, RSS < 2 GB", style="dim")
 
