@@ -3,8 +3,9 @@
 DuckDB lets one process write a file and no other process open it meanwhile, so
 analysts get their own file beside it: ``data/callpulse.analyst.duckdb`` (config
 ``[analyst] copy``). In a running pipeline (`demo`, `worker`) a refresh job on
-the engine thread copies every table into a fresh file at most every
-``[analyst] freshness`` seconds (default 60) and renames it over the old one:
+the engine thread checkpoints the database and a helper thread copies its file
+(pipeline/ops/backup.py says why that is consistent) at most every
+``[analyst] freshness`` seconds (default 60), then renames it over the old one:
 readers holding the old file keep reading it, new readers get the new one, and
 nobody ever sees half a copy. ``snapshot_info`` in the file says when it was
 taken and up to which event time (watermark) it holds data.
@@ -41,9 +42,12 @@ from pipeline.ops import backup, retention
 from pipeline.serve.refresher import lower_thread_priority
 
 RETENTION_EVERY_S = 3600.0
-# The copy reads the whole database (seconds on a month of history): its thread gives way
-# to the engine (the live path users watch) and to the refresher (the boards' lists).
+# The table-by-table fallback reads the whole database (seconds on a month of history): its
+# thread gives way to the engine (the live path users watch) and to the refresher.
 COPY_NICENESS = 15
+# A checkpoint is refused while another connection's transaction has written (the boards'
+# readers fill temp tables); such transactions are brief, so the next call tries again.
+CHECKPOINT_TRIES = 20
 COPY_KIND = "copy"  # snapshot_info.kind of the analysts' copy (a backup's is "backup")
 log = logging.getLogger("callpulse.analyst")
 
@@ -67,12 +71,11 @@ class CopyJob:
     """A refresh job (engine thread): retention now and then, a fresh copy at most every
     ``freshness`` seconds or when a backup asks for one. Publishes the last ``CopyInfo``.
 
-    The engine thread only opens a second connection to the same database (under a
-    millisecond); a helper thread copies through it. DuckDB gives that
-    connection a transaction of its own, and every batch is one transaction, so the
-    copy holds exactly the batches committed when it began, while the engine goes on
-    storing batches. One copy at a time; the writer connection itself never leaves
-    the engine thread. ``threaded=False`` copies on the engine thread instead.
+    The engine thread checkpoints between two batches, so the database file holds
+    exactly the batches committed until then, and holds off automatic checkpoints; a
+    helper thread copies the file while the engine goes on storing batches (into the
+    WAL), then lets checkpoints resume. One copy at a time; the writer connection itself
+    never leaves the engine thread. ``threaded=False`` copies on the engine thread instead.
     """
 
     def __init__(self, config: Config, clock: Any = None, threaded: bool = True) -> None:
@@ -86,6 +89,8 @@ class CopyJob:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._last_copy = float("-inf")
         self._last_retention = float("-inf")
+        self._wanted = False  # a copy is due (or asked for) but has not started yet
+        self._refused = 0  # checkpoints refused in a row
         self.last: backup.CopyInfo | None = None
         self.copy_ms: list[float] = []
 
@@ -97,20 +102,55 @@ class CopyJob:
             retention.apply(con, days, self._clock())
         if self._thread is not None and self._thread.is_alive():
             return self.last
-        requested = self.request.exists()
-        if requested or now - self._last_copy >= self.config.analyst.freshness_s:
-            if requested:
-                self.request.unlink(missing_ok=True)  # before copying: a later request waits for the next one
-            self._last_copy = now
+        if self.request.exists():
+            self.request.unlink(missing_ok=True)  # before copying: a later request waits for the next one
+            self._wanted = True
+        if self._wanted or now - self._last_copy >= self.config.analyst.freshness_s:
+            self._wanted = True
             started = time.perf_counter()
-            if self.threaded:
-                cur = self._second_connection(con)
-                self._thread = threading.Thread(target=self._copy, args=(cur, True), name="callpulse-analyst-copy")
-                self._thread.start()
-            else:
-                self._copy(con, False)
+            if self._start_copy(con):
+                self._wanted = False
+                self._last_copy = now
             self.block_ms.append((time.perf_counter() - started) * 1000)
         return self.last
+
+    def _start_copy(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Checkpoint on the engine thread (between batches), then copy the file on a helper
+        thread while the engine goes on. False: the checkpoint was refused, try at the next
+        call; after CHECKPOINT_TRIES refusals in a row, the table-by-table copy instead."""
+        taken_at = datetime.now(UTC)
+        started = time.perf_counter()
+        current = sqlfiles.first(con, "ops/current_database")
+        source = Path(current[1]) if current is not None and current[1] else self.config.db
+        try:
+            backup.hold_checkpoints(con)
+        except duckdb.Error as exc:
+            self._refused += 1
+            if self._refused < CHECKPOINT_TRIES:
+                return False
+            log.warning("analyst copy: cannot checkpoint (%s); copying table by table", exc)
+            self._refused = 0
+            self._start(self._copy_tables, self._second_connection(con) if self.threaded else con)
+            return True
+        self._refused = 0
+        held_ms = (time.perf_counter() - started) * 1000
+        # Released on the helper's own connection: while it is open, the database cannot
+        # close either, and closing checkpoints.
+        self._start(
+            self._copy_file,
+            self._second_connection(con) if self.threaded else con,
+            source,
+            taken_at,
+            held_ms,
+        )
+        return True
+
+    def _start(self, target: Any, con: duckdb.DuckDBPyConnection, *args: Any) -> None:
+        if self.threaded:
+            self._thread = threading.Thread(target=target, args=(con, *args), name="callpulse-analyst-copy")
+            self._thread.start()
+        else:
+            target(con, *args)
 
     def _second_connection(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         """Another connection to the same open database (DuckDB shares one instance per file
@@ -123,19 +163,34 @@ class CopyJob:
         sqlfiles.run(other, "analyst/copy_session")
         return other
 
-    def _copy(self, con: duckdb.DuckDBPyConnection, own: bool) -> None:
-        if own:  # its own thread (not the engine's)
+    def _copy_file(self, con: duckdb.DuckDBPyConnection, source: Path, taken_at: datetime, held_ms: float) -> None:
+        try:
+            self._record(lambda: backup.copy_checkpointed(source, self.path, COPY_KIND, taken_at, held_ms))
+        finally:
+            try:
+                backup.release_checkpoints(con)
+            except duckdb.Error as exc:  # the database closed meanwhile: nothing left to release
+                log.warning("analyst copy: cannot restore automatic checkpoints: %s", exc)
+            if self.threaded:
+                con.close()
+
+    def _copy_tables(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self.threaded:  # reads the whole database: gives way to the engine and the refresher
             lower_thread_priority(COPY_NICENESS)
         try:
-            info = backup.copy_live(con, self.path, COPY_KIND, self.config.db)
+            self._record(lambda: backup.copy_live(con, self.path, COPY_KIND, self.config.db))
+        finally:
+            if self.threaded:
+                con.close()
+
+    def _record(self, copy: Any) -> None:
+        try:
+            info = copy()
             self.last = info
             self.copy_ms.append(info.copy_ms)
         except Exception as exc:  # noqa: BLE001 - a failed copy must never stop ingestion
             self.errors.append(f"{exc.__class__.__name__}: {exc}")
             log.warning("analyst copy failed: %s: %s", exc.__class__.__name__, exc, exc_info=True)
-        finally:
-            if own:
-                con.close()
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for a copy in flight (tests, shutdown)."""

@@ -350,12 +350,18 @@ def test_kpis_while_a_pipeline_holds_the_database_reads_its_analyst_copy(cli: Cl
     assert json.loads(held.stdout) == json.loads(free.stdout)
 
 
-def test_the_copy_thread_gives_way_to_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The copy reads the whole database: its thread (and, with one DuckDB thread, its
-    queries) runs COPY_NICENESS above the engine thread, which keeps its own priority."""
+def test_without_a_checkpoint_the_copy_goes_table_by_table_and_gives_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the database cannot checkpoint, the copy reads every table instead: its thread (and,
+    with one DuckDB thread, its queries) runs COPY_NICENESS above the engine thread, which
+    keeps its own priority."""
 
     def nice() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def refused(con: duckdb.DuckDBPyConnection) -> None:
+        raise duckdb.IOException("no space left on device")  # what a full disk says
 
     seen: list[int] = []
     real = backup.copy_live
@@ -364,16 +370,65 @@ def test_the_copy_thread_gives_way_to_the_engine(tmp_path: Path, monkeypatch: py
         seen.append(nice())
         return real(*args, **kwargs)
 
+    monkeypatch.setattr(backup, "hold_checkpoints", refused)
     monkeypatch.setattr(backup, "copy_live", copy_live)
     cfg = Config(db=tmp_path / "cp.duckdb")
     eng = engine(cfg.db, cfg)
     try:
+        eng.process(paced_batches(list(simulate(SimConfig(seed=4, scale=0.1))), 500)[0])
         mine = nice()
         job = analyst.CopyJob(cfg)
-        job(eng.store.con)
+        for _ in range(analyst.CHECKPOINT_TRIES - 1):  # a refused checkpoint is tried again at the next call
+            job(eng.store.con)
+        job.wait(60)
+        assert job.last is None and not seen
+        job(eng.store.con)  # ... and after that many refusals, the copy goes table by table
         job.wait(60)
         assert not job.errors and job.last is not None
         assert seen == [min(19, mine + analyst.COPY_NICENESS)]
         assert nice() == mine  # only the copy's thread
+        copy = duckdb.connect(str(analyst.copy_path(cfg)), read_only=True)
+        n = copy.execute("SELECT count(*) FROM call_events").fetchone()
+        copy.close()
+        assert n == eng.store.con.execute("SELECT count(*) FROM call_events").fetchone() and n[0] > 0
+    finally:
+        eng.close()
+
+
+def test_the_file_copy_keeps_the_database_locked_and_checkpoints_resuming(cli: Cli, tmp_path: Path) -> None:
+    """The copy is the database file copied right after a checkpoint: it holds the batches
+    committed before it, not those committed while it copies. Copying must not drop the
+    pipeline's lock on the file (a POSIX lock goes when this process closes any descriptor of
+    the file), and automatic checkpoints, held off while it copies, come back."""
+    cfg = Config(db=tmp_path / "cp.duckdb", analyst=AnalystSettings(freshness_s=0.0))
+    eng = engine(cfg.db, cfg)
+
+    def stored() -> int:
+        return int(eng.store.con.execute("SELECT count(*) FROM call_events").fetchone()[0])
+
+    def in_copy() -> tuple[int, str]:
+        done = cli.analyst("sql", "SELECT count(*) AS n FROM call_events", "--format", "csv", "--db", str(cfg.db))
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout.splitlines()[1]), " ".join(done.stderr.split())
+
+    try:
+        batches = paced_batches(list(simulate(SimConfig(seed=6, scale=0.2))), 2000)
+        eng.process(batches[0])
+        first = stored()
+        threshold = eng.store.con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        job = analyst.CopyJob(cfg)
+        job(eng.store.con)
+        for b in batches[1:3]:  # committed while the file may be copying: in the WAL, not in this copy
+            eng.process(b)
+        job.wait(60)
+        assert not job.errors and job.last is not None
+        assert eng.store.con.execute("SELECT current_setting('checkpoint_threshold')").fetchone() == threshold
+        n, said = in_copy()
+        assert "pipeline running" in said  # another process still cannot open the database
+        assert n == first < stored()
+        job(eng.store.con)
+        job.wait(60)
+        assert not job.errors
+        assert in_copy()[0] == stored()
     finally:
         eng.close()
