@@ -32,11 +32,10 @@ OUT = Path("bench-out")
 START = datetime(2026, 3, 1, tzinfo=UTC)
 DAYS = 30
 QUEUES = ("billing", "sales", "support", "complaints", "loans", "cards", "fraud", "vip")
-
 SYNTH_CALLS = """
 INSERT INTO call_state
 SELECT 'c' || i AS call_id,
-       ['billing','sales','support','complaints','loans','cards','fraud','vip'][1 + (hash(i) % 8)::INT] AS queue,
+       $queues[1 + (hash(i) % 8)::INT] AS queue,
        md5(CAST(hash(i, 7) % 2000000 AS VARCHAR)) AS caller_key, NULL AS caller_masked,
        'a-' || (hash(i, 3) % 400) AS agent_id,
        o AS offered_at,
@@ -57,13 +56,16 @@ FROM (
 
 
 def build_db(path: Path, calls: int) -> Config:
-    cfg = Config(db=path)
+    # The store writes the settings of its configured queues at open; these calls never
+    # pass through it, so their queues are configured (with the defaults).
+    cfg = Config(db=path, queues={q: Config().defaults for q in QUEUES})
     if path.exists():
+        Store.open(path, cfg).close()  # an older build may lack the queues' settings
         return cfg
     OUT.mkdir(exist_ok=True)
     store = Store.open(path, cfg)
     con = store.con
-    con.execute(SYNTH_CALLS, {"start": START, "span_s": DAYS * 86400.0, "n": calls})
+    con.execute(SYNTH_CALLS, {"start": START, "span_s": DAYS * 86400.0, "n": calls, "queues": list(QUEUES)})
     end = START + timedelta(days=DAYS)
     con.execute(
         "INSERT INTO queue_interval BY NAME SELECT * FROM queue_aggregates($lo, $hi, 900)",
