@@ -106,10 +106,9 @@ class CopyJob:
             self.request.unlink(missing_ok=True)  # before copying: a later request waits for the next one
             self._wanted = True
         if self._wanted or now - self._last_copy >= self.config.analyst.freshness_s:
-            self._wanted = True
             started = time.perf_counter()
-            if self._start_copy(con):
-                self._wanted = False
+            self._wanted = not self._start_copy(con)
+            if not self._wanted:
                 self._last_copy = now
             self.block_ms.append((time.perf_counter() - started) * 1000)
         return self.last
@@ -120,8 +119,6 @@ class CopyJob:
         call; after CHECKPOINT_TRIES refusals in a row, the table-by-table copy instead."""
         taken_at = datetime.now(UTC)
         started = time.perf_counter()
-        current = sqlfiles.first(con, "ops/current_database")
-        source = Path(current[1]) if current is not None and current[1] else self.config.db
         try:
             backup.hold_checkpoints(con)
         except duckdb.Error as exc:
@@ -130,27 +127,31 @@ class CopyJob:
                 return False
             log.warning("analyst copy: cannot checkpoint (%s); copying table by table", exc)
             self._refused = 0
-            self._start(self._copy_tables, self._second_connection(con) if self.threaded else con)
+            self._start(con, self._copy_tables)
             return True
         self._refused = 0
         held_ms = (time.perf_counter() - started) * 1000
         # Released on the helper's own connection: while it is open, the database cannot
         # close either, and closing checkpoints.
-        self._start(
-            self._copy_file,
-            self._second_connection(con) if self.threaded else con,
-            source,
-            taken_at,
-            held_ms,
-        )
+        self._start(con, self._copy_file, taken_at, held_ms)
         return True
 
-    def _start(self, target: Any, con: duckdb.DuckDBPyConnection, *args: Any) -> None:
-        if self.threaded:
-            self._thread = threading.Thread(target=target, args=(con, *args), name="callpulse-analyst-copy")
-            self._thread.start()
-        else:
-            target(con, *args)
+    def _start(self, con: duckdb.DuckDBPyConnection, copy: Any, *args: Any) -> None:
+        """Run ``copy(connection, *args)``: on a helper thread through a second connection,
+        closed after it, or (``threaded=False``) on this thread through ``con``."""
+        if not self.threaded:
+            copy(con, *args)
+            return
+        own = self._second_connection(con)
+
+        def run() -> None:
+            try:
+                copy(own, *args)
+            finally:
+                own.close()
+
+        self._thread = threading.Thread(target=run, name="callpulse-analyst-copy")
+        self._thread.start()
 
     def _second_connection(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         """Another connection to the same open database (DuckDB shares one instance per file
@@ -163,25 +164,19 @@ class CopyJob:
         sqlfiles.run(other, "analyst/copy_session")
         return other
 
-    def _copy_file(self, con: duckdb.DuckDBPyConnection, source: Path, taken_at: datetime, held_ms: float) -> None:
+    def _copy_file(self, con: duckdb.DuckDBPyConnection, taken_at: datetime, held_ms: float) -> None:
         try:
-            self._record(lambda: backup.copy_checkpointed(source, self.path, COPY_KIND, taken_at, held_ms))
+            self._record(lambda: backup.copy_checkpointed(self.config.db, self.path, COPY_KIND, taken_at, held_ms))
         finally:
             try:
                 backup.release_checkpoints(con)
             except duckdb.Error as exc:  # the database closed meanwhile: nothing left to release
                 log.warning("analyst copy: cannot restore automatic checkpoints: %s", exc)
-            if self.threaded:
-                con.close()
 
     def _copy_tables(self, con: duckdb.DuckDBPyConnection) -> None:
         if self.threaded:  # reads the whole database: gives way to the engine and the refresher
             lower_thread_priority(COPY_NICENESS)
-        try:
-            self._record(lambda: backup.copy_live(con, self.path, COPY_KIND, self.config.db))
-        finally:
-            if self.threaded:
-                con.close()
+        self._record(lambda: backup.copy_live(con, self.path, COPY_KIND, self.config.db))
 
     def _record(self, copy: Any) -> None:
         try:

@@ -9,9 +9,9 @@ place, so a reader sees either the old file or the new one, never half of one.
   checkpoints: a commit goes to the WAL, and the blocks the last checkpoint uses are not
   reused before the next one. So right after a checkpoint, with automatic checkpoints held
   off, the file is a consistent database of the batches committed until then, while the
-  engine goes on committing to the WAL. The byte copy costs the kernel ~0.1 s per 200 MB;
-  copying table by table made DuckDB decode and re-encode every row (7 s of a core on a
-  month of a 500-agent centre), and the engine's batches waited on it.
+  engine goes on committing to the WAL. The byte copy is the kernel's work; copying table
+  by table makes DuckDB decode and re-encode every row, seconds of a core on a month of
+  history while the engine's batches wait for it.
 - ``copy_live(con, dest)`` copies the database behind ``con``, the pipeline's own
   connection or another connection to the same open database: it ATTACHes the fresh file and copies inside one
   transaction. Every batch is one transaction, so the copy holds exactly the
@@ -65,12 +65,24 @@ class CopyInfo:
     tables: int
 
 
-def _fresh_target(dest: Path) -> Path:
-    """An empty file beside ``dest`` with the callpulse schema and views; renamed into place later."""
+def _target_path(dest: Path) -> Path:
+    """The file beside ``dest`` a copy is made in (renamed into place later), with no
+    leftover of an earlier attempt: a leftover WAL would be replayed into the copy."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + f".tmp-{os.getpid()}")
-    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-        leftover.unlink(missing_ok=True)
+    _discard(tmp)
+    return tmp
+
+
+def _discard(tmp: Path) -> None:
+    """Remove an unfinished copy and its WAL."""
+    tmp.unlink(missing_ok=True)
+    tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+
+
+def _fresh_target(dest: Path) -> Path:
+    """An empty file beside ``dest`` with the callpulse schema and views; renamed into place later."""
+    tmp = _target_path(dest)
     con = duckdb.connect(str(tmp))
     try:
         sqlfiles.run(con, "schema/writer_session")
@@ -148,18 +160,14 @@ def copy_checkpointed(src: Path, dest: Path, kind: str, taken_at: datetime, held
     taken at ``taken_at`` in ``held_ms``) into ``dest``. Only the file: the WAL holds the batches
     committed since the checkpoint, which the copy leaves to the next one."""
     src, dest = Path(src), Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + f".tmp-{os.getpid()}")
-    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):  # a leftover WAL would be replayed into the copy
-        leftover.unlink(missing_ok=True)
+    tmp = _target_path(dest)
     try:
         started = time.perf_counter()
         _copy_bytes(src, tmp)
         copy_ms = held_ms + (time.perf_counter() - started) * 1000
         return _finish(tmp, dest, kind, src, copy_ms, taken_at)
     except BaseException:
-        tmp.unlink(missing_ok=True)
-        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+        _discard(tmp)
         raise
 
 
@@ -190,8 +198,7 @@ def copy_live(con: duckdb.DuckDBPyConnection, dest: Path, kind: str = "copy", so
         copy_ms = (time.perf_counter() - started) * 1000
         return _finish(tmp, dest, kind, source, copy_ms, taken_at, tables)
     except BaseException:
-        tmp.unlink(missing_ok=True)
-        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+        _discard(tmp)
         raise
 
 
@@ -222,8 +229,7 @@ def copy_file(src: Path, dest: Path, kind: str | None = "backup") -> CopyInfo:
             con.close()
         return _finish(tmp, dest, kind, src, copy_ms, taken_at, tables)
     except BaseException:
-        tmp.unlink(missing_ok=True)
-        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+        _discard(tmp)
         raise
 
 
