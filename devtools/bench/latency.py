@@ -156,7 +156,8 @@ class Scraper:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:  # a worker that never came up: never started
+            self._thread.join()
 
     def _loop(self) -> None:
         next_at = time.monotonic()

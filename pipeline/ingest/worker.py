@@ -226,16 +226,30 @@ class BatchFeed:
         # Per group generation, where each assigned partition resumes (DuckDB's offset + 1),
         # set by the assignment hook and applied by ``drain`` before it keeps what it fetches.
         self.seeks: dict[int, dict[Any, int]] = {}
+        # Whether what is pending may be sent (set by ``drain``: the consumer's generation
+        # is the one whose positions were applied, and its flow is on).
+        self._current: Callable[[], bool] = lambda: False
 
-    def done(self) -> None:
-        """The agent finished a batch (stored or not)."""
+    async def done(self) -> None:
+        """The agent finished a batch (stored or not). What collected meanwhile is sent at once
+        if it is due: waiting for the drain's next fetch would add up to ``fetch_wait`` to
+        every event of it."""
         self.queued = max(0, self.queued - 1)
+        # queued 0: the channel is empty (a full batch may be waiting there otherwise, and
+        # this runs inside the agent that would have to take it).
+        if self.queued == 0 and self._current() and self.batcher.due(time.monotonic(), room=True):
+            await self._send()
+
+    async def _send(self) -> None:
+        self.queued += 1
+        await self.channel.send(value=self.batcher.take(time.monotonic()))
 
     async def drain(self, consumer: Any, fetcher: Any) -> None:
         """Runs as faust's Fetcher task until the consumer or the fetcher stops."""
         app = consumer.app
         sought = -1  # the generation whose positions were applied
         batcher = self.batcher
+        self._current = lambda: app.consumer_generation_id == sought and consumer.flow_active
         while not (consumer._stopped.is_set() or fetcher._stopped.is_set()):
             timeout = max(0.01, batcher.wait_s(time.monotonic()))
             records, _ = await consumer._wait_next_records(timeout)
@@ -259,8 +273,7 @@ class BatchFeed:
             # A batch due by time waits while the agent is storing one: what arrives
             # meanwhile joins it (up to batch_size), so a busy store gets fewer, larger batches.
             if batcher.due(now, room=self.queued == 0):
-                self.queued += 1
-                await self.channel.send(value=batcher.take(now))
+                await self._send()
 
     async def _resume(self, consumer: Any, generation: int) -> bool:
         """Apply the generation's positions if the hook set them (else wait a little);
@@ -285,16 +298,37 @@ def high_watermark(consumer: Any, tp: Any) -> int | None:
     return hw if isinstance(hw, int) and hw >= 0 else None
 
 
-async def commit_stored(app: Any, batches: list[list[Message]]) -> None:
-    """Let the group's committed offsets follow what DuckDB stored (for lag monitors only:
-    the worker resumes from DuckDB). A failed commit (broker away) is retried by the next."""
-    from faust.types import TP
+class StoredCommits:
+    """Lets the group's committed offsets follow what DuckDB stored (for lag monitors only:
+    the worker resumes from DuckDB), on a task of its own: the next batch never waits for
+    a broker round trip. One commit at a time, so offsets only move forward; what is
+    stored meanwhile goes in the next. A failed commit (broker away) is retried by the next."""
 
-    top = highest_offsets(m for messages in batches for m in messages)
-    try:
-        await app.consumer._commit({TP(t, p): o + 1 for (t, p), o in top.items()})
-    except Exception as exc:  # noqa: BLE001 - nothing depends on Kafka's commit
-        log.debug("commit of stored offsets failed: %r", exc)
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._due: dict[tuple[str, int], int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, batches: list[list[Message]]) -> None:
+        for key, offset in highest_offsets(m for messages in batches for m in messages).items():
+            self._due[key] = max(offset, self._due.get(key, -1))
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._commit())
+
+    async def close(self) -> None:
+        """Wait for the commit in flight (the consumer is about to stop)."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _commit(self) -> None:
+        from faust.types import TP
+
+        while self._due:
+            top, self._due = self._due, {}
+            try:
+                await self.app.consumer._commit({TP(t, p): o + 1 for (t, p), o in top.items()})
+            except Exception as exc:  # noqa: BLE001 - nothing depends on Kafka's commit
+                log.debug("commit of stored offsets failed: %r", exc)
 
 
 # What a fetch waits for (up to ``[kafka] fetch_wait``) before the broker answers it.
@@ -507,13 +541,14 @@ class KafkaWorker:
         sink = self.sink
         assert sink is not None
         producer = producer_for(self.settings) if self.routed is not None else None
+        commits = StoredCommits(app)
         self._crash = None
 
         async def handle(batches: list[list[Message]]) -> None:
             try:
                 await store(batches)
             finally:
-                feed.done()
+                await feed.done()
 
         async def store(batches: list[list[Message]]) -> None:
             if not batches or self._stop.is_set() or self._crash is not None:
@@ -534,7 +569,7 @@ class KafkaWorker:
             summary.messages += stored
             summary.skipped += skipped
             summary.batches += 1 if stored else 0
-            await commit_stored(app, batches)
+            commits.add(batches)
             if on_progress is not None:
                 on_progress(summary)
             if self.options.max_events and summary.messages >= self.options.max_events:
@@ -561,7 +596,7 @@ class KafkaWorker:
             offsets = {TP(t, p): o for (t, p), o in positions.items()}
             log.info("resuming from DuckDB offsets: %s", offsets)
             # Applied by the drain once faust resumed (BatchFeed.drain); Kafka's committed
-            # offsets follow each stored batch (commit_stored), for lag monitors only
+            # offsets follow each stored batch (StoredCommits), for lag monitors only
             # (faust-streaming#606: DuckDB's offsets are what the worker resumes from).
             feed.seeks = {generation: offsets}
 
@@ -599,6 +634,7 @@ class KafkaWorker:
             return None
         finally:
             try:
+                await commits.close()
                 await worker.stop()
             finally:
                 if producer is not None:

@@ -25,7 +25,7 @@ from pipeline.ingest.sources.kafka import (
     seek_positions,
     topic_names,
 )
-from pipeline.ingest.worker import OffsetSink, store_agent
+from pipeline.ingest.worker import BatchFeed, OffsetSink, StoredCommits, store_agent
 from tests.helpers import engine
 
 CALL = {"type": "call", "event": "offered", "call_id": "c1", "queue": "billing", "at": "2026-03-02T09:00:00Z"}
@@ -107,6 +107,76 @@ def test_micro_batches_are_bounded_by_size_and_time_and_grow_while_the_store_is_
     assert b.due(now=101.4, room=True)
     b.clear()  # a rebalance drops what is pending
     assert b.count == 0 and b.take(now=102.0) == []
+
+
+class _Channel:
+    """The agent's channel, as far as the feed uses it: what was sent, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[list[Message]]] = []
+
+    async def send(self, value: list[list[Message]]) -> None:
+        self.sent.append(value)
+
+
+def test_a_finished_batch_sends_what_collected_meanwhile_without_waiting_for_a_fetch() -> None:
+    feed = BatchFeed(batch_size=10, within_s=0.0)
+    feed.channel = _Channel()
+    feed._current = lambda: True  # the consumer's generation is the one sought, flow on
+
+    async def main() -> None:
+        feed.queued = 1  # a batch being stored; two messages arrived meanwhile
+        feed.batcher.add([msg(0, b"{}"), msg(1, b"{}")])
+        await feed.done()
+        assert [[[m.offset for m in t] for t in b] for b in feed.channel.sent] == [[[0, 1]]]
+        assert feed.queued == 1 and feed.batcher.count == 0
+        # A full batch waits in the channel behind the one just stored: nothing more is
+        # sent from inside the agent (it would wait on itself).
+        feed.queued = 2
+        feed.batcher.add([msg(2, b"{}")])
+        await feed.done()
+        assert len(feed.channel.sent) == 1 and feed.queued == 1
+        # During a rebalance what is pending is not sent (the drain drops it).
+        feed.queued = 1
+        feed._current = lambda: False
+        await feed.done()
+        assert len(feed.channel.sent) == 1 and feed.queued == 0 and feed.batcher.count == 1
+
+    asyncio.run(main())
+
+
+def test_stored_offsets_are_committed_one_commit_at_a_time_and_only_forward() -> None:
+    from faust.types import TP
+
+    class Consumer:
+        def __init__(self) -> None:
+            self.commits: list[dict[Any, int]] = []
+            self.release = asyncio.Event()
+
+        async def _commit(self, offsets: dict[Any, int]) -> None:
+            self.commits.append(offsets)
+            await self.release.wait()  # the broker answers when the test says so
+
+    class App:
+        consumer = Consumer()
+
+    async def main() -> None:
+        commits = StoredCommits(App())
+        consumer = App.consumer
+        commits.add([[msg(4, b"{}"), msg(5, b"{}")]])
+        await asyncio.sleep(0)  # the commit task starts and waits for the broker
+        assert consumer.commits == [{TP("p.calls", 0): 6}]
+        # Stored while that commit is in flight: one commit of the highest offsets after it.
+        commits.add([[msg(6, b"{}")], [msg(0, b"{}", topic="p.agents")]])
+        commits.add([[msg(9, b"{}"), msg(2, b"{}", partition=1)]])
+        consumer.release.set()
+        await commits.close()
+        assert consumer.commits == [
+            {TP("p.calls", 0): 6},
+            {TP("p.calls", 0): 10, TP("p.agents", 0): 1, TP("p.calls", 1): 3},
+        ]
+
+    asyncio.run(main())
 
 
 def test_a_micro_batch_of_several_topics_is_stored_in_one_process_call() -> None:
