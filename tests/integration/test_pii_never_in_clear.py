@@ -49,6 +49,36 @@ def variants(number: str) -> set[str]:
     return {number, "+" + digits, digits, digits[2:] if digits.startswith("86") else digits}
 
 
+def found_in(blob: bytes, needles: set[bytes]) -> set[bytes]:
+    """The needles that occur in ``blob``, each made of '+', digits and spaces only.
+
+    Such a needle can only occur inside a run of those characters, so each run's windows
+    of every needle length are looked up in the set: the same answer as ``n in blob`` for
+    every needle, in one pass over the blob instead of one per needle (thousands)."""
+    assert all(re.fullmatch(rb"[+0-9 ]+", n) for n in needles)
+    lengths = sorted({len(n) for n in needles})
+    hits: set[bytes] = set()
+    for run in re.finditer(rb"[+0-9 ]{%d,}" % lengths[0], blob):
+        text = run.group()
+        for size in lengths:
+            hits.update(w for i in range(len(text) - size + 1) if (w := text[i : i + size]) in needles)
+    return hits
+
+
+def test_the_search_finds_what_a_plain_substring_test_finds() -> None:
+    needles = {b"+8613800001234", b"13800001234", b"+86 138 0000 5678", b"8613800009999"}
+    blob = b"\x00x+8613800001234\x01 +86 138 0000 5678 \x0286138000099 99 1380000123"
+    assert (
+        found_in(blob, needles)
+        == {n for n in needles if n in blob}
+        == {
+            b"+8613800001234",
+            b"13800001234",
+            b"+86 138 0000 5678",
+        }
+    )
+
+
 def test_caller_numbers_never_appear_in_the_clear(cli: Cli, tmp_path: Path) -> None:
     src = tmp_path / "day.jsonl"
     write_jsonl(simulate(SimConfig(seed=21, scale=0.3)), src)
@@ -91,15 +121,14 @@ def test_caller_numbers_never_appear_in_the_clear(cli: Cli, tmp_path: Path) -> N
 
     produced = sorted(p for p in out.rglob("*") if p.is_file())
     assert {p.suffix for p in produced} >= {".duckdb", ".csv", ".parquet", ".html"}
-    needles = sorted({v.encode() for c in callers for v in variants(c)})
-    source = src.read_bytes()
-    assert all(c.encode() in source for c in callers)  # the search does find numbers where they are
+    needles = {v.encode() for c in callers for v in variants(c)}
+    # the search does find numbers where they are
+    assert found_in(src.read_bytes(), needles) >= {c.encode() for c in callers}
     blobs = [(str(p), p.read_bytes()) for p in produced] + [(f"output {i}", t.encode()) for i, t in enumerate(logs)]
-    found = [(name, n.decode()) for name, blob in blobs for n in needles if n in blob]
+    found = [(name, sorted(hits)[:3]) for name, blob in blobs if (hits := found_in(blob, needles))]
     assert not found, found[:10]
 
     # Column by column (pages of DuckDB and parquet files may be compressed).
-    text_needles = sorted({v for c in callers for v in variants(c)})
     for path in produced:
         if path.suffix == ".duckdb":
             con = duckdb.connect(str(path), read_only=True)
@@ -110,13 +139,12 @@ def test_caller_numbers_never_appear_in_the_clear(cli: Cli, tmp_path: Path) -> N
             for table, column in cols:
                 values = con.execute(f'SELECT DISTINCT CAST("{column}" AS VARCHAR) FROM "{table}"').fetchall()
                 text = "\n".join(str(v[0]) for v in values)
-                hits = [n for n in text_needles if n in text]
-                assert not hits, (path.name, table, column, hits[:3])
+                hits = found_in(text.encode(), needles)
+                assert not hits, (path.name, table, column, sorted(hits)[:3])
             con.close()
         elif path.suffix == ".parquet":
             frame = pl.read_parquet(path)
-            text = frame.write_csv()
-            assert not [n for n in text_needles if n in text], path.name
+            assert not found_in(frame.write_csv().encode(), needles), path.name
     # The numbers were really there to find: the hashes of known callers are stored.
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(DISTINCT caller_key) FROM call_state").fetchall()[0][0] > 100
