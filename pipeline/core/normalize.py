@@ -9,8 +9,9 @@ call never count twice. Work is done on whole columns (polars), not per record.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -167,11 +168,17 @@ def _bad(name: str, suffix: str) -> pl.Expr:
     return pl.col(name).is_not_null() & pl.col(f"{name}{suffix}").is_null()
 
 
-def _reason(now: datetime, max_future_s: float) -> pl.Expr:
-    """The first reason a record can't be used, or null when it can."""
+# The latest time a record may carry (the clock plus max_future_s), a column while the
+# reasons are found: the expression below then is the same for every batch, built once.
+_LIMIT = "_limit"
+
+
+@functools.cache
+def _reason(max_future_s: float) -> pl.Expr:
+    """The first reason a record can't be used, or null when it can (needs ``_LIMIT``)."""
     t = pl.col("type")
     call, cdr, agent, qa, quality = (t == "call"), (t == "cdr"), (t == "agent"), (t == "qa"), (t == "quality")
-    limit = pl.lit(now).dt.convert_time_zone("UTC") + pl.duration(seconds=max_future_s)
+    limit = pl.col(_LIMIT)
     checks: list[tuple[pl.Expr, pl.Expr | str]] = [(t.is_null(), "missing field: type")]
     checks.append((~t.is_in(RECORD_TYPES), pl.format("unknown record type: {}", t.str.slice(0, 40))))
     for name in _ID_FIELDS:
@@ -290,11 +297,17 @@ def normalize(batch: RawBatch, hasher: CallerHasher, now: datetime, max_future_s
     f = batch.frame.with_row_index("_row").with_columns(
         pl.col("_row").cast(pl.Int64), src.alias("_src"), *[_blank_to_null(n) for n in _ID_FIELDS]
     )
-    f = f.with_columns(
-        [_parse_ts(n) for n in _TIME_FIELDS]
-        + [_parse_number(n) for n in _NUMBER_FIELDS]
-        + [_parse_bool(n) for n in _BOOL_FIELDS]
-    ).with_columns(_reason(now, max_future_s))
+    limit = now.astimezone(UTC) + timedelta(seconds=max_future_s)
+    f = (
+        f.with_columns(
+            [_parse_ts(n) for n in _TIME_FIELDS]
+            + [_parse_number(n) for n in _NUMBER_FIELDS]
+            + [_parse_bool(n) for n in _BOOL_FIELDS]
+            + [pl.lit(limit, dtype=pl.Datetime("us", "UTC")).alias(_LIMIT)]
+        )
+        .with_columns(_reason(max_future_s))
+        .drop(_LIMIT)
+    )
 
     # Normalize the callers in one vectorised pass; only the HMAC itself runs per distinct number.
     f = f.with_columns(normalized_numbers(pl.col("caller")).alias("_caller_n"))
