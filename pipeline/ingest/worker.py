@@ -24,6 +24,7 @@ Lifecycle of ``KafkaWorker.run()``:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import shutil
@@ -315,10 +316,12 @@ class StoredCommits:
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._commit())
 
-    async def close(self) -> None:
-        """Wait for the commit in flight (the consumer is about to stop)."""
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Let the commit in flight finish (the consumer is about to stop), or drop it after
+        ``timeout_s``: nothing depends on it, and a broker that is away may not answer."""
+        if self._task is not None and not self._task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._task, timeout_s)
 
     async def _commit(self) -> None:
         from faust.types import TP

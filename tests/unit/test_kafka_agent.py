@@ -179,6 +179,24 @@ def test_stored_offsets_are_committed_one_commit_at_a_time_and_only_forward() ->
     asyncio.run(main())
 
 
+def test_stopping_drops_a_commit_the_broker_never_answers() -> None:
+    class Consumer:
+        async def _commit(self, offsets: dict[Any, int]) -> None:
+            await asyncio.Event().wait()  # a broker that is away
+
+    class App:
+        consumer = Consumer()
+
+    async def main() -> None:
+        commits = StoredCommits(App())
+        commits.add([[msg(4, b"{}")]])
+        # returns instead of waiting for the broker (the outer bound only fails a regression)
+        await asyncio.wait_for(commits.close(timeout_s=0.05), 30)
+        assert commits._task is not None and commits._task.cancelled()
+
+    asyncio.run(main())
+
+
 def test_a_micro_batch_of_several_topics_is_stored_in_one_process_call() -> None:
     eng = engine()
     try:
