@@ -341,7 +341,8 @@ def demo(
         if services.server is not None:
             console.print(f"serving {services.server.url}/ (wallboard) and {services.server.url}/metrics")
         try:
-            with Live(console=Console(), refresh_per_second=2, transient=False) as live:
+            board_console = Console()
+            with Live(console=board_console, refresh_per_second=2, transient=False) as live:
                 for records in paced(run(sim), speed, batch_event_s):
                     items = [Parsed(f"sim:{events + i}", json.dumps(r), r) for i, r in enumerate(records)]
                     events += len(records)
@@ -362,6 +363,8 @@ def demo(
                         cfg.timezone,
                     )
                 )
+            if not board_console.is_terminal:
+                board_console.line()  # off a terminal, Live leaves its last frame's last line open
         finally:
             services.close()
     console.print(f"demo done: {_summary(engine.totals, time.monotonic() - started)}; database {cfg.db}")

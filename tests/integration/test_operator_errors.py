@@ -79,6 +79,17 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     )
 
 
+def test_the_demo_board_piped_to_a_file_ends_its_last_line(tmp_path: Path) -> None:
+    run = callpulse(
+        "demo", "--db", tmp_path / "db.duckdb", "--no-serve", "--speed", "0", "--max-events", "50", cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    # what follows it (the shell's prompt, "demo done" in a shared log) starts a line of its own
+    assert run.stdout.endswith("\n") and re.match(r"read \d+  accepted \d+", run.stdout.splitlines()[-1]), run.stdout[
+        -300:
+    ]
+
+
 def test_kafka_unreachable_at_start_is_retried_then_given_up_in_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "callpulse.toml"
     cfg.write_text('[kafka]\nstart_timeout = "3s"\n')
