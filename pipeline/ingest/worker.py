@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -34,6 +35,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pipeline.core.config import Config, KafkaSettings
@@ -383,6 +385,39 @@ def store_agent(handler: Handler) -> Callable[[Any], Awaitable[None]]:
 MAX_PARTITION_FETCH_BYTES = 16 * 1_048_576
 
 
+# faust's data folder (empty with an in-memory store, but faust makes one), named by the
+# worker's pid: a worker killed with SIGKILL cannot remove its own, the next one does.
+DATADIR_PREFIX = "callpulse-faust-"
+
+
+def stale_datadirs(names: Iterable[str], alive: Callable[[int], bool]) -> list[str]:
+    """The faust data folders among ``names`` whose worker (the pid in the name) is gone."""
+    stale = []
+    for name in names:
+        pid = name.removeprefix(DATADIR_PREFIX).partition("-")[0]
+        if name.startswith(DATADIR_PREFIX) and pid.isdigit() and not alive(int(pid)):
+            stale.append(name)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def faust_datadir() -> str:
+    """A new data folder for a faust session, after removing those of dead workers."""
+    tmp = Path(tempfile.gettempdir())
+    for name in stale_datadirs((p.name for p in tmp.glob(DATADIR_PREFIX + "*")), _alive):
+        shutil.rmtree(tmp / name, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{DATADIR_PREFIX}{os.getpid()}-")
+
+
 def build_app(settings: KafkaSettings, options: WorkerOptions, datadir: str) -> Any:
     import faust
 
@@ -524,7 +559,7 @@ class KafkaWorker:
         """One faust app on a fresh event loop; returns the crash reason, or None."""
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        datadir = tempfile.mkdtemp(prefix="callpulse-faust-")
+        datadir = faust_datadir()
         try:
             return loop.run_until_complete(self._session_async(deadline, datadir, on_progress))
         finally:

@@ -15,6 +15,7 @@ import os
 import random
 import re
 import signal
+import tempfile
 import time
 import uuid
 from datetime import time as dt_time
@@ -167,6 +168,7 @@ def kill_runs(
     and stops cleanly."""
     chunk = len(lines) // (kills + 1)
     previous = (0, 0, 0, 0)
+    faust_folders = set(Path(tempfile.gettempdir()).glob("callpulse-faust-*"))
     for i in range(kills):
         produce_lines(lines[i * chunk : (i + 1) * chunk], s)
         proc = worker(cli, tmp, db, s, name=f"worker{i}")
@@ -190,6 +192,9 @@ def kill_runs(
         finish(proc, remaining)
     finally:
         proc.stop()
+    # A killed run cannot remove faust's data folder; the runs after it did.
+    left = set(Path(tempfile.gettempdir()).glob("callpulse-faust-*")) - faust_folders
+    assert not left, sorted(p.name for p in left)
 
 
 def test_mixed_input_with_sigkills_equals_replay_bit_for_bit(

@@ -25,7 +25,7 @@ from pipeline.ingest.sources.kafka import (
     seek_positions,
     topic_names,
 )
-from pipeline.ingest.worker import BatchFeed, OffsetSink, StoredCommits, store_agent
+from pipeline.ingest.worker import BatchFeed, OffsetSink, StoredCommits, stale_datadirs, store_agent
 from tests.helpers import engine
 
 CALL = {"type": "call", "event": "offered", "call_id": "c1", "queue": "billing", "at": "2026-03-02T09:00:00Z"}
@@ -555,3 +555,13 @@ def test_the_worker_s_fetches_wait_for_a_batch_s_worth_of_bytes(
             await aiokafka_consumer.stop()
 
     assert asyncio.run(main()) == (min_bytes, max_wait_ms)
+
+
+def test_the_faust_folders_of_dead_workers_are_the_stale_ones() -> None:
+    names = [
+        "callpulse-faust-101-a1b2",  # its worker is gone (killed: it could not remove it)
+        "callpulse-faust-202-c3d4",  # its worker runs
+        "callpulse-faust-x9y8",  # no pid in the name: not one of ours to judge
+        "callpulse-bench-kafka-303-e5",  # not a faust folder
+    ]
+    assert stale_datadirs(names, alive=lambda pid: pid == 202) == ["callpulse-faust-101-a1b2"]
