@@ -17,7 +17,7 @@ import io
 import json
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import IO, Any
 
@@ -84,7 +84,7 @@ def _jsonl_chunk(chunk: list[bytes], first: int, source: str) -> RawBatch:
     return _jsonl_batch_line_by_line([line for line, _ in kept], [pos for _, pos in kept], source)
 
 
-def jsonl_batch(lines: list[bytes], positions: list[str], source: str) -> RawBatch:
+def jsonl_batch(lines: list[bytes], positions: Sequence[str] | pl.Series, source: str) -> RawBatch:
     """One batch from JSON-lines values (Kafka message values), parsed together."""
     try:
         frame = pl.DataFrame(
@@ -111,7 +111,7 @@ def _parse_lines(data: bytes, lines: pl.DataFrame, source: str) -> RawBatch | No
     return RawBatch(source=source, frame=pl.concat([frame, lines], how="horizontal"))
 
 
-def _jsonl_batch_line_by_line(lines: list[bytes], positions: list[str], source: str) -> RawBatch:
+def _jsonl_batch_line_by_line(lines: list[bytes], positions: Sequence[str] | pl.Series, source: str) -> RawBatch:
     items: list[Parsed | DeadLetter] = []
     for line, pos in zip(lines, positions, strict=True):
         text = line.decode("utf-8", errors="replace")
