@@ -290,6 +290,15 @@ def _name_list(name: str) -> pl.Expr:
     )
 
 
+def _latest_time(now: datetime, max_future_s: float) -> datetime:
+    """``now`` (UTC when naive) plus ``max_future_s``; the largest time if that is beyond it."""
+    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    try:
+        return now + timedelta(seconds=max_future_s)
+    except OverflowError:  # a limit past year 9999 (or infinite): no record is too far ahead
+        return datetime.max.replace(tzinfo=UTC)
+
+
 def normalize(batch: RawBatch, hasher: CallerHasher, now: datetime, max_future_s: float = 300.0) -> Normalized:
     """Validate ``batch``; ``now`` is the wall clock used for the future-timestamp check."""
     # A batch merged from several sources (RawBatch.concat) names each row's source in _src.
@@ -297,7 +306,7 @@ def normalize(batch: RawBatch, hasher: CallerHasher, now: datetime, max_future_s
     f = batch.frame.with_row_index("_row").with_columns(
         pl.col("_row").cast(pl.Int64), src.alias("_src"), *[_blank_to_null(n) for n in _ID_FIELDS]
     )
-    limit = now.astimezone(UTC) + timedelta(seconds=max_future_s)
+    limit = _latest_time(now, max_future_s)
     f = (
         f.with_columns(
             [_parse_ts(n) for n in _TIME_FIELDS]

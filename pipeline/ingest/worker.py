@@ -232,16 +232,25 @@ class BatchFeed:
         # Whether what is pending may be sent (set by ``drain``: the consumer's generation
         # is the one whose positions were applied, and its flow is on).
         self._current: Callable[[], bool] = lambda: False
+        self._sending: set[asyncio.Task[None]] = set()  # sends started by ``done``
 
-    async def done(self) -> None:
+    def done(self) -> None:
         """The agent finished a batch (stored or not). What collected meanwhile is sent at once
         if it is due: waiting for the drain's next fetch would add up to ``fetch_wait`` to
         every event of it."""
         self.queued = max(0, self.queued - 1)
-        # queued 0: the channel is empty (a full batch may be waiting there otherwise, and
-        # this runs inside the agent that would have to take it).
         if self.queued == 0 and self._current() and self.batcher.due(time.monotonic(), room=True):
-            await self._send()
+            # On a task of its own, never awaited here: this runs inside the agent, and if the
+            # channel still held a batch (``queued`` is reset by a rebalance, so it can be
+            # wrong) the agent would wait on itself to take it.
+            task = asyncio.ensure_future(self._send())
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    def close(self) -> None:
+        """Drop the sends ``done`` started that are still waiting (the session is over)."""
+        for task in self._sending:
+            task.cancel()
 
     async def _send(self) -> None:
         self.queued += 1
@@ -593,7 +602,7 @@ class KafkaWorker:
             try:
                 await store(batches)
             finally:
-                await feed.done()
+                feed.done()
 
         async def store(batches: list[list[Message]]) -> None:
             if not batches or self._stop.is_set() or self._crash is not None:
@@ -679,9 +688,13 @@ class KafkaWorker:
             return None
         finally:
             try:
-                await commits.close()
-                await worker.stop()
+                try:
+                    await commits.close()  # the last stored batch's offsets, while the consumer runs
+                finally:
+                    await worker.stop()
             finally:
+                feed.close()
+                await commits.close()  # a batch the stop let finish
                 if producer is not None:
                     await producer.stop()
 

@@ -168,10 +168,12 @@ def kill_runs(
     and stops cleanly."""
     chunk = len(lines) // (kills + 1)
     previous = (0, 0, 0, 0)
-    faust_folders = set(Path(tempfile.gettempdir()).glob("callpulse-faust-*"))
+    pids: list[int] = []  # of every worker run
     for i in range(kills):
         produce_lines(lines[i * chunk : (i + 1) * chunk], s)
         proc = worker(cli, tmp, db, s, name=f"worker{i}")
+        assert proc.proc is not None
+        pids.append(proc.proc.pid)
         try:
             # Wait until this run really stores something, then kill it at a random moment.
             wait_until(lambda p=proc: stored_progress(p) > 0, 90, f"run {i} to store a batch", on_poll=proc.check_alive)
@@ -188,13 +190,15 @@ def kill_runs(
     produce_lines(lines[kills * chunk :], s)
     remaining = len(lines) - stored_messages(db)
     proc = worker(cli, tmp, db, s, name="final")
+    assert proc.proc is not None
+    pids.append(proc.proc.pid)
     try:
         finish(proc, remaining)
     finally:
         proc.stop()
-    # A killed run cannot remove faust's data folder; the runs after it did.
-    left = set(Path(tempfile.gettempdir()).glob("callpulse-faust-*")) - faust_folders
-    assert not left, sorted(p.name for p in left)
+    # A killed run cannot remove faust's data folder (named by its pid); the runs after it did.
+    left = [p.name for pid in pids for p in Path(tempfile.gettempdir()).glob(f"callpulse-faust-{pid}-*")]
+    assert not left, left
 
 
 def test_mixed_input_with_sigkills_equals_replay_bit_for_bit(

@@ -80,8 +80,19 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
 
 
 def test_the_demo_board_piped_to_a_file_ends_its_last_line(tmp_path: Path) -> None:
+    # as a pipe really is: no setting that makes rich treat it as a terminal
+    env = {k: v for k, v in cli_env().items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
     run = callpulse(
-        "demo", "--db", tmp_path / "db.duckdb", "--no-serve", "--speed", "0", "--max-events", "50", cwd=tmp_path
+        "demo",
+        "--db",
+        tmp_path / "db.duckdb",
+        "--no-serve",
+        "--speed",
+        "0",
+        "--max-events",
+        "50",
+        cwd=tmp_path,
+        env=env,
     )
     assert run.returncode == 0, run.stderr
     # what follows it (the shell's prompt, "demo done" in a shared log) starts a line of its own

@@ -110,37 +110,57 @@ def test_micro_batches_are_bounded_by_size_and_time_and_grow_while_the_store_is_
 
 
 class _Channel:
-    """The agent's channel, as far as the feed uses it: what was sent, in order."""
+    """The agent's channel, as far as the feed uses it: what was sent, in order; while
+    ``full`` is clear a send waits, as it does on a channel that holds a batch."""
 
     def __init__(self) -> None:
         self.sent: list[list[list[Message]]] = []
+        self.room = asyncio.Event()
+        self.room.set()
 
     async def send(self, value: list[list[Message]]) -> None:
+        await self.room.wait()
         self.sent.append(value)
 
 
 def test_a_finished_batch_sends_what_collected_meanwhile_without_waiting_for_a_fetch() -> None:
     feed = BatchFeed(batch_size=10, within_s=0.0)
-    feed.channel = _Channel()
+    channel = _Channel()
+    feed.channel = channel
     feed._current = lambda: True  # the consumer's generation is the one sought, flow on
+
+    async def sent() -> list[list[list[int]]]:
+        await asyncio.gather(*feed._sending)
+        return [[[m.offset for m in t] for t in b] for b in channel.sent]
 
     async def main() -> None:
         feed.queued = 1  # a batch being stored; two messages arrived meanwhile
         feed.batcher.add([msg(0, b"{}"), msg(1, b"{}")])
-        await feed.done()
-        assert [[[m.offset for m in t] for t in b] for b in feed.channel.sent] == [[[0, 1]]]
+        feed.done()
+        assert await sent() == [[[0, 1]]]
         assert feed.queued == 1 and feed.batcher.count == 0
-        # A full batch waits in the channel behind the one just stored: nothing more is
-        # sent from inside the agent (it would wait on itself).
+        # A full batch waits in the channel behind the one just stored: nothing is sent.
         feed.queued = 2
         feed.batcher.add([msg(2, b"{}")])
-        await feed.done()
-        assert len(feed.channel.sent) == 1 and feed.queued == 1
+        feed.done()
+        assert await sent() == [[[0, 1]]] and feed.queued == 1
         # During a rebalance what is pending is not sent (the drain drops it).
         feed.queued = 1
         feed._current = lambda: False
-        await feed.done()
-        assert len(feed.channel.sent) == 1 and feed.queued == 0 and feed.batcher.count == 1
+        feed.done()
+        assert await sent() == [[[0, 1]]] and feed.queued == 0 and feed.batcher.count == 1
+        # After a rebalance ``queued`` can say 0 while the channel still holds a batch: the
+        # agent (which calls done) goes on to take it instead of waiting on itself.
+        feed._current = lambda: True
+        channel.room.clear()
+        feed.done()  # returns: the send waits on its own task
+        assert await sent_so_far() == [[[0, 1]]] and len(feed._sending) == 1
+        channel.room.set()  # the agent took the batch in the channel
+        assert await sent() == [[[0, 1]], [[2]]]
+
+    async def sent_so_far() -> list[list[list[int]]]:
+        await asyncio.sleep(0)  # let the send's task run up to its wait
+        return [[[m.offset for m in t] for t in b] for b in channel.sent]
 
     asyncio.run(main())
 
