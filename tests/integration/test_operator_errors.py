@@ -96,9 +96,8 @@ def test_the_demo_board_piped_to_a_file_ends_its_last_line(tmp_path: Path) -> No
     )
     assert run.returncode == 0, run.stderr
     # what follows it (the shell's prompt, "demo done" in a shared log) starts a line of its own
-    assert run.stdout.endswith("\n") and re.match(r"read \d+  accepted \d+", run.stdout.splitlines()[-1]), run.stdout[
-        -300:
-    ]
+    last = run.stdout.splitlines()[-1]
+    assert run.stdout.endswith("\n") and re.match(r"read \d+  accepted \d+", last), run.stdout[-300:]
 
 
 def test_kafka_unreachable_at_start_is_retried_then_given_up_in_one_line(tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ def test_micro_batches_are_bounded_by_size_and_time_and_grow_while_the_store_is_
 
 class _Channel:
     """The agent's channel, as far as the feed uses it: what was sent, in order; while
-    ``full`` is clear a send waits, as it does on a channel that holds a batch."""
+    ``room`` is clear a send waits, as it does on a channel that holds a batch."""
 
     def __init__(self) -> None:
         self.sent: list[list[list[Message]]] = []
@@ -129,9 +129,12 @@ def test_a_finished_batch_sends_what_collected_meanwhile_without_waiting_for_a_f
     feed.channel = channel
     feed._current = lambda: True  # the consumer's generation is the one sought, flow on
 
+    def offsets() -> list[list[list[int]]]:
+        return [[[m.offset for m in t] for t in b] for b in channel.sent]
+
     async def sent() -> list[list[list[int]]]:
         await asyncio.gather(*feed._sending)
-        return [[[m.offset for m in t] for t in b] for b in channel.sent]
+        return offsets()
 
     async def main() -> None:
         feed.queued = 1  # a batch being stored; two messages arrived meanwhile
@@ -154,13 +157,10 @@ def test_a_finished_batch_sends_what_collected_meanwhile_without_waiting_for_a_f
         feed._current = lambda: True
         channel.room.clear()
         feed.done()  # returns: the send waits on its own task
-        assert await sent_so_far() == [[[0, 1]]] and len(feed._sending) == 1
+        await asyncio.sleep(0)  # let the send's task run up to its wait
+        assert offsets() == [[[0, 1]]] and len(feed._sending) == 1
         channel.room.set()  # the agent took the batch in the channel
         assert await sent() == [[[0, 1]], [[2]]]
-
-    async def sent_so_far() -> list[list[list[int]]]:
-        await asyncio.sleep(0)  # let the send's task run up to its wait
-        return [[[m.offset for m in t] for t in b] for b in channel.sent]
 
     asyncio.run(main())
 
