@@ -18,9 +18,13 @@ from pipeline.serve.refresher import Published, Refresher
 def start_services(engine: Engine, config: Config, serve: bool = True, refresh_every_s: float = 1.0) -> Services:
     """Attach the snapshot refresher (and, with ``serve``, the HTTP server) to ``engine``."""
     published = Published()
-    # Before the refresher subscribes: a batch's breaches are decided before it is published.
-    breaches.attach(engine, every_s=refresh_every_s)
     refresher = Refresher(engine.store.con, published, every_s=refresh_every_s)
+    # The live jobs read no stored breach (the boards judge the snapshot's KPIs): a batch is
+    # pushed to the publisher before the breach check runs on the engine thread, which once
+    # a second would hold that batch's tiles and counters back.
+    engine.subscribe(refresher.push)
+    # Before the refresher's cycle: a batch's breaches are decided before the boards read them.
+    breaches.attach(engine, every_s=refresh_every_s)
     # Pushed: the live tiles and counters follow every batch (the exporter's and the
     # wallboard's live jobs read this snapshot); the boards' heavier reads stay on the refresher.
     # A worker sharing the queues of a group shows its own (engine.ownership, read at each refresh).

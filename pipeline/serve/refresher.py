@@ -64,7 +64,8 @@ class Refresher:
     meanwhile instead of waiting for the snapshot, so on two cores a batch's cycle is the
     store's alone. Batches committed while a publication runs are covered by the next one.
     They must cost in proportion to the batch (or less), never to the stored history: the
-    live tiles and counters, not the boards' lists.
+    live tiles and counters, not the boards' lists. The engine calls ``push`` (a listener of
+    its own) to start them, and the refresher itself for the rest.
     """
 
     def __init__(
@@ -150,14 +151,21 @@ class Refresher:
             self._reader = None
             self._reading = False
 
+    def push(self, _result: object = None) -> None:
+        """A batch committed: in the background, the publisher thread starts on its live jobs
+        now. An engine listener of its own, subscribed before the ones that still work on the
+        engine thread after a commit (the breach check), so the live tiles and counters never
+        wait for them; it does nothing until ``start_background`` (``__call__`` publishes then)."""
+        if self.background:
+            with self._pushed:
+                self._committed += 1
+                self._pushed.notify_all()
+
     def __call__(self, _result: object = None) -> None:
         # Under load the jobs (board and snapshot queries) must not crowd out ingestion:
         # the next refresh waits at least BUSY_FACTOR times as long as the last one took
         # (``every_s`` 0 means after every batch, whatever it costs: tests, tools).
         if self.background:
-            with self._pushed:
-                self._committed += 1
-                self._pushed.notify_all()
             self._pending = True
             self._wake.set()
             self._run_engine_jobs()

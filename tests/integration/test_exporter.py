@@ -4,6 +4,7 @@ read over HTTP, checked by promtool and scraped by a real Prometheus."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,8 @@ import pytest
 
 from devtools.procs import free_port
 from metrics.export import names
+from metrics.export.exporter import LIVE_JOB
+from metrics.kpi.breaches import BreachDetector
 from pipeline.cli.services import start_services
 from pipeline.core.config import Config, ExporterSettings, QueueSettings
 from pipeline.core.engine import Engine
@@ -203,3 +206,31 @@ def test_promtool_and_prometheus_accept_the_real_output(
         names.WAIT.name + "_bucket",
     }
     assert expected_some <= scraped
+
+
+def test_a_batch_reaches_the_live_counters_while_its_breach_check_still_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The breach check runs on the engine thread after a commit (once a second); the
+    publisher must not wait for it: what a batch counted is pushed to /metrics first."""
+    checking, release = threading.Event(), threading.Event()
+
+    def held_check(self: BreachDetector, con: Any, max_points: int | None = None) -> int:
+        checking.set()
+        release.wait(30)
+        return 0
+
+    monkeypatch.setattr(BreachDetector, "run", held_check)
+    cfg = config()
+    engine = helpers.engine(config=cfg)
+    services = start_services(engine, cfg, serve=False, refresh_every_s=60.0)  # publisher in the background
+    storing = threading.Thread(target=engine.process, args=(helpers.batch([helpers.offered("p-1", 0)]),))
+    try:
+        storing.start()
+        assert checking.wait(30)  # the batch is stored and its breach check is under way (held) ...
+        assert services.refresher.wait_published(30)
+        live = services.published.get(LIVE_JOB)
+        assert live is not None and live.calls["billing"].offered == 1  # ... and /metrics counts its call
+    finally:
+        release.set()
+        storing.join(30)
+        services.close()
+        engine.close()
