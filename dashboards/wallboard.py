@@ -370,22 +370,45 @@ def attach(services: Any) -> Board:
         body = (STATIC_DIR / filename).read_bytes()
         services.server.add(route, lambda body=body, ct=content_type: Response(body, ct))
 
+    feed_body = FeedBody()
+
     def api() -> Response:
         doc = board.doc
         if doc is None:
             return Response(b'{"error": "not ready"}', "application/json", status=503)
-        # The age as of this request, not as of the last refresh: a quiet pipeline
-        # publishes nothing new, and its data gets older all the same.
-        return Response(json.dumps(with_age(doc, services.engine.clock())).encode(), "application/json")
+        return Response(feed_body(doc, services.engine.clock()), "application/json")
 
     services.server.add(API_PATH, api)
     return board
 
 
+class FeedBody:
+    """The feed's JSON for a document: encoded once while it is the latest (the board replaces
+    it whole), with ``data_age_s`` as of each request: a quiet pipeline publishes nothing
+    new, and its data gets older all the same. Many boards polling cost one encoding."""
+
+    def __init__(self) -> None:
+        self._last: tuple[dict[str, Any], bytes] | None = None  # a document and its encoding, replaced whole
+
+    def __call__(self, doc: dict[str, Any], now: datetime) -> bytes:
+        last = self._last
+        if last is None or last[0] is not doc:
+            last = (doc, json.dumps({k: v for k, v in doc.items() if k != "data_age_s"}).encode())
+            self._last = last
+        age = json.dumps(age_of(doc, now)).encode()
+        head = last[1][:-1]  # the object without its closing brace
+        return head + (b", " if head != b"{" else b"") + b'"data_age_s": ' + age + b"}"
+
+
 def with_age(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     """``doc`` with ``data_age_s`` as of ``now`` (the wall clock minus its watermark)."""
+    return {**doc, "data_age_s": age_of(doc, now)}
+
+
+def age_of(doc: dict[str, Any], now: datetime) -> float | None:
+    """How old ``doc``'s data is at ``now`` (None without a watermark)."""
     wm = doc.get("watermark")
-    return {**doc, "data_age_s": _age_s(datetime.fromisoformat(wm) if wm else None, now)}
+    return _age_s(datetime.fromisoformat(wm) if wm else None, now)
 
 
 def _age_s(watermark: datetime | None, now: datetime | None) -> float | None:

@@ -262,3 +262,38 @@ def test_queue_occupancy_per_window(scenario: list[dict[str, Any]]) -> None:
         "15m": 0,
         "5m": 0,
     }
+
+
+def test_metrics_text_is_rendered_once_per_publication_and_second_and_always_current() -> None:
+    """/metrics keeps its rendering while neither the published state nor the clock's second
+    changed (pollers many times a second cost one); what it serves is still what rendering
+    the latest state now gives: the lag once the second turns, the counters once published."""
+    from datetime import timedelta
+
+    from prometheus_client import generate_latest
+
+    cfg = Config(queues={"sales": QueueSettings()})
+    eng: Engine = new_engine(config=cfg)
+    try:
+        feed(eng, SCENARIO)
+        con = eng.store.con
+        snap = take_snapshot(con, cfg.windows)
+        assert snap.watermark is not None
+        now = {"t": snap.watermark + timedelta(milliseconds=100)}
+        exporter = Exporter(con, cfg, eng.totals, snapshot=lambda: snap, clock=lambda: now["t"])
+        exporter.refresh(con)
+        first = exporter.metrics_text()
+        assert first == generate_latest(exporter.registry)
+        now["t"] += timedelta(milliseconds=500)
+        assert exporter.metrics_text() is first  # the same state in the same second
+        now["t"] += timedelta(seconds=1)
+        later = exporter.metrics_text().decode()
+        assert samples(later, names.WATERMARK_LAG.name) == {(): 1.6}
+        offered = samples(later, names.CALLS_OFFERED_TOTAL.name)[(("queue", "billing"),)]
+        feed(eng, [call("offered", "c9", "10:00:00")])
+        exporter.refresh(con)  # published: the next scrape counts the call, in the same second
+        after = exporter.metrics_text()
+        assert after == generate_latest(exporter.registry)
+        assert samples(after.decode(), names.CALLS_OFFERED_TOTAL.name)[(("queue", "billing"),)] == offered + 1
+    finally:
+        eng.close()

@@ -383,6 +383,24 @@ def test_wallboard_data_age_is_wall_clock_minus_watermark() -> None:
     assert wallboard.with_age({**doc, "watermark": None}, now)["data_age_s"] is None
 
 
+def test_feed_body_is_the_document_with_its_age_as_of_each_request() -> None:
+    """The feed encodes a document once and adds the age per request: what it serves must be
+    the document with_age gives, for each request's time, and a new document's own."""
+    import json
+    from datetime import UTC, datetime
+
+    from dashboards import wallboard
+
+    now = datetime(2026, 3, 2, 2, 1, 30, tzinfo=UTC)
+    doc = wallboard.wallboard_json(_snapshot(), [], [], [], "Asia/Shanghai", "15m", now)
+    body = wallboard.FeedBody()
+    for at in (now, datetime(2026, 3, 2, 2, 10, 0, tzinfo=UTC), datetime(2026, 3, 2, 2, 10, 0, 250000, tzinfo=UTC)):
+        assert json.loads(body(doc, at)) == wallboard.with_age(doc, at)
+    quiet = {**doc, "watermark": None, "timezone": "UTC"}  # the next publication
+    assert json.loads(body(quiet, now)) == wallboard.with_age(quiet, now)
+    assert json.loads(body({}, now)) == {"data_age_s": None}
+
+
 def test_wallboard_time_not_ready_by_reason() -> None:
     from dashboards import wallboard
 
