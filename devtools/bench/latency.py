@@ -63,8 +63,8 @@ WARMUP_EVENTS = 3_000
 OFFERED_METRIC = "callpulse_calls_offered_total"
 READY_TIMEOUT_S = 180.0
 # The producer sends what it was given within 5 ms as one request, as Kafka's own producer
-# does by default since 4.0 (and as `callpulse produce` and the worker's router do); that
-# wait is part of every latency measured. One request per event had the broker and the
+# does by default since 4.0 (the worker's router too; `callpulse produce` waits 20 ms);
+# that wait is part of every latency measured. One request per event had the broker and the
 # producer answer a thousand requests a second on the two cores the worker is measured on.
 PRODUCER_LINGER_MS = 5
 

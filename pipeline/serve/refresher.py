@@ -65,7 +65,8 @@ class Refresher:
     store's alone. Batches committed while a publication runs are covered by the next one.
     They must cost in proportion to the batch (or less), never to the stored history: the
     live tiles and counters, not the boards' lists. The engine calls ``push`` (a listener of
-    its own) to start them, and the refresher itself for the rest.
+    its own, subscribed before those that should not hold the live jobs back) to start them,
+    and the refresher itself for the rest; a refresher subscribed alone pushes from there.
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class Refresher:
         self._committed = 0
         self._published_upto = 0
         self._live_lock = threading.Lock()  # one run of the live jobs at a time
+        self._push_subscribed = False  # push has been called: the engine has it as a listener
 
     def add(self, name: str, job: Job, engine: bool = False, live: bool = False) -> None:
         self.jobs[name] = job
@@ -156,16 +158,22 @@ class Refresher:
         now. An engine listener of its own, subscribed before the ones that still work on the
         engine thread after a commit (the breach check), so the live tiles and counters never
         wait for them; it does nothing until ``start_background`` (``__call__`` publishes then)."""
+        self._push_subscribed = True
         if self.background:
-            with self._pushed:
-                self._committed += 1
-                self._pushed.notify_all()
+            self._count_commit()
+
+    def _count_commit(self) -> None:
+        with self._pushed:
+            self._committed += 1
+            self._pushed.notify_all()
 
     def __call__(self, _result: object = None) -> None:
         # Under load the jobs (board and snapshot queries) must not crowd out ingestion:
         # the next refresh waits at least BUSY_FACTOR times as long as the last one took
         # (``every_s`` 0 means after every batch, whatever it costs: tests, tools).
         if self.background:
+            if not self._push_subscribed:  # subscribed alone: the batch is pushed from here
+                self._count_commit()
             self._pending = True
             self._wake.set()
             self._run_engine_jobs()

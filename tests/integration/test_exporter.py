@@ -222,15 +222,25 @@ def test_a_batch_reaches_the_live_counters_while_its_breach_check_still_runs(mon
     cfg = config()
     engine = helpers.engine(config=cfg)
     services = start_services(engine, cfg, serve=False, refresh_every_s=60.0)  # publisher in the background
-    storing = threading.Thread(target=engine.process, args=(helpers.batch([helpers.offered("p-1", 0)]),))
+    failed: list[BaseException] = []
+
+    def store() -> None:
+        try:
+            engine.process(helpers.batch([helpers.offered("p-1", 0)]))
+        except BaseException as exc:  # shown by the test, not lost on this thread
+            failed.append(exc)
+            checking.set()
+
+    storing = threading.Thread(target=store)
     try:
         storing.start()
-        assert checking.wait(30)  # the batch is stored and its breach check is under way (held) ...
+        assert checking.wait(30) and not failed, failed  # stored, and its breach check under way (held) ...
         assert services.refresher.wait_published(30)
         live = services.published.get(LIVE_JOB)
         assert live is not None and live.calls["billing"].offered == 1  # ... and /metrics counts its call
     finally:
         release.set()
         storing.join(30)
+        assert not storing.is_alive(), "the batch never finished: the engine is still in use"
         services.close()
         engine.close()

@@ -264,13 +264,16 @@ def test_queue_occupancy_per_window(scenario: list[dict[str, Any]]) -> None:
     }
 
 
-def test_metrics_text_is_rendered_once_per_publication_and_second_and_always_current() -> None:
-    """/metrics keeps its rendering while neither the published state nor the clock's second
-    changed (pollers many times a second cost one); what it serves is still what rendering
-    the latest state now gives: the lag once the second turns, the counters once published."""
+def test_metrics_text_is_rendered_once_per_publication_and_second_and_current_to_the_second() -> None:
+    """/metrics keeps its rendering while neither the published state, the ownership nor the
+    clock's second changed (pollers many times a second cost one); what it serves is still
+    what rendering the latest state gives: the lag once the second turns, the counters once
+    published, the queues of a new ownership at once."""
     from datetime import timedelta
 
     from prometheus_client import generate_latest
+
+    from pipeline.core.ownership import EVERYTHING, NOTHING
 
     cfg = Config(queues={"sales": QueueSettings()})
     eng: Engine = new_engine(config=cfg)
@@ -280,7 +283,10 @@ def test_metrics_text_is_rendered_once_per_publication_and_second_and_always_cur
         snap = take_snapshot(con, cfg.windows)
         assert snap.watermark is not None
         now = {"t": snap.watermark + timedelta(milliseconds=100)}
-        exporter = Exporter(con, cfg, eng.totals, snapshot=lambda: snap, clock=lambda: now["t"])
+        owned = {"now": EVERYTHING}
+        exporter = Exporter(
+            con, cfg, eng.totals, snapshot=lambda: snap, clock=lambda: now["t"], ownership=lambda: owned["now"]
+        )
         exporter.refresh(con)
         first = exporter.metrics_text()
         assert first == generate_latest(exporter.registry)
@@ -295,5 +301,7 @@ def test_metrics_text_is_rendered_once_per_publication_and_second_and_always_cur
         after = exporter.metrics_text()
         assert after == generate_latest(exporter.registry)
         assert samples(after.decode(), names.CALLS_OFFERED_TOTAL.name)[(("queue", "billing"),)] == offered + 1
+        owned["now"] = NOTHING  # a rebalance took every queue away, in the same second
+        assert samples(exporter.metrics_text().decode(), names.CALLS_OFFERED_TOTAL.name) == {}
     finally:
         eng.close()

@@ -299,7 +299,6 @@ def test_in_the_background_live_jobs_are_pushed_from_a_publisher_thread(tmp_path
         return int(con.execute("SELECT count(*) FROM call_events").fetchall()[0][0])
 
     refresher.add("tiles", tiles, live=True)
-    eng.subscribe(refresher.push)
     eng.subscribe(refresher)
     refresher.start_background()
     try:
