@@ -585,3 +585,33 @@ def test_the_faust_folders_of_dead_workers_are_the_stale_ones() -> None:
         "callpulse-bench-kafka-303-e5",  # not a faust folder
     ]
     assert stale_datadirs(names, alive=lambda pid: pid == 202) == ["callpulse-faust-101-a1b2"]
+
+
+def test_the_table_manager_starts_without_faust_s_second_unless_a_table_is_declared(tmp_path: Path) -> None:
+    """faust's table manager sleeps 1 s at start for late tables; the worker has none, so
+    its manager registers them (none) and starts recovery at once, and waits as faust does
+    once a table is declared."""
+    from pipeline.ingest.worker import WorkerOptions, build_app
+
+    async def start(with_table: bool) -> list[str]:
+        app = build_app(KafkaSettings(group="g-tables"), WorkerOptions(), str(tmp_path))
+        manager = app.tables
+        steps: list[str] = []
+
+        async def step(name: str) -> None:
+            steps.append(name)
+
+        class Recovery:  # the consumer is not started here: recovery and channels are not under test
+            async def start(self) -> None:
+                await step("recovery")
+
+        manager.sleep = lambda seconds: step(f"sleep {seconds}")
+        manager._update_channels = lambda: step("register")
+        manager._recovery = Recovery()
+        if with_table:
+            manager.data["late"] = object()
+        await manager.on_start()
+        return steps
+
+    assert asyncio.run(start(with_table=False)) == ["register", "recovery"]
+    assert asyncio.run(start(with_table=True)) == ["sleep 1.0", "register", "recovery"]
