@@ -457,10 +457,12 @@ def build_app(settings: KafkaSettings, options: WorkerOptions, datadir: str) -> 
 def table_manager() -> type:
     """faust's table manager without the second it waits at every start.
 
-    faust's ``TableManager.on_start`` sleeps 1 s so that tables declared late can register
-    before the consumer subscribes. The worker declares none, and every start (and every
-    session after a crash) waited that second before joining the group. With a table
-    declared it waits as faust does."""
+    faust's ``TableManager.on_start`` sleeps 1 s before the first subscribe, so that tables
+    (and topics agents add when they first iterate) declared late are in it. The worker
+    declares no table and adds its topics to ``app.topics`` before the app starts (an agent
+    reading a topic of its own must do the same), yet every start, and every session after
+    a crash, waited that second before joining the group. With a table declared it waits as
+    faust does."""
     from faust.tables import TableManager
 
     class NoTableWait(TableManager):  # type: ignore[misc]
