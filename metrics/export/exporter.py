@@ -51,7 +51,7 @@ from metrics.kpi.snapshot import KpiSnapshot
 from pipeline.core import counters, sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.engine import Totals
-from pipeline.core.ownership import EVERYTHING, Ownership
+from pipeline.core.ownership import Ownership
 from pipeline.core.store import agents_lookback
 from pipeline.serve.host import Services
 from pipeline.serve.http import Response
@@ -127,7 +127,6 @@ class Exporter:
         )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self.collector)
-        self._ownership = ownership or (lambda: EVERYTHING)
         # The last exposition and what it was rendered from (see metrics_text), replaced whole.
         self._rendered: tuple[ExportState | None, Ownership, int, bytes] | None = None
 
@@ -197,7 +196,7 @@ class Exporter:
         second of the clock (the watermark lag is the one value that moves between
         publications): scrapers and boards polling many times a second cost one rendering,
         not one each (it holds the GIL the engine thread needs between its statements)."""
-        state, owned, second = self.state, self._ownership(), int(self.collector.clock().timestamp())
+        state, owned, second = self.state, self.collector.ownership(), int(self.collector.clock().timestamp())
         last = self._rendered
         if last is not None and last[0] is state and last[1] == owned and last[2] == second:
             return last[3]
