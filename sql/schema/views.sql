@@ -22,6 +22,13 @@ CREATE OR REPLACE MACRO cp_abandon_rate(abandoned, short_abandoned, offered) AS
 -- elapsed time, where the calendar would count days (and DST) in the session's zone.
 CREATE OR REPLACE MACRO cp_seconds_between(a, b) AS (epoch_us(b) - epoch_us(a)) / 1e6;
 
+-- The index k of the first point first_s + k * step_s (epoch seconds) at or after ts, NULL
+-- for NULL: a ceiling division in whole microseconds (DuckDB's // truncates toward zero).
+CREATE OR REPLACE MACRO cp_point_index(ts, first_s, step_s) AS (
+    CASE WHEN epoch_us(ts) > first_s::BIGINT * 1000000
+         THEN (epoch_us(ts) - first_s::BIGINT * 1000000 + step_s::BIGINT * 1000000 - 1) // (step_s::BIGINT * 1000000)
+         ELSE (epoch_us(ts) - first_s::BIGINT * 1000000) // (step_s::BIGINT * 1000000) END);
+
 CREATE OR REPLACE MACRO cp_bucket(ts, width_s) AS to_timestamp(floor(epoch(ts) / width_s) * width_s);
 
 -- Every width_s-long interval start from lo's interval to hi's, both included (a list).
