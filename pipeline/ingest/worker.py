@@ -280,8 +280,10 @@ class BatchFeed:
                 continue
             now = time.monotonic()
             for tp, recs in (records or {}).items():
-                hw = high_watermark(consumer, tp)
-                batcher.add(Message(tp.topic, tp.partition, r.offset, r.value, r.timestamp, hw) for r in recs)
+                if recs and type(recs[0]) is not Message:  # fetched before MessageRecords was in place
+                    hw = high_watermark(consumer, tp)
+                    recs = [Message(tp.topic, tp.partition, r.offset, r.value, r.timestamp, hw) for r in recs]
+                batcher.extend(tp.topic, recs)
             # A batch due by time waits while the agent is storing one: what arrives
             # meanwhile joins it (up to batch_size), so a busy store gets fewer, larger batches.
             if batcher.due(now, room=self.queued == 0):
@@ -345,6 +347,38 @@ class StoredCommits:
                 log.debug("commit of stored offsets failed: %r", exc)
 
 
+class MessageRecords(dict):  # type: ignore[type-arg]
+    """aiokafka's fetched results per partition (``Fetcher._records``), each yielding our
+    ``Message`` where aiokafka would build a ``ConsumerRecord``.
+
+    A ``ConsumerRecord`` is an 11-field dataclass filled with every size, checksum and
+    header of the record, and the drain would then copy each into a ``Message``: in a
+    catch-up that was a third of the time the process held the GIL, on the consumer's
+    thread, while the engine thread waited to decode and validate. aiokafka still walks
+    the record batches itself (offsets, aborted transactions, control batches, CRCs);
+    only the per-record object it yields is ours. The partition's high watermark is the
+    one of the fetch response the records came in.
+    """
+
+    def __init__(self, results: dict[Any, Any]) -> None:
+        super().__init__()
+        for tp, result in results.items():
+            self[tp] = result
+
+    def __setitem__(self, tp: Any, result: Any) -> None:
+        records = getattr(result, "_partition_records", None)
+        if records is not None:
+            topic, partition = tp.topic, tp.partition
+            hw = result._assignment.state_value(tp).highwater
+            hw = hw if isinstance(hw, int) and hw >= 0 else None
+
+            def message(_tp: Any, record: Any) -> Message:
+                return Message(topic, partition, record.offset, record.value, record.timestamp, hw)
+
+            records._consumer_record = message
+        super().__setitem__(tp, result)
+
+
 # What a fetch waits for (up to ``[kafka] fetch_wait``) before the broker answers it.
 FETCH_MIN_BYTES = 64 * 1024
 
@@ -363,6 +397,12 @@ def batching_transport(feed: BatchFeed, fetch_wait_s: float = 0.0) -> type:
             consumer._fetch_min_bytes = FETCH_MIN_BYTES if fetch_wait_s > 0 else 1
             consumer._fetch_max_wait_ms = max(1, round(fetch_wait_s * 1000))
             return consumer
+
+        async def _fetch_records(self, consumer: Any, *args: Any, **kwargs: Any) -> Any:
+            fetcher = consumer._fetcher
+            if type(fetcher._records) is not MessageRecords:
+                fetcher._records = MessageRecords(fetcher._records)
+            return await super()._fetch_records(consumer, *args, **kwargs)
 
     class BatchConsumer(driver.Consumer):  # type: ignore[misc]
         def _new_consumer_thread(self) -> Any:

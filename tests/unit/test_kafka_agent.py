@@ -615,3 +615,53 @@ def test_the_table_manager_starts_without_faust_s_second_unless_a_table_is_decla
 
     assert asyncio.run(start(with_table=False)) == ["register", "recovery"]
     assert asyncio.run(start(with_table=True)) == ["sleep 1.0", "register", "recovery"]
+
+
+def test_fetched_records_come_out_as_messages_with_the_fetch_high_watermark() -> None:
+    # aiokafka's own record-batch walk (here: skipping offsets below the fetch position), with
+    # our Message in place of its ConsumerRecord, for results stored before and after the swap.
+    from aiokafka.consumer.fetcher import READ_UNCOMMITTED, PartitionRecords
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+    from aiokafka.record.memory_records import MemoryRecords
+    from aiokafka.structs import TopicPartition
+
+    from pipeline.ingest.worker import MessageRecords
+
+    def records(tp: TopicPartition, fetch_offset: int) -> PartitionRecords:
+        builder = DefaultRecordBatchBuilder(
+            magic=2,
+            compression_type=0,
+            is_transactional=0,
+            producer_id=-1,
+            producer_epoch=-1,
+            base_sequence=-1,
+            batch_size=1 << 20,
+        )
+        for i in range(5):
+            builder.append(i, timestamp=1000 + i, key=None, value=b"v%d" % i, headers=[])
+        return PartitionRecords(
+            tp, MemoryRecords(bytes(builder.build())), [], fetch_offset, None, None, True, READ_UNCOMMITTED
+        )
+
+    class State:
+        def __init__(self, highwater: int | None) -> None:
+            self.highwater = highwater
+
+    class Assignment:
+        def state_value(self, tp: TopicPartition) -> State:
+            return State({0: 9, 1: None}[tp.partition])
+
+    class Result:  # the two attributes of aiokafka's FetchResult that MessageRecords reads
+        def __init__(self, tp: TopicPartition, fetch_offset: int) -> None:
+            self._partition_records = records(tp, fetch_offset)
+            self._assignment = Assignment()
+
+    a, b = TopicPartition("p.calls", 0), TopicPartition("p.calls", 1)
+    held = MessageRecords({a: Result(a, 3)})
+    held[b] = Result(b, 0)
+    assert list(held[a]._partition_records) == [
+        Message("p.calls", 0, 3, b"v3", 1003, 9),
+        Message("p.calls", 0, 4, b"v4", 1004, 9),
+    ]
+    assert [(m.offset, m.high_watermark) for m in held[b]._partition_records] == [(i, None) for i in range(5)]
+    assert all(type(m) is Message for m in records(a, 0)) is False  # aiokafka's own, unswapped

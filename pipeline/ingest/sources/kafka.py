@@ -212,6 +212,11 @@ class MicroBatcher:
             self._pending.setdefault(m.topic, []).append(m)
             self.count += 1
 
+    def extend(self, topic: str, messages: list[Message]) -> None:
+        """``add`` for messages all of ``topic`` (one partition's share of a fetch), in one step."""
+        self._pending.setdefault(topic, []).extend(messages)
+        self.count += len(messages)
+
     def due(self, now: float, room: bool) -> bool:
         if self.count >= self.batch_size:
             return True
