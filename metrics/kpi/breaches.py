@@ -8,9 +8,10 @@ sql/breaches/oldest_wait_as_of.sql): calls offered in ``(m - window, m]`` with t
 outcome known at ``m``. Events may still arrive for minutes already decided (a late
 event, a CDR written when its call ended, one partition behind another): the store marks
 the earliest event time of the calls each batch changed (``calls_changed``, in the
-batch's transaction), and the next run takes evaluation back to that minute, restores
-every breach to its state there from ``breach_log`` (each change, at the point that made
-it) and decides the minutes from there again. So however the events were batched,
+batch's transaction), and the next run takes evaluation back to the first point at or
+after it, restores every breach to its state there from ``breach_log`` (each change, at
+the point that made it) and decides the minutes from there again (a live event, after
+the last point decided, takes nothing back). So however the events were batched,
 interleaved or re-delivered, and wherever a worker was killed, the ``breaches`` rows are
 those of a replay of the same data in one batch.
 
@@ -56,6 +57,7 @@ CHUNK_POINTS = 360  # evaluation points per query (6 h of event time)
 CATCH_UP_POINTS = 1440  # at most a day of points per refresh
 
 Key = tuple[str, str, str]  # (queue, kpi, window)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,14 @@ def evaluation_points(
     return (lo, hi) if lo <= hi else None
 
 
+def first_point_at_or_after(t: datetime, step_s: int = STEP_S) -> int:
+    """The first evaluation point (epoch seconds, a multiple of ``step_s``) at or after ``t``,
+    in whole microseconds (a float's would round an instant 1 us beside a point onto it)."""
+    us = (t - EPOCH) // timedelta(microseconds=1)
+    step_us = step_s * 1_000_000
+    return -(-us // step_us) * step_s
+
+
 def evaluations_as_of(
     con: duckdb.DuckDBPyConnection,
     first: int,
@@ -244,7 +254,7 @@ class BreachDetector:
         """
         clock = sqlfiles.dicts(con, "breaches/clock")[0]
         if clock["changed_since"] is not None:
-            clock = self._rewind(con, clock["changed_since"])
+            clock = self._rewind(con, clock)
         first = None
         if clock["evaluated_to"] is None:
             row = sqlfiles.first(con, "breaches/first_offered")
@@ -300,10 +310,16 @@ class BreachDetector:
             self._reload(con)  # as stored
             raise
 
-    def _rewind(self, con: duckdb.DuckDBPyConnection, changed_since: datetime) -> dict[str, Any]:
+    def _rewind(self, con: duckdb.DuckDBPyConnection, clock: dict[str, Any]) -> dict[str, Any]:
         """Take evaluation back to the first point whose answer the changed calls may alter
-        (an event at t changes the points from t on) and the book to its state before it."""
-        point = math.floor(changed_since.timestamp() / self.step_s) * self.step_s
+        (an event at t changes the points from t on: the first at or after t) and the book
+        to its state before it. Live events come after the last point decided, and then
+        only the mark is taken: nothing decided is evaluated again."""
+        point = first_point_at_or_after(clock["changed_since"], self.step_s)
+        evaluated_to = clock["evaluated_to"]
+        if evaluated_to is None or point > int(evaluated_to.timestamp()):
+            sqlfiles.run(con, "breaches/take_changed_mark")
+            return {**clock, "changed_since": None}
         try:
             with sqlfiles.transaction(con):
                 sqlfiles.run(con, "breaches/rewind", point=datetime.fromtimestamp(point, tz=UTC), step=self.step_s)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -160,3 +160,41 @@ def test_a_backfill_years_behind_is_decided_without_walking_the_gap(
     # Each day is evaluated at most twice (once alone, once after the rewind), plus a chunk
     # of slack at each edge; the gap between the days is ~1,050,000 minutes.
     assert sum(evaluated) < 2 * 2 * 24 * 60 + 4 * breaches.CHUNK_POINTS, sum(evaluated)
+
+
+def _call_at(call_id: str, at: str) -> dict[str, Any]:
+    return {"type": "call", "event": "offered", "call_id": call_id, "queue": QUEUE, "at": f"2026-03-02T09:{at}Z"}
+
+
+def test_live_events_after_the_last_point_decided_take_nothing_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An event at t changes the points at or after t: one between the last point decided and
+    # the watermark evaluates nothing again; one exactly on a decided point re-decides from it.
+    evaluated: list[tuple[int, int]] = []
+    real = breaches.evaluations_as_of
+
+    def counting(con: Any, first: int, last: int, *args: Any, **kwargs: Any) -> Any:
+        evaluated.append((first, last))
+        return real(con, first, last, *args, **kwargs)
+
+    monkeypatch.setattr(breaches, "evaluations_as_of", counting)
+    eng = helpers.engine()
+    _detect(eng)
+    minute = int(datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp())
+    eng.process(helpers.batch([_call_at(f"a{i}", f"0{i}:00") for i in range(5)] + [_call_at("a5", "04:30")]))
+    assert evaluated == [(minute, minute + 4 * 60)]  # 09:00-09:04, strictly before the watermark 09:04:30
+    evaluated.clear()
+    eng.process(helpers.batch([_call_at("b1", "04:40"), _call_at("b2", "04:50")], start=6))
+    assert evaluated == []
+    eng.process(helpers.batch([_call_at("c1", "03:00")], start=8))  # late, on the decided point 09:03
+    assert evaluated == [(minute + 3 * 60, minute + 4 * 60)]
+    assert eng.store.con.execute("SELECT count(*) FROM calls_changed").fetchone() == (0,)
+
+
+def test_first_point_at_or_after_counts_microseconds() -> None:
+    point = datetime(2026, 3, 2, 9, 3, tzinfo=UTC)
+    at = int(point.timestamp())
+    us = timedelta(microseconds=1)
+    assert breaches.first_point_at_or_after(point) == at
+    assert breaches.first_point_at_or_after(point + us) == at + 60
+    assert breaches.first_point_at_or_after(point - us) == at
+    assert breaches.first_point_at_or_after(point - timedelta(seconds=60)) == at - 60
