@@ -8,7 +8,9 @@
 WITH widths AS (
     SELECT unnest($widths::INTEGER[]) AS width_s
 ), bounds AS (
-    SELECT ($last::BIGINT - $first::BIGINT) // $step::BIGINT AS last_k
+    -- the index of the last point (-1: none; // truncates toward zero)
+    SELECT CASE WHEN $last::BIGINT < $first::BIGINT THEN -1
+                ELSE ($last::BIGINT - $first::BIGINT) // $step::BIGINT END AS last_k
 ), c AS (
     SELECT c.queue, w.width_s,
            cp_seconds_between(c.offered_at, c.answered_at) AS answer_wait_s,

@@ -181,6 +181,13 @@ def test_window_kpis_as_of_each_point_equal_a_naive_count(eng: Engine, first: da
         assert _close(g[4:], e[4:]), (g, e)
 
 
+def test_no_point_no_row(eng: Engine) -> None:
+    lo = int(P.timestamp())
+    assert _naive(_calls(eng), _settings(eng), lo, lo - 30) == []
+    assert _sql(eng, lo, lo - 30) == []
+    assert _sql(eng, lo, lo - 60) == []
+
+
 def test_the_detector_reads_the_same_evaluations(eng: Engine) -> None:
     # evaluations_as_of is what BreachDetector applies: it carries the SQL's values through.
     lo = int((P - timedelta(minutes=2)).timestamp())
