@@ -4,6 +4,7 @@ read over HTTP, checked by promtool and scraped by a real Prometheus."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from devtools.procs import free_port
 from metrics.export import names
 from metrics.export.exporter import LIVE_JOB
 from metrics.kpi.breaches import BreachDetector
-from pipeline.cli.services import start_services
+from pipeline.cli.services import GIL_SWITCH_S, start_services
 from pipeline.core.config import Config, ExporterSettings, QueueSettings
 from pipeline.core.engine import Engine
 from pipeline.ingest.sources.simulator import SimConfig, simulate
@@ -101,6 +102,21 @@ def get(services: Services) -> tuple[str, str]:
 
 
 SIM_DAY = list(simulate(SimConfig(seed=5)))[:6000]
+
+
+def test_services_hand_the_gil_over_sooner_than_pythons_default() -> None:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)  # Python's default, whatever an earlier test left
+    cfg = config()
+    engine = helpers.engine(config=cfg)
+    try:
+        services = start_services(engine, cfg, serve=False, refresh_every_s=0)
+        services.close()
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_S)
+        assert GIL_SWITCH_S < 0.005
+    finally:
+        engine.close()
+        sys.setswitchinterval(before)
 
 
 def test_metrics_endpoint_serves_every_metric_from_the_store(
