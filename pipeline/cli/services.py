@@ -17,8 +17,8 @@ from pipeline.serve.http import HttpServer
 from pipeline.serve.refresher import Published, Refresher
 
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
-# The engine thread gives the GIL up in every DuckDB and polars call of a batch (about 40
-# statements and 80 frame operations) and needs it back after each, while the consumer,
+# The engine thread gives the GIL up in every DuckDB and polars call of a batch (about 30
+# statements and 75 frame operations) and needs it back after each, while the consumer,
 # publisher, refresher and HTTP threads run Python; at the default each return could wait
 # up to 5 ms. Measured black box on the month database at 1,000 events/s, runs alternated
 # in one hour: p99 1,025 / 1,037 / 1,093 ms at 0.5 ms against 1,341 / 1,454 / 1,412 ms at
