@@ -20,9 +20,7 @@ from pipeline.serve.refresher import Published, Refresher
 # The engine thread gives the GIL up in every DuckDB and polars call of a batch (about 30
 # statements and 75 frame operations) and needs it back after each, while the consumer,
 # publisher, refresher and HTTP threads run Python; at the default each return could wait
-# up to 5 ms. Measured black box on the month database at 1,000 events/s, runs alternated
-# in one hour: p99 1,025 / 1,037 / 1,093 ms at 0.5 ms against 1,341 / 1,454 / 1,412 ms at
-# the default; Kafka catch-up the same (60,917 against 60,783 events/s). docs/benchmarks.md.
+# up to 5 ms, which showed in the event → /metrics latency (docs/benchmarks.md).
 GIL_SWITCH_S = 0.0005
 
 
