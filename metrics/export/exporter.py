@@ -51,8 +51,8 @@ from metrics.kpi.snapshot import KpiSnapshot
 from pipeline.core import counters, sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.engine import Totals
+from pipeline.core.lookback import agents_lookback
 from pipeline.core.ownership import Ownership
-from pipeline.core.store import agents_lookback
 from pipeline.serve.host import Services
 from pipeline.serve.http import Response
 

@@ -20,14 +20,12 @@ import polars as pl
 
 from pipeline.core import call_order, counters, dbfile, sqlfiles
 from pipeline.core.config import Config, QueueSettings
+from pipeline.core.lookback import StateBounds
 from pipeline.core.normalize import Normalized
 from pipeline.core.pii import PiiKeyMismatch
 from pipeline.core.records import AdapterMemory, AgentMemory, SourceOffset
 
 log = logging.getLogger("callpulse.store")
-# How far back a batch looks for its agents' states before the intervals it touched, in
-# turn: an agent busy this hour, one back from the night or a weekend; else everything.
-AGENT_LOOKBACK_S: tuple[float, ...] = (3600.0, 86400.0, 4 * 86400.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +50,7 @@ class Store:
         # Whether a quality record waits for its call's offer (None: ask quality_pending):
         # a batch with neither quality nor such a wait skips the quality counters' statements.
         self._quality_waiting: bool | None = None
+        self._state_bounds = StateBounds()
 
     @classmethod
     def open(cls, path: Path | str, config: Config) -> Store:
@@ -380,7 +379,7 @@ class Store:
                 hi=hi + step,
                 iv=iv,
                 wm=wm,
-                before_from=self._agents_lookback(lo),
+                before_from=self._state_bounds.since(self.con, lo),
             )
 
     def _quality_may_wait(self) -> bool:
@@ -388,12 +387,6 @@ class Store:
             row = sqlfiles.first(self.con, "ingest/quality_waiting")
             self._quality_waiting = bool(row and row[0])
         return self._quality_waiting
-
-    def _agents_lookback(self, lo: datetime) -> datetime | None:
-        """How far back from ``lo`` the agent-interval recompute must look for each touched
-        agent's state when its range starts (None: the whole history, for an agent first
-        seen or back from leave)."""
-        return agents_lookback(self.con, "ingest/agents_before_missing", lo)
 
     def rebuild(self) -> None:
         """Recompute call state and every aggregate from the stored events alone."""
@@ -465,18 +458,6 @@ class Store:
                 self.con, "ingest/adapter_agents", source=source, partition=partition
             )
         )
-
-
-def agents_lookback(con: duckdb.DuckDBPyConnection, missing: str, opens: datetime, **params: object) -> datetime | None:
-    """The nearest of ``opens`` minus AGENT_LOOKBACK_S from which the query ``missing`` (run
-    with ``since`` and ``params``) finds no agent lacking its state before ``opens``; None
-    if every span leaves one out (then a query must read the agents' whole history)."""
-    for span in AGENT_LOOKBACK_S:
-        since = opens - timedelta(seconds=span)
-        row = sqlfiles.first(con, missing, since=since, **params)
-        if row is not None and row[0] == 0:
-            return since
-    return None
 
 
 def _first_event(known: pl.DataFrame, new_calls: pl.DataFrame) -> datetime | None:

@@ -15,12 +15,12 @@ a AS (SELECT agent_id, min(interval_start) AS lo FROM t GROUP BY agent_id),
 -- agent's last one before it (its state when the range starts), never its whole history.
 -- Events at or after $hi are left out: the last one inside then ends at $wm, which clips
 -- to the same interval ends as its real successor would (no event is later than $wm).
--- $before_from (NULL: none) bounds that search from below; the store passes the nearest
--- bound that still holds every touched agent's last event before its range
--- (ingest/agents_before_missing), so a batch never reads the agents' whole history.
+-- $before_from bounds that search from below: the earliest of the touched agents' latest
+-- events before $lo (pipeline/core/lookback.py), so a batch reads back only as far as
+-- its own agents' states lie, never the agents' whole history.
 before AS (
     SELECT e.agent_id, max(e.ts) AS ts FROM agent_events e JOIN a USING (agent_id)
-    WHERE e.ts < a.lo AND ($before_from::TIMESTAMPTZ IS NULL OR e.ts >= $before_from::TIMESTAMPTZ)
+    WHERE e.ts < a.lo AND e.ts >= $before_from::TIMESTAMPTZ
     GROUP BY e.agent_id
 ),
 ev AS (
@@ -29,7 +29,7 @@ ev AS (
     UNION ALL
     -- of several changes at that instant, the last in (ts, state) order is the one that lasts
     SELECT e.agent_id, max(e.state), e.ts FROM agent_events e JOIN before b USING (agent_id, ts)
-    WHERE $before_from::TIMESTAMPTZ IS NULL OR e.ts >= $before_from::TIMESTAMPTZ
+    WHERE e.ts >= $before_from::TIMESTAMPTZ
     GROUP BY e.agent_id, e.ts
 ),
 seg AS (

@@ -111,7 +111,7 @@ def test_a_live_batch_reads_as_much_after_eight_days_as_after_two(
     days = sorted({_day_of(r) for r in records})
     ninth = [i for i, r in enumerate(records) if _day_of(r) == days[-1]]
     # The ninth day's first hours are history too: the live batch's agents have worked today
-    # (a batch at shift start looks further back for them: see store.AGENT_LOOKBACK_S).
+    # (a batch at shift start looks further back for them: see pipeline/core/lookback.py).
     cut = ninth[len(ninth) // 3]
     two_days = next(i for i, r in enumerate(records) if _day_of(r) == days[-3])
     (tmp_path / "small").mkdir()

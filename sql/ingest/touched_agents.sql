@@ -1,0 +1,2 @@
+-- Returns each agent in touched_a once: the agents whose intervals the batch recomputes.
+SELECT DISTINCT agent_id FROM touched_a
