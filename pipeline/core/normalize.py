@@ -386,7 +386,10 @@ def _live_calls(good: pl.DataFrame) -> pl.DataFrame:
 
 def _exploded_cdrs(good: pl.DataFrame) -> pl.DataFrame:
     """A CDR is the events it implies: offered, then its outcome, then ended/transferred."""
-    cdr = good.filter(pl.col("type") == "cdr").with_columns(
+    cdr = good.filter(pl.col("type") == "cdr")
+    if cdr.height == 0:  # a live stream's batches: none of the frames below costs its filters
+        return pl.DataFrame(schema=CALL_EVENT_SCHEMA)
+    cdr = cdr.with_columns(
         pl.coalesce(
             pl.col("outcome"),
             pl.when(pl.col("answered_at__t").is_not_null()).then(pl.lit("answered")).otherwise(pl.lit("abandoned")),
