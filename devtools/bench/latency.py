@@ -28,6 +28,7 @@ import functools
 import json
 import os
 import re
+import select
 import shutil
 import statistics
 import subprocess
@@ -67,6 +68,74 @@ READY_TIMEOUT_S = 180.0
 # that wait is part of every latency measured. One request per event had the broker and the
 # producer answer a thousand requests a second on the two cores the worker is measured on.
 PRODUCER_LINGER_MS = 5
+
+
+# The machine's speed during a run: a process of its own times a fixed piece of pure Python
+# once a second (a few ms of CPU each). This machine's cores run at half speed and less
+# for minutes at a time, so a run's latencies are read beside the speed they ran at.
+SPEED_WORK = 200_000
+SPEED_EVERY_S = 1.0
+
+
+def speed_sample_ms(work: int = SPEED_WORK) -> float:
+    """The time ``work`` additions of squares take, in ms."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(work):
+        total += i * i
+    return (time.perf_counter() - started) * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Speed:
+    """The speed probe's samples of one run: median and the 10th / 90th percentiles, in ms."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    samples: int
+
+
+def speed_of(samples: list[float]) -> Speed:
+    if len(samples) < 2:
+        value = samples[0] if samples else float("nan")
+        return Speed(value, value, value, len(samples))
+    q = statistics.quantiles(samples, n=10)
+    return Speed(statistics.median(samples), q[0], q[8], len(samples))
+
+
+class SpeedProbe:
+    """``speed_sample_ms`` every ``every_s`` in a child process, until ``stop``."""
+
+    def __init__(self, every_s: float = SPEED_EVERY_S) -> None:
+        self.samples: list[float] = []
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "devtools.bench.latency", "--speed-probe", str(every_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.samples.append(float(line))
+
+    def stop(self) -> Speed:
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.close()  # the probe's end: its stdin runs dry
+        self._proc.wait(timeout=30)
+        self._reader.join(timeout=30)
+        return speed_of(self.samples)
+
+
+def _probe(every_s: float) -> None:
+    """The probe process: a sample every ``every_s`` (one per line) until stdin runs dry."""
+    while not select.select([sys.stdin], [], [], every_s)[0]:
+        print(f"{speed_sample_ms():.3f}", flush=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +380,7 @@ def run(rate: float = 1000.0, seconds: float = 60.0, dbs: tuple[str, ...] = ("em
     month = month_db() if "month" in dbs else None
     broker = KafkaBroker(heap="1g")
     results: list[tuple[str, dict[str, dict[str, float]], Memory]] = []
+    speeds: list[tuple[str, Speed]] = []
     try:
         with console.status("starting a Kafka broker ..."):
             broker.start()
@@ -322,7 +392,11 @@ def run(rate: float = 1000.0, seconds: float = 60.0, dbs: tuple[str, ...] = ("em
                 with console.status(f"copying {month} ..."):
                     shutil.copyfile(month, db)
             with console.status(f"latency on the {name} database: {rate:,.0f} events/s for {seconds:.0f} s ..."):
-                results.append((name, *run_once(broker, db, work, rate, seconds)))
+                probe = SpeedProbe()
+                try:
+                    results.append((name, *run_once(broker, db, work, rate, seconds)))
+                finally:
+                    speeds.append((name, probe.stop()))
             db.unlink(missing_ok=True)
     finally:
         broker.stop()
@@ -347,6 +421,12 @@ def run(rate: float = 1000.0, seconds: float = 60.0, dbs: tuple[str, ...] = ("em
             console.print(f"{endpoint}: {results[1][0]} p99 ÷ {results[0][0]} p99 = {ratio:.2f}")
     for name, _, mem in results:
         console.print(f"worker memory after the {name} run: RSS {mem.rss_mib:,.0f} MiB, peak {mem.peak_mib:,.0f} MiB")
+    for name, speed in speeds:
+        console.print(
+            f"machine speed during the {name} run: {SPEED_WORK:,} Python additions took {speed.median_ms:.1f} ms "
+            f"(median of {speed.samples} samples, 10th-90th percentile {speed.p10_ms:.1f}-{speed.p90_ms:.1f} ms; "
+            "lower is faster)"
+        )
     console.print("targets: p99 ≤ 1,000 ms on both databases, month p99 ≤ 1.2 × empty p99, RSS < 2 GB", style="dim")
 
 
@@ -409,4 +489,7 @@ def _produce(bootstrap: str, prefix: str, tag: str, rate: float, seconds: float)
 
 
 if __name__ == "__main__":
-    _produce(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]))
+    if sys.argv[1] == "--speed-probe":
+        _probe(float(sys.argv[2]))
+    else:
+        _produce(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]))

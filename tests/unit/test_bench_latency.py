@@ -1,8 +1,9 @@
-"""The latency benchmark's reading of the worker's memory (devtools/bench/latency.py)."""
+"""The latency benchmark's readings of the worker's memory and the machine's speed (devtools/bench/latency.py)."""
 
 from __future__ import annotations
 
-from devtools.bench.latency import memory_from_status
+from devtools.bench.latency import SpeedProbe, memory_from_status, speed_of, speed_sample_ms
+from devtools.procs import wait_until
 
 # A /proc/<pid>/status of a Linux process, shortened: the fields around the two it reads.
 STATUS = """Name:\tcallpulse
@@ -19,3 +20,24 @@ def test_the_worker_s_memory_is_its_resident_set_now_and_at_its_peak_in_mib() ->
     memory = memory_from_status(STATUS)
     assert memory.rss_mib == 768.0  # 786,432 kB / 1,024
     assert memory.peak_mib == 1536.0  # VmHWM, not VmPeak (virtual)
+
+
+def test_a_run_s_speed_is_the_median_and_spread_of_its_samples() -> None:
+    speed = speed_of([float(v) for v in range(1, 12)])  # 1 .. 11 ms
+    assert (speed.median_ms, speed.samples) == (6.0, 11)
+    assert (speed.p10_ms, speed.p90_ms) == (1.2, 10.8)  # statistics.quantiles, "exclusive"
+
+
+def test_a_sample_times_the_work_it_is_given() -> None:
+    assert 0 < speed_sample_ms(10_000) < speed_sample_ms(1_000_000)
+
+
+def test_the_probe_process_samples_until_stopped() -> None:
+    probe = SpeedProbe(every_s=0.01)
+    try:
+        wait_until(lambda: len(probe.samples) >= 3, 30, "three speed samples")
+    finally:
+        speed = probe.stop()
+    assert speed.samples >= 3
+    assert speed.p10_ms <= speed.median_ms <= speed.p90_ms
+    assert probe._proc.returncode == 0  # it ended because its stdin closed, not killed
