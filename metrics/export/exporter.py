@@ -3,11 +3,14 @@ the runtime services (pipeline/serve/host.py).
 
 Threads: two refresher jobs build one immutable ``ExportState``. ``Exporter.live`` is
 pushed (pipeline/serve/refresher.py): it runs on the publisher thread right after every
-batch commits (while the engine stores the next) and reads what a batch changes and
-/metrics counts: the KPI snapshot just published, the counters stored in DuckDB (calls,
-wait histogram, records by source: pipeline/core/counters.py, so they never go down),
-the stored Kafka offsets, the refresh failures and this process's batch times; all small
-tables, so a counted call reaches /metrics one batch after it is stored.
+batch commits (while the engine stores the next), first of the live jobs, and reads what
+a batch changes and /metrics counts: the counters stored in DuckDB (calls, wait
+histogram, records by source: pipeline/core/counters.py, so they never go down), the
+stored Kafka offsets, the refresh failures and this process's batch times; all small
+tables, so a counted call reaches /metrics as soon as its batch is stored, without
+waiting for the KPI snapshot the publisher takes next (several times their cost). A
+scrape shows the latest snapshot published beside them: for that snapshot's time the
+counters are one batch ahead of the KPI gauges (both from stored, committed batches).
 ``Exporter.boards`` runs on the refresher's
 thread and connection: the open breaches (decided on the engine thread:
 metrics/kpi/breaches.py), occupancy and (with ``per_agent``) each agent's state, window
@@ -25,6 +28,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -123,12 +127,12 @@ class Exporter:
         self._live = ExportState(snapshot=None)
         self._boards = ExportState(snapshot=None)
         self.collector = KpiCollector(
-            lambda: self.state, clock=clock, per_agent=config.exporter.per_agent, ownership=ownership
+            self.scraped, clock=clock, per_agent=config.exporter.per_agent, ownership=ownership
         )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self.collector)
         # The last exposition and what it was rendered from (see metrics_text), replaced whole.
-        self._rendered: tuple[ExportState | None, Ownership, int, bytes] | None = None
+        self._rendered: tuple[ExportState | None, KpiSnapshot | None, Ownership, int, bytes] | None = None
 
     def refresh(self, con: duckdb.DuckDBPyConnection) -> ExportState:
         """Both halves below at once (one thread): the state the next scrapes show."""
@@ -136,14 +140,15 @@ class Exporter:
         return self.boards(con)
 
     def live(self, con: duckdb.DuckDBPyConnection) -> ExportState:
-        """The pushed half, on the publisher thread after every batch: the snapshot's KPIs, the
-        stored counters and the pipeline's health. Small tables only (a row per queue, bound,
-        source, partition), so it costs the same after a month as on the first day."""
+        """The pushed half, on the publisher thread after every batch: the stored counters and
+        the pipeline's health (the snapshot's KPIs join them at each scrape: ``scraped``).
+        Small tables only (a row per queue, bound, source, partition), so it costs the same
+        after a month as on the first day."""
         bounds, calls = _call_totals(con)
         health = self.health.update(self.totals, counters.pipeline_counts(con), self.failures(), _source_offsets(con))
         with self._lock:
             self._live = ExportState(
-                snapshot=self.snapshot(), calls=calls, wait_bounds=bounds, health=health, quality=_quality_totals(con)
+                snapshot=None, calls=calls, wait_bounds=bounds, health=health, quality=_quality_totals(con)
             )
             return self._compose()
 
@@ -179,7 +184,7 @@ class Exporter:
         """The state scrapes show: the latest of each half (caller holds the lock)."""
         live, boards = self._live, self._boards
         self.state = ExportState(
-            snapshot=live.snapshot,
+            snapshot=None,
             calls=live.calls,
             wait_bounds=live.wait_bounds,
             occupancy=boards.occupancy,
@@ -191,17 +196,24 @@ class Exporter:
         )
         return self.state
 
+    def scraped(self) -> ExportState | None:
+        """What a scrape shows: the latest state with the latest published KPI snapshot."""
+        state, snap = self.state, self.snapshot()
+        return state if state is None or state.snapshot is snap else replace(state, snapshot=snap)
+
     def metrics_text(self) -> bytes:
-        """The exposition of the latest state, rendered once per published state, ownership and
-        second of the clock (the watermark lag is the one value that moves between
-        publications): scrapers and boards polling many times a second cost one rendering,
-        not one each (it holds the GIL the engine thread needs between its statements)."""
-        state, owned, second = self.state, self.collector.ownership(), int(self.collector.clock().timestamp())
+        """The exposition of the latest state, rendered once per published state, snapshot,
+        ownership and second of the clock (the watermark lag is the one value that moves
+        between publications): scrapers and boards polling many times a second cost one
+        rendering, not one each (it holds the GIL the engine thread needs between its
+        statements)."""
+        state, snap = self.state, self.snapshot()
+        owned, second = self.collector.ownership(), int(self.collector.clock().timestamp())
         last = self._rendered
-        if last is not None and last[0] is state and last[1] == owned and last[2] == second:
-            return last[3]
+        if last is not None and last[0] is state and last[1] is snap and last[2] == owned and last[3] == second:
+            return last[4]
         text = generate_latest(self.registry)
-        self._rendered = (state, owned, second, text)
+        self._rendered = (state, snap, owned, second, text)
         return text
 
     def route(self) -> Response:

@@ -36,16 +36,18 @@ def start_services(engine: Engine, config: Config, serve: bool = True, refresh_e
     engine.subscribe(refresher.push)
     # Before the refresher's cycle: a batch's breaches are decided before the boards read them.
     breaches.attach(engine, every_s=refresh_every_s)
-    # Pushed: the live tiles and counters follow every batch (the exporter's and the
-    # wallboard's live jobs read this snapshot); the boards' heavier reads stay on the refresher.
-    # A worker sharing the queues of a group shows its own (engine.ownership, read at each refresh).
-    refresher.add(
-        "snapshot", lambda con: owned_only(take_snapshot(con, config.windows), engine.ownership.owns_queue), live=True
-    )
     engine.subscribe(refresher)
     server = HttpServer(config.exporter.host, config.exporter.port) if serve else None
     services = Services(engine, config, published, refresher, server)
+    # The live jobs run in this order after every commit: /metrics' counters first (small
+    # tables: a stored call is counted without waiting for the snapshot's queries), then
+    # the snapshot, then the wallboard's tiles, which read it. The boards' heavier reads
+    # stay on the refresher. A worker sharing the queues of a group shows its own
+    # (engine.ownership, read at each refresh).
     exporter.attach(services)
+    refresher.add(
+        "snapshot", lambda con: owned_only(take_snapshot(con, config.windows), engine.ownership.owns_queue), live=True
+    )
     wallboard.attach(services)
     analyst_copy.attach(services)
     parquet_store.attach_configured(engine)  # [analyst] parquet: the shared store of several workers

@@ -200,7 +200,7 @@ class Refresher:
         """Run every job now (engine thread); a failing job keeps its last published value
         and is logged and counted, but never stops ingestion."""
         if not self.background:
-            self._refresh(self.jobs, self.con)
+            self._refresh(self._live_first(), self.con)
             return
         self._run_live_jobs()
         self._run_engine_jobs(force=True)
@@ -276,6 +276,11 @@ class Refresher:
             self._reading = False
             with contextlib.suppress(duckdb.Error):
                 self._reader.commit()
+
+    def _live_first(self) -> list[str]:
+        """Every job, the live ones first (each group in the order added), as the publisher and
+        the refresher run them in the background: the boards read the snapshot of this moment."""
+        return [n for n in self.jobs if n in self.live_jobs] + [n for n in self.jobs if n not in self.live_jobs]
 
     def _reader_jobs(self) -> list[str]:
         """The read-only jobs, in the order they were added (later ones read earlier ones)."""

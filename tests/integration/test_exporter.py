@@ -16,6 +16,7 @@ from devtools.procs import free_port
 from metrics.export import names
 from metrics.export.exporter import LIVE_JOB
 from metrics.kpi.breaches import BreachDetector
+from pipeline.cli import services as services_module
 from pipeline.cli.services import GIL_SWITCH_S, start_services
 from pipeline.core.config import Config, ExporterSettings, QueueSettings
 from pipeline.core.engine import Engine
@@ -222,6 +223,37 @@ def test_promtool_and_prometheus_accept_the_real_output(
         names.WAIT.name + "_bucket",
     }
     assert expected_some <= scraped
+
+
+def test_a_batch_reaches_the_live_counters_before_the_snapshot_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The publisher runs /metrics' counters (a few small tables) before the KPI snapshot
+    (several times their cost): a stored call is counted while the snapshot is still read."""
+    hold, taking, release = threading.Event(), threading.Event(), threading.Event()
+    real = services_module.take_snapshot
+
+    def held_snapshot(con: Any, windows: Any) -> Any:
+        if hold.is_set():
+            taking.set()
+            release.wait(30)
+        return real(con, windows)
+
+    monkeypatch.setattr(services_module, "take_snapshot", held_snapshot)
+    cfg = config()
+    engine = helpers.engine(config=cfg)
+    services = start_services(engine, cfg, serve=False, refresh_every_s=60.0)  # publisher in the background
+    try:
+        hold.set()
+        engine.process(helpers.batch([helpers.offered("p-1", 0)]))
+        assert taking.wait(30)  # the publisher is reading the snapshot (held) ...
+        live = services.published.get(LIVE_JOB)
+        assert live is not None and live.calls["billing"].offered == 1  # ... and /metrics counts the call
+        snap = services.published.get("snapshot")
+        assert snap is not None and "billing" not in snap.queues  # not yet in the KPIs (the call's queue is new)
+    finally:
+        release.set()
+        services.close()
+        engine.close()
+    assert services.published.get("snapshot").queues["billing"].windows["15m"].offered == 1
 
 
 def test_a_batch_reaches_the_live_counters_while_its_breach_check_still_runs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,6 +46,17 @@ def test_a_failing_job_keeps_its_last_result_and_ingestion_goes_on(tmp_path: Pat
     eng.close()
 
 
+def test_on_the_engine_thread_the_live_jobs_run_first_as_in_the_background() -> None:
+    """Whatever order they were added in, a refresh runs the pushed jobs (in their order)
+    before the others, as the publisher does: a board job reads the snapshot of its moment."""
+    order: list[str] = []
+    refresher = Refresher(duckdb.connect(), Published(), every_s=0.0)
+    for name, live in (("counters", True), ("board", False), ("snapshot", True), ("retention", False)):
+        refresher.add(name, lambda con, name=name: order.append(name), live=live)
+    refresher()
+    assert order == ["counters", "snapshot", "board", "retention"]
+
+
 def test_slow_jobs_are_run_less_often_so_ingestion_keeps_most_of_the_time() -> None:
     now = {"t": 100.0}
     runs: list[float] = []
