@@ -132,7 +132,7 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self.collector)
         # The last exposition and what it was rendered from (see metrics_text), replaced whole.
-        self._rendered: tuple[ExportState | None, KpiSnapshot | None, Ownership, int, bytes] | None = None
+        self._rendered: tuple[ExportState | None, tuple[Any, ...], bytes] | None = None
 
     def refresh(self, con: duckdb.DuckDBPyConnection) -> ExportState:
         """Both halves below at once (one thread): the state the next scrapes show."""
@@ -197,23 +197,28 @@ class Exporter:
         return self.state
 
     def scraped(self) -> ExportState | None:
-        """What a scrape shows: the latest state with the latest published KPI snapshot."""
-        state, snap = self.state, self.snapshot()
-        return state if state is None or state.snapshot is snap else replace(state, snapshot=snap)
+        """What a scrape shows: the latest state with the latest published KPI snapshot and
+        the refresh failures so far (a live job after /metrics' own, such as the snapshot,
+        may have failed since it was read)."""
+        state, snap, failures = self.state, self.snapshot(), dict(self.failures())
+        if state is None or (state.snapshot is snap and state.health.refresh_failures == failures):
+            return state
+        return replace(state, snapshot=snap, health=replace(state.health, refresh_failures=failures))
 
     def metrics_text(self) -> bytes:
         """The exposition of the latest state, rendered once per published state, snapshot,
-        ownership and second of the clock (the watermark lag is the one value that moves
+        refresh failures, ownership and second of the clock (the watermark lag is the one value that moves
         between publications): scrapers and boards polling many times a second cost one
         rendering, not one each (it holds the GIL the engine thread needs between its
         statements)."""
-        state, snap = self.state, self.snapshot()
+        state, snap, failures = self.state, self.snapshot(), dict(self.failures())
         owned, second = self.collector.ownership(), int(self.collector.clock().timestamp())
+        key = (snap, failures, owned, second)
         last = self._rendered
-        if last is not None and last[0] is state and last[1] is snap and last[2] == owned and last[3] == second:
-            return last[4]
+        if last is not None and last[0] is state and last[1][0] is snap and last[1][1:] == key[1:]:
+            return last[2]
         text = generate_latest(self.registry)
-        self._rendered = (state, snap, owned, second, text)
+        self._rendered = (state, key, text)
         return text
 
     def route(self) -> Response:

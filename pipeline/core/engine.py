@@ -125,7 +125,9 @@ class Engine:
 
     def drain(self) -> None:
         """The source ran dry (the end of a replay, a worker stopping): listeners finish what
-        they put off between batches (breach evaluation catches up with the watermark)."""
+        they put off between batches (breach evaluation catches up with the watermark), after
+        the store's deferred interval recompute (``Store.defer_intervals``)."""
+        self.store.recompute_intervals()
         for listener in self._drain_listeners:
             listener()
 

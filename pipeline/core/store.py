@@ -4,7 +4,14 @@ Lifecycle: ``Store.open(path, config)`` creates the schema and writes the queue
 settings; ``apply(normalized, offsets)`` stores one batch and, in the same
 transaction, refreshes the call state and the interval aggregates the batch
 touched, advances the watermark and saves the source offsets; ``close()`` at the
-end. Nothing is written outside ``apply`` / ``sync_settings`` / ``rebuild``.
+end. Nothing is written outside ``apply`` / ``recompute_intervals`` /
+``sync_settings`` / ``rebuild``.
+
+With ``defer_intervals`` (a long-running process: pipeline/cli/services.py) a batch
+lists the intervals it touched (``touched_q`` / ``touched_a``, stored with it) and
+leaves their recompute to ``recompute_intervals``, a transaction of its own run after
+the commits once a second: the live tiles and counters read the calls, not the
+intervals, so a batch's events reach them without waiting for the recompute.
 """
 
 from __future__ import annotations
@@ -51,6 +58,10 @@ class Store:
         # a batch with neither quality nor such a wait skips the quality counters' statements.
         self._quality_waiting: bool | None = None
         self._state_bounds = StateBounds()
+        self.defer_intervals = False
+        # Whether touched_q / touched_a may list intervals to recompute: at first (a process
+        # stopped before its recompute left them), then after each batch that deferred it.
+        self._intervals_due = True
 
     @classmethod
     def open(cls, path: Path | str, config: Config) -> Store:
@@ -63,9 +74,14 @@ class Store:
         store = cls(con, config)
         sqlfiles.run(con, "schema/writer_session")
         store._init_schema()
+        store.recompute_intervals()
         return store
 
     def close(self) -> None:
+        try:
+            self.recompute_intervals()
+        except duckdb.Error as exc:  # they stay listed: the next open recomputes them
+            log.warning("interval aggregates left for the next start: %s", exc)
         self.con.close()
 
     def check_pii_key(self, fingerprint: str, where: object) -> None:
@@ -351,7 +367,10 @@ class Store:
             sqlfiles.run(con, "ingest/extend_open_agents", iv=iv, old_wm=old_wm, new_wm=new_wm)
         if agents_changed:  # after extend_open_agents: it needs each agent's state before the batch
             sqlfiles.run(con, "ingest/update_agent_last")
-        self._recompute(new_wm)
+        if self.defer_intervals:
+            self._intervals_due = True
+        else:
+            self._recompute(new_wm)
 
     def _contacts_from(self, calls_from: datetime | None) -> datetime | None:
         """The earliest offer whose contact a batch with calls from ``calls_from`` can change
@@ -363,7 +382,17 @@ class Store:
         settings = [self.config.defaults, *self.config.queues.values()]
         return calls_from - timedelta(seconds=max(s.repeat_window_s + s.orphan_after_s for s in settings))
 
+    def recompute_intervals(self) -> None:
+        """Recompute the intervals that batches left listed (``defer_intervals``), in a
+        transaction of its own; nothing to do if none did since the last call."""
+        if not self._intervals_due:
+            return
+        with sqlfiles.transaction(self.con):
+            self._recompute(self.watermark())
+        self._intervals_due = False
+
     def _recompute(self, wm: datetime | None) -> None:
+        """The aggregates of the intervals listed in touched_q / touched_a, then the lists emptied."""
         iv = self.config.interval_s
         bounds = {side: (lo, hi) for side, lo, hi in sqlfiles.rows(self.con, "ingest/touched_bounds")}
         step = timedelta(seconds=iv)
@@ -381,6 +410,7 @@ class Store:
                 wm=wm,
                 before_from=self._state_bounds.since(self.con, lo),
             )
+        sqlfiles.run(self.con, "ingest/clear_recomputed")
 
     def _quality_may_wait(self) -> bool:
         if self._quality_waiting is None:
@@ -412,6 +442,8 @@ class Store:
         settings and are recomputed only when the interval length changed, from the agent
         events retention kept (older agent rows are then gone: logged).
         """
+        # first the intervals batches left listed: resettle_keep_agent_intervals drops the list
+        self.recompute_intervals()
         con = self.con
         iv = self.config.interval_s
         wm = self.watermark()

@@ -277,6 +277,7 @@ def attach(engine: Engine, root: Path, worker: str | None, every_s: float, settl
 
     def run() -> None:
         try:
+            engine.store.recompute_intervals()  # the interval rows it exports, up to date
             exporter.export()
         except (duckdb.Error, OSError) as exc:  # the next export writes the same rows again
             log.error("parquet export to %s failed (retried at the next one): %s", root, exc)

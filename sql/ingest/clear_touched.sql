@@ -1,5 +1,3 @@
--- Empties the scratch tables before a batch.
+-- Empties the scratch tables of touched calls before a batch (the touched intervals wait for their recompute: clear_recomputed).
 DELETE FROM touched_calls;
-DELETE FROM touched_q;
-DELETE FROM touched_a;
 DELETE FROM touched_callers;

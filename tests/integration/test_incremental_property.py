@@ -155,6 +155,55 @@ def test_any_order_split_and_redelivery_equals_full_recompute(scenario: Any) -> 
     assert incremental.totals.accepted + incremental.totals.duplicates == sum(len(b) for b in batches)
 
 
+def _assert_as_full_recompute(incremental: Any, records: list[dict[str, Any]]) -> None:
+    full = engine()
+    feed(full, records)
+    full.store.rebuild()
+    got, want = tables(incremental), tables(full)
+    for name in TABLES:
+        assert got[name].equals(want[name]), f"{name} differs:\n{got[name]}\n{want[name]}"
+
+
+# derandomize: as above
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.lists(st.booleans(), min_size=6, max_size=6))
+def test_intervals_recomputed_after_any_run_of_batches_equal_full_recompute(scenario: Any, after: list[bool]) -> None:
+    """A long-running process leaves the intervals its batches touched listed and recomputes
+    them after the commits, once a second (Store.defer_intervals): however many batches a
+    recompute covers (the agents' open intervals grow at each batch meanwhile), the tables
+    end as one full recompute's."""
+    records, batches = scenario
+    incremental = engine()
+    incremental.store.defer_intervals = True
+    for b, now in zip(batches, after, strict=False):  # at most 6 batches
+        feed(incremental, b)
+        if now:
+            incremental.store.recompute_intervals()
+    incremental.drain()
+    _assert_as_full_recompute(incremental, records)
+
+
+def test_intervals_a_stopped_process_left_listed_are_recomputed_when_it_opens_again(tmp_path: Path) -> None:
+    """The intervals a batch touched are stored with it: a process that stops before their
+    recompute (killed: no close) leaves them listed, and the next open finishes them."""
+    from pipeline.ingest.sources.simulator import SimConfig, simulate
+
+    records = list(simulate(SimConfig(seed=5, scale=0.2)))[:3000]
+    db = tmp_path / "stopped.duckdb"
+    first = engine(db)
+    first.store.defer_intervals = True
+    for start in range(0, len(records), 500):
+        feed(first, records[start : start + 500])
+    listed = frame(first, "SELECT (SELECT count(*) FROM touched_q) + (SELECT count(*) FROM touched_a) AS n")
+    assert listed["n"][0] > 0  # left for the recompute
+    first.store.con.close()  # no Store.close: nothing finished on the way out
+    again = engine(db)
+    try:
+        _assert_as_full_recompute(again, records)
+    finally:
+        again.close()
+
+
 def test_rates_stay_within_bounds_on_a_simulated_day() -> None:
     from pipeline.ingest.sources.simulator import SimConfig, simulate
 

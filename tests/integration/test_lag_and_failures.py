@@ -89,7 +89,7 @@ def test_refresh_failures_are_counted_by_job_and_kept_across_a_restart(tmp_path:
         engine = helpers.engine(db=db, config=cfg)
         services = start_services(engine, cfg, serve=True, refresh_every_s=0)
         try:
-            if failing:  # the first job of each refresh, so this refresh's /metrics counts it
+            if failing:  # the snapshot fails at each refresh; the next scrape counts every failure so far
                 services.refresher.jobs["snapshot"] = boom
             for i in range(batches):
                 engine.process(helpers.batch([dict(EVENT, call_id=f"c{i}")]))

@@ -36,7 +36,7 @@ def _events(store: Store, *events: tuple[str, datetime]) -> None:
 
 
 def _touch(store: Store, *agents: str, at: datetime = OPENS) -> None:
-    sqlfiles.run(store.con, "ingest/clear_touched")
+    sqlfiles.run(store.con, "ingest/clear_recomputed")
     for agent in agents:
         store.con.execute("INSERT INTO touched_a VALUES ($agent, $at)", {"agent": agent, "at": at})
 
