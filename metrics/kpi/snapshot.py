@@ -62,7 +62,9 @@ class QueueSnapshot:
     queue: str
     targets: QueueTargets
     windows: dict[str, QueueKpis]
-    interval: QueueKpis
+    interval: QueueKpis | None
+    """The current interval's KPIs; None where the snapshot was taken without them (the
+    live one: its readers show the rolling windows)."""
     interval_start: datetime | None
     calls_waiting: int
     oldest_wait_s: float | None
@@ -128,7 +130,9 @@ class KpiSnapshot:
                 name: {
                     "targets": asdict(q.targets),
                     "windows": {w: asdict(k) for w, k in q.windows.items()},
-                    "interval": {
+                    "interval": None
+                    if q.interval is None
+                    else {
                         "start": q.interval_start.isoformat() if q.interval_start else None,
                         **asdict(q.interval),
                     },
@@ -168,8 +172,12 @@ def staffing_window(windows: tuple[tuple[str, int], ...], interval_s: int) -> tu
     return min(windows, key=lambda w: (abs(w[1] - interval_s), w[1]))
 
 
-def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int], ...]) -> KpiSnapshot:
-    """Read the current KPIs from a store's connection (read-only use is fine)."""
+def take_snapshot(
+    con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int], ...], current_interval: bool = True
+) -> KpiSnapshot:
+    """Read the current KPIs from a store's connection (read-only use is fine); without
+    ``current_interval``, the current interval's KPIs are left out (``QueueSnapshot.interval``
+    None: one statement fewer for the publisher, which takes a snapshot after every batch)."""
     state = sqlfiles.first(con, "schema/pipeline_state")
     watermark, interval_s = state[:2] if state else (None, 900)
     by_width: dict[int, dict[str, QueueKpis]] = {}
@@ -181,7 +189,7 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
             by_width.setdefault(int(row["interval_s"]), {})[row["queue"]] = QueueKpis.from_row(row)
     latest = (
         {r["queue"]: r for r in sqlfiles.dicts(con, "kpi/queue_latest_interval", wm=watermark, iv=interval_s)}
-        if watermark
+        if watermark and current_interval
         else {}
     )
     live = {r["queue"]: r for r in sqlfiles.dicts(con, "kpi/queue_live")}
@@ -202,10 +210,10 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
             wm=watermark,
         )
         patience = {r["queue"]: r for r in rows}
-    current_interval = None
+    interval_start = None
     if watermark is not None:
         epoch = int(watermark.timestamp()) // int(interval_s) * int(interval_s)
-        current_interval = datetime.fromtimestamp(epoch, tz=watermark.tzinfo)
+        interval_start = datetime.fromtimestamp(epoch, tz=watermark.tzinfo)
     queues: dict[str, QueueSnapshot] = {}
     for t in sqlfiles.dicts(con, "kpi/queue_targets"):
         name = t["queue"]
@@ -228,8 +236,8 @@ def take_snapshot(con: duckdb.DuckDBPyConnection, windows: tuple[tuple[str, int]
             queue=name,
             targets=targets,
             windows=kpis,
-            interval=QueueKpis.from_row(lrow) if lrow else QueueKpis(),
-            interval_start=current_interval,
+            interval=(QueueKpis.from_row(lrow) if lrow else QueueKpis()) if current_interval else None,
+            interval_start=interval_start,
             calls_waiting=int(live.get(name, {}).get("calls_waiting") or 0),
             oldest_wait_s=live.get(name, {}).get("oldest_wait_s"),
             agents=agents.get(name, {}),

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import sys
 
+import duckdb
+
 from dashboards import wallboard
 from metrics.export import exporter
 from metrics.kpi import breaches
-from metrics.kpi.snapshot import owned_only, take_snapshot
+from metrics.kpi.snapshot import KpiSnapshot, owned_only, take_snapshot
 from pipeline.core.config import Config
 from pipeline.core.engine import Engine
 from pipeline.ops import analyst_copy, parquet_store
@@ -50,11 +52,14 @@ def start_services(engine: Engine, config: Config, serve: bool = True, refresh_e
     # tables: a stored call is counted without waiting for the snapshot's queries), then
     # the snapshot, then the wallboard's tiles, which read it. The boards' heavier reads
     # stay on the refresher. A worker sharing the queues of a group shows its own
-    # (engine.ownership, read at each refresh).
+    # (engine.ownership, read at each refresh). No live reader shows the current interval's
+    # KPIs (the tiles and /metrics show rolling windows): the snapshot leaves them out.
     exporter.attach(services)
-    refresher.add(
-        "snapshot", lambda con: owned_only(take_snapshot(con, config.windows), engine.ownership.owns_queue), live=True
-    )
+
+    def snapshot(con: duckdb.DuckDBPyConnection) -> KpiSnapshot:
+        return owned_only(take_snapshot(con, config.windows, current_interval=False), engine.ownership.owns_queue)
+
+    refresher.add("snapshot", snapshot, live=True)
     wallboard.attach(services)
     analyst_copy.attach(services)
     parquet_store.attach_configured(engine)  # [analyst] parquet: the shared store of several workers

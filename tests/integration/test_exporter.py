@@ -231,11 +231,11 @@ def test_a_batch_reaches_the_live_counters_before_the_snapshot_is_taken(monkeypa
     hold, taking, release = threading.Event(), threading.Event(), threading.Event()
     real = services_module.take_snapshot
 
-    def held_snapshot(con: Any, windows: Any) -> Any:
+    def held_snapshot(con: Any, windows: Any, **options: Any) -> Any:
         if hold.is_set():
             taking.set()
             release.wait(30)
-        return real(con, windows)
+        return real(con, windows, **options)
 
     monkeypatch.setattr(services_module, "take_snapshot", held_snapshot)
     cfg = config()
