@@ -128,6 +128,16 @@ def tables(eng: Any) -> dict[str, pl.DataFrame]:
     return {name: frame(eng, sql) for name, sql in TABLES.items()}
 
 
+def assert_as_full_recompute(incremental: Any, records: list[dict[str, Any]]) -> None:
+    """``incremental``'s tables are those of ``records`` stored at once and fully recomputed."""
+    full = engine()
+    feed(full, records)
+    full.store.rebuild()
+    got, want = tables(incremental), tables(full)
+    for name in TABLES:
+        assert got[name].equals(want[name]), f"{name} differs:\n{got[name]}\n{want[name]}"
+
+
 # derandomize: CI runs the same examples every time (a failure is reproducible, never flaky)
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
@@ -136,12 +146,7 @@ def test_any_order_split_and_redelivery_equals_full_recompute(scenario: Any) -> 
     incremental = engine()
     for b in batches:
         feed(incremental, b)
-    full = engine()
-    feed(full, records)
-    full.store.rebuild()
-    got, want = tables(incremental), tables(full)
-    for name in TABLES:
-        assert got[name].equals(want[name]), f"{name} differs:\n{got[name]}\n{want[name]}"
+    assert_as_full_recompute(incremental, records)
     # agent_current reads agent_last; naively, each agent's last event in agent_events.
     got_current = frame(
         incremental, "SELECT agent_id, started_at, state, reason, queues FROM agent_current ORDER BY ALL"
@@ -153,15 +158,6 @@ def test_any_order_split_and_redelivery_equals_full_recompute(scenario: Any) -> 
     assert got_current.rows() == want_current.rows(), f"agent_current differs:\n{got_current}\n{want_current}"
     assert incremental.totals.dead_lettered == 0
     assert incremental.totals.accepted + incremental.totals.duplicates == sum(len(b) for b in batches)
-
-
-def _assert_as_full_recompute(incremental: Any, records: list[dict[str, Any]]) -> None:
-    full = engine()
-    feed(full, records)
-    full.store.rebuild()
-    got, want = tables(incremental), tables(full)
-    for name in TABLES:
-        assert got[name].equals(want[name]), f"{name} differs:\n{got[name]}\n{want[name]}"
 
 
 # derandomize: as above
@@ -180,7 +176,7 @@ def test_intervals_recomputed_after_any_run_of_batches_equal_full_recompute(scen
         if now:
             incremental.store.recompute_intervals()
     incremental.drain()
-    _assert_as_full_recompute(incremental, records)
+    assert_as_full_recompute(incremental, records)
 
 
 def test_intervals_a_stopped_process_left_listed_are_recomputed_when_it_opens_again(tmp_path: Path) -> None:
@@ -199,7 +195,7 @@ def test_intervals_a_stopped_process_left_listed_are_recomputed_when_it_opens_ag
     first.store.con.close()  # no Store.close: nothing finished on the way out
     again = engine(db)
     try:
-        _assert_as_full_recompute(again, records)
+        assert_as_full_recompute(again, records)
     finally:
         again.close()
 
