@@ -8,7 +8,8 @@ a batch changes and /metrics counts: the counters stored in DuckDB (calls, wait
 histogram, records by source: pipeline/core/counters.py, so they never go down), the
 stored Kafka offsets, the refresh failures and this process's batch times; all small
 tables, so a counted call reaches /metrics as soon as its batch is stored, without
-waiting for the KPI snapshot the publisher takes next (several times their cost). A
+waiting for the KPI snapshot the publisher takes next (several times their cost; a
+queue's series start with the first snapshot that knows the queue). A
 scrape shows the latest snapshot published beside them: for that snapshot's time the
 counters are one batch ahead of the KPI gauges (both from stored, committed batches).
 ``Exporter.boards`` runs on the refresher's

@@ -127,7 +127,7 @@ class Engine:
         """The source ran dry (the end of a replay, a worker stopping): listeners finish what
         they put off between batches (breach evaluation catches up with the watermark), after
         the store's deferred interval recompute (``Store.defer_intervals``)."""
-        self.store.recompute_intervals()
+        self.store.finish_intervals()
         for listener in self._drain_listeners:
             listener()
 

@@ -72,17 +72,29 @@ class Store:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             con = dbfile.open_callpulse(path, new_ok=True)
         store = cls(con, config)
-        sqlfiles.run(con, "schema/writer_session")
-        store._init_schema()
-        store.recompute_intervals()
+        try:
+            sqlfiles.run(con, "schema/writer_session")
+            store._init_schema()
+            store.recompute_intervals()  # what a process stopped before its recompute left listed
+        except BaseException:
+            con.close()
+            raise
         return store
 
     def close(self) -> None:
         try:
+            self.finish_intervals()
+        finally:
+            self.con.close()
+
+    def finish_intervals(self) -> None:
+        """``recompute_intervals`` on the way out (a drain, a close): a failure is logged, not
+        raised, so it never hides the error that stops a run; the intervals stay listed and
+        the next open recomputes them."""
+        try:
             self.recompute_intervals()
-        except duckdb.Error as exc:  # they stay listed: the next open recomputes them
-            log.warning("interval aggregates left for the next start: %s", exc)
-        self.con.close()
+        except duckdb.Error as exc:
+            log.warning("interval aggregates left for the next start (%s): %s", type(exc).__name__, exc)
 
     def check_pii_key(self, fingerprint: str, where: object) -> None:
         """Record the PII key's fingerprint on first use; refuse another key afterwards
