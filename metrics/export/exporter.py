@@ -133,7 +133,7 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self.collector)
         # The last exposition and what it was rendered from (see metrics_text), replaced whole.
-        self._rendered: tuple[ExportState | None, tuple[Any, ...], bytes] | None = None
+        self._rendered: tuple[ExportState | None, KpiSnapshot | None, tuple[Any, ...], bytes] | None = None
 
     def refresh(self, con: duckdb.DuckDBPyConnection) -> ExportState:
         """Both halves below at once (one thread): the state the next scrapes show."""
@@ -212,14 +212,13 @@ class Exporter:
         between publications): scrapers and boards polling many times a second cost one
         rendering, not one each (it holds the GIL the engine thread needs between its
         statements)."""
-        state, snap, failures = self.state, self.snapshot(), dict(self.failures())
-        owned, second = self.collector.ownership(), int(self.collector.clock().timestamp())
-        key = (snap, failures, owned, second)
+        state, snap = self.state, self.snapshot()
+        moved = (dict(self.failures()), self.collector.ownership(), int(self.collector.clock().timestamp()))
         last = self._rendered
-        if last is not None and last[0] is state and last[1][0] is snap and last[1][1:] == key[1:]:
-            return last[2]
+        if last is not None and last[0] is state and last[1] is snap and last[2] == moved:
+            return last[3]
         text = generate_latest(self.registry)
-        self._rendered = (state, key, text)
+        self._rendered = (state, snap, moved, text)
         return text
 
     def route(self) -> Response:
