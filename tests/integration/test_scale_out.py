@@ -141,6 +141,8 @@ def test_three_workers_one_killed_union_equals_replay(cli: Cli, kafka_broker: Ka
         victim.proc.start()
         # the first worker holds every partition until the others join: it loses some then
         wait_until(lambda: sum(victim.offsets().values()) > 0, 90, "w0 to store a batch", interval=0.3)
+        # /metrics' counters (the offsets) are published before the snapshot (the queues)
+        wait_until(lambda: victim.queues() == {q.name for q in specs}, 30, "w0 to show every queue", interval=0.3)
         alone = victim.queues()
         assert alone == {q.name for q in specs}, alone
         for w in survivors:
