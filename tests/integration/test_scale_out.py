@@ -173,6 +173,12 @@ def test_three_workers_one_killed_union_equals_replay(cli: Cli, kafka_broker: Ka
             return all(held.get(tp, -1) == end - 1 for tp, end in ends.items() if end > 0)
 
         wait_until(consumed, 90, "the survivors to store every message", interval=0.5)
+
+        def split() -> bool:  # the snapshots (the queues) follow the counters (the offsets)
+            q0, q1 = (w.queues() for w in survivors)
+            return not (q0 & q1) and q0 | q1 == {q.name for q in specs}
+
+        wait_until(split, 30, "the survivors to export every queue, each once", interval=0.3)
         exported = [w.queues() for w in survivors]
         assert not (exported[0] & exported[1]) and exported[0] | exported[1] == {q.name for q in specs}, exported
         # Both at once: one leaving first would hand its partitions to the other, which would
