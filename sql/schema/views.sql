@@ -243,18 +243,22 @@ SELECT * FROM kpi_agent_rollup(to_seconds((SELECT interval_s FROM pipeline_state
 CREATE OR REPLACE VIEW kpi_agent_daily AS SELECT * FROM kpi_agent_rollup(INTERVAL 1 DAY);
 
 -- One row per case: first offer of any call with the case_id to the end of the call
--- marked resolved. resolved_first_contact is NULL while the case is open.
+-- marked resolved. resolved_first_contact is NULL while the case is open. Offers (or ends)
+-- at one instant are taken in call_id, then queue order: arg_min alone would pick any of
+-- them, whichever row the scan or a thread met first.
 CREATE OR REPLACE VIEW cases AS
 WITH c AS (SELECT * FROM calls WHERE case_id IS NOT NULL AND offered_at IS NOT NULL),
 agg AS (
     SELECT case_id,
-           arg_min(queue, offered_at) AS queue,
-           arg_min(category, offered_at) FILTER (WHERE category IS NOT NULL) AS category,
+           arg_min(queue, {'t': offered_at, 'call': call_id, 'queue': queue}) AS queue,
+           arg_min(category, {'t': offered_at, 'call': call_id, 'queue': queue})
+               FILTER (WHERE category IS NOT NULL) AS category,
            min(offered_at) AS first_offered_at,
            min(ended_at) FILTER (WHERE resolved) AS resolved_at,
            count(DISTINCT call_id) AS contacts,
-           arg_min(call_id, offered_at) AS first_call_id,
-           arg_min(call_id, ended_at) FILTER (WHERE resolved) AS resolving_call_id
+           min({'t': offered_at, 'call': call_id}).call AS first_call_id,
+           min({'t': ended_at, 'call': call_id}) FILTER (WHERE resolved AND ended_at IS NOT NULL).call
+               AS resolving_call_id
     FROM c GROUP BY case_id
 )
 SELECT case_id, queue, category, first_offered_at, resolved_at, contacts,
@@ -273,12 +277,13 @@ SELECT queue, category,
 FROM cases GROUP BY ALL;
 
 -- Centre totals per interval: a call counts once however many queues it visits; its
--- outcome is answered if any queue answered it, else that of its last queue.
+-- outcome is answered if any queue answered it, else that of its last queue (of queues
+-- offered it at one instant, the last by name: any of them would make it order-dependent).
 CREATE OR REPLACE VIEW kpi_centre_interval AS
 WITH per_call AS (
     SELECT call_id, min(offered_at) AS offered_at, min(interval_start) AS interval_start,
            CASE WHEN bool_or(outcome = 'answered') THEN 'answered'
-                ELSE arg_max(outcome, offered_at) END AS outcome
+                ELSE arg_max(outcome, {'t': offered_at, 'queue': queue}) END AS outcome
     FROM calls WHERE offered_at IS NOT NULL GROUP BY call_id
 )
 SELECT interval_start, (SELECT interval_s FROM pipeline_state) AS interval_s,
@@ -310,7 +315,8 @@ WITH firsts AS (
     SELECT call_id, count(*) AS reports, max(ts) AS reported_at,
            min(mos) AS mos, min(r_factor) AS r_factor,
            max(jitter_ms) AS jitter_ms, max(loss_pct) AS loss_pct, max(rtt_ms) AS rtt_ms,
-           min(vendor_score) AS vendor_score, arg_min(vendor_score_kind, vendor_score) AS vendor_score_kind,
+           min(vendor_score) AS vendor_score, arg_min(vendor_score_kind, {'s': vendor_score, 'kind': vendor_score_kind})
+               FILTER (WHERE vendor_score IS NOT NULL) AS vendor_score_kind,
            min(trunk) AS trunk,
            list_sort(list_distinct(flatten(list(tags) FILTER (WHERE tags IS NOT NULL)))) AS tags
     FROM quality_reports SEMI JOIN firsts USING (call_id)
