@@ -182,10 +182,8 @@ def take_snapshot(
     watermark, interval_s = state[:2] if state else (None, 900)
     by_width: dict[int, dict[str, QueueKpis]] = {}
     if watermark is not None:
-        sqlfiles.run(con, "kpi/reset_window_aggregates")
         # one statement for every window: the snapshot runs after every batch
-        sqlfiles.run(con, "kpi/add_window_aggregates", widths=[width for _, width in windows], wm=watermark)
-        for row in sqlfiles.dicts(con, "kpi/queue_window"):
+        for row in sqlfiles.dicts(con, "kpi/queue_window", widths=[width for _, width in windows], wm=watermark):
             by_width.setdefault(int(row["interval_s"]), {})[row["queue"]] = QueueKpis.from_row(row)
     latest = (
         {r["queue"]: r for r in sqlfiles.dicts(con, "kpi/queue_latest_interval", wm=watermark, iv=interval_s)}

@@ -121,7 +121,7 @@ def test_a_live_batch_reads_as_much_after_eight_days_as_after_two(
 
     assert large_stored["call_state"] > 3.5 * small_stored["call_state"]  # the histories differ as meant
     assert large_stored["agent_events"] > 3.5 * small_stored["agent_events"]
-    assert "ingest/refresh_batch_calls#1" in large and "kpi/add_window_aggregates" in large  # store and snapshot seen
+    assert "ingest/refresh_batch_calls#1" in large and "kpi/queue_window" in large  # store and snapshot seen
     # A statement that reads (nearly) every row of a table holding the history scans it.
     scanned = {
         f"{name} reads {table}": f"{n:,} of its {large_stored[table]:,} rows ({small.get(name, Counter())[table]:,} "
