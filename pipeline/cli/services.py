@@ -4,6 +4,8 @@ with every feature attached, one line each."""
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 
 import duckdb
 
@@ -16,7 +18,7 @@ from pipeline.core.engine import Engine
 from pipeline.ops import analyst_copy, parquet_store
 from pipeline.serve.host import Services
 from pipeline.serve.http import HttpServer
-from pipeline.serve.refresher import Published, Refresher
+from pipeline.serve.refresher import Job, Published, Refresher
 
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
 # The engine thread gives the GIL up in every DuckDB and polars call of a batch (about 30
@@ -24,6 +26,28 @@ from pipeline.serve.refresher import Published, Refresher
 # publisher, refresher and HTTP threads run Python; at the default each return could wait
 # up to 5 ms, which showed in the event → /metrics latency (docs/benchmarks.md).
 GIL_SWITCH_S = 0.0005
+# How often a long-running process recomputes the intervals its batches listed
+# (Store.defer_intervals). A recompute reads every call and agent event of the intervals
+# listed, which at a live rate are the current ones whatever ran since the last: it costs
+# about what a batch costs however rarely it runs, and the batch after it waits for it on
+# the engine thread. No live reader shows the intervals (reports, the analysts' copy and
+# retention do; those recompute first): every few seconds, not every second, leaves the
+# batches most of that time (docs/benchmarks.md).
+INTERVALS_EVERY_S = 5.0
+
+
+def at_most_every(every_s: float, fn: Callable[[], None], clock: Callable[[], float] = time.monotonic) -> Job:
+    """An engine job that calls ``fn`` at its first call and then once ``every_s`` seconds
+    have passed since it last did (the engine jobs run after batches, at most every second)."""
+    last = float("-inf")
+
+    def job(_con: duckdb.DuckDBPyConnection) -> None:
+        nonlocal last
+        if clock() - last >= every_s:
+            last = clock()
+            fn()
+
+    return job
 
 
 def start_services(engine: Engine, config: Config, serve: bool = True, refresh_every_s: float = 1.0) -> Services:
@@ -41,11 +65,11 @@ def start_services(engine: Engine, config: Config, serve: bool = True, refresh_e
     engine.subscribe(refresher)
     if refresh_every_s > 0:
         # The interval aggregates (reports, the analysts' copy) are recomputed after the
-        # commits, once a second, not inside every batch: the live tiles and counters read the
-        # calls, so each batch reaches them sooner. The first of the engine jobs, so the
-        # analysts' copy and retention that follow see them up to date.
+        # commits, every INTERVALS_EVERY_S, not inside every batch: the live tiles and
+        # counters read the calls, so each batch reaches them sooner. The analysts' copy
+        # and retention recompute before they read (analyst_copy.attach).
         engine.store.defer_intervals = True
-        refresher.add("intervals", lambda _con: engine.store.recompute_intervals(), engine=True)
+        refresher.add("intervals", at_most_every(INTERVALS_EVERY_S, engine.store.recompute_intervals), engine=True)
     server = HttpServer(config.exporter.host, config.exporter.port) if serve else None
     services = Services(engine, config, published, refresher, server)
     # The live jobs run in this order after every commit: /metrics' counters first (small

@@ -10,8 +10,9 @@ end. Nothing is written outside ``apply`` / ``recompute_intervals`` /
 With ``defer_intervals`` (a long-running process: pipeline/cli/services.py) a batch
 lists the intervals it touched (``touched_q`` / ``touched_a``, stored with it) and
 leaves their recompute to ``recompute_intervals``, a transaction of its own run after
-the commits once a second: the live tiles and counters read the calls, not the
-intervals, so a batch's events reach them without waiting for the recompute.
+the commits every few seconds (and before the analysts' copy and retention read them):
+the live tiles and counters read the calls, not the intervals, so a batch's events reach
+them without waiting for the recompute.
 """
 
 from __future__ import annotations

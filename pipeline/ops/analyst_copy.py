@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,8 +79,13 @@ class CopyJob:
     never leaves the engine thread. ``threaded=False`` copies on the engine thread instead.
     """
 
-    def __init__(self, config: Config, clock: Any = None, threaded: bool = True) -> None:
+    def __init__(
+        self, config: Config, clock: Any = None, threaded: bool = True, settle: Callable[[], None] | None = None
+    ) -> None:
         self.config = config
+        # brings what the batches left to do up to date before retention or a copy reads
+        # the database (the pipeline's deferred interval recompute)
+        self.settle = settle or (lambda: None)
         self.threaded = threaded
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
@@ -99,6 +105,7 @@ class CopyJob:
         days = self.config.analyst.retention_days
         if days is not None and now - self._last_retention >= RETENTION_EVERY_S:
             self._last_retention = now
+            self.settle()
             retention.apply(con, days, self._clock())
         if self._thread is not None and self._thread.is_alive():
             return self.last
@@ -107,6 +114,7 @@ class CopyJob:
             self._wanted = True
         if self._wanted or now - self._last_copy >= self.config.analyst.freshness_s:
             started = time.perf_counter()
+            self.settle()
             self._wanted = not self._start_copy(con)
             if not self._wanted:
                 self._last_copy = now
@@ -202,7 +210,7 @@ def attach(services: Any) -> CopyJob | None:
     config = services.config
     if config.analyst.copy is None:
         config = replace(config, db=Path(current[1]))
-    job = CopyJob(config)
+    job = CopyJob(config, settle=services.engine.store.recompute_intervals)
     services.refresher.add("analyst_copy", job, engine=True)  # retention writes
     return job
 

@@ -16,8 +16,8 @@ place, so a reader sees either the old file or the new one, never half of one.
   connection or another connection to the same open database: it ATTACHes the fresh file and copies inside one
   transaction. Every batch is one transaction, so the copy holds exactly the
   batches committed when it began: consistent while the pipeline runs, but for the
-  interval aggregates of the batches since the pipeline's last recompute (at most a
-  second's: ``Store.defer_intervals``), which the copy lists in ``touched_q`` /
+  interval aggregates of the batches committed between the pipeline's recompute right
+  before the copy (``Store.defer_intervals``) and the copy's start, which it lists in ``touched_q`` /
   ``touched_a`` for a pipeline that opens it (a restore) to finish.
 - ``copy_file(src, dest)`` copies a database no process is writing (a stopped
   pipeline, the analysts' copy, a backup): the fresh file ATTACHes the source read-only.

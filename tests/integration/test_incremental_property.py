@@ -165,7 +165,7 @@ def test_any_order_split_and_redelivery_equals_full_recompute(scenario: Any) -> 
 @given(scenarios(), st.lists(st.booleans(), min_size=6, max_size=6))
 def test_intervals_recomputed_after_any_run_of_batches_equal_full_recompute(scenario: Any, after: list[bool]) -> None:
     """A long-running process leaves the intervals its batches touched listed and recomputes
-    them after the commits, once a second (Store.defer_intervals): however many batches a
+    them after the commits, every few seconds (Store.defer_intervals): however many batches a
     recompute covers (the agents' open intervals grow at each batch meanwhile), the tables
     end as one full recompute's."""
     records, batches = scenario
