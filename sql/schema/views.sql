@@ -277,13 +277,15 @@ SELECT queue, category,
 FROM cases GROUP BY ALL;
 
 -- Centre totals per interval: a call counts once however many queues it visits; its
--- outcome is answered if any queue answered it, else that of its last queue (of queues
--- offered it at one instant, the last by name: any of them would make it order-dependent).
+-- outcome is answered if any queue answered it, else that of its last queue. Of queues
+-- offered it at one instant, a finished leg (abandoned, exited) goes before one still
+-- waiting (the caller hung up or left: the call is not waiting), then the last by name;
+-- arg_max on the time alone would take whichever row it met first.
 CREATE OR REPLACE VIEW kpi_centre_interval AS
 WITH per_call AS (
     SELECT call_id, min(offered_at) AS offered_at, min(interval_start) AS interval_start,
            CASE WHEN bool_or(outcome = 'answered') THEN 'answered'
-                ELSE arg_max(outcome, {'t': offered_at, 'queue': queue}) END AS outcome
+                ELSE arg_max(outcome, {'t': offered_at, 'done': outcome <> 'waiting', 'queue': queue}) END AS outcome
     FROM calls WHERE offered_at IS NOT NULL GROUP BY call_id
 )
 SELECT interval_start, (SELECT interval_s FROM pipeline_state) AS interval_s,
@@ -315,8 +317,10 @@ WITH firsts AS (
     SELECT call_id, count(*) AS reports, max(ts) AS reported_at,
            min(mos) AS mos, min(r_factor) AS r_factor,
            max(jitter_ms) AS jitter_ms, max(loss_pct) AS loss_pct, max(rtt_ms) AS rtt_ms,
-           min(vendor_score) AS vendor_score, arg_min(vendor_score_kind, {'s': vendor_score, 'kind': vendor_score_kind})
-               FILTER (WHERE vendor_score IS NOT NULL) AS vendor_score_kind,
+           -- the kind of the lowest score's own report (of equal scores, the first kind by name)
+           min(vendor_score) AS vendor_score,
+           min({'s': vendor_score, 'kind': vendor_score_kind}) FILTER (WHERE vendor_score IS NOT NULL).kind
+               AS vendor_score_kind,
            min(trunk) AS trunk,
            list_sort(list_distinct(flatten(list(tags) FILTER (WHERE tags IS NOT NULL)))) AS tags
     FROM quality_reports SEMI JOIN firsts USING (call_id)
