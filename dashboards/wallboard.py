@@ -359,7 +359,7 @@ def attach(services: Any) -> Board:
         orphan_s = max(s.orphan_after_s for s in (config.defaults, *config.queues.values()))
         since = wm - timedelta(seconds=orphan_s) if wm is not None else None
         lists = read_lists(con, wm, since, dict(config.windows)[window])
-        fallback = services.published.get("snapshot") or take_snapshot(con, config.windows)
+        fallback = services.published.get("snapshot") or take_snapshot(con, config.windows, current_interval=False)
         return board.lists(lists, fallback)
 
     services.refresher.add(LIVE_JOB, lambda _con: board.tiles(), live=True)

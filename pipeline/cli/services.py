@@ -30,9 +30,9 @@ GIL_SWITCH_S = 0.0005
 # (Store.defer_intervals). A recompute reads every call and agent event of the intervals
 # listed, which at a live rate are the current ones whatever ran since the last: it costs
 # about what a batch costs however rarely it runs, and the batch after it waits for it on
-# the engine thread. No live reader shows the intervals (reports, the analysts' copy and
-# retention do; those recompute first): every few seconds, not every second, leaves the
-# batches most of that time (docs/benchmarks.md).
+# the engine thread. No live reader shows the intervals (reports read them from the
+# analysts' copy, which, like retention, recomputes first): every few seconds, not every
+# second, leaves the batches most of that time (docs/benchmarks.md).
 INTERVALS_EVERY_S = 5.0
 
 
@@ -43,8 +43,9 @@ def at_most_every(every_s: float, fn: Callable[[], None], clock: Callable[[], fl
 
     def job(_con: duckdb.DuckDBPyConnection) -> None:
         nonlocal last
-        if clock() - last >= every_s:
-            last = clock()
+        now = clock()
+        if now - last >= every_s:
+            last = now
             fn()
 
     return job

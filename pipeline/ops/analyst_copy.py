@@ -113,8 +113,8 @@ class CopyJob:
             self.request.unlink(missing_ok=True)  # before copying: a later request waits for the next one
             self._wanted = True
         if self._wanted or now - self._last_copy >= self.config.analyst.freshness_s:
-            started = time.perf_counter()
             self.settle()
+            started = time.perf_counter()  # what the engine waits for the copy: its checkpoint
             self._wanted = not self._start_copy(con)
             if not self._wanted:
                 self._last_copy = now

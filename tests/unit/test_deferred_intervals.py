@@ -11,7 +11,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipeline.cli.services import at_most_every
+from pipeline.cli import services as services_module
+from pipeline.cli.services import at_most_every, start_services
 from pipeline.core.config import AnalystSettings, Config
 from pipeline.core.store import Store
 from pipeline.ops import analyst_copy
@@ -107,3 +108,32 @@ def test_retention_and_the_copy_each_run_after_a_recompute(tmp_path: Path, monke
         assert order == ["settle", "retention", "settle"]
     finally:
         eng.close()
+
+
+def test_a_running_pipelines_analysts_copy_holds_the_intervals_of_its_latest_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the worker wires it: batches stored after the last recompute (not due again in
+    this test) are in the intervals of the copy made next, on a backup's request."""
+    monkeypatch.setattr(services_module, "INTERVALS_EVERY_S", 3600.0)
+    cfg = Config(db=tmp_path / "d.duckdb", analyst=AnalystSettings(freshness_s=3600.0))
+    eng = engine(cfg.db, cfg)
+    services = start_services(eng, cfg, serve=False, refresh_every_s=1.0)  # recomputes, makes a copy
+    try:
+        job = services.refresher.jobs["analyst_copy"]
+        job.wait(60)
+        feed(eng, [offered("c1", 1), offered("c2", 20)])
+        assert frame(eng, "SELECT count(*) AS n FROM touched_q")["n"][0] > 0  # listed, not recomputed
+        analyst_copy.request_path(cfg).touch()  # as `callpulse backup` asks for a fresh copy
+        services.refresher.refresh_now()  # the engine jobs now: the recompute is not due, the copy is
+        job.wait(60)
+        assert not job.errors and not analyst_copy.request_path(cfg).exists()
+    finally:
+        services.close()
+        eng.close()
+    copy = duckdb.connect(str(analyst_copy.copy_path(cfg)), read_only=True)
+    try:
+        rows = copy.execute("SELECT strftime(interval_start, '%H:%M'), offered FROM queue_interval ORDER BY 1")
+        assert [(at, int(n)) for at, n in rows.fetchall()] == [("09:00", 1), ("09:15", 1)]
+    finally:
+        copy.close()
