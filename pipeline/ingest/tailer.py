@@ -79,12 +79,21 @@ def follow(
             progressed = False
             if offset and tail:
                 # copytruncate then fast rewriting can leave the file as long as
-                # before: the bytes just read must still be where they were
+                # before: the bytes just read must still be where they were. Read with
+                # what follows them, in one read: checked first and read after, a
+                # truncate and rewrite in between would pass the check and lose the lines
+                # before the old length
                 handle.seek(offset - len(tail))
-                if handle.read(len(tail)) != tail:
+                seen = handle.read()
+                if seen[: len(tail)] == tail:
+                    chunk = seen[len(tail) :]
+                else:
                     offset, pending, tail = 0, b"", b""
-            handle.seek(offset)
-            chunk = handle.read()
+                    handle.seek(0)
+                    chunk = handle.read()
+            else:
+                handle.seek(offset)
+                chunk = handle.read()
             if chunk:
                 progressed = True
                 offset += len(chunk)

@@ -9,8 +9,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from devtools.procs import wait_until
+from pipeline.ingest import tailer
 from pipeline.ingest.tailer import follow
 
 
@@ -143,3 +147,47 @@ def test_copytruncate_rewritten_past_the_old_length(tmp_path: Path) -> None:
 
     got = read_all(log, scripted(copytruncate_and_write_more))
     assert [line for _, line in got] == [L(n) for n in range(1, 6)]
+
+
+def test_copytruncate_and_rewrite_between_the_check_and_the_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is copied, truncated and rewritten past its old length right after the
+    follower's first read once it had caught up (on a busy machine the writer can do all
+    of that between two of the follower's system calls): no line of the rewrite is lost."""
+    log = tmp_path / "queue_log"
+    append(log, *(L(n) for n in range(1, 11)))
+    idle = threading.Event()
+    fired = threading.Event()
+
+    def copytruncate_and_write_more() -> None:
+        shutil.copy(log, tmp_path / "queue_log.1")
+        with log.open("r+") as f:
+            f.truncate(0)
+        append(log, *(L(n) + "|again" for n in range(11, 22)))
+
+    class Racing:
+        def __init__(self, raw: Any) -> None:
+            self.raw = raw
+
+        def read(self, *size: int) -> bytes:
+            data: bytes = self.raw.read(*size)
+            if idle.is_set() and not fired.is_set():
+                fired.set()
+                copytruncate_and_write_more()
+            return data
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.raw, name)
+
+    monkeypatch.setattr(tailer, "open", lambda *a, **k: Racing(open(*a, **k)), raising=False)  # noqa: SIM115
+
+    def stop() -> bool:
+        if not idle.is_set():
+            idle.set()  # caught up: the next read is the one the writer follows
+            return False
+        return fired.is_set()
+
+    got = read_all(log, stop)
+    assert fired.is_set()
+    assert [line for _, line in got] == [L(n) for n in range(1, 11)] + [L(n) + "|again" for n in range(11, 22)]
