@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _TAIL = 256  # bytes before the read offset that must not change (copytruncate check)
+_READ = 1 << 20  # at most this many new bytes per read (a large file is read in steps)
 
 
 def _stopper(stop: Callable[[], bool] | threading.Event | None) -> Callable[[], bool]:
@@ -74,26 +75,18 @@ def follow(
                 pending = b""
                 tail = b""
                 if offset:
-                    handle.seek(offset - min(offset, _TAIL))
-                    tail = handle.read(min(offset, _TAIL))
+                    tail = os.pread(handle.fileno(), min(offset, _TAIL), offset - min(offset, _TAIL))
             progressed = False
-            if offset and tail:
-                # copytruncate then fast rewriting can leave the file as long as
-                # before: the bytes just read must still be where they were. Read with
-                # what follows them, in one read: checked first and read after, a
-                # truncate and rewrite in between would pass the check and lose the lines
-                # before the old length
-                handle.seek(offset - len(tail))
-                seen = handle.read()
-                if seen[: len(tail)] == tail:
-                    chunk = seen[len(tail) :]
-                else:
-                    offset, pending, tail = 0, b"", b""
-                    handle.seek(0)
-                    chunk = handle.read()
+            # copytruncate then fast rewriting can leave the file as long as before: the
+            # bytes just read must still be where they were. They are read with what follows
+            # them in one system call (pread): checked first and read after, a truncate and
+            # rewrite in between would pass the check and lose the lines before the old length
+            seen = os.pread(handle.fileno(), len(tail) + _READ, offset - len(tail))
+            if seen[: len(tail)] == tail:
+                chunk = seen[len(tail) :]
             else:
-                handle.seek(offset)
-                chunk = handle.read()
+                offset, pending, tail = 0, b"", b""
+                chunk = os.pread(handle.fileno(), _READ, 0)
             if chunk:
                 progressed = True
                 offset += len(chunk)
@@ -128,17 +121,14 @@ def follow(
                 continue
             if should_stop():
                 # one last look: anything written before stop was set is read
-                handle.seek(offset)
-                if handle.read(1):
+                if os.pread(handle.fileno(), 1, offset):
                     continue
                 if os.path.exists(path) and _ident(path) != inode:
                     continue
                 if os.fstat(handle.fileno()).st_size < offset:
                     continue
-                if tail:
-                    handle.seek(offset - len(tail))
-                    if handle.read(len(tail)) != tail:
-                        continue
+                if tail and os.pread(handle.fileno(), len(tail), offset - len(tail)) != tail:
+                    continue
                 return
             sleep(poll_s)
     finally:

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -166,21 +165,16 @@ def test_copytruncate_and_rewrite_between_the_check_and_the_read(
             f.truncate(0)
         append(log, *(L(n) + "|again" for n in range(11, 22)))
 
-    class Racing:
-        def __init__(self, raw: Any) -> None:
-            self.raw = raw
+    real_pread = os.pread
 
-        def read(self, *size: int) -> bytes:
-            data: bytes = self.raw.read(*size)
-            if idle.is_set() and not fired.is_set():
-                fired.set()
-                copytruncate_and_write_more()
-            return data
+    def racing_pread(fd: int, n: int, at: int) -> bytes:
+        data = real_pread(fd, n, at)
+        if idle.is_set() and not fired.is_set():
+            fired.set()
+            copytruncate_and_write_more()
+        return data
 
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.raw, name)
-
-    monkeypatch.setattr(tailer, "open", lambda *a, **k: Racing(open(*a, **k)), raising=False)  # noqa: SIM115
+    monkeypatch.setattr(tailer.os, "pread", racing_pread)
 
     def stop() -> bool:
         if not idle.is_set():
