@@ -4,8 +4,6 @@ with every feature attached, one line each."""
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
 
 import duckdb
 
@@ -18,7 +16,7 @@ from pipeline.core.engine import Engine
 from pipeline.ops import analyst_copy, parquet_store
 from pipeline.serve.host import Services
 from pipeline.serve.http import HttpServer
-from pipeline.serve.refresher import Job, Published, Refresher
+from pipeline.serve.refresher import Published, Refresher, at_most_every
 
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
 # The engine thread gives the GIL up in every DuckDB and polars call of a batch (about 30
@@ -34,21 +32,6 @@ GIL_SWITCH_S = 0.0005
 # analysts' copy, which, like retention, recomputes first): every few seconds, not every
 # second, leaves the batches most of that time (docs/benchmarks.md).
 INTERVALS_EVERY_S = 5.0
-
-
-def at_most_every(every_s: float, fn: Callable[[], None], clock: Callable[[], float] = time.monotonic) -> Job:
-    """An engine job that calls ``fn`` at its first call and then once ``every_s`` seconds
-    have passed since it last did (the engine jobs run after batches, at most every second)."""
-    last = float("-inf")
-
-    def job(_con: duckdb.DuckDBPyConnection) -> None:
-        nonlocal last
-        now = clock()
-        if now - last >= every_s:
-            last = now
-            fn()
-
-    return job
 
 
 def start_services(engine: Engine, config: Config, serve: bool = True, refresh_every_s: float = 1.0) -> Services:

@@ -28,6 +28,22 @@ REFRESHER_NICENESS = 10
 Job = Callable[[duckdb.DuckDBPyConnection], Any]
 
 
+def at_most_every(every_s: float, fn: Callable[[], None], clock: Callable[[], float] = time.monotonic) -> Job:
+    """A refresh job that calls ``fn`` at its first call and then once ``every_s`` seconds
+    have passed since it last did: a job with a slower cadence than the refresher's own
+    (engine jobs run after batches, at most every ``Refresher.every_s``)."""
+    last = float("-inf")
+
+    def job(_con: duckdb.DuckDBPyConnection) -> None:
+        nonlocal last
+        now = clock()
+        if now - last >= every_s:
+            last = now
+            fn()
+
+    return job
+
+
 class Published:
     """The latest result of each refresh job, by name (replaced whole, never mutated)."""
 

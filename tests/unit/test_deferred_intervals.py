@@ -12,10 +12,11 @@ import duckdb
 import pytest
 
 from pipeline.cli import services as services_module
-from pipeline.cli.services import at_most_every, start_services
+from pipeline.cli.services import start_services
 from pipeline.core.config import AnalystSettings, Config
 from pipeline.core.store import Store
 from pipeline.ops import analyst_copy
+from pipeline.serve.refresher import at_most_every
 from tests.helpers import engine, feed, frame, offered
 
 
