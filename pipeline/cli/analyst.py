@@ -489,6 +489,8 @@ def retention_cmd(
         raise
     try:
         res = retention.apply(con, n, datetime.now(UTC), dry_run=dry_run)
+    except retention.IntervalsListed as exc:
+        _fail(f"{cfg.db}: {exc}")
     finally:
         con.close()
     verb = "would delete" if dry_run else "deleted"

@@ -36,6 +36,7 @@ from pipeline.core.engine import Engine, Totals
 from pipeline.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, not_a_directory
 from pipeline.core.pii import local_demo_key
 from pipeline.core.records import Parsed, RawBatch
+from pipeline.core.store import listed_intervals
 from pipeline.ingest.adapters.detect import detect_file
 from pipeline.ingest.adapters.mapped import MappingError
 from pipeline.ingest.sources import adapted, files
@@ -261,6 +262,11 @@ def kpis(
         con = opened.con
         console.print(f"{cfg.db} is in use by a running pipeline; reading {opened.freshness_line()}")
     try:
+        if listed := listed_intervals(con):
+            console.print(
+                f"{cfg.db}: the pipeline stopped before recomputing {listed:,} interval aggregates; the latest "
+                "interval may miss its last seconds of events until a pipeline opens this database again"
+            )
         snap = take_snapshot(con, cfg.windows)
     finally:
         con.close()

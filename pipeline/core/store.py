@@ -505,6 +505,17 @@ class Store:
         )
 
 
+def listed_intervals(con: duckdb.DuckDBPyConnection) -> int:
+    """How many intervals batches listed for a recompute that has not run: a pipeline
+    stopped between a batch and ``recompute_intervals`` (the next ``Store.open`` runs it).
+    0 for a database from before the lists were stored."""
+    try:
+        row = sqlfiles.first(con, "ingest/listed_intervals")
+    except duckdb.CatalogException:
+        return 0
+    return int(row[0]) if row else 0
+
+
 def _first_event(known: pl.DataFrame, new_calls: pl.DataFrame) -> datetime | None:
     """The earliest event of the batch's calls: new, or stored (call_state holds the time of
     each event kind a call has, and a call has at most one event of each kind)."""

@@ -24,6 +24,8 @@ from datetime import datetime, timedelta
 import duckdb
 
 from pipeline.core import sqlfiles
+from pipeline.core.errors import OperatorError
+from pipeline.core.store import listed_intervals
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,18 @@ class RetentionResult:
     deleted: dict[str, int]
 
 
+class IntervalsListed(OperatorError):
+    """The database lists interval aggregates still to be recomputed: retention waits for them."""
+
+    def __init__(self, listed: int) -> None:
+        super().__init__(
+            f"{listed:,} interval aggregates are still to be recomputed (the pipeline stopped between a batch and "
+            "its recompute), and they may need the events retention would delete; run the pipeline on this "
+            "database once (it recomputes them as it opens it), stop it, then run retention again"
+        )
+        self.listed = listed
+
+
 def cutoffs(con: duckdb.DuckDBPyConnection, days: int, now: datetime) -> tuple[datetime | None, datetime]:
     state = sqlfiles.first(con, "schema/pipeline_state")
     wm = state[0] if state else None
@@ -40,9 +54,14 @@ def cutoffs(con: duckdb.DuckDBPyConnection, days: int, now: datetime) -> tuple[d
 
 
 def apply(con: duckdb.DuckDBPyConnection, days: int, now: datetime, dry_run: bool = False) -> RetentionResult:
-    """Delete raw rows older than ``days`` in one transaction (the writer connection, engine thread)."""
+    """Delete raw rows older than ``days`` in one transaction (the writer connection, engine
+    thread, after ``Store.recompute_intervals``). Refused (``IntervalsListed``) while intervals
+    wait for their recompute: an agent interval is recomputed from the agent's events, also
+    the one before it that retention could take."""
     if days < 1:
         raise ValueError("retention days must be at least 1")
+    if not dry_run and (listed := listed_intervals(con)):
+        raise IntervalsListed(listed)
     events_before, dead_before = cutoffs(con, days, now)
     # No watermark yet means no events: nothing to delete but old dead letters.
     params: dict[str, object] = {

@@ -309,7 +309,7 @@ CREATE TABLE IF NOT EXISTS adapter_agents (
 -- The (queue | agent, interval)s whose aggregates in queue_interval / agent_interval are due
 -- for a recompute from the stored events (pipeline/core/store.py): filled by each batch, in
 -- its transaction, and emptied by the recompute. A long-running process recomputes them
--- after the batches' commits, once a second; kept in the database so that a process stopped
+-- after the batches' commits, every few seconds; kept in the database so that a process stopped
 -- in between finishes them when it opens the database again.
 CREATE TABLE IF NOT EXISTS touched_q (queue VARCHAR, interval_start TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS touched_a (agent_id VARCHAR, interval_start TIMESTAMPTZ);

@@ -17,6 +17,7 @@ import pytest
 
 from pipeline.core.config import AnalystSettings, Config
 from pipeline.core.records import DeadLetter, Parsed, RawBatch, SourceOffset
+from pipeline.core.store import listed_intervals
 from pipeline.ingest.sources.simulator import SimConfig, simulate
 from pipeline.ops import analyst_copy as analyst
 from pipeline.ops import backup, retention
@@ -249,6 +250,38 @@ def test_retention_runs_inside_a_running_pipeline_and_from_the_cli(cli: Cli, tmp
     assert con.execute("SELECT min(ts) FROM call_events").fetchall()[0][0] >= wm - timedelta(days=1)
     con.close()
     assert datetime.now(UTC) > CLOCK  # the CLI uses the wall clock for dead letters
+
+
+def test_retention_waits_for_intervals_a_stopped_pipeline_left_listed(cli: Cli, tmp_path: Path) -> None:
+    """A pipeline killed between a batch and its deferred recompute leaves intervals listed;
+    retention refuses until a pipeline has opened the database (which recomputes them)."""
+    records = list(simulate(SimConfig(seed=8, day=date(2026, 3, 2), days=3, scale=0.05)))
+    cfg = Config(db=tmp_path / "cp.duckdb")
+    eng = engine(cfg.db, cfg)
+    eng.store.defer_intervals = True
+    for b in batches(records, 3000):
+        eng.process(b)
+    eng.store.con.close()  # as a SIGKILL leaves it: no recompute on the way out
+    con = duckdb.connect(str(cfg.db))
+    listed = listed_intervals(con)
+    con.close()
+    assert listed > 0
+    events = _rows(cfg.db, "SELECT count(*) FROM call_events")
+    refused = cli.analyst("retention", "--days", "1", "--db", cfg.db)
+    assert refused.returncode == 2, refused.stderr
+    assert f"{listed:,} interval aggregates are still to be recomputed" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert _rows(cfg.db, "SELECT count(*) FROM call_events") == events
+    kpis = cli("kpis", "--db", cfg.db)
+    assert kpis.returncode == 0, kpis.stderr
+    assert f"stopped before recomputing {listed:,} interval aggregates" in kpis.stderr
+    dry = cli.analyst("retention", "--days", "1", "--db", cfg.db, "--dry-run")
+    assert dry.returncode == 0 and "would delete: call_events" in dry.stderr, dry.stderr
+
+    engine(cfg.db, cfg).close()  # a pipeline opening the database recomputes what was listed
+    done = cli.analyst("retention", "--days", "1", "--db", cfg.db)
+    assert done.returncode == 0 and "deleted: call_events" in done.stderr, done.stderr
+    assert _rows(cfg.db, "SELECT count(*) FROM call_events")[0][0] < events[0][0]
 
 
 def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
