@@ -7,12 +7,15 @@ touched, advances the watermark and saves the source offsets; ``close()`` at the
 end. Nothing is written outside ``apply`` / ``recompute_intervals`` /
 ``sync_settings`` / ``rebuild``.
 
-With ``defer_intervals`` (a long-running process: pipeline/cli/services.py) a batch
-lists the intervals it touched (``touched_q`` / ``touched_a``, stored with it) and
-leaves their recompute to ``recompute_intervals``, a transaction of its own run after
-the commits every few seconds (and before the analysts' copy and retention read them):
-the live tiles and counters read the calls, not the intervals, so a batch's events reach
-them without waiting for the recompute.
+A batch lists the intervals and the callers it touched (``touched_q`` / ``touched_a`` /
+``touched_callers``, stored with it); the recompute (``_recompute``) then sets the listed
+callers' contact start and next contact in ``call_state`` (the repeat-contact flag) and
+rebuilds the listed intervals' aggregates. With ``defer_intervals`` (a long-running
+process: pipeline/cli/services.py) the batch leaves it to ``recompute_intervals``, a
+transaction of its own run after the commits every few seconds (and before the analysts'
+copy, the Parquet export and retention read them): the live tiles and counters read the
+calls, not the intervals (nor the repeat-contact flags), so a batch's events reach them
+without waiting for the recompute.
 """
 
 from __future__ import annotations
@@ -358,9 +361,8 @@ class Store:
             con.register("_touched", touched.to_arrow())
             sqlfiles.run(con, "ingest/touch_calls")
             con.unregister("_touched")
-            sqlfiles.run(con, "ingest/refresh_batch_calls", iv=iv, lo=calls_from)
+            sqlfiles.run(con, "ingest/refresh_batch_calls", iv=iv, lo=calls_from, since=self._contacts_from(calls_from))
             sqlfiles.run(con, "ingest/add_call_counters")
-            sqlfiles.run(con, "ingest/refresh_next_contact", iv=iv, since=self._contacts_from(calls_from))
         advanced = old_wm is not None and new_wm is not None and new_wm > old_wm
         if advanced:
             orphan = [s.orphan_after_s for s in (self.config.defaults, *self.config.queues.values())]
@@ -405,8 +407,13 @@ class Store:
         self._intervals_due = False
 
     def _recompute(self, wm: datetime | None) -> None:
-        """The aggregates of the intervals listed in touched_q / touched_a, then the lists emptied."""
+        """The contacts of the callers listed in touched_callers (which lists the intervals of
+        the calls they change), the aggregates of the intervals listed in touched_q /
+        touched_a, then the lists emptied."""
         iv = self.config.interval_s
+        callers = sqlfiles.first(self.con, "ingest/touched_callers_since")
+        if callers and callers[0]:
+            sqlfiles.run(self.con, "ingest/refresh_next_contact", iv=iv, since=callers[1])
         bounds = {side: (lo, hi) for side, lo, hi in sqlfiles.rows(self.con, "ingest/touched_bounds")}
         step = timedelta(seconds=iv)
         lo, hi = bounds["queue"]
@@ -443,7 +450,6 @@ class Store:
             if wm is not None:
                 sqlfiles.run(con, "ingest/touch_all_agent_intervals", iv=iv, wm=wm)
             sqlfiles.run(con, "ingest/refresh_call_state")
-            sqlfiles.run(con, "ingest/refresh_next_contact", iv=iv, since=None)
             sqlfiles.run(con, "ingest/touch_call_intervals", iv=iv)
             self._recompute(wm)
 

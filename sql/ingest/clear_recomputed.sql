@@ -1,3 +1,4 @@
--- Empties touched_q and touched_a once their intervals have been recomputed.
+-- Empties touched_q, touched_a and touched_callers once their intervals and contacts have been recomputed.
 DELETE FROM touched_q;
 DELETE FROM touched_a;
+DELETE FROM touched_callers;

@@ -1,4 +1,4 @@
--- Recomputes contact start and the caller's next contact for every call of the callers in touched_callers (those of touched_calls) offered from $since on (NULL: all; earlier calls' next contacts fall outside every repeat window, so no KPI reads them), and marks the intervals of the rows that changed as touched.
+-- Recomputes contact start and the caller's next contact for every call of the callers listed in touched_callers offered from $since on (the earliest they listed, NULL: all; earlier calls' next contacts fall outside every repeat window, so no KPI reads them), and marks the intervals of the rows that changed as touched.
 CREATE OR REPLACE TEMP TABLE next_contact AS
 WITH mine AS (
     -- every call of those callers, read once: the window below and the comparison with the

@@ -1,6 +1,5 @@
--- Creates the session's scratch tables that list the calls a batch touched (temporary: never stored; the intervals it touched are listed in touched_q / touched_a, schema/tables.sql), and the store's temporary macros.
+-- Creates the session's scratch table that lists the calls a batch touched (temporary: never stored; the intervals and callers it touched are listed in touched_q / touched_a / touched_callers, schema/tables.sql), and the store's temporary macros.
 CREATE TEMP TABLE IF NOT EXISTS touched_calls (call_id VARCHAR, queue VARCHAR);
-CREATE TEMP TABLE IF NOT EXISTS touched_callers (caller_key VARCHAR);  -- callers of touched_calls
 
 -- Each agent's last event in the agent events named `events` (agent_events, or a batch's),
 -- as agent_last holds it: of several changes at one instant, the last in (ts, state) order

@@ -313,3 +313,7 @@ CREATE TABLE IF NOT EXISTS adapter_agents (
 -- in between finishes them when it opens the database again.
 CREATE TABLE IF NOT EXISTS touched_q (queue VARCHAR, interval_start TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS touched_a (agent_id VARCHAR, interval_start TIMESTAMPTZ);
+-- Likewise the callers whose calls' contact start and next contact (call_state) are due for
+-- a recompute, recomputed first (it lists the intervals of the calls that changed): those
+-- of the calls offered from `since` on (NULL: all of them).
+CREATE TABLE IF NOT EXISTS touched_callers (caller_key VARCHAR, since TIMESTAMPTZ);

@@ -34,6 +34,25 @@ def test_a_batch_leaves_its_intervals_listed_until_the_recompute(tmp_path: Path)
         eng.close()
 
 
+def test_a_batch_leaves_its_callers_contacts_to_the_recompute(tmp_path: Path) -> None:
+    """A caller's second call makes the first a repeat contact (call_state.next_contact_at):
+    set by the recompute, with the intervals, not by the batch."""
+    eng = engine(tmp_path / "d.duckdb")
+    try:
+        eng.store.defer_intervals = True
+        feed(eng, [{**offered("c1", 1), "caller": "+15550001"}])
+        eng.store.recompute_intervals()
+        feed(eng, [{**offered("c2", 5), "caller": "+15550001"}])
+        contacts = "SELECT call_id, strftime(next_contact_at, '%H:%M') AS next FROM call_state ORDER BY 1"
+        assert frame(eng, contacts).rows() == [("c1", None), ("c2", None)]
+        assert frame(eng, "SELECT count(DISTINCT caller_key) AS n FROM touched_callers")["n"][0] == 1
+        eng.store.recompute_intervals()
+        assert frame(eng, contacts).rows() == [("c1", "09:05"), ("c2", None)]
+        assert frame(eng, "SELECT count(*) AS n FROM touched_callers")["n"][0] == 0
+    finally:
+        eng.close()
+
+
 def test_a_failing_recompute_on_the_way_out_is_logged_and_left_for_the_next_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
