@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from devtools.bench import percentiles
 from devtools.kafka import KafkaBroker
 from pipeline.cli.services import start_services
 from pipeline.core.config import Config, KafkaSettings
@@ -132,7 +132,7 @@ def latency(
     producer.join()
     assert worker.engine is not None
     lat_ms.sort()
-    q = statistics.quantiles(lat_ms, n=100) if len(lat_ms) > 2 else [float("nan")] * 99
+    q = percentiles(lat_ms)
     return {
         "events": summary.messages,
         "p50_ms": q[49],

@@ -39,6 +39,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +49,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.table import Table
 
+from devtools.bench import percentiles
 from devtools.kafka import KafkaBroker
 from devtools.procs import ManagedProcess, free_port, wait_until
 from pipeline.core.config import KafkaSettings
@@ -77,13 +79,13 @@ SPEED_WORK = 200_000
 SPEED_EVERY_S = 1.0
 
 
-def speed_sample_ms(work: int = SPEED_WORK) -> float:
-    """The time ``work`` additions of squares take, in ms."""
-    started = time.perf_counter()
+def speed_sample_ms(work: int = SPEED_WORK, clock: Callable[[], float] = time.perf_counter) -> float:
+    """The time ``work`` additions of squares take, in ms (by ``clock``, in seconds)."""
+    started = clock()
     total = 0
     for i in range(work):
         total += i * i
-    return (time.perf_counter() - started) * 1000
+    return (clock() - started) * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +129,19 @@ class SpeedProbe:
         assert self._proc.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             self._proc.stdin.close()  # the probe's end: its stdin runs dry
-        self._proc.wait(timeout=30)
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # stop runs in the run's finally: never raise over the error that ended the run
+            self._proc.kill()
+            self._proc.wait()
         self._reader.join(timeout=30)
         return speed_of(self.samples)
+
+    @property
+    def exit_code(self) -> int | None:
+        """The probe process's exit code once stopped (0: it ended as its stdin closed)."""
+        return self._proc.returncode
 
 
 def _probe(every_s: float) -> None:
@@ -270,7 +282,7 @@ def latencies(sends: list[tuple[str, float]], base: dict[str, int], scrapes: lis
 
 def summary(lat_ms: list[float], missing: int) -> dict[str, float]:
     lat_ms = sorted(lat_ms)
-    q = statistics.quantiles(lat_ms, n=100) if len(lat_ms) > 2 else [float("nan")] * 99
+    q = percentiles(lat_ms)
     return {
         "n": len(lat_ms),
         "missing": missing,
