@@ -27,6 +27,7 @@ from pipeline.cli.output import error_console, fail, run_app
 from pipeline.core import sqlfiles
 from pipeline.core.config import Config, load_config
 from pipeline.core.errors import EXIT_USAGE, OperatorError, not_a_directory
+from pipeline.core.store import Store, listed_intervals
 from pipeline.ops import analyst_copy as analyst
 from pipeline.ops import backup, parquet_store, retention
 
@@ -488,11 +489,17 @@ def retention_cmd(
         _fail(f"{cfg.db}: in use; a running pipeline applies analyst.retention_days itself")
         raise
     try:
+        # A pipeline killed between a batch and its recompute left intervals listed: their
+        # recompute may need the events about to go, so it runs first (a dry run only says so).
+        listed = listed_intervals(con) if dry_run else Store.finish_listed(con, cfg)
         res = retention.apply(con, n, datetime.now(UTC), dry_run=dry_run)
     except retention.IntervalsListed as exc:
         _fail(f"{cfg.db}: {exc}")
     finally:
         con.close()
+    if listed:
+        verb = "would recompute" if dry_run else "recomputed"
+        err.print(f"{verb} first: {listed:,} interval aggregates a stopped pipeline left listed", highlight=False)
     verb = "would delete" if dry_run else "deleted"
     detail = ", ".join(f"{t} {k:,}" for t, k in res.deleted.items())
     err.print(

@@ -249,8 +249,10 @@ def kpis(
     one_of("--window", window, [name for name, _ in cfg.windows], console)
     if not cfg.db.exists():
         _fail(f"{cfg.db}: no database yet (run `callpulse replay` or `callpulse demo` first)")
+    listed = 0
     try:
         con = dbfile.open_callpulse(cfg.db, read_only=True)
+        listed = listed_intervals(con)  # what a killed pipeline left to recompute
     except dbfile.DatabaseInUse:
         # A running pipeline holds the file: read the analysts' copy it keeps beside it.
         from pipeline.ops.analyst_copy import AnalystError, open_copy
@@ -261,12 +263,13 @@ def kpis(
             _fail(f"{cfg.db}: in use by a running pipeline and no analysts' copy to read ({exc})")
         con = opened.con
         console.print(f"{cfg.db} is in use by a running pipeline; reading {opened.freshness_line()}")
+    if listed:
+        console.print(
+            f"{cfg.db}: the pipeline stopped before recomputing {listed:,} interval aggregates; the latest "
+            "interval and the repeat-contact rates may miss its last seconds of events until a pipeline opens "
+            "this database again"
+        )
     try:
-        if listed := listed_intervals(con):
-            console.print(
-                f"{cfg.db}: the pipeline stopped before recomputing {listed:,} interval aggregates; the latest "
-                "interval may miss its last seconds of events until a pipeline opens this database again"
-            )
         snap = take_snapshot(con, cfg.windows)
     finally:
         con.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -84,6 +84,20 @@ class Store:
             con.close()
             raise
         return store
+
+    @classmethod
+    def finish_listed(cls, con: duckdb.DuckDBPyConnection, config: Config) -> int:
+        """Recompute what a stopped pipeline left listed (``listed_intervals``) on ``con``, a
+        writer connection that did not go through ``open``, by the database's own settings:
+        its interval length and its stored queue settings, never ``config``'s (which
+        ``open`` would write). For tools on a stopped database (retention); how many
+        intervals were listed."""
+        listed = listed_intervals(con)
+        state = sqlfiles.first(con, "schema/pipeline_state")
+        if state is not None:  # the callers' contacts too, listed with the intervals
+            sqlfiles.run(con, "schema/scratch_tables")
+            cls(con, replace(config, interval_s=int(state[1]))).recompute_intervals()
+        return listed
 
     def close(self) -> None:
         try:

@@ -40,9 +40,9 @@ class IntervalsListed(OperatorError):
 
     def __init__(self, listed: int) -> None:
         super().__init__(
-            f"{listed:,} interval aggregates are still to be recomputed (the pipeline stopped between a batch and "
-            "its recompute), and they may need the events retention would delete; run the pipeline on this "
-            "database once (it recomputes them as it opens it), stop it, then run retention again"
+            f"{listed:,} interval aggregates are still to be recomputed, and they may need the events retention "
+            "would delete: nothing deleted (Store.recompute_intervals, or Store.finish_listed on a stopped "
+            "pipeline's database, first)"
         )
         self.listed = listed
 
