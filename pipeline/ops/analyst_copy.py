@@ -39,6 +39,7 @@ import duckdb
 from pipeline.core import dbfile, sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.errors import OperatorError, not_a_directory
+from pipeline.core.store import Store, listed_intervals
 from pipeline.ops import backup, retention
 from pipeline.serve.refresher import lower_thread_priority
 
@@ -287,7 +288,24 @@ def ensure_copy(config: Config) -> tuple[Path, bool]:
         if snap.exists():  # it started meanwhile: its copy is the one to read
             return snap, True
         raise AnalystError(str(exc)) from None
+    _finish_listed(snap, config)
     return snap, False
+
+
+def _finish_listed(snap: Path, config: Config) -> None:
+    """A killed pipeline's database may list intervals (and callers' contacts) for a
+    recompute: its copy gets them done, the database is left for the next pipeline to open.
+    Skipped if another reader opened the fresh copy first (it then reads them as listed)."""
+    try:
+        con = duckdb.connect(str(snap))
+    except duckdb.IOException:
+        return
+    try:
+        if listed_intervals(con):
+            Store.finish_listed(con, config)
+            sqlfiles.run(con, "ops/checkpoint")
+    finally:
+        con.close()
 
 
 def open_copy(config: Config) -> Opened:

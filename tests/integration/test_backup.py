@@ -277,6 +277,11 @@ def test_retention_first_recomputes_what_a_killed_pipeline_left_listed(cli: Cli,
     kpis = cli("kpis", "--db", cfg.db)
     assert kpis.returncode == 0, kpis.stderr
     assert f"stopped before recomputing {listed:,} interval aggregates" in kpis.stderr
+    # The analysts' copy of the stopped database has them recomputed (the database itself not).
+    query = "SELECT (SELECT count(*) FROM touched_q), (SELECT sum(offered) FROM queue_interval)"
+    copies = [cli.analyst("sql", query, "--db", db, "--format", "csv") for db in (cfg.db, stopped)]
+    assert all(c.returncode == 0 for c in copies), [c.stderr for c in copies]
+    assert copies[0].stdout == copies[1].stdout and copies[0].stdout.splitlines()[1].startswith("0,")
     dry = cli.analyst("retention", "--days", "1", "--db", cfg.db, "--dry-run")
     assert dry.returncode == 0 and "would delete: call_events" in dry.stderr, dry.stderr
     assert f"would recompute first: {listed:,} interval aggregates" in dry.stderr
