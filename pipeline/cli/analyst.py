@@ -26,7 +26,7 @@ from metrics.reports import tables as reports
 from pipeline.cli.output import error_console, fail, run_app
 from pipeline.core import sqlfiles
 from pipeline.core.config import Config, load_config
-from pipeline.core.errors import EXIT_USAGE, OperatorError, not_a_directory
+from pipeline.core.errors import EXIT_USAGE, OperatorError, first_line, not_a_directory
 from pipeline.core.store import Store, listed_intervals
 from pipeline.ops import analyst_copy as analyst
 from pipeline.ops import backup, parquet_store, retention
@@ -495,6 +495,8 @@ def retention_cmd(
         res = retention.apply(con, n, datetime.now(UTC), dry_run=dry_run)
     except retention.IntervalsListed as exc:
         _fail(f"{cfg.db}: {exc}")
+    except duckdb.Error as exc:
+        _fail(f"{cfg.db}: retention failed, nothing deleted ({first_line(exc)})")
     finally:
         con.close()
     if listed:

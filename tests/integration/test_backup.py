@@ -297,6 +297,37 @@ def test_retention_first_recomputes_what_a_killed_pipeline_left_listed(cli: Cli,
         assert _rows(cfg.db, query) == _rows(stopped, query), table
 
 
+def test_a_failing_recompute_of_a_killed_pipeline_s_database_deletes_nothing_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli.main import app
+    from pipeline.core.store import Store
+
+    records = list(simulate(SimConfig(seed=8, day=date(2026, 3, 2), days=2, scale=0.05)))
+    cfg = Config(db=tmp_path / "killed.duckdb")
+    eng = engine(cfg.db, cfg)
+    eng.store.defer_intervals = True
+    for b in batches(records, 3000):
+        eng.process(b)
+    eng.store.con.close()  # killed: intervals left listed
+    events = _rows(cfg.db, "SELECT count(*) FROM call_events")
+
+    def broken(self: Store, wm: Any) -> None:
+        raise duckdb.IOException("No space left on device")
+
+    monkeypatch.setattr(Store, "_recompute", broken)
+    result = CliRunner().invoke(app, ["retention", "--days", "1", "--db", str(cfg.db)])
+    assert result.exit_code == 2, result.output
+    assert "retention failed, nothing deleted" in result.output and "No space left" in result.output
+    assert _rows(cfg.db, "SELECT count(*) FROM call_events") == events
+    # The analysts' copy is still made, as the pipeline left it, with a warning.
+    snap, running = analyst.ensure_copy(cfg)
+    assert not running and _rows(snap, "SELECT count(*) FROM touched_q")[0][0] > 0
+    assert "were not recomputed (No space left on device)" in caplog.text
+
+
 def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
     con = duckdb.connect(str(db), read_only=True)
     try:
