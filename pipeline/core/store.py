@@ -93,8 +93,8 @@ class Store:
         ``open`` would write). For tools on a stopped database (retention); how many
         intervals were listed."""
         listed = listed_intervals(con)
-        state = sqlfiles.first(con, "schema/pipeline_state")
-        if state is not None:  # the callers' contacts too, listed with the intervals
+        state = sqlfiles.first(con, "schema/pipeline_state") if listed else None
+        if state is not None:  # the callers' contacts too: a batch lists them with the intervals
             sqlfiles.run(con, "schema/scratch_tables")
             cls(con, replace(config, interval_s=int(state[1]))).recompute_intervals()
         return listed

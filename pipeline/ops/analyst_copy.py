@@ -39,7 +39,7 @@ import duckdb
 from pipeline.core import dbfile, sqlfiles
 from pipeline.core.config import Config
 from pipeline.core.errors import OperatorError, first_line, not_a_directory
-from pipeline.core.store import Store, listed_intervals
+from pipeline.core.store import Store
 from pipeline.ops import backup, retention
 from pipeline.serve.refresher import lower_thread_priority
 
@@ -301,8 +301,7 @@ def _finish_listed(snap: Path, config: Config) -> None:
     except duckdb.IOException:
         return
     try:
-        if listed_intervals(con):
-            Store.finish_listed(con, config)
+        if Store.finish_listed(con, config):
             sqlfiles.run(con, "ops/checkpoint")
     except duckdb.Error as exc:  # the copy is still readable as the pipeline left it
         log.warning("%s: the intervals a stopped pipeline left listed were not recomputed (%s)", snap, first_line(exc))
